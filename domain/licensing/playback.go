@@ -1,0 +1,100 @@
+package licensing
+
+import (
+	"sort"
+	"time"
+)
+
+// Per-event playback result codes. They are stable and part of the API.
+const (
+	PlaybackAccepted       = "ACCEPTED"
+	PlaybackDuplicate      = "DUPLICATE"
+	PlaybackUnknownLicence = "LICENCE_NOT_FOUND"
+	PlaybackInvalid        = "INVALID_EVENT"
+	PlaybackTooOld         = "TOO_OLD"
+	PlaybackOutsideLicence = "OUTSIDE_LICENCE"
+	PlaybackPlayLimit      = "PLAY_LIMIT_EXCEEDED"
+)
+
+// ClockSkew is how far a device clock may run ahead of the service's.
+const ClockSkew = 5 * time.Minute
+
+// PlaybackResult is the outcome of one uploaded playback event.
+type PlaybackResult struct {
+	ID   string `json:"id"`
+	Code string `json:"code"`
+}
+
+// decide classifies every event of the batch. Events are judged in device
+// time order (so a late upload counts plays as they happened) and answered
+// in upload order. Only accepted events are recorded; a batch with none
+// appends nothing.
+func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	order := make([]int, len(c.Events))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return c.Events[order[a]].DeviceTime.Before(c.Events[order[b]].DeviceTime)
+	})
+	codes := make([]string, len(c.Events))
+	inBatch := make(map[string]bool, len(c.Events))
+	plays := map[string]int{} // STARTs accepted in this batch, per licence
+	var accepted []PlaybackEntry
+	for _, i := range order {
+		e := c.Events[i]
+		code := judge(s, p, now, c.Device, e, inBatch, plays)
+		inBatch[e.ID] = true
+		codes[i] = code
+		if code == PlaybackAccepted {
+			accepted = append(accepted, PlaybackEntry{
+				ID: e.ID, Licence: e.Licence, Kind: e.Kind, PositionMs: e.PositionMs, DeviceTime: e.DeviceTime.UTC(),
+			})
+		}
+	}
+	results := make([]PlaybackResult, len(c.Events))
+	for i, e := range c.Events {
+		results[i] = PlaybackResult{ID: e.ID, Code: codes[i]}
+	}
+	if len(accepted) == 0 {
+		return Decision{Result: Result{Version: s.Version, Playback: results}}, nil
+	}
+	return Decision{Events: []Payload{&PlaybackRecorded{Device: c.Device, Accepted: accepted, Results: results}}}, nil
+}
+
+func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, inBatch map[string]bool, plays map[string]int) string {
+	if inBatch[e.ID] {
+		return PlaybackDuplicate
+	}
+	if !e.Kind.Valid() || e.PositionMs < 0 || e.PositionMs > 7*24*3600*1000 || e.DeviceTime.IsZero() {
+		return PlaybackInvalid
+	}
+	l := s.Licence(e.Licence, now)
+	if l == nil || l.Device != device {
+		return PlaybackUnknownLicence
+	}
+	if l.hasSeen(e.ID) {
+		return PlaybackDuplicate
+	}
+	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) {
+		return PlaybackTooOld
+	}
+	end := l.ExpiresAt
+	if l.Released() && l.ReleasedAt.Before(end) {
+		end = l.ReleasedAt
+	}
+	if e.DeviceTime.Before(l.IssuedAt.Add(-ClockSkew)) || e.DeviceTime.After(end.Add(ClockSkew)) || e.DeviceTime.After(now.Add(ClockSkew)) {
+		return PlaybackOutsideLicence
+	}
+	if e.Kind == PlaybackStart && !e.DeviceTime.Before(l.TermStart) {
+		terms := p.Terms(l.Studio)
+		if terms.PlaybackWindow > 0 && !l.FirstPlayAt.IsZero() && !e.DeviceTime.Before(l.FirstPlayAt.Add(terms.PlaybackWindow)) {
+			return PlaybackOutsideLicence
+		}
+		if terms.MaxPlaysPerWindow > 0 && l.Plays+plays[l.ID] >= terms.MaxPlaysPerWindow {
+			return PlaybackPlayLimit
+		}
+		plays[l.ID]++
+	}
+	return PlaybackAccepted
+}

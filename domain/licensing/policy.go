@@ -1,0 +1,341 @@
+package licensing
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxLookback is the longest rolling window a policy may configure. The state
+// keeps acquisition history this far back, so any policy within it can be
+// applied to an existing log without a migration.
+const MaxLookback = 730 * 24 * time.Hour
+
+// Duration is a time.Duration that reads and writes as text: Go durations
+// ("48h", "90m") or whole days ("30d").
+type Duration time.Duration
+
+// ParseDuration reads "30d" or any time.ParseDuration text.
+func ParseDuration(s string) (Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100000 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return Duration(time.Duration(n) * 24 * time.Hour), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return Duration(d), nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td != 0 && td%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", td/(24*time.Hour))
+	}
+	return td.String()
+}
+
+// MarshalText writes the duration as text.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "30d" or a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Quota is a count allowed within a rolling window.
+type Quota struct {
+	Count  int      `json:"count"`
+	Window Duration `json:"window"`
+}
+
+// Plan holds the rules that depend on the member's subscription plan.
+type Plan struct {
+	// MaxDownloadDevices is how many devices may hold active downloads at once.
+	MaxDownloadDevices int `json:"max_download_devices"`
+	// MaxActivePerDevice caps active downloads on one device.
+	MaxActivePerDevice int `json:"max_active_per_device"`
+	// MaxActivePerMember caps active downloads across all the member's devices.
+	MaxActivePerMember int `json:"max_active_per_member"`
+}
+
+// StudioRules are the per-studio rules; a nil field falls back to the
+// policy's defaults.
+type StudioRules struct {
+	LicenceDuration    *Duration `json:"licence_duration,omitempty"`
+	PlaybackWindow     *Duration `json:"playback_window,omitempty"`
+	MaxPlaysPerWindow  *int      `json:"max_plays_per_window,omitempty"`
+	TitleQuota         *Quota    `json:"title_quota,omitempty"`
+	MaxActivePerMember *int      `json:"max_active_per_member,omitempty"`
+	Renewable          *bool     `json:"renewable,omitempty"`
+	MaxRenewals        *int      `json:"max_renewals,omitempty"`
+}
+
+// Terms are a studio's rules with every default applied. A zero
+// PlaybackWindow, MaxPlaysPerWindow, MaxActivePerMember or MaxRenewals, or a
+// nil TitleQuota, means the rule does not apply.
+type Terms struct {
+	LicenceDuration    time.Duration
+	PlaybackWindow     time.Duration
+	MaxPlaysPerWindow  int
+	TitleQuota         *Quota
+	MaxActivePerMember int
+	Renewable          bool
+	MaxRenewals        int
+}
+
+// Title is one entry of the catalogue.
+type Title struct {
+	Name           string     `json:"name,omitempty"`
+	Studio         string     `json:"studio"`
+	Downloadable   bool       `json:"downloadable"`
+	AvailableFrom  *time.Time `json:"available_from,omitempty"`
+	AvailableUntil *time.Time `json:"available_until,omitempty"`
+}
+
+// Policy is the versioned rule set and title catalogue every decision is
+// made under. Build one with ParsePolicy or DefaultPolicy; a Policy is
+// read-only once built and safe for concurrent use.
+type Policy struct {
+	Version  string                 `json:"version"`
+	Defaults StudioRules            `json:"defaults"`
+	Plans    map[string]Plan        `json:"plans"`
+	Studios  map[string]StudioRules `json:"studios"`
+	Titles   map[string]Title       `json:"titles"`
+
+	terms map[string]Terms
+}
+
+//go:embed default_policy.json
+var defaultPolicyJSON []byte
+
+// DefaultPolicy returns the policy that ships with the service.
+func DefaultPolicy() *Policy {
+	p, err := ParsePolicy(bytes.NewReader(defaultPolicyJSON))
+	if err != nil {
+		panic("default policy is invalid: " + err.Error())
+	}
+	return p
+}
+
+// DefaultPolicyJSON returns the text of the shipped policy document.
+func DefaultPolicyJSON() []byte { return bytes.Clone(defaultPolicyJSON) }
+
+// ParsePolicy reads and validates a policy document (JSON). Unknown fields
+// are refused; the error names the first bad field.
+func ParsePolicy(r io.Reader) (*Policy, error) {
+	dec := json.NewDecoder(io.LimitReader(r, 8<<20))
+	dec.DisallowUnknownFields()
+	var p Policy
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("policy: %s", describeJSONError(err))
+	}
+	if dec.More() {
+		return nil, errors.New("policy: trailing data after the document")
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// describeJSONError turns a decoding error into text that names the field.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s: want %s, got %s", te.Field, te.Type, te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+// ValidID reports whether s is usable as a member, device, title, studio,
+// plan or licence id: 1 to 64 characters of letters, digits and . _ : -,
+// starting with a letter or digit.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+func (p *Policy) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("policy: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if strings.TrimSpace(p.Version) == "" || len(p.Version) > 64 {
+		return bad("version", "required, at most 64 characters")
+	}
+	if err := p.Defaults.validate("defaults", bad); err != nil {
+		return err
+	}
+	if p.Defaults.LicenceDuration == nil {
+		return bad("defaults.licence_duration", "required")
+	}
+	if len(p.Plans) == 0 {
+		return bad("plans", "at least one plan is required")
+	}
+	for _, name := range sortedKeys(p.Plans) {
+		pl := p.Plans[name]
+		f := "plans." + name
+		if !ValidID(name) {
+			return bad(f, "invalid plan id")
+		}
+		if pl.MaxDownloadDevices < 0 {
+			return bad(f+".max_download_devices", "must not be negative")
+		}
+		if pl.MaxActivePerDevice < 1 {
+			return bad(f+".max_active_per_device", "must be at least 1")
+		}
+		if pl.MaxActivePerMember < 1 {
+			return bad(f+".max_active_per_member", "must be at least 1")
+		}
+	}
+	p.terms = make(map[string]Terms, len(p.Studios))
+	for _, name := range sortedKeys(p.Studios) {
+		f := "studios." + name
+		if !ValidID(name) {
+			return bad(f, "invalid studio id")
+		}
+		s := p.Studios[name]
+		if err := s.validate(f, bad); err != nil {
+			return err
+		}
+		t := p.Defaults.resolve(s)
+		if t.MaxPlaysPerWindow > 0 && t.PlaybackWindow == 0 {
+			return bad(f+".max_plays_per_window", "needs a playback_window")
+		}
+		p.terms[name] = t
+	}
+	for _, id := range sortedKeys(p.Titles) {
+		t := p.Titles[id]
+		f := "titles." + id
+		if !ValidID(id) {
+			return bad(f, "invalid title id")
+		}
+		if _, ok := p.Studios[t.Studio]; !ok {
+			return bad(f+".studio", "unknown studio %q", t.Studio)
+		}
+		if t.AvailableFrom != nil && t.AvailableUntil != nil && !t.AvailableUntil.After(*t.AvailableFrom) {
+			return bad(f+".available_until", "must be after available_from")
+		}
+	}
+	return nil
+}
+
+func (s StudioRules) validate(f string, bad func(string, string, ...any) error) error {
+	if s.LicenceDuration != nil && (*s.LicenceDuration <= 0 || s.LicenceDuration.D() > MaxLookback) {
+		return bad(f+".licence_duration", "must be positive and at most %s", Duration(MaxLookback))
+	}
+	if s.PlaybackWindow != nil && (*s.PlaybackWindow < 0 || s.PlaybackWindow.D() > MaxLookback) {
+		return bad(f+".playback_window", "must be between 0 and %s", Duration(MaxLookback))
+	}
+	if s.MaxPlaysPerWindow != nil && *s.MaxPlaysPerWindow < 0 {
+		return bad(f+".max_plays_per_window", "must not be negative")
+	}
+	if q := s.TitleQuota; q != nil {
+		if q.Count < 1 {
+			return bad(f+".title_quota.count", "must be at least 1")
+		}
+		if q.Window <= 0 || q.Window.D() > MaxLookback {
+			return bad(f+".title_quota.window", "must be positive and at most %s", Duration(MaxLookback))
+		}
+	}
+	if s.MaxActivePerMember != nil && *s.MaxActivePerMember < 0 {
+		return bad(f+".max_active_per_member", "must not be negative")
+	}
+	if s.MaxRenewals != nil && *s.MaxRenewals < 0 {
+		return bad(f+".max_renewals", "must not be negative")
+	}
+	return nil
+}
+
+// resolve applies the defaults in d to the studio's rules s.
+func (d StudioRules) resolve(s StudioRules) Terms {
+	pick := func(a, b *Duration) time.Duration {
+		if a != nil {
+			return a.D()
+		}
+		if b != nil {
+			return b.D()
+		}
+		return 0
+	}
+	pickInt := func(a, b *int) int {
+		if a != nil {
+			return *a
+		}
+		if b != nil {
+			return *b
+		}
+		return 0
+	}
+	t := Terms{
+		LicenceDuration:    pick(s.LicenceDuration, d.LicenceDuration),
+		PlaybackWindow:     pick(s.PlaybackWindow, d.PlaybackWindow),
+		MaxPlaysPerWindow:  pickInt(s.MaxPlaysPerWindow, d.MaxPlaysPerWindow),
+		MaxActivePerMember: pickInt(s.MaxActivePerMember, d.MaxActivePerMember),
+		MaxRenewals:        pickInt(s.MaxRenewals, d.MaxRenewals),
+		TitleQuota:         d.TitleQuota,
+	}
+	if s.TitleQuota != nil {
+		t.TitleQuota = s.TitleQuota
+	}
+	switch {
+	case s.Renewable != nil:
+		t.Renewable = *s.Renewable
+	case d.Renewable != nil:
+		t.Renewable = *d.Renewable
+	}
+	return t
+}
+
+// Terms returns the resolved rules of a studio. A studio missing from the
+// policy (a licence granted under an older catalogue) gets the defaults.
+func (p *Policy) Terms(studio string) Terms {
+	if t, ok := p.terms[studio]; ok {
+		return t
+	}
+	return p.Defaults.resolve(StudioRules{})
+}
+
+// Title looks a title up in the catalogue.
+func (p *Policy) Title(id string) (Title, bool) {
+	t, ok := p.Titles[id]
+	return t, ok
+}
+
+// Plan looks a plan up.
+func (p *Policy) Plan(name string) (Plan, bool) {
+	pl, ok := p.Plans[name]
+	return pl, ok
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

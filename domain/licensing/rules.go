@@ -1,0 +1,239 @@
+package licensing
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// CodeLicenceNotFound is returned for a licence the member does not hold on
+// that device: unknown, forgotten, another device's or another member's.
+const CodeLicenceNotFound = "LICENCE_NOT_FOUND"
+
+// tally counts the active licences at a moment, and when each count drops.
+type tally struct {
+	member      int
+	memberFrees time.Time
+	device      map[string]int
+	deviceFrees map[string]time.Time // earliest expiry per device
+	deviceEnds  map[string]time.Time // latest expiry per device
+	studio      map[string]int
+	studioFrees map[string]time.Time
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// count tallies the active licences at now, leaving out the licence skip.
+func count(s *State, p *Policy, now time.Time, skip string) tally {
+	t := tally{
+		device: map[string]int{}, deviceFrees: map[string]time.Time{}, deviceEnds: map[string]time.Time{},
+		studio: map[string]int{}, studioFrees: map[string]time.Time{},
+	}
+	for id, l := range s.licences {
+		if id == skip || l.Released() {
+			continue
+		}
+		end := l.EffectiveExpiry(p.Terms(l.Studio))
+		if !now.Before(end) {
+			continue
+		}
+		t.member++
+		t.memberFrees = earliest(t.memberFrees, end)
+		t.device[l.Device]++
+		t.deviceFrees[l.Device] = earliest(t.deviceFrees[l.Device], end)
+		if end.After(t.deviceEnds[l.Device]) {
+			t.deviceEnds[l.Device] = end
+		}
+		t.studio[l.Studio]++
+		t.studioFrees[l.Studio] = earliest(t.studioFrees[l.Studio], end)
+	}
+	return t
+}
+
+func at(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// checkTitle applies the catalogue rules: known, downloadable, available.
+// It returns the title and whether it is known.
+func checkTitle(p *Policy, id string, now time.Time, fail *[]RuleFailure) (Title, bool) {
+	t, ok := p.Title(id)
+	if !ok {
+		*fail = append(*fail, RuleFailure{Code: CodeTitleNotFound, Message: fmt.Sprintf("title %s is not in the catalogue", id)})
+		return t, false
+	}
+	if !t.Downloadable {
+		*fail = append(*fail, RuleFailure{Code: CodeTitleNotDownloadable, Message: fmt.Sprintf("title %s cannot be downloaded", id)})
+	}
+	switch {
+	case t.AvailableFrom != nil && now.Before(*t.AvailableFrom):
+		*fail = append(*fail, RuleFailure{Code: CodeTitleNotAvailable,
+			Message: fmt.Sprintf("title %s is available from %s", id, t.AvailableFrom.UTC().Format(time.RFC3339)),
+			FreesAt: at(*t.AvailableFrom)})
+	case t.AvailableUntil != nil && !now.Before(*t.AvailableUntil):
+		*fail = append(*fail, RuleFailure{Code: CodeTitleNotAvailable,
+			Message: fmt.Sprintf("title %s stopped being available at %s", id, t.AvailableUntil.UTC().Format(time.RFC3339))})
+	}
+	return t, true
+}
+
+// checkHolding applies the rules on how much a member may hold at once, for
+// a licence of the given studio about to become active on device.
+func checkHolding(plan Plan, terms Terms, studio, device string, t tally, fail *[]RuleFailure) {
+	if n := t.device[device]; n >= plan.MaxActivePerDevice {
+		*fail = append(*fail, RuleFailure{Code: CodeDeviceDownloadLimit,
+			Message: fmt.Sprintf("device %s already holds %d downloads, the most this plan allows", device, n),
+			Limit:   plan.MaxActivePerDevice, Current: n, FreesAt: at(t.deviceFrees[device])})
+	}
+	if t.member >= plan.MaxActivePerMember {
+		*fail = append(*fail, RuleFailure{Code: CodeMemberDownloadLimit,
+			Message: fmt.Sprintf("the account already holds %d downloads, the most this plan allows", t.member),
+			Limit:   plan.MaxActivePerMember, Current: t.member, FreesAt: at(t.memberFrees)})
+	}
+	if t.device[device] == 0 && len(t.device) >= plan.MaxDownloadDevices {
+		var frees time.Time
+		for _, end := range t.deviceEnds {
+			frees = earliest(frees, end)
+		}
+		*fail = append(*fail, RuleFailure{Code: CodeDeviceCountLimit,
+			Message: fmt.Sprintf("downloads are already on %d devices, the most this plan allows", len(t.device)),
+			Limit:   plan.MaxDownloadDevices, Current: len(t.device), FreesAt: at(frees)})
+	}
+	if terms.MaxActivePerMember > 0 && t.studio[studio] >= terms.MaxActivePerMember {
+		n := t.studio[studio]
+		*fail = append(*fail, RuleFailure{Code: CodeStudioDownloadLimit,
+			Message: fmt.Sprintf("the account already holds %d downloads from studio %s, the most it allows", n, studio),
+			Limit:   terms.MaxActivePerMember, Current: n, FreesAt: at(t.studioFrees[studio])})
+	}
+}
+
+func planFor(p *Policy, name string, fail *[]RuleFailure) (Plan, bool) {
+	plan, ok := p.Plan(name)
+	if !ok || plan.MaxDownloadDevices == 0 {
+		*fail = append(*fail, RuleFailure{Code: CodePlanNotEligible, Message: fmt.Sprintf("plan %s does not include downloads", name)})
+		return plan, false
+	}
+	return plan, true
+}
+
+func denied(fail []RuleFailure) error {
+	if len(fail) == 0 {
+		return nil
+	}
+	return &Denial{Rules: fail}
+}
+
+func (c Acquire) decide(s *State, p *Policy, now time.Time, newID func() string) (Decision, error) {
+	var fail []RuleFailure
+	plan, planOK := planFor(p, c.Plan, &fail)
+	title, titleOK := checkTitle(p, c.Title, now, &fail)
+	for _, l := range s.licences {
+		if l.Title == c.Title && l.Device == c.Device && l.Active(p, now) {
+			fail = append(fail, RuleFailure{Code: CodeAlreadyOnDevice,
+				Message: fmt.Sprintf("device %s already holds title %s under licence %s", c.Device, c.Title, l.ID)})
+			break
+		}
+	}
+	var terms Terms
+	if titleOK {
+		terms = p.Terms(title.Studio)
+	}
+	if planOK && titleOK {
+		checkHolding(plan, terms, title.Studio, c.Device, count(s, p, now, ""), &fail)
+	}
+	if q := terms.TitleQuota; titleOK && q != nil {
+		times := s.downloads[c.Title]
+		from := now.Add(-q.Window.D())
+		i := sort.Search(len(times), func(i int) bool { return times[i].After(from) })
+		inWindow := times[i:]
+		if n := len(inWindow); n >= q.Count {
+			fail = append(fail, RuleFailure{Code: CodeTitleDownloadQuota,
+				Message: fmt.Sprintf("title %s was downloaded %d times in the last %s, the most its studio allows", c.Title, n, q.Window),
+				Limit:   q.Count, Current: n, FreesAt: at(inWindow[n-q.Count].Add(q.Window.D()))})
+		}
+	}
+	if err := denied(fail); err != nil {
+		return Decision{}, err
+	}
+	return Decision{Events: []Payload{&LicenceAcquired{
+		Licence: newID(), Plan: c.Plan, Title: c.Title, Studio: title.Studio, Device: c.Device,
+		ExpiresAt: now.Add(terms.LicenceDuration).UTC(),
+	}}}, nil
+}
+
+// held returns the licence if the member holds it on the device at now.
+func held(s *State, id, device string, now time.Time) (*Licence, error) {
+	l := s.Licence(id, now)
+	if l == nil || l.Device != device {
+		e := Errorf(KindNotFound, CodeLicenceNotFound, "no licence %s on device %s", id, device)
+		e.Field = "licence_id"
+		return nil, e
+	}
+	return l, nil
+}
+
+func (c Renew) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	l, err := held(s, c.Licence, c.Device, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	var fail []RuleFailure
+	if l.Released() {
+		fail = append(fail, RuleFailure{Code: CodeLicenceReleased, Message: fmt.Sprintf("licence %s was released", l.ID)})
+	}
+	plan, planOK := planFor(p, c.Plan, &fail)
+	checkTitle(p, l.Title, now, &fail)
+	// The licence keeps the studio it was granted under.
+	terms := p.Terms(l.Studio)
+	if !terms.Renewable {
+		fail = append(fail, RuleFailure{Code: CodeNotRenewable, Message: fmt.Sprintf("studio %s does not allow renewals", l.Studio)})
+	} else if terms.MaxRenewals > 0 && l.Renewals >= terms.MaxRenewals {
+		fail = append(fail, RuleFailure{Code: CodeRenewalLimit,
+			Message: fmt.Sprintf("licence %s was renewed %d times, the most its studio allows", l.ID, l.Renewals),
+			Limit:   terms.MaxRenewals, Current: l.Renewals})
+	}
+	// A licence that lapsed becomes active again: the holding rules apply to
+	// it as to a new download. An active one changes no count.
+	if planOK && !l.Released() && !l.Active(p, now) {
+		checkHolding(plan, terms, l.Studio, l.Device, count(s, p, now, l.ID), &fail)
+	}
+	if err := denied(fail); err != nil {
+		return Decision{}, err
+	}
+	return Decision{Events: []Payload{&LicenceRenewed{
+		Licence: l.ID, Plan: c.Plan, ExpiresAt: now.Add(terms.LicenceDuration).UTC(), Renewal: l.Renewals + 1,
+	}}}, nil
+}
+
+func (c Release) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	l, err := held(s, c.Licence, c.Device, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	if l.Released() { // releasing twice is the same as once
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{l.View(p, now)}}}, nil
+	}
+	return Decision{Events: []Payload{&LicenceReleased{Licence: l.ID, Reason: c.Reason}}}, nil
+}
+
+func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	var ids []string
+	for _, l := range s.Licences(now) {
+		if l.Device == c.Device && !l.Released() {
+			ids = append(ids, l.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}, nil
+	}
+	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason}}}, nil
+}

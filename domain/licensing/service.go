@@ -1,0 +1,266 @@
+package licensing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// LoadOptions tune a load.
+type LoadOptions struct {
+	// SnapshotSchema is the state schema the caller can restore. A snapshot
+	// of any other schema is ignored and every event is returned. Zero asks
+	// for the whole log without a snapshot.
+	SnapshotSchema int
+	// Consistent asks for a strongly consistent read, where the store has a
+	// choice; the service asks for one after a conflict.
+	Consistent bool
+}
+
+// Stream is a loaded member stream: the latest usable snapshot, if any, and
+// every event after it, in version order (already upcast).
+type Stream struct {
+	Snapshot *Snapshot
+	Events   []Event
+}
+
+// Version is the version of the last event loaded (or of the snapshot).
+func (s Stream) Version() int64 {
+	if n := len(s.Events); n > 0 {
+		return s.Events[n-1].Version
+	}
+	if s.Snapshot != nil {
+		return s.Snapshot.Version
+	}
+	return 0
+}
+
+// EventStore is the port to a member event log.
+type EventStore interface {
+	// Load returns a stream's latest usable snapshot and the events after it.
+	// An unknown stream loads as empty.
+	Load(ctx context.Context, stream string, opts LoadOptions) (Stream, error)
+	// Append writes events at versions expected+1, expected+2, … all or
+	// nothing. If the stream is not at version expected it writes nothing
+	// and returns a *ConflictError. The events carry the request's
+	// idempotency key and fingerprint in their envelope.
+	Append(ctx context.Context, stream string, expected int64, events []Event) error
+}
+
+// SnapshotStore is the port that keeps snapshots.
+type SnapshotStore interface {
+	// SaveSnapshot stores a snapshot if it is newer than the one held;
+	// an older or equal one is ignored (saved reports which).
+	SaveSnapshot(ctx context.Context, snap Snapshot) (saved bool, err error)
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// IDSource makes new licence ids.
+type IDSource interface{ NewID() string }
+
+// Code for a command that kept losing races for its stream.
+const CodeContention = "CONTENTION"
+
+// Code for an idempotency key reused with a different request.
+const CodeKeyReused = "IDEMPOTENCY_KEY_REUSED"
+
+// Observer hears about the service's retries; any field may be nil.
+type Observer struct {
+	// Conflict is called each time an append loses a race and is retried.
+	Conflict func(stream string, attempt int)
+}
+
+// Service runs commands against member streams: load, decide, append, and
+// on a lost race reload (consistently) and decide again.
+type Service struct {
+	Store  EventStore
+	Policy func() *Policy
+	Clock  Clock
+	IDs    IDSource
+	// MaxAttempts bounds the load-decide-append rounds of one command.
+	MaxAttempts int
+	// Backoff is the base wait before a retry; each retry waits a random
+	// time up to Backoff·2^attempt.
+	Backoff  time.Duration
+	Observer Observer
+}
+
+// NewService returns a service with default retry settings.
+func NewService(store EventStore, policy *Policy, clock Clock, ids IDSource) *Service {
+	return &Service{
+		Store: store, Policy: func() *Policy { return policy }, Clock: clock, IDs: ids,
+		MaxAttempts: 8, Backoff: 5 * time.Millisecond,
+	}
+}
+
+// ValidKey reports whether an idempotency key is usable: 1 to 128 printable
+// ASCII characters.
+func ValidKey(k string) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Execute runs a command. With a non-empty key, a retry of the same request
+// within KeyRetention returns the first answer (Replayed set) and appends
+// nothing; the same key with a different request is a KindConflict error.
+// A refused command appends nothing and is decided afresh when retried.
+func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result, error) {
+	if err := cmd.Validate(); err != nil {
+		return Result{}, err
+	}
+	if key != "" && !ValidKey(key) {
+		return Result{}, invalid("Idempotency-Key", CodeInvalidInput, "idempotency key must be 1 to 128 printable characters")
+	}
+	fp := Fingerprint(cmd)
+	member := cmd.MemberID()
+	consistent := false
+	for attempt := 1; ; attempt++ {
+		st, err := s.load(ctx, member, consistent)
+		if err != nil {
+			return Result{}, err
+		}
+		now := s.Clock.Now().UTC()
+		if key != "" {
+			if r, ok := st.Request(key, now); ok {
+				if r.Fingerprint != fp {
+					return Result{}, Errorf(KindConflict, CodeKeyReused, "this idempotency key was used for a different request")
+				}
+				return Result{Version: r.Version, Licences: r.Licences, Playback: r.Playback, Replayed: true}, nil
+			}
+		}
+		policy := s.Policy()
+		d, err := Decide(st, cmd, policy, now, s.IDs.NewID)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(d.Events) == 0 {
+			return d.Result, nil
+		}
+		events := make([]Event, len(d.Events))
+		for i, p := range d.Events {
+			events[i] = Event{Version: st.Version + int64(i) + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, Payload: p}
+		}
+		err = s.Store.Append(ctx, member, st.Version, events)
+		if err == nil {
+			res := Result{Version: events[len(events)-1].Version}
+			for _, e := range events {
+				touched, playback := st.apply(e)
+				res.Licences = append(res.Licences, touched...)
+				res.Playback = append(res.Playback, playback...)
+			}
+			return res, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return Result{}, fmt.Errorf("append to %s at v%d: %w", member, st.Version, err)
+		}
+		if attempt >= s.MaxAttempts {
+			return Result{}, Errorf(KindUnavailable, CodeContention, "too many concurrent changes to this account; retry shortly")
+		}
+		if s.Observer.Conflict != nil {
+			s.Observer.Conflict(member, attempt)
+		}
+		consistent = true
+		if err := s.sleep(ctx, attempt); err != nil {
+			return Result{}, err
+		}
+	}
+}
+
+func (s *Service) sleep(ctx context.Context, attempt int) error {
+	if s.Backoff <= 0 {
+		return nil
+	}
+	limit := s.Backoff << min(attempt, 6)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Load returns a member's current state.
+func (s *Service) Load(ctx context.Context, member string) (*State, error) {
+	if !ValidID(member) {
+		return nil, invalid("member", CodeInvalidInput, "invalid member id")
+	}
+	return s.load(ctx, member, false)
+}
+
+func (s *Service) load(ctx context.Context, member string, consistent bool) (*State, error) {
+	str, err := s.Store.Load(ctx, member, LoadOptions{SnapshotSchema: StateSchema, Consistent: consistent})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", member, err)
+	}
+	st := NewState(member)
+	if str.Snapshot != nil {
+		restored, ok, err := RestoreSnapshot(*str.Snapshot)
+		if err != nil || !ok {
+			// An unreadable snapshot is ignored like one of another schema:
+			// the whole log is replayed instead.
+			if str, err = s.Store.Load(ctx, member, LoadOptions{Consistent: consistent}); err != nil {
+				return nil, fmt.Errorf("load %s without snapshot: %w", member, err)
+			}
+		} else {
+			st = restored
+		}
+	}
+	for _, e := range str.Events {
+		if e.Version != st.Version+1 {
+			return nil, fmt.Errorf("load %s: event v%d follows v%d", member, e.Version, st.Version)
+		}
+		st.Apply(e)
+	}
+	return st, nil
+}
+
+// History returns a member's whole log, without snapshots, for replay.
+func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
+	if !ValidID(member) {
+		return nil, invalid("member", CodeInvalidInput, "invalid member id")
+	}
+	str, err := s.Store.Load(ctx, member, LoadOptions{Consistent: true})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", member, err)
+	}
+	return str.Events, nil
+}
+
+// Sync reads a device's licences.
+func (s *Service) Sync(ctx context.Context, member, device string, held []string) (SyncView, error) {
+	if err := checkIDs("member", member, "device_id", device); err != nil {
+		return SyncView{}, err
+	}
+	st, err := s.Load(ctx, member)
+	if err != nil {
+		return SyncView{}, err
+	}
+	return Sync(st, s.Policy(), device, held, s.Clock.Now().UTC()), nil
+}
+
+// Check decides an acquisition without appending it: nil if it would be
+// granted now, else the denial.
+func (s *Service) Check(ctx context.Context, c Acquire) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	st, err := s.Load(ctx, c.Member)
+	if err != nil {
+		return err
+	}
+	_, err = Decide(st, c, s.Policy(), s.Clock.Now().UTC(), func() string { return "dry-run" })
+	return err
+}

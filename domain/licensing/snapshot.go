@@ -1,0 +1,180 @@
+package licensing
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// StateSchema is the version of the state's shape held in snapshots. Bump it
+// whenever State or its fold changes meaning: older snapshots are then
+// ignored and the state is replayed from the log.
+const StateSchema = 1
+
+// Snapshot is a member's state at a version, encoded.
+type Snapshot struct {
+	Stream  string
+	Version int64
+	Schema  int
+	Data    []byte
+}
+
+type snapshotData struct {
+	Member      string             `json:"m"`
+	Version     int64              `json:"v"`
+	LastEventAt time.Time          `json:"t"`
+	NextPrune   time.Time          `json:"np"`
+	Licences    []licenceData      `json:"l,omitempty"`
+	Downloads   map[string][]int64 `json:"d,omitempty"` // title → Unix nanoseconds
+	Requests    []Request          `json:"r,omitempty"`
+}
+
+type licenceData struct {
+	ID            string        `json:"id"`
+	Title         string        `json:"ti"`
+	Studio        string        `json:"st"`
+	Device        string        `json:"de"`
+	IssuedAt      time.Time     `json:"ia"`
+	TermStart     time.Time     `json:"ts"`
+	ExpiresAt     time.Time     `json:"ex"`
+	Renewals      int           `json:"rn,omitempty"`
+	ReleasedAt    *time.Time    `json:"ra,omitempty"`
+	ReleaseReason ReleaseReason `json:"rr,omitempty"`
+	FirstPlayAt   *time.Time    `json:"fp,omitempty"`
+	Plays         int           `json:"pl,omitempty"`
+	LastPosition  int64         `json:"lp,omitempty"`
+	LastPlayedAt  *time.Time    `json:"la,omitempty"`
+	Seen          string        `json:"sn,omitempty"` // packed (hash, seconds) pairs
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func fromOpt(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// EncodeSnapshot encodes a state. The encoding is deterministic: equal
+// states give equal bytes.
+func EncodeSnapshot(s *State) (Snapshot, error) {
+	d := snapshotData{
+		Member: s.Member, Version: s.Version, LastEventAt: s.LastEventAt.UTC(), NextPrune: s.nextPrune.UTC(),
+		Requests: s.requests,
+	}
+	ids := make([]string, 0, len(s.licences))
+	for id := range s.licences {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		l := s.licences[id]
+		d.Licences = append(d.Licences, licenceData{
+			ID: l.ID, Title: l.Title, Studio: l.Studio, Device: l.Device,
+			IssuedAt: l.IssuedAt.UTC(), TermStart: l.TermStart.UTC(), ExpiresAt: l.ExpiresAt.UTC(), Renewals: l.Renewals,
+			ReleasedAt: optTime(l.ReleasedAt), ReleaseReason: l.ReleaseReason,
+			FirstPlayAt: optTime(l.FirstPlayAt), Plays: l.Plays,
+			LastPosition: l.LastPosition, LastPlayedAt: optTime(l.LastPlayedAt),
+			Seen: packSeen(l.seen),
+		})
+	}
+	if len(s.downloads) > 0 {
+		d.Downloads = make(map[string][]int64, len(s.downloads))
+		for title, times := range s.downloads {
+			ns := make([]int64, len(times))
+			for i, t := range times {
+				ns[i] = t.UnixNano()
+			}
+			d.Downloads[title] = ns
+		}
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("encode snapshot of %s v%d: %w", s.Member, s.Version, err)
+	}
+	return Snapshot{Stream: s.Member, Version: s.Version, Schema: StateSchema, Data: data}, nil
+}
+
+// RestoreSnapshot decodes a snapshot. A snapshot of another state schema is
+// ignored: ok is false and the caller replays the log instead.
+func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
+	if snap.Schema != StateSchema {
+		return nil, false, nil
+	}
+	var d snapshotData
+	if err := strictUnmarshal(snap.Data, &d); err != nil {
+		return nil, false, fmt.Errorf("restore snapshot of %s v%d: %w", snap.Stream, snap.Version, err)
+	}
+	if d.Version != snap.Version || d.Member != snap.Stream {
+		return nil, false, fmt.Errorf("restore snapshot of %s v%d: it holds %s v%d", snap.Stream, snap.Version, d.Member, d.Version)
+	}
+	s = NewState(d.Member)
+	s.Version, s.LastEventAt, s.nextPrune = d.Version, d.LastEventAt.UTC(), d.NextPrune.UTC()
+	s.requests = d.Requests
+	for _, ld := range d.Licences {
+		seen, err := unpackSeen(ld.Seen)
+		if err != nil {
+			return nil, false, fmt.Errorf("restore snapshot of %s v%d: licence %s: %w", snap.Stream, snap.Version, ld.ID, err)
+		}
+		s.licences[ld.ID] = &Licence{
+			ID: ld.ID, Title: ld.Title, Studio: ld.Studio, Device: ld.Device,
+			IssuedAt: ld.IssuedAt.UTC(), TermStart: ld.TermStart.UTC(), ExpiresAt: ld.ExpiresAt.UTC(), Renewals: ld.Renewals,
+			ReleasedAt: fromOpt(ld.ReleasedAt), ReleaseReason: ld.ReleaseReason,
+			FirstPlayAt: fromOpt(ld.FirstPlayAt), Plays: ld.Plays,
+			LastPosition: ld.LastPosition, LastPlayedAt: fromOpt(ld.LastPlayedAt),
+			seen: seen,
+		}
+	}
+	for title, ns := range d.Downloads {
+		times := make([]time.Time, len(ns))
+		for i, n := range ns {
+			times[i] = time.Unix(0, n).UTC()
+		}
+		s.downloads[title] = times
+	}
+	return s, true, nil
+}
+
+const seenEntry = 12 // 8 bytes of hash, 4 of Unix seconds
+
+func packSeen(seen map[uint64]int64) string {
+	if len(seen) == 0 {
+		return ""
+	}
+	hashes := make([]uint64, 0, len(seen))
+	for h := range seen {
+		hashes = append(hashes, h)
+	}
+	slices.Sort(hashes)
+	buf := make([]byte, 0, len(hashes)*seenEntry)
+	for _, h := range hashes {
+		buf = binary.BigEndian.AppendUint64(buf, h)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(seen[h]))
+	}
+	return base64.RawStdEncoding.EncodeToString(buf)
+}
+
+func unpackSeen(s string) (map[uint64]int64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	buf, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil || len(buf)%seenEntry != 0 {
+		return nil, fmt.Errorf("malformed playback ids")
+	}
+	seen := make(map[uint64]int64, len(buf)/seenEntry)
+	for i := 0; i < len(buf); i += seenEntry {
+		seen[binary.BigEndian.Uint64(buf[i:])] = int64(binary.BigEndian.Uint32(buf[i+8:]))
+	}
+	return seen, nil
+}

@@ -1,0 +1,65 @@
+package licensing
+
+import "time"
+
+// Status is where a licence stands at a point in time.
+type Status string
+
+// The licence statuses.
+const (
+	StatusActive   Status = "ACTIVE"
+	StatusExpired  Status = "EXPIRED"
+	StatusReleased Status = "RELEASED"
+)
+
+// LicenceView is a licence as a client sees it.
+type LicenceView struct {
+	ID        string    `json:"licence_id"`
+	Title     string    `json:"title_id"`
+	Studio    string    `json:"studio_id"`
+	Device    string    `json:"device_id"`
+	Status    Status    `json:"status"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// PlayableUntil is the effective end: the expiry, or the end of the
+	// playback window opened by the first play, whichever comes first.
+	PlayableUntil time.Time     `json:"playable_until"`
+	Renewals      int           `json:"renewals"`
+	Plays         int           `json:"plays"`
+	FirstPlayAt   *time.Time    `json:"first_play_at,omitempty"`
+	ReleasedAt    *time.Time    `json:"released_at,omitempty"`
+	ReleaseReason ReleaseReason `json:"release_reason,omitempty"`
+}
+
+// view is the licence as it stands right after the event that touched it,
+// before any play: what the first answer to a request showed.
+func (l *Licence) view(st Status) LicenceView {
+	v := LicenceView{
+		ID: l.ID, Title: l.Title, Studio: l.Studio, Device: l.Device, Status: st,
+		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, PlayableUntil: l.ExpiresAt,
+		Renewals: l.Renewals, Plays: l.Plays, ReleaseReason: l.ReleaseReason,
+	}
+	if !l.FirstPlayAt.IsZero() {
+		t := l.FirstPlayAt
+		v.FirstPlayAt = &t
+	}
+	if l.Released() {
+		t := l.ReleasedAt
+		v.ReleasedAt = &t
+	}
+	return v
+}
+
+// View is the licence as it stands at time now under policy p.
+func (l *Licence) View(p *Policy, now time.Time) LicenceView {
+	st := StatusActive
+	switch {
+	case l.Released() && !now.Before(l.ReleasedAt):
+		st = StatusReleased
+	case !now.Before(l.EffectiveExpiry(p.Terms(l.Studio))):
+		st = StatusExpired
+	}
+	v := l.view(st)
+	v.PlayableUntil = l.EffectiveExpiry(p.Terms(l.Studio))
+	return v
+}
