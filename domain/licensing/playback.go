@@ -76,7 +76,7 @@ func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, i
 	if l.hasSeen(e.ID) {
 		return PlaybackDuplicate
 	}
-	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) {
+	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) || e.DeviceTime.Before(s.playbackFloor) {
 		return PlaybackTooOld
 	}
 	end := l.ExpiresAt

@@ -144,14 +144,33 @@ func DefaultPolicyJSON() []byte { return bytes.Clone(defaultPolicyJSON) }
 // ParsePolicy reads and validates a policy document (JSON). Unknown fields
 // are refused; the error names the first bad field.
 func ParsePolicy(r io.Reader) (*Policy, error) {
+	var doc struct {
+		Version  string                     `json:"version"`
+		Defaults json.RawMessage            `json:"defaults"`
+		Plans    map[string]json.RawMessage `json:"plans"`
+		Studios  map[string]json.RawMessage `json:"studios"`
+		Titles   map[string]json.RawMessage `json:"titles"`
+	}
 	dec := json.NewDecoder(io.LimitReader(r, 8<<20))
 	dec.DisallowUnknownFields()
-	var p Policy
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("policy: %s", describeJSONError(err))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("policy: %s", describeJSONError("", err))
 	}
 	if dec.More() {
 		return nil, errors.New("policy: trailing data after the document")
+	}
+	p := Policy{Version: doc.Version, Plans: map[string]Plan{}, Studios: map[string]StudioRules{}, Titles: map[string]Title{}}
+	if err := decodePart("defaults", doc.Defaults, &p.Defaults); err != nil {
+		return nil, err
+	}
+	if err := decodeParts("plans", doc.Plans, p.Plans); err != nil {
+		return nil, err
+	}
+	if err := decodeParts("studios", doc.Studios, p.Studios); err != nil {
+		return nil, err
+	}
+	if err := decodeParts("titles", doc.Titles, p.Titles); err != nil {
+		return nil, err
 	}
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -159,17 +178,47 @@ func ParsePolicy(r io.Reader) (*Policy, error) {
 	return &p, nil
 }
 
+func decodePart(path string, raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := strictUnmarshal(raw, v); err != nil {
+		return fmt.Errorf("policy: %s", describeJSONError(path, err))
+	}
+	return nil
+}
+
+func decodeParts[V any](path string, raws map[string]json.RawMessage, into map[string]V) error {
+	for _, k := range sortedKeys(raws) {
+		var v V
+		if err := decodePart(path+"."+k, raws[k], &v); err != nil {
+			return err
+		}
+		into[k] = v
+	}
+	return nil
+}
+
 // describeJSONError turns a decoding error into text that names the field.
-func describeJSONError(err error) string {
+func describeJSONError(path string, err error) string {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
+	join := func(field string) string {
+		switch {
+		case path == "":
+			return field
+		case field == "":
+			return path
+		}
+		return path + "." + field
+	}
 	switch {
 	case errors.As(err, &te):
-		return fmt.Sprintf("%s: want %s, got %s", te.Field, te.Type, te.Value)
+		return fmt.Sprintf("%s: want %s, got %s", join(te.Field), te.Type, te.Value)
 	case errors.As(err, &se):
 		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	return join(strings.TrimPrefix(err.Error(), "json: "))
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)

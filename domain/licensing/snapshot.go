@@ -28,9 +28,12 @@ type snapshotData struct {
 	Version     int64              `json:"v"`
 	LastEventAt time.Time          `json:"t"`
 	NextPrune   time.Time          `json:"np"`
+	PruneAt     int                `json:"pa,omitempty"`
 	Licences    []licenceData      `json:"l,omitempty"`
 	Downloads   map[string][]int64 `json:"d,omitempty"` // title → Unix nanoseconds
 	Requests    []Request          `json:"r,omitempty"`
+	// PlaybackFloor is the device time before which uploads are refused.
+	PlaybackFloor *time.Time `json:"pf,omitempty"`
 }
 
 type licenceData struct {
@@ -69,8 +72,8 @@ func fromOpt(t *time.Time) time.Time {
 // states give equal bytes.
 func EncodeSnapshot(s *State) (Snapshot, error) {
 	d := snapshotData{
-		Member: s.Member, Version: s.Version, LastEventAt: s.LastEventAt.UTC(), NextPrune: s.nextPrune.UTC(),
-		Requests: s.requests,
+		Member: s.Member, Version: s.Version, LastEventAt: s.LastEventAt.UTC(), NextPrune: s.nextPrune.UTC(), PruneAt: s.pruneAtCount,
+		Requests: s.requests, PlaybackFloor: optTime(s.playbackFloor),
 	}
 	ids := make([]string, 0, len(s.licences))
 	for id := range s.licences {
@@ -119,8 +122,9 @@ func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
 		return nil, false, fmt.Errorf("restore snapshot of %s v%d: it holds %s v%d", snap.Stream, snap.Version, d.Member, d.Version)
 	}
 	s = NewState(d.Member)
-	s.Version, s.LastEventAt, s.nextPrune = d.Version, d.LastEventAt.UTC(), d.NextPrune.UTC()
+	s.Version, s.LastEventAt, s.nextPrune, s.pruneAtCount = d.Version, d.LastEventAt.UTC(), d.NextPrune.UTC(), d.PruneAt
 	s.requests = d.Requests
+	s.playbackFloor = fromOpt(d.PlaybackFloor)
 	for _, ld := range d.Licences {
 		seen, err := unpackSeen(ld.Seen)
 		if err != nil {
@@ -134,6 +138,7 @@ func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
 			LastPosition: ld.LastPosition, LastPlayedAt: fromOpt(ld.LastPlayedAt),
 			seen: seen,
 		}
+		s.seenIDs += len(seen)
 	}
 	for title, ns := range d.Downloads {
 		times := make([]time.Time, len(ns))

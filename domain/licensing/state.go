@@ -23,6 +23,14 @@ const (
 	// maxKeyEntries bounds the licence copies and playback results held by
 	// remembered keys, so that a snapshot stays small whatever the traffic.
 	maxKeyEntries = 2000
+	// MaxPlaybackIDs is how many accepted playback event ids a member's state
+	// remembers at most for duplicate detection. Past it the oldest (by device
+	// time) are forgotten, and events older than the newest forgotten one are
+	// refused as too old, so that no duplicate is ever taken for new.
+	MaxPlaybackIDs = 2048
+	// MaxEndedLicences is how many ended (released or expired) licences are
+	// remembered at most; past it the longest-ended are forgotten early.
+	MaxEndedLicences = 128
 	// pruneEvery is how often (in event time) the fold prunes.
 	pruneEvery = 24 * time.Hour
 )
@@ -112,6 +120,14 @@ type State struct {
 	downloads map[string][]time.Time // title → acquisition times, ascending
 	requests  []Request              // ascending by Version
 	nextPrune time.Time
+	// pruneAtCount prunes early once this many licences are held, so that
+	// ended licences never pile up between daily prunes.
+	pruneAtCount int
+	// seenIDs counts the playback ids remembered across all licences, and
+	// playbackFloor is the device time below which uploads are refused
+	// because ids from before it may have been forgotten.
+	seenIDs       int
+	playbackFloor time.Time
 }
 
 // NewState returns the empty state of a member's stream.
@@ -216,26 +232,36 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 	case *PlaybackRecorded:
 		for _, pe := range p.Accepted {
 			if l := s.licences[pe.Licence]; l != nil {
-				l.applyPlayback(pe)
+				s.seenIDs += l.applyPlayback(pe)
 			}
+		}
+		if s.seenIDs > MaxPlaybackIDs {
+			s.forgetOldestPlayback(MaxPlaybackIDs * 3 / 4)
 		}
 		playback = p.Results
 	}
 	if e.Key != "" {
 		s.remember(e, touched, playback)
 	}
-	if !e.At.Before(s.nextPrune) {
+	if !e.At.Before(s.nextPrune) || len(s.licences) > s.pruneAtCount {
 		s.prune(e.At)
 		s.nextPrune = e.At.Add(pruneEvery)
+		s.pruneAtCount = len(s.licences) + MaxEndedLicences
 	}
 	return touched, playback
 }
 
-func (l *Licence) applyPlayback(pe PlaybackEntry) {
+// applyPlayback folds one accepted playback event and returns how many ids
+// it added to the duplicate memory (0 or 1).
+func (l *Licence) applyPlayback(pe PlaybackEntry) (added int) {
 	if l.seen == nil {
 		l.seen = map[uint64]int64{}
 	}
-	l.seen[eventHash(pe.ID)] = pe.DeviceTime.Unix()
+	h := eventHash(pe.ID)
+	if _, ok := l.seen[h]; !ok {
+		added = 1
+	}
+	l.seen[h] = pe.DeviceTime.Unix()
 	if pe.Kind == PlaybackStart && !pe.DeviceTime.Before(l.TermStart) {
 		l.Plays++
 		if l.FirstPlayAt.IsZero() || pe.DeviceTime.Before(l.FirstPlayAt) {
@@ -245,6 +271,44 @@ func (l *Licence) applyPlayback(pe PlaybackEntry) {
 	if !pe.DeviceTime.Before(l.LastPlayedAt) {
 		l.LastPlayedAt = pe.DeviceTime
 		l.LastPosition = pe.PositionMs
+	}
+	return added
+}
+
+// forgetOldestPlayback trims the duplicate memory to keep ids, dropping the
+// oldest by device time, and raises the playback floor past them.
+func (s *State) forgetOldestPlayback(keep int) {
+	type entry struct {
+		l  *Licence
+		h  uint64
+		at int64
+	}
+	all := make([]entry, 0, s.seenIDs)
+	for _, l := range s.licences {
+		for h, at := range l.seen {
+			all = append(all, entry{l, h, at})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].at != all[j].at {
+			return all[i].at < all[j].at
+		}
+		return all[i].h < all[j].h
+	})
+	drop := len(all) - keep
+	if drop <= 0 {
+		return
+	}
+	// Ids of the same second go together, so the floor is exact.
+	for drop < len(all) && all[drop].at == all[drop-1].at {
+		drop++
+	}
+	for _, e := range all[:drop] {
+		delete(e.l.seen, e.h)
+	}
+	s.seenIDs -= drop
+	if floor := time.Unix(all[drop-1].at+1, 0).UTC(); floor.After(s.playbackFloor) {
+		s.playbackFloor = floor
 	}
 }
 
@@ -300,18 +364,21 @@ func (s *State) trimRequests(now time.Time) {
 // retention, acquisitions older than MaxLookback, playback ids older than
 // PlaybackHorizon, and old idempotency keys.
 func (s *State) prune(t time.Time) {
+	cutoff := t.Add(-PlaybackHorizon).Unix()
 	for id, l := range s.licences {
 		if l.forgotten(t) {
+			s.seenIDs -= len(l.seen)
 			delete(s.licences, id)
 			continue
 		}
-		cutoff := t.Add(-PlaybackHorizon).Unix()
 		for h, at := range l.seen {
 			if at < cutoff {
 				delete(l.seen, h)
+				s.seenIDs--
 			}
 		}
 	}
+	s.forgetEnded(t)
 	horizon := t.Add(-MaxLookback)
 	for title, times := range s.downloads {
 		i := sort.Search(len(times), func(i int) bool { return times[i].After(horizon) })
@@ -323,6 +390,31 @@ func (s *State) prune(t time.Time) {
 		}
 	}
 	s.trimRequests(t)
+}
+
+// forgetEnded keeps at most MaxEndedLicences licences that had ended by t,
+// the most recently ended.
+func (s *State) forgetEnded(t time.Time) {
+	var ended []*Licence
+	for _, l := range s.licences {
+		if !l.endedBy().After(t) {
+			ended = append(ended, l)
+		}
+	}
+	if len(ended) <= MaxEndedLicences {
+		return
+	}
+	sort.Slice(ended, func(i, j int) bool {
+		a, b := ended[i].endedBy(), ended[j].endedBy()
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return ended[i].ID > ended[j].ID
+	})
+	for _, l := range ended[MaxEndedLicences:] {
+		s.seenIDs -= len(l.seen)
+		delete(s.licences, l.ID)
+	}
 }
 
 func insertTime(ts []time.Time, t time.Time) []time.Time {

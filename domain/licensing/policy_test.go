@@ -1,0 +1,97 @@
+package licensing
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultPolicy(t *testing.T) {
+	p := DefaultPolicy()
+	for plan, devices := range map[string]int{"basic": 1, "standard": 2, "premium": 6} {
+		pl, ok := p.Plan(plan)
+		if !ok || pl.MaxDownloadDevices != devices || pl.MaxActivePerDevice != 100 {
+			t.Errorf("default plan %s = %+v, want %d devices and 100 downloads per device", plan, pl, devices)
+		}
+	}
+	var yearlyQuota, window48h bool
+	for studio := range p.Studios {
+		terms := p.Terms(studio)
+		if q := terms.TitleQuota; q != nil && q.Window.D() == 365*day {
+			yearlyQuota = true
+		}
+		if terms.PlaybackWindow == 48*time.Hour {
+			window48h = true
+		}
+	}
+	if !yearlyQuota || !window48h {
+		t.Errorf("default policy: yearly title quota %v, 48-hour playback window %v; want both", yearlyQuota, window48h)
+	}
+	for id, title := range p.Titles {
+		if _, ok := p.Studios[title.Studio]; !ok {
+			t.Errorf("default title %s has unknown studio %s", id, title.Studio)
+		}
+	}
+}
+
+func TestParsePolicyNamesTheBadField(t *testing.T) {
+	base := DefaultPolicyJSON()
+	for _, c := range []struct {
+		name, from, to, field string
+	}{
+		{"missing version", `"version": "2026-11-01"`, `"version": ""`, "version"},
+		{"bad duration", `"licence_duration": "7d"`, `"licence_duration": "7 days"`, `invalid duration "7 days"`},
+		{"negative window", `"playback_window": "48h"`, `"playback_window": "-48h"`, "studios.harbour.playback_window"},
+		{"quota of zero", `"count": 3`, `"count": 0`, "studios.northlight.title_quota.count"},
+		{"quota window too long", `"window": "365d"`, `"window": "3650d"`, "studios.northlight.title_quota.window"},
+		{"unknown studio", `"studio": "meridian",   "downloadable": false`, `"studio": "nowhere", "downloadable": false`, "titles.tt-meridian-two.studio"},
+		{"device cap below one", `"basic":    { "max_download_devices": 1, "max_active_per_device": 100`, `"basic":    { "max_download_devices": 1, "max_active_per_device": 0`, "plans.basic.max_active_per_device"},
+		{"wrong type", `"max_renewals": 2`, `"max_renewals": "two"`, "studios.harbour.max_renewals"},
+		{"unknown field", `"renewable": false`, `"renewable": false, "renewabel": true`, `"renewabel"`},
+		{"plays without window", `"renewable": false`, `"renewable": false, "max_plays_per_window": 2`, "studios.meridian.max_plays_per_window"},
+		{"availability backwards", `"available_from": "2027-03-01T00:00:00Z"`, `"available_from": "2027-03-01T00:00:00Z", "available_until": "2027-01-01T00:00:00Z"`, "titles.tt-coming-soon.available_until"},
+		{"malformed", `"plans": {`, `"plans": {{`, "malformed JSON"},
+	} {
+		doc := strings.Replace(string(base), c.from, c.to, 1)
+		if doc == string(base) {
+			t.Fatalf("%s: the default policy has no %q to replace", c.name, c.from)
+		}
+		_, err := ParsePolicy(strings.NewReader(doc))
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: ParsePolicy = %v, want an error naming %s", c.name, err, c.field)
+		}
+	}
+}
+
+func TestTermsFallBackToDefaults(t *testing.T) {
+	p := testPolicy(t)
+	if got := p.Terms("plain"); got.LicenceDuration != 30*day || !got.Renewable || got.MaxRenewals != 3 || got.TitleQuota != nil {
+		t.Errorf("Terms(plain) = %+v, want the defaults", got)
+	}
+	if got := p.Terms("window"); got.LicenceDuration != 7*day || got.PlaybackWindow != 48*time.Hour || got.MaxRenewals != 1 {
+		t.Errorf("Terms(window) = %+v, want 7d, 48h window, 1 renewal", got)
+	}
+	if got := p.Terms("fixed"); got.Renewable {
+		t.Errorf("Terms(fixed).Renewable = true, want false")
+	}
+	if got := p.Terms("gone-studio"); got.LicenceDuration != 30*day {
+		t.Errorf("Terms(unknown studio) = %+v, want the defaults", got)
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30d": 30 * day, "48h": 48 * time.Hour, "90m": 90 * time.Minute, "0": 0} {
+		d, err := ParseDuration(in)
+		if err != nil || d.D() != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, d, err, want)
+		}
+		if back, _ := ParseDuration(d.String()); back != d {
+			t.Errorf("ParseDuration(%q.String()) = %v, want %v", in, back, d)
+		}
+	}
+	for _, in := range []string{"", "d", "-3d", "3 days", "1y"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = nil error, want an error", in)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package licensing
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// longHistory builds a busy member's log of n events under the default
+// policy: downloads on six devices, offline playback uploads, renewals and
+// deletions, over as long as it takes (about two events an hour).
+func longHistory(tb fataler, n int) *history {
+	p := DefaultPolicy()
+	h := newHistory(tb, p)
+	titles := make([]string, 0, len(p.Titles))
+	for _, id := range sortedKeys(p.Titles) {
+		if tt := p.Titles[id]; tt.Downloadable && tt.AvailableFrom == nil && tt.AvailableUntil == nil {
+			titles = append(titles, id)
+		}
+	}
+	at := time.Duration(0)
+	for i := 0; len(h.events) < n; i++ {
+		at += 30 * time.Minute
+		now := t0.Add(at)
+		device := fmt.Sprintf("device-%d", i%6)
+		switch i % 10 {
+		case 0, 5:
+			h.try(at, acq("premium", device, titles[(i/10)%len(titles)]))
+		case 3:
+			if ls := h.state.Licences(now); len(ls) > 0 {
+				l := ls[i%len(ls)]
+				h.try(at, Renew{"m1", "premium", l.Device, l.ID})
+			}
+		case 8:
+			if ls := h.state.Licences(now); len(ls) > 3 {
+				l := ls[0]
+				h.try(at, Release{"m1", l.Device, l.ID, ReasonDeleted})
+			}
+		default:
+			var batch []PlaybackInput
+			for _, l := range h.state.Licences(now) {
+				if l.Device == device && l.Active(p, now) && len(batch) < 8 {
+					for k, kind := range []PlaybackKind{PlaybackStart, PlaybackKeepalive, PlaybackStop} {
+						batch = append(batch, PlaybackInput{
+							ID: fmt.Sprintf("ev-%d-%s-%d", i, l.ID, k), Licence: l.ID, Kind: kind,
+							PositionMs: int64(k) * 60000, DeviceTime: now.Add(time.Duration(k-3) * time.Minute),
+						})
+					}
+				}
+			}
+			if len(batch) > 0 {
+				h.try(at, RecordPlayback{"m1", device, batch})
+			}
+		}
+	}
+	return h
+}
+
+func TestSnapshotOfTenThousandEventsIsSmall(t *testing.T) {
+	h := longHistory(t, 10000)
+	snap, err := EncodeSnapshot(h.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := h.events[len(h.events)-1].At.Sub(h.events[0].At)
+	t.Logf("%d events over %d days: snapshot %d bytes, %d licences remembered", len(h.events), int(span.Hours()/24), len(snap.Data), len(h.state.licences))
+	// DynamoDB refuses items over 400 KB; a snapshot must stay far below.
+	if len(snap.Data) > 64<<10 {
+		t.Errorf("snapshot of %d events is %d bytes, want at most 64 KiB", len(h.events), len(snap.Data))
+	}
+	if len(h.state.licences) >= len(h.events)/10 {
+		t.Errorf("state remembers %d licences of %d events: ended ones are not pruned", len(h.state.licences), len(h.events))
+	}
+}
+
+func TestSnapshotOfAnotherSchemaIsIgnored(t *testing.T) {
+	h := longHistory(t, 50)
+	snap, err := EncodeSnapshot(h.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Schema = StateSchema + 1
+	if s, ok, err := RestoreSnapshot(snap); s != nil || ok || err != nil {
+		t.Errorf("RestoreSnapshot(schema %d) = %v, %v, %v; want ignored", snap.Schema, s, ok, err)
+	}
+	snap.Schema = StateSchema
+	snap.Version++
+	if _, _, err := RestoreSnapshot(snap); err == nil {
+		t.Errorf("RestoreSnapshot of a snapshot labelled with the wrong version = nil error")
+	}
+	snap.Version--
+	snap.Data = []byte(strings.Replace(string(snap.Data), `"m":"m1"`, `"m":"m1","extra":1`, 1))
+	if _, _, err := RestoreSnapshot(snap); err == nil {
+		t.Errorf("RestoreSnapshot of an unreadable snapshot = nil error")
+	}
+}
+
+func TestIdempotencyKeysAreBounded(t *testing.T) {
+	s := NewState("m1")
+	for i := 1; i <= 500; i++ {
+		s.Apply(Event{Version: int64(i), At: t0.Add(time.Duration(i) * time.Minute), Key: fmt.Sprintf("k%d", i), Fingerprint: "f",
+			Payload: &LicenceAcquired{Licence: fmt.Sprintf("L%d", i), Title: "p1", Studio: "plain", Device: "d1", ExpiresAt: t0.Add(day)}})
+	}
+	now := t0.Add(500 * time.Minute)
+	if _, ok := s.Request("k500", now); !ok {
+		t.Errorf("Request(k500) forgotten, want remembered")
+	}
+	if _, ok := s.Request("k1", now); ok {
+		t.Errorf("Request(k1) remembered after %d newer keys, want forgotten", 499)
+	}
+	if len(s.requests) > MaxKeys {
+		t.Errorf("%d keys remembered, want at most %d", len(s.requests), MaxKeys)
+	}
+	if _, ok := s.Request("k500", now.Add(KeyRetention)); ok {
+		t.Errorf("Request(k500) remembered after %v, want forgotten", KeyRetention)
+	}
+}
+
+// TestSnapshotStaysBoundedUnderAbuse downloads, plays and deletes as fast as
+// the rules allow, with long idempotency keys: the snapshot still fits an
+// item with room to spare.
+func TestSnapshotStaysBoundedUnderAbuse(t *testing.T) {
+	h := newHistory(t, DefaultPolicy())
+	key := strings.Repeat("k", 128)
+	for i := 0; i < 3000; i++ {
+		at := time.Duration(i) * time.Minute
+		id := h.do(at, acq("premium", fmt.Sprintf("d%d", i%6), "tt-first-light"))
+		var batch []PlaybackInput
+		for k := 0; k < 20; k++ {
+			batch = append(batch, PlaybackInput{ID: fmt.Sprintf("%s-%d", id, k), Licence: id, Kind: PlaybackKeepalive, DeviceTime: t0.Add(at)})
+		}
+		h.do(at, RecordPlayback{"m1", fmt.Sprintf("d%d", i%6), batch})
+		h.do(at, Release{"m1", fmt.Sprintf("d%d", i%6), id, ReasonDeleted})
+		h.state.Apply(Event{Version: h.state.Version + 1, At: t0.Add(at), Key: fmt.Sprintf("%s%d", key[:120], i), Fingerprint: "f",
+			Payload: &DeviceReleased{Device: "d0", Reason: ReasonDeviceRemoved}})
+	}
+	snap, err := EncodeSnapshot(h.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d versions: snapshot %d bytes, %d licences, %d playback ids, %d keys", h.state.Version, len(snap.Data), len(h.state.licences), h.state.seenIDs, len(h.state.requests))
+	if len(snap.Data) > 160<<10 {
+		t.Errorf("snapshot is %d bytes, want at most 160 KiB", len(snap.Data))
+	}
+	if h.state.seenIDs > MaxPlaybackIDs || len(h.state.licences) > 2*MaxEndedLicences {
+		t.Errorf("state holds %d playback ids and %d licences, want at most %d and %d", h.state.seenIDs, len(h.state.licences), MaxPlaybackIDs, 2*MaxEndedLicences)
+	}
+	// Forgotten ids never let a duplicate in: older uploads are refused.
+	res := mustTry(t, h, 3000*time.Minute, RecordPlayback{"m1", "d0", []PlaybackInput{{ID: "L1-0", Licence: "L1", Kind: PlaybackKeepalive, DeviceTime: t0}}})
+	if c := res.Playback[0].Code; c == PlaybackAccepted {
+		t.Errorf("re-upload of a forgotten id = %s, want it refused", c)
+	}
+}
