@@ -73,10 +73,10 @@ func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, i
 	if l == nil || l.Device != device {
 		return PlaybackUnknownLicence
 	}
-	if l.hasSeen(e.ID) {
+	if s.playback.has(e.ID) {
 		return PlaybackDuplicate
 	}
-	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) || e.DeviceTime.Before(s.playbackFloor) {
+	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) || s.playback.tooOld(e.DeviceTime) {
 		return PlaybackTooOld
 	}
 	end := l.ExpiresAt
@@ -86,7 +86,7 @@ func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, i
 	if e.DeviceTime.Before(l.IssuedAt.Add(-ClockSkew)) || e.DeviceTime.After(end.Add(ClockSkew)) || e.DeviceTime.After(now.Add(ClockSkew)) {
 		return PlaybackOutsideLicence
 	}
-	if e.Kind == PlaybackStart && !e.DeviceTime.Before(l.TermStart) {
+	if e.Kind == PlaybackStart && l.inTerm(e.DeviceTime) {
 		terms := p.Terms(l.Studio)
 		if terms.PlaybackWindow > 0 && !l.FirstPlayAt.IsZero() && !e.DeviceTime.Before(l.FirstPlayAt.Add(terms.PlaybackWindow)) {
 			return PlaybackOutsideLicence

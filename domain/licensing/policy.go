@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -221,12 +220,24 @@ func describeJSONError(path string, err error) string {
 	return join(strings.TrimPrefix(err.Error(), "json: "))
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
-
 // ValidID reports whether s is usable as a member, device, title, studio,
-// plan or licence id: 1 to 64 characters of letters, digits and . _ : -,
-// starting with a letter or digit.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// plan or licence id: 1 to 64 characters of ASCII letters, digits and
+// . _ : -, starting with a letter or digit.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func (p *Policy) validate() error {
 	bad := func(field, format string, args ...any) error {

@@ -11,14 +11,51 @@ import (
 const CodeLicenceNotFound = "LICENCE_NOT_FOUND"
 
 // tally counts the active licences at a moment, and when each count drops.
+// A member holds few devices and studios, so small slices beat maps here.
 type tally struct {
 	member      int
 	memberFrees time.Time
-	device      map[string]int
-	deviceFrees map[string]time.Time // earliest expiry per device
-	deviceEnds  map[string]time.Time // latest expiry per device
-	studio      map[string]int
-	studioFrees map[string]time.Time
+	devices     []bucket
+	studios     []bucket
+}
+
+// bucket counts the active licences of one device or studio: how many,
+// when the first of them ends and when the last does.
+type bucket struct {
+	key   string
+	n     int
+	frees time.Time
+	ends  time.Time
+}
+
+func find(bs []bucket, key string) *bucket {
+	for i := range bs {
+		if bs[i].key == key {
+			return &bs[i]
+		}
+	}
+	return nil
+}
+
+func add(bs []bucket, key string, end time.Time) []bucket {
+	b := find(bs, key)
+	if b == nil {
+		return append(bs, bucket{key: key, n: 1, frees: end, ends: end})
+	}
+	b.n++
+	b.frees = earliest(b.frees, end)
+	if end.After(b.ends) {
+		b.ends = end
+	}
+	return bs
+}
+
+// on returns the bucket of key (zero if none).
+func on(bs []bucket, key string) bucket {
+	if b := find(bs, key); b != nil {
+		return *b
+	}
+	return bucket{}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -30,27 +67,24 @@ func earliest(a, b time.Time) time.Time {
 
 // count tallies the active licences at now, leaving out the licence skip.
 func count(s *State, p *Policy, now time.Time, skip string) tally {
-	t := tally{
-		device: map[string]int{}, deviceFrees: map[string]time.Time{}, deviceEnds: map[string]time.Time{},
-		studio: map[string]int{}, studioFrees: map[string]time.Time{},
-	}
-	for id, l := range s.licences {
-		if id == skip || l.Released() {
+	t := tally{devices: make([]bucket, 0, 8), studios: make([]bucket, 0, 8)}
+	var studio string
+	var terms Terms
+	for _, l := range s.list {
+		if l.ID == skip || l.Released() || !now.Before(l.ExpiresAt) {
 			continue
 		}
-		end := l.EffectiveExpiry(p.Terms(l.Studio))
+		if l.Studio != studio || terms.LicenceDuration == 0 {
+			studio, terms = l.Studio, p.Terms(l.Studio)
+		}
+		end := l.EffectiveExpiry(terms)
 		if !now.Before(end) {
 			continue
 		}
 		t.member++
 		t.memberFrees = earliest(t.memberFrees, end)
-		t.device[l.Device]++
-		t.deviceFrees[l.Device] = earliest(t.deviceFrees[l.Device], end)
-		if end.After(t.deviceEnds[l.Device]) {
-			t.deviceEnds[l.Device] = end
-		}
-		t.studio[l.Studio]++
-		t.studioFrees[l.Studio] = earliest(t.studioFrees[l.Studio], end)
+		t.devices = add(t.devices, l.Device, end)
+		t.studios = add(t.studios, l.Studio, end)
 	}
 	return t
 }
@@ -89,30 +123,30 @@ func checkTitle(p *Policy, id string, now time.Time, fail *[]RuleFailure) (Title
 // checkHolding applies the rules on how much a member may hold at once, for
 // a licence of the given studio about to become active on device.
 func checkHolding(plan Plan, terms Terms, studio, device string, t tally, fail *[]RuleFailure) {
-	if n := t.device[device]; n >= plan.MaxActivePerDevice {
+	dev := on(t.devices, device)
+	if dev.n >= plan.MaxActivePerDevice {
 		*fail = append(*fail, RuleFailure{Code: CodeDeviceDownloadLimit,
-			Message: fmt.Sprintf("device %s already holds %d downloads, the most this plan allows", device, n),
-			Limit:   plan.MaxActivePerDevice, Current: n, FreesAt: at(t.deviceFrees[device])})
+			Message: fmt.Sprintf("device %s already holds %d downloads, the most this plan allows", device, dev.n),
+			Limit:   plan.MaxActivePerDevice, Current: dev.n, FreesAt: at(dev.frees)})
 	}
 	if t.member >= plan.MaxActivePerMember {
 		*fail = append(*fail, RuleFailure{Code: CodeMemberDownloadLimit,
 			Message: fmt.Sprintf("the account already holds %d downloads, the most this plan allows", t.member),
 			Limit:   plan.MaxActivePerMember, Current: t.member, FreesAt: at(t.memberFrees)})
 	}
-	if t.device[device] == 0 && len(t.device) >= plan.MaxDownloadDevices {
+	if dev.n == 0 && len(t.devices) >= plan.MaxDownloadDevices {
 		var frees time.Time
-		for _, end := range t.deviceEnds {
-			frees = earliest(frees, end)
+		for _, b := range t.devices {
+			frees = earliest(frees, b.ends)
 		}
 		*fail = append(*fail, RuleFailure{Code: CodeDeviceCountLimit,
-			Message: fmt.Sprintf("downloads are already on %d devices, the most this plan allows", len(t.device)),
-			Limit:   plan.MaxDownloadDevices, Current: len(t.device), FreesAt: at(frees)})
+			Message: fmt.Sprintf("downloads are already on %d devices, the most this plan allows", len(t.devices)),
+			Limit:   plan.MaxDownloadDevices, Current: len(t.devices), FreesAt: at(frees)})
 	}
-	if terms.MaxActivePerMember > 0 && t.studio[studio] >= terms.MaxActivePerMember {
-		n := t.studio[studio]
+	if st := on(t.studios, studio); terms.MaxActivePerMember > 0 && st.n >= terms.MaxActivePerMember {
 		*fail = append(*fail, RuleFailure{Code: CodeStudioDownloadLimit,
-			Message: fmt.Sprintf("the account already holds %d downloads from studio %s, the most it allows", n, studio),
-			Limit:   terms.MaxActivePerMember, Current: n, FreesAt: at(t.studioFrees[studio])})
+			Message: fmt.Sprintf("the account already holds %d downloads from studio %s, the most it allows", st.n, studio),
+			Limit:   terms.MaxActivePerMember, Current: st.n, FreesAt: at(st.frees)})
 	}
 }
 
@@ -136,7 +170,7 @@ func (c Acquire) decide(s *State, p *Policy, now time.Time, newID func() string)
 	var fail []RuleFailure
 	plan, planOK := planFor(p, c.Plan, &fail)
 	title, titleOK := checkTitle(p, c.Title, now, &fail)
-	for _, l := range s.licences {
+	for _, l := range s.list {
 		if l.Title == c.Title && l.Device == c.Device && l.Active(p, now) {
 			fail = append(fail, RuleFailure{Code: CodeAlreadyOnDevice,
 				Message: fmt.Sprintf("device %s already holds title %s under licence %s", c.Device, c.Title, l.ID)})

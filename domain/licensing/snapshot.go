@@ -1,12 +1,8 @@
 package licensing
 
 import (
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"time"
 )
 
@@ -32,8 +28,9 @@ type snapshotData struct {
 	Licences    []licenceData      `json:"l,omitempty"`
 	Downloads   map[string][]int64 `json:"d,omitempty"` // title → Unix nanoseconds
 	Requests    []Request          `json:"r,omitempty"`
-	// PlaybackFloor is the device time before which uploads are refused.
-	PlaybackFloor *time.Time `json:"pf,omitempty"`
+	// Playback holds the remembered playback ids, packed, and the floor.
+	Playback      string `json:"p,omitempty"`
+	PlaybackFloor int64  `json:"pf,omitempty"`
 }
 
 type licenceData struct {
@@ -51,7 +48,6 @@ type licenceData struct {
 	Plays         int           `json:"pl,omitempty"`
 	LastPosition  int64         `json:"lp,omitempty"`
 	LastPlayedAt  *time.Time    `json:"la,omitempty"`
-	Seen          string        `json:"sn,omitempty"` // packed (hash, seconds) pairs
 }
 
 func optTime(t time.Time) *time.Time {
@@ -73,22 +69,15 @@ func fromOpt(t *time.Time) time.Time {
 func EncodeSnapshot(s *State) (Snapshot, error) {
 	d := snapshotData{
 		Member: s.Member, Version: s.Version, LastEventAt: s.LastEventAt.UTC(), NextPrune: s.nextPrune.UTC(), PruneAt: s.pruneAtCount,
-		Requests: s.requests, PlaybackFloor: optTime(s.playbackFloor),
+		Requests: s.requests, Playback: s.playback.pack(), PlaybackFloor: s.playback.floor,
 	}
-	ids := make([]string, 0, len(s.licences))
-	for id := range s.licences {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		l := s.licences[id]
+	for _, l := range s.list {
 		d.Licences = append(d.Licences, licenceData{
 			ID: l.ID, Title: l.Title, Studio: l.Studio, Device: l.Device,
 			IssuedAt: l.IssuedAt.UTC(), TermStart: l.TermStart.UTC(), ExpiresAt: l.ExpiresAt.UTC(), Renewals: l.Renewals,
 			ReleasedAt: optTime(l.ReleasedAt), ReleaseReason: l.ReleaseReason,
 			FirstPlayAt: optTime(l.FirstPlayAt), Plays: l.Plays,
 			LastPosition: l.LastPosition, LastPlayedAt: optTime(l.LastPlayedAt),
-			Seen: packSeen(l.seen),
 		})
 	}
 	if len(s.downloads) > 0 {
@@ -124,21 +113,22 @@ func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
 	s = NewState(d.Member)
 	s.Version, s.LastEventAt, s.nextPrune, s.pruneAtCount = d.Version, d.LastEventAt.UTC(), d.NextPrune.UTC(), d.PruneAt
 	s.requests = d.Requests
-	s.playbackFloor = fromOpt(d.PlaybackFloor)
+	if s.playback, err = unpackPlayback(d.Playback, d.PlaybackFloor); err != nil {
+		return nil, false, fmt.Errorf("restore snapshot of %s v%d: %w", snap.Stream, snap.Version, err)
+	}
 	for _, ld := range d.Licences {
-		seen, err := unpackSeen(ld.Seen)
-		if err != nil {
-			return nil, false, fmt.Errorf("restore snapshot of %s v%d: licence %s: %w", snap.Stream, snap.Version, ld.ID, err)
-		}
-		s.licences[ld.ID] = &Licence{
+		l := &Licence{
 			ID: ld.ID, Title: ld.Title, Studio: ld.Studio, Device: ld.Device,
 			IssuedAt: ld.IssuedAt.UTC(), TermStart: ld.TermStart.UTC(), ExpiresAt: ld.ExpiresAt.UTC(), Renewals: ld.Renewals,
 			ReleasedAt: fromOpt(ld.ReleasedAt), ReleaseReason: ld.ReleaseReason,
 			FirstPlayAt: fromOpt(ld.FirstPlayAt), Plays: ld.Plays,
 			LastPosition: ld.LastPosition, LastPlayedAt: fromOpt(ld.LastPlayedAt),
-			seen: seen,
 		}
-		s.seenIDs += len(seen)
+		if s.licences[l.ID] != nil {
+			return nil, false, fmt.Errorf("restore snapshot of %s v%d: licence %s twice", snap.Stream, snap.Version, l.ID)
+		}
+		s.licences[l.ID] = l
+		s.list = append(s.list, l)
 	}
 	for title, ns := range d.Downloads {
 		times := make([]time.Time, len(ns))
@@ -148,38 +138,4 @@ func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
 		s.downloads[title] = times
 	}
 	return s, true, nil
-}
-
-const seenEntry = 12 // 8 bytes of hash, 4 of Unix seconds
-
-func packSeen(seen map[uint64]int64) string {
-	if len(seen) == 0 {
-		return ""
-	}
-	hashes := make([]uint64, 0, len(seen))
-	for h := range seen {
-		hashes = append(hashes, h)
-	}
-	slices.Sort(hashes)
-	buf := make([]byte, 0, len(hashes)*seenEntry)
-	for _, h := range hashes {
-		buf = binary.BigEndian.AppendUint64(buf, h)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(seen[h]))
-	}
-	return base64.RawStdEncoding.EncodeToString(buf)
-}
-
-func unpackSeen(s string) (map[uint64]int64, error) {
-	if s == "" {
-		return nil, nil
-	}
-	buf, err := base64.RawStdEncoding.DecodeString(s)
-	if err != nil || len(buf)%seenEntry != 0 {
-		return nil, fmt.Errorf("malformed playback ids")
-	}
-	seen := make(map[uint64]int64, len(buf)/seenEntry)
-	for i := 0; i < len(buf); i += seenEntry {
-		seen[binary.BigEndian.Uint64(buf[i:])] = int64(binary.BigEndian.Uint32(buf[i+8:]))
-	}
-	return seen, nil
 }

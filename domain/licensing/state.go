@@ -1,7 +1,6 @@
 package licensing
 
 import (
-	"hash/fnv"
 	"slices"
 	"sort"
 	"time"
@@ -23,16 +22,11 @@ const (
 	// maxKeyEntries bounds the licence copies and playback results held by
 	// remembered keys, so that a snapshot stays small whatever the traffic.
 	maxKeyEntries = 2000
-	// MaxPlaybackIDs is how many accepted playback event ids a member's state
-	// remembers at most for duplicate detection. Past it the oldest (by device
-	// time) are forgotten, and events older than the newest forgotten one are
-	// refused as too old, so that no duplicate is ever taken for new.
-	MaxPlaybackIDs = 2048
 	// MaxEndedLicences is how many ended (released or expired) licences are
 	// remembered at most; past it the longest-ended are forgotten early.
 	MaxEndedLicences = 128
 	// pruneEvery is how often (in event time) the fold prunes.
-	pruneEvery = 24 * time.Hour
+	pruneEvery = 7 * 24 * time.Hour
 )
 
 // Licence is one licence of a member as the fold knows it.
@@ -56,10 +50,6 @@ type Licence struct {
 	Plays        int
 	LastPosition int64
 	LastPlayedAt time.Time
-
-	// seen maps the hash of each accepted playback event id to its device
-	// time (Unix seconds), for duplicate detection within PlaybackHorizon.
-	seen map[uint64]int64
 }
 
 // Released reports whether the licence has been released.
@@ -117,17 +107,15 @@ type State struct {
 	LastEventAt time.Time
 
 	licences  map[string]*Licence
+	list      []*Licence             // the same licences, in the order they were granted
 	downloads map[string][]time.Time // title → acquisition times, ascending
 	requests  []Request              // ascending by Version
 	nextPrune time.Time
 	// pruneAtCount prunes early once this many licences are held, so that
 	// ended licences never pile up between daily prunes.
 	pruneAtCount int
-	// seenIDs counts the playback ids remembered across all licences, and
-	// playbackFloor is the device time below which uploads are refused
-	// because ids from before it may have been forgotten.
-	seenIDs       int
-	playbackFloor time.Time
+	// playback remembers accepted playback event ids.
+	playback playbackMemory
 }
 
 // NewState returns the empty state of a member's stream.
@@ -159,18 +147,12 @@ func (s *State) Licence(id string, now time.Time) *Licence {
 
 // Licences returns the licences remembered at time now, oldest first.
 func (s *State) Licences(now time.Time) []*Licence {
-	out := make([]*Licence, 0, len(s.licences))
-	for _, l := range s.licences {
+	out := make([]*Licence, 0, len(s.list))
+	for _, l := range s.list {
 		if !l.forgotten(now) {
 			out = append(out, l)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].IssuedAt.Equal(out[j].IssuedAt) {
-			return out[i].IssuedAt.Before(out[j].IssuedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
 	return out
 }
 
@@ -205,7 +187,13 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 			ID: p.Licence, Title: p.Title, Studio: p.Studio, Device: p.Device,
 			IssuedAt: e.At, TermStart: e.At, ExpiresAt: p.ExpiresAt,
 		}
-		s.licences[l.ID] = l
+		if old := s.licences[l.ID]; old != nil { // ids are unique; never list one twice
+			*old = *l
+			l = old
+		} else {
+			s.licences[l.ID] = l
+			s.list = append(s.list, l)
+		}
 		s.downloads[l.Title] = insertTime(s.downloads[l.Title], e.At)
 		touched = append(touched, l.view(StatusActive))
 	case *LicenceRenewed:
@@ -230,13 +218,16 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 			}
 		}
 	case *PlaybackRecorded:
-		for _, pe := range p.Accepted {
-			if l := s.licences[pe.Licence]; l != nil {
-				s.seenIDs += l.applyPlayback(pe)
+		var l *Licence
+		for i := range p.Accepted {
+			pe := &p.Accepted[i]
+			s.playback.add(pe.ID, pe.DeviceTime)
+			if l == nil || l.ID != pe.Licence { // uploads come grouped by licence
+				l = s.licences[pe.Licence]
 			}
-		}
-		if s.seenIDs > MaxPlaybackIDs {
-			s.forgetOldestPlayback(MaxPlaybackIDs * 3 / 4)
+			if l != nil {
+				l.applyPlayback(pe)
+			}
 		}
 		playback = p.Results
 	}
@@ -251,18 +242,9 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 	return touched, playback
 }
 
-// applyPlayback folds one accepted playback event and returns how many ids
-// it added to the duplicate memory (0 or 1).
-func (l *Licence) applyPlayback(pe PlaybackEntry) (added int) {
-	if l.seen == nil {
-		l.seen = map[uint64]int64{}
-	}
-	h := eventHash(pe.ID)
-	if _, ok := l.seen[h]; !ok {
-		added = 1
-	}
-	l.seen[h] = pe.DeviceTime.Unix()
-	if pe.Kind == PlaybackStart && !pe.DeviceTime.Before(l.TermStart) {
+// applyPlayback folds one accepted playback event into the licence.
+func (l *Licence) applyPlayback(pe *PlaybackEntry) {
+	if pe.Kind == PlaybackStart && l.inTerm(pe.DeviceTime) {
 		l.Plays++
 		if l.FirstPlayAt.IsZero() || pe.DeviceTime.Before(l.FirstPlayAt) {
 			l.FirstPlayAt = pe.DeviceTime
@@ -272,59 +254,12 @@ func (l *Licence) applyPlayback(pe PlaybackEntry) (added int) {
 		l.LastPlayedAt = pe.DeviceTime
 		l.LastPosition = pe.PositionMs
 	}
-	return added
 }
 
-// forgetOldestPlayback trims the duplicate memory to keep ids, dropping the
-// oldest by device time, and raises the playback floor past them.
-func (s *State) forgetOldestPlayback(keep int) {
-	type entry struct {
-		l  *Licence
-		h  uint64
-		at int64
-	}
-	all := make([]entry, 0, s.seenIDs)
-	for _, l := range s.licences {
-		for h, at := range l.seen {
-			all = append(all, entry{l, h, at})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].at != all[j].at {
-			return all[i].at < all[j].at
-		}
-		return all[i].h < all[j].h
-	})
-	drop := len(all) - keep
-	if drop <= 0 {
-		return
-	}
-	// Ids of the same second go together, so the floor is exact.
-	for drop < len(all) && all[drop].at == all[drop-1].at {
-		drop++
-	}
-	for _, e := range all[:drop] {
-		delete(e.l.seen, e.h)
-	}
-	s.seenIDs -= drop
-	if floor := time.Unix(all[drop-1].at+1, 0).UTC(); floor.After(s.playbackFloor) {
-		s.playbackFloor = floor
-	}
-}
-
-// hasSeen reports whether a playback event id was already accepted.
-func (l *Licence) hasSeen(id string) bool {
-	_, ok := l.seen[eventHash(id)]
-	return ok
-}
-
-// eventHash is the 64-bit FNV-1a hash of a client event id. Collisions are
-// possible in principle; at 64 bits and the few thousand ids one licence
-// sees, the chance is below one in a billion billion.
-func eventHash(id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return h.Sum64()
+// inTerm reports whether a play at device time t belongs to the current
+// term. A device clock may run up to ClockSkew behind ours.
+func (l *Licence) inTerm(t time.Time) bool {
+	return !t.Before(l.TermStart.Add(-ClockSkew))
 }
 
 func (s *State) remember(e Event, touched []LicenceView, playback []PlaybackResult) {
@@ -364,21 +299,22 @@ func (s *State) trimRequests(now time.Time) {
 // retention, acquisitions older than MaxLookback, playback ids older than
 // PlaybackHorizon, and old idempotency keys.
 func (s *State) prune(t time.Time) {
-	cutoff := t.Add(-PlaybackHorizon).Unix()
 	for id, l := range s.licences {
 		if l.forgotten(t) {
-			s.seenIDs -= len(l.seen)
 			delete(s.licences, id)
-			continue
-		}
-		for h, at := range l.seen {
-			if at < cutoff {
-				delete(l.seen, h)
-				s.seenIDs--
-			}
 		}
 	}
 	s.forgetEnded(t)
+	if len(s.list) != len(s.licences) {
+		kept := s.list[:0]
+		for _, l := range s.list {
+			if s.licences[l.ID] == l {
+				kept = append(kept, l)
+			}
+		}
+		clear(s.list[len(kept):])
+		s.list = kept
+	}
 	horizon := t.Add(-MaxLookback)
 	for title, times := range s.downloads {
 		i := sort.Search(len(times), func(i int) bool { return times[i].After(horizon) })
@@ -396,7 +332,7 @@ func (s *State) prune(t time.Time) {
 // the most recently ended.
 func (s *State) forgetEnded(t time.Time) {
 	var ended []*Licence
-	for _, l := range s.licences {
+	for _, l := range s.list {
 		if !l.endedBy().After(t) {
 			ended = append(ended, l)
 		}
@@ -412,7 +348,6 @@ func (s *State) forgetEnded(t time.Time) {
 		return ended[i].ID > ended[j].ID
 	})
 	for _, l := range ended[MaxEndedLicences:] {
-		s.seenIDs -= len(l.seen)
 		delete(s.licences, l.ID)
 	}
 }
