@@ -18,6 +18,7 @@ type StoredEvent struct {
 	PolicyVersion string
 	Key           string
 	Fingerprint   string
+	RequestID     string
 	Data          []byte
 }
 
@@ -51,6 +52,7 @@ func EncodeEvent(e Event) (StoredEvent, error) {
 		PolicyVersion: e.PolicyVersion,
 		Key:           e.Key,
 		Fingerprint:   e.Fingerprint,
+		RequestID:     e.RequestID,
 		Data:          data,
 	}, nil
 }
@@ -85,6 +87,7 @@ func DecodeEvent(s StoredEvent) (Event, error) {
 		PolicyVersion: up.PolicyVersion,
 		Key:           up.Key,
 		Fingerprint:   up.Fingerprint,
+		RequestID:     up.RequestID,
 		Payload:       p,
 	}, nil
 }

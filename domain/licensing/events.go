@@ -30,6 +30,9 @@ type Event struct {
 	// and Fingerprint identifies that request's content.
 	Key         string
 	Fingerprint string
+	// RequestID identifies the service call that appended the event, so a
+	// store can recognise its own write when a retried call finds it there.
+	RequestID string
 	// Payload is one of the *…Payload types below.
 	Payload Payload
 }

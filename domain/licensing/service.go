@@ -124,6 +124,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	}
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
+	request := s.IDs.NewID()
 	consistent := false
 	for attempt := 1; ; attempt++ {
 		st, err := s.load(ctx, member, consistent)
@@ -149,7 +150,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		}
 		events := make([]Event, len(d.Events))
 		for i, p := range d.Events {
-			events[i] = Event{Version: st.Version + int64(i) + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, Payload: p}
+			events[i] = Event{Version: st.Version + int64(i) + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, RequestID: request, Payload: p}
 		}
 		err = s.Store.Append(ctx, member, st.Version, events)
 		if err == nil {

@@ -34,7 +34,7 @@ func Example() {
 	}
 	fmt.Printf("%+v\n", store.Stats())
 	// Output:
-	// 1 lic-1 ACTIVE phone 2026-12-02T10:00:00Z
+	// 1 lic-2 ACTIVE phone 2026-12-02T10:00:00Z
 	// [DEVICE_COUNT_LIMIT]
 	// {Loads:2 Appends:1 Conflicts:0 Snapshots:0}
 }

@@ -118,23 +118,26 @@ func testSnapshotOnlyForward(t *testing.T, s Store) {
 	checkEvents(t, call, str.Events, events[5:])
 }
 
+// testSnapshotBeyondStream: a snapshot of a version the log does not hold
+// may be refused when saved; if it is stored, loads must ignore it, or the
+// next append would leave a gap.
 func testSnapshotBeyondStream(t *testing.T, s Store) {
 	stream := streamID(t)
 	events := history(1, 4, "y")
 	ahead := snapshotOf(t, stream, events)
-	if saved, err := s.SaveSnapshot(t.Context(), ahead); err == nil || saved {
-		t.Errorf("SaveSnapshot(%s v4) on an empty stream = %v, %v; want false, an error", stream, saved, err)
-	}
 	mustAppend(t, s, stream, 0, events[:3])
-	if saved, err := s.SaveSnapshot(t.Context(), ahead); err == nil || saved {
-		t.Errorf("SaveSnapshot(%s v4) on a stream at v3 = %v, %v; want false, an error", stream, saved, err)
+	if saved, err := s.SaveSnapshot(t.Context(), ahead); err != nil && saved {
+		t.Errorf("SaveSnapshot(%s v4) on a stream at v3 = %v, %v; want an error or a save", stream, saved, err)
 	}
 	call := fmt.Sprintf("Load(%s, StateSchema)", stream)
 	str := load(t, s, stream, licensing.StateSchema)
 	if str.Snapshot != nil {
-		t.Errorf("%s.Snapshot = v%d, want nil", call, str.Snapshot.Version)
+		t.Errorf("%s.Snapshot = v%d, want nil: the log ends at v3", call, str.Snapshot.Version)
 	}
 	checkEvents(t, call, str.Events, events[:3])
+	if str.Version() != 3 {
+		t.Errorf("%s.Version() = %d, want 3", call, str.Version())
+	}
 }
 
 func testSnapshotConcurrent(t *testing.T, s Store) {

@@ -1,0 +1,83 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// Config says where the table is.
+type Config struct {
+	// Table is the table name (env TABLE_NAME).
+	Table string
+	// Endpoint overrides the DynamoDB endpoint, for DynamoDB Local
+	// (env DYNAMODB_ENDPOINT); empty means AWS.
+	Endpoint string
+	// Region is the AWS region (env AWS_REGION); DynamoDB Local ignores it.
+	Region string
+	// SnapshotEvery is the stream function's snapshot interval
+	// (env SNAPSHOT_EVERY, default DefaultSnapshotEvery).
+	SnapshotEvery int
+}
+
+// ConfigFromEnv reads the configuration from the environment.
+func ConfigFromEnv() (Config, error) {
+	c := Config{
+		Table:    os.Getenv("TABLE_NAME"),
+		Endpoint: os.Getenv("DYNAMODB_ENDPOINT"),
+		Region:   os.Getenv("AWS_REGION"),
+	}
+	if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
+		}
+		c.SnapshotEvery = n
+	}
+	if c.Table == "" {
+		return c, fmt.Errorf("TABLE_NAME is not set")
+	}
+	return c, nil
+}
+
+// NewClient returns a DynamoDB client: the standard retryer with a few
+// quick attempts (the service retries conflicts itself, and a request has a
+// deadline), and for a local endpoint, static credentials and no response
+// checksum check (DynamoDB Local sends none on error responses).
+func NewClient(ctx context.Context, c Config) (*dynamodb.Client, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 4
+				o.MaxBackoff = 500 * time.Millisecond
+			})
+		}),
+	}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	if c.Endpoint != "" {
+		if c.Region == "" {
+			opts = append(opts, config.WithRegion("us-east-1"))
+		}
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+			o.DisableValidateResponseChecksum = true
+		}
+	}), nil
+}

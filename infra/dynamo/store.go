@@ -1,0 +1,347 @@
+// Package dynamo is the DynamoDB member event store: one partition per
+// member, one item per event, appended with conditional writes, and a
+// snapshot item that sorts after every event so a load is one Query.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// ErrItemTooLarge reports an event or snapshot over DynamoDB's item limit.
+// Nothing is written when it is returned.
+var ErrItemTooLarge = errors.New("item larger than DynamoDB's 400 KB limit")
+
+// ErrTooManyEvents reports an append of more events than one transaction holds.
+var ErrTooManyEvents = fmt.Errorf("more than %d events in one append", MaxEventsPerAppend)
+
+// API is the part of the DynamoDB client the store uses.
+type API interface {
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+// DefaultSnapshotEvery is how many events the stream function lets pass
+// between snapshots, and so how many events a load expects after one.
+const DefaultSnapshotEvery = 6
+
+// Store is the DynamoDB event and snapshot store.
+type Store struct {
+	db    API
+	table string
+	// firstPage is the Limit of a load's first Query page: the snapshot and
+	// the events after it when snapshots keep up, so that one round trip
+	// reads little more than it needs.
+	firstPage int32
+}
+
+var (
+	_ licensing.EventStore    = (*Store)(nil)
+	_ licensing.SnapshotStore = (*Store)(nil)
+)
+
+// New returns a store over table. snapshotEvery is the snapshot interval of
+// the stream function (DefaultSnapshotEvery if 0).
+func New(db API, table string, snapshotEvery int) *Store {
+	if snapshotEvery <= 0 {
+		snapshotEvery = DefaultSnapshotEvery
+	}
+	// The snapshot, the events after it, and two more: the event the
+	// snapshot covers (to prove the log reaches it) and one of slack.
+	return &Store{db: db, table: table, firstPage: int32(snapshotEvery) + 2}
+}
+
+// Load implements licensing.EventStore with one descending Query from the
+// top of the member's partition: the snapshot first, then events newest
+// first, until the snapshot's version is reached. A stream without a usable
+// snapshot is read to its start, page by page.
+//
+// Reads are eventually consistent unless opts.Consistent: a stale read
+// costs at most a conflict on append, after which the service reloads with
+// a consistent read.
+func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :e)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
+			":e":  &types.AttributeValueMemberS{Value: eventPrefix},
+		},
+		ScanIndexForward:       aws.Bool(false),
+		ConsistentRead:         aws.Bool(opts.Consistent),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	if opts.SnapshotSchema != 0 {
+		in.Limit = aws.Int32(s.firstPage)
+	}
+	var (
+		snap    *licensing.Snapshot
+		stored  []licensing.StoredEvent // newest first
+		reached bool                    // the event the snapshot covers was read
+	)
+pages:
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return licensing.Stream{}, fmt.Errorf("query %s: %w", stream, err)
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, av := range out.Items {
+			if sk, _ := av["sk"].(*types.AttributeValueMemberS); sk != nil && sk.Value == snapshotSK {
+				if opts.SnapshotSchema == 0 {
+					continue
+				}
+				sn, err := unmarshalSnapshot(av)
+				if err != nil || sn.Schema != opts.SnapshotSchema || sn.Stream != stream {
+					continue // unreadable or of another schema: replay instead
+				}
+				snap = &sn
+				continue
+			}
+			e, err := unmarshalEvent(av)
+			if err != nil {
+				return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
+			}
+			if snap != nil {
+				switch {
+				case e.Version == snap.Version:
+					reached = true
+					break pages
+				case e.Version < snap.Version:
+					// The log does not hold the version the snapshot claims to
+					// cover: never trust it, read the whole log instead.
+					snap = nil
+				}
+			}
+			stored = append(stored, e)
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = nil // past the first page, read whole pages
+	}
+	if !reached {
+		// The whole log was read and never reached the version the snapshot
+		// claims to cover: replay it all instead.
+		snap = nil
+	}
+	slices.Reverse(stored)
+	res := licensing.Stream{Snapshot: snap}
+	if len(stored) > 0 {
+		res.Events = make([]licensing.Event, len(stored))
+	}
+	next := int64(1)
+	if snap != nil {
+		next = snap.Version + 1
+	}
+	for i, se := range stored {
+		if se.Version != next {
+			return licensing.Stream{}, fmt.Errorf("load %s: event v%d follows v%d: the log has a gap", stream, se.Version, next-1)
+		}
+		next++
+		e, err := licensing.DecodeEvent(se)
+		if err != nil {
+			return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
+		}
+		res.Events[i] = e
+	}
+	return res, nil
+}
+
+// Append implements licensing.EventStore: one event is one conditional
+// PutItem, several are one TransactWriteItems; each item is written only if
+// its version does not exist yet.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, events []licensing.Event) error {
+	stored := make([]licensing.StoredEvent, len(events))
+	for i, e := range events {
+		se, err := licensing.EncodeEvent(e)
+		if err != nil {
+			return fmt.Errorf("append to %s: %w", stream, err)
+		}
+		stored[i] = se
+	}
+	return s.AppendStored(ctx, stream, expected, stored)
+}
+
+// AppendStored appends events already in stored form, exactly like Append.
+func (s *Store) AppendStored(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent) error {
+	switch {
+	case stream == "":
+		return errors.New("append: empty stream name")
+	case len(events) == 0:
+		return fmt.Errorf("append to %s: no events", stream)
+	case len(events) > MaxEventsPerAppend:
+		return fmt.Errorf("append to %s: %w", stream, ErrTooManyEvents)
+	case expected < 0:
+		return fmt.Errorf("append to %s: negative expected version %d", stream, expected)
+	}
+	items := make([]map[string]types.AttributeValue, len(events))
+	for i, e := range events {
+		if want := expected + int64(i) + 1; e.Version != want {
+			return fmt.Errorf("append to %s at v%d: event %d has version %d, want %d", stream, expected, i, e.Version, want)
+		}
+		av, err := marshalEvent(stream, e)
+		if err != nil {
+			return fmt.Errorf("append to %s: %w", stream, err)
+		}
+		items[i] = av
+	}
+	if len(items) == 1 {
+		return s.put(ctx, stream, expected, events[0], items[0])
+	}
+	return s.transact(ctx, stream, expected, events, items)
+}
+
+const notExists = "attribute_not_exists(pk)"
+
+func (s *Store) put(ctx context.Context, stream string, expected int64, e licensing.StoredEvent, item map[string]types.AttributeValue) error {
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           &s.table,
+		Item:                                item,
+		ConditionExpression:                 aws.String(notExists),
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		record(ctx, false, one(out.ConsumedCapacity)...)
+		return nil
+	}
+	record(ctx, false)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		// The SDK may have retried a write that had landed: the item in the
+		// way is then our own.
+		if e.RequestID != "" && sameRequest(ccf.Item, e.RequestID) {
+			return nil
+		}
+		return s.conflict(ctx, stream, expected)
+	}
+	return classify(stream, err)
+}
+
+func (s *Store) transact(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent, items []map[string]types.AttributeValue) error {
+	in := &dynamodb.TransactWriteItemsInput{ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
+	for _, it := range items {
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{
+			TableName:                           &s.table,
+			Item:                                it,
+			ConditionExpression:                 aws.String(notExists),
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}})
+	}
+	if id := events[0].RequestID; id != "" {
+		// Makes the SDK's own retries of this call idempotent for 10 minutes.
+		in.ClientRequestToken = aws.String(fmt.Sprintf("%.36s", id+"/"+EventKey(expected+1)))
+	}
+	out, err := s.db.TransactWriteItems(ctx, in)
+	if err == nil {
+		record(ctx, false, out.ConsumedCapacity...)
+		return nil
+	}
+	record(ctx, false)
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		// Read the reasons item by item: a failed condition is a lost race,
+		// TransactionConflict a concurrent transaction on the same items.
+		for i, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ConditionalCheckFailed":
+				if i == 0 && sameRequest(r.Item, events[0].RequestID) {
+					return nil // our own earlier attempt landed
+				}
+				return s.conflict(ctx, stream, expected)
+			case "TransactionConflict":
+				return s.conflict(ctx, stream, expected)
+			case "ValidationError":
+				return fmt.Errorf("append to %s: item %d refused: %s", stream, i, aws.ToString(r.Message))
+			}
+		}
+	}
+	return classify(stream, err)
+}
+
+// conflict builds the conflict error, reading the stream's real version
+// with one small consistent Query (the loser of a race pays it, no one else).
+func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
+	cur := int64(-1)
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
+			":lo": &types.AttributeValueMemberS{Value: EventKey(0)},
+			":hi": &types.AttributeValueMemberS{Value: EventKey(1<<62 - 1)},
+		},
+		ProjectionExpression:   aws.String("sk"),
+		ScanIndexForward:       aws.Bool(false),
+		ConsistentRead:         aws.Bool(true),
+		Limit:                  aws.Int32(1),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err == nil {
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		if len(out.Items) == 1 {
+			if sk, _ := out.Items[0]["sk"].(*types.AttributeValueMemberS); sk != nil {
+				if v, ok := versionOf(sk.Value); ok && v > expected {
+					cur = v
+				}
+			}
+		}
+	}
+	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: cur}
+}
+
+func sameRequest(item map[string]types.AttributeValue, id string) bool {
+	rq, _ := item["rq"].(*types.AttributeValueMemberS)
+	return id != "" && rq != nil && rq.Value == id
+}
+
+// classify wraps a DynamoDB error, turning the item size refusal into
+// ErrItemTooLarge.
+func classify(stream string, err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" && containsFold(ae.ErrorMessage(), "item size") {
+		return fmt.Errorf("append to %s: %w", stream, ErrItemTooLarge)
+	}
+	return fmt.Errorf("append to %s: %w", stream, err)
+}
+
+// SaveSnapshot implements licensing.SnapshotStore: one PutItem, written only
+// if no snapshot of this or a later version is held.
+func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, error) {
+	if snap.Stream == "" || snap.Version < 1 {
+		return false, fmt.Errorf("save snapshot of %q v%d: bad stream or version", snap.Stream, snap.Version)
+	}
+	item, err := marshalSnapshot(snap)
+	if err != nil {
+		return false, err
+	}
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      item,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR v < :v"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": item["v"]},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return false, nil
+		}
+		return false, fmt.Errorf("save snapshot of %s v%d: %w", snap.Stream, snap.Version, classify(snap.Stream, err))
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	return true, nil
+}

@@ -1,0 +1,297 @@
+// Package dynamolocal downloads, starts and stops DynamoDB Local (the Java
+// emulator from the amplify-dynamodb-simulator npm package) so tests of the
+// DynamoDB store can run against a real DynamoDB API on loopback.
+package dynamolocal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	maxAttempts  = 5
+	stopGrace    = 5 * time.Second
+	tailSize     = 8 << 10
+	pollInterval = 50 * time.Millisecond
+)
+
+// Options configures Start.
+type Options struct {
+	// CacheDir holds the downloaded emulator (see Install); required.
+	CacheDir string
+	// Java is the java executable; "java" (looked up in PATH) when empty.
+	Java string
+	// StartTimeout bounds each start attempt; 60s when zero.
+	StartTimeout time.Duration
+	// Log, when set, receives install notes and the emulator's output.
+	Log io.Writer
+}
+
+// Server is a running DynamoDB Local process started by Start; call Stop
+// when done.
+type Server struct {
+	endpoint string
+	cmd      *exec.Cmd
+	scratch  string
+	out      *outputTail
+	done     chan struct{} // closed once the process has been reaped
+	waitErr  error         // valid after done is closed
+	grace    time.Duration
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Endpoint returns the server's base URL, http://127.0.0.1:PORT.
+func (s *Server) Endpoint() string { return s.endpoint }
+
+// PID returns the process id of the java process.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Start installs DynamoDB Local if needed, runs it in memory on a free
+// loopback port and returns once it answers ListTables. ctx bounds the
+// install and the start only, not the server's life. A port taken between
+// choosing and binding it is retried with another port.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	javaName := opts.Java
+	if javaName == "" {
+		javaName = "java"
+	}
+	// Before the download: without java the download would be wasted.
+	java, err := exec.LookPath(javaName)
+	if err != nil {
+		return nil, fmt.Errorf("dynamolocal: DynamoDB Local needs a Java runtime (17+), %q not found: %w", javaName, err)
+	}
+	if opts.CacheDir != "" && !installed(filepath.Join(opts.CacheDir, "dynamodb-local", Version)) && opts.Log != nil {
+		fmt.Fprintf(opts.Log, "dynamolocal: downloading %s@%s (about 56 MB) into %s\n", npmPackage, Version, opts.CacheDir)
+	}
+	jarDir, err := Install(ctx, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+
+	var errs []error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s, err := launch(java, func(scratch string) []string { return javaArgs(jarDir, scratch, port) }, opts.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+		retry, err := s.waitReady(ctx, port, timeout)
+		if err == nil {
+			return s, nil
+		}
+		s.Stop()
+		if !retry {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("dynamolocal: no free port after %d attempts: %w", maxAttempts, errors.Join(errs...))
+}
+
+// javaArgs makes scratch the JVM's temp dir too: the native sqlite library
+// DynamoDB Local unpacks there is then removed by Stop even after a SIGKILL.
+func javaArgs(jarDir, scratch string, port int) []string {
+	return []string{
+		// Start-up speed over peak throughput: tests are short.
+		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx512m",
+		"-Djava.io.tmpdir=" + scratch,
+		"-Djava.library.path=" + filepath.Join(jarDir, "DynamoDBLocal_lib"),
+		"-jar", filepath.Join(jarDir, jarName),
+		"-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port),
+	}
+}
+
+// launch starts name with args(scratch) in a fresh scratch directory, in its
+// own process group so a Ctrl-C meant for the caller's command reaches it only
+// through Stop.
+func launch(name string, args func(scratch string) []string, log io.Writer) (*Server, error) {
+	scratch, err := os.MkdirTemp("", "dynamodb-local-")
+	if err != nil {
+		return nil, fmt.Errorf("dynamolocal: %w", err)
+	}
+	out := &outputTail{log: log, bindFailed: make(chan struct{})}
+	cmd := exec.Command(name, args(scratch)...)
+	cmd.Dir = scratch // it may write dynamodb-local-metadata.json into its cwd
+	cmd.Env = append(os.Environ(), "DDB_LOCAL_TELEMETRY=0")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(scratch)
+		return nil, fmt.Errorf("dynamolocal: start %s: %w", name, err)
+	}
+	s := &Server{cmd: cmd, scratch: scratch, out: out, done: make(chan struct{}), grace: stopGrace}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// waitReady polls until the process we started serves ListTables on port.
+// retry reports a bind failure, which another port may cure.
+func (s *Server) waitReady(ctx context.Context, port int, timeout time.Duration) (retry bool, err error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	client := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("dynamolocal: start: %w", ctx.Err())
+		case <-s.done:
+			return false, fmt.Errorf("dynamolocal: java exited before DynamoDB Local was ready (%v):\n%s", s.waitErr, s.out.String())
+		case <-s.out.bindFailed:
+			// It hangs instead of exiting when the port is taken.
+			return true, fmt.Errorf("port %d: bind failed", port)
+		case <-deadline.C:
+			return false, fmt.Errorf("dynamolocal: DynamoDB Local not ready after %v:\n%s", timeout, s.out.String())
+		case <-tick.C:
+		}
+		// Someone else may hold the port; only probe once it is ours.
+		if owned, known := listensOn(s.PID(), port); known && !owned {
+			continue
+		}
+		if probe(ctx, client, s.endpoint) {
+			select {
+			case <-s.out.bindFailed:
+				return true, fmt.Errorf("port %d: bind failed", port)
+			default:
+				return false, nil
+			}
+		}
+	}
+}
+
+// probe reports whether a DynamoDB API answers ListTables at endpoint. A
+// dummy SigV4 header is enough for DynamoDB Local, which rejects unsigned
+// requests.
+func probe(ctx context.Context, client *http.Client, endpoint string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", strings.NewReader("{}"))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	req.Header.Set("X-Amz-Target", "DynamoDB_20120810.ListTables")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=dummy/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`"TableNames"`))
+}
+
+// Stop ends the server: SIGTERM to its process alone, SIGKILL if it is still
+// alive after 5 seconds, then removes its scratch directory. It is safe to
+// call more than once and from several goroutines; later calls return the
+// first call's result.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *Server) stop() error {
+	// The process is reaped only by our Wait goroutine, so until done is
+	// closed the pid cannot have been reused: signalling it is safe.
+	select {
+	case <-s.done:
+	default:
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(s.grace):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	if err := os.RemoveAll(s.scratch); err != nil {
+		return fmt.Errorf("dynamolocal: stop: %w", err)
+	}
+	return nil
+}
+
+// freePort asks the kernel for an unused loopback port. It can be taken
+// again before java binds it; Start retries when that happens.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("dynamolocal: pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// outputTail keeps the last few KB of the process output for error messages,
+// copies it to log, and signals the first bind failure it sees.
+type outputTail struct {
+	log        io.Writer
+	mu         sync.Mutex
+	buf        []byte
+	bindFailed chan struct{}
+	failed     bool
+}
+
+func (o *outputTail) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.log != nil {
+		_, _ = o.log.Write(p)
+	}
+	o.buf = append(o.buf, p...)
+	if !o.failed && (bytes.Contains(o.buf, []byte("Failed to bind")) || bytes.Contains(o.buf, []byte("BindException"))) {
+		o.failed = true
+		close(o.bindFailed)
+	}
+	if len(o.buf) > tailSize {
+		o.buf = append(o.buf[:0], o.buf[len(o.buf)-tailSize:]...)
+	}
+	return len(p), nil
+}
+
+func (o *outputTail) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return string(tail(o.buf, tailSize))
+}
+
+// tail returns at most the last n bytes of b, starting at a line boundary
+// when it has to cut.
+func tail(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[len(b)-n:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return b
+}
