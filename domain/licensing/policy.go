@@ -18,6 +18,11 @@ import (
 // applied to an existing log without a migration.
 const MaxLookback = 730 * 24 * time.Hour
 
+// MaxQuotaCount is the largest per-title quota a policy may set. The state
+// keeps that many of the latest acquisitions of each title, which is all any
+// quota within it can look at.
+const MaxQuotaCount = 100
+
 // Duration is a time.Duration that reads and writes as text: Go durations
 // ("48h", "90m") or whole days ("30d").
 type Duration time.Duration
@@ -314,8 +319,8 @@ func (s StudioRules) validate(f string, bad func(string, string, ...any) error) 
 		return bad(f+".max_plays_per_window", "must not be negative")
 	}
 	if q := s.TitleQuota; q != nil {
-		if q.Count < 1 {
-			return bad(f+".title_quota.count", "must be at least 1")
+		if q.Count < 1 || q.Count > MaxQuotaCount {
+			return bad(f+".title_quota.count", "must be from 1 to %d", MaxQuotaCount)
 		}
 		if q.Window <= 0 || q.Window.D() > MaxLookback {
 			return bad(f+".title_quota.window", "must be positive and at most %s", Duration(MaxLookback))

@@ -20,14 +20,16 @@ type Snapshot struct {
 }
 
 type snapshotData struct {
-	Member      string             `json:"m"`
-	Version     int64              `json:"v"`
-	LastEventAt time.Time          `json:"t"`
-	NextPrune   time.Time          `json:"np"`
-	PruneAt     int                `json:"pa,omitempty"`
-	Licences    []licenceData      `json:"l,omitempty"`
-	Downloads   map[string][]int64 `json:"d,omitempty"` // title → Unix nanoseconds
-	Requests    []Request          `json:"r,omitempty"`
+	Member      string        `json:"m"`
+	Version     int64         `json:"v"`
+	LastEventAt time.Time     `json:"t"`
+	NextPrune   time.Time     `json:"np"`
+	PruneAt     int           `json:"pa,omitempty"`
+	Licences    []licenceData `json:"l,omitempty"`
+	// Downloads maps a title to its acquisition times: Unix nanoseconds of
+	// the first, then the gap to each next one (small, and compresses well).
+	Downloads map[string][]int64 `json:"d,omitempty"`
+	Requests  []Request          `json:"r,omitempty"`
 	// Playback holds the remembered playback ids, packed, and the floor.
 	Playback      string `json:"p,omitempty"`
 	PlaybackFloor int64  `json:"pf,omitempty"`
@@ -84,8 +86,10 @@ func EncodeSnapshot(s *State) (Snapshot, error) {
 		d.Downloads = make(map[string][]int64, len(s.downloads))
 		for title, times := range s.downloads {
 			ns := make([]int64, len(times))
+			prev := int64(0)
 			for i, t := range times {
-				ns[i] = t.UnixNano()
+				ns[i] = t.UnixNano() - prev
+				prev = t.UnixNano()
 			}
 			d.Downloads[title] = ns
 		}
@@ -132,8 +136,10 @@ func RestoreSnapshot(snap Snapshot) (s *State, ok bool, err error) {
 	}
 	for title, ns := range d.Downloads {
 		times := make([]time.Time, len(ns))
+		at := int64(0)
 		for i, n := range ns {
-			times[i] = time.Unix(0, n).UTC()
+			at += n
+			times[i] = time.Unix(0, at).UTC()
 		}
 		s.downloads[title] = times
 	}

@@ -108,7 +108,7 @@ type State struct {
 
 	licences  map[string]*Licence
 	list      []*Licence             // the same licences, in the order they were granted
-	downloads map[string][]time.Time // title → acquisition times, ascending
+	downloads map[string][]time.Time // title → latest acquisition times, ascending
 	requests  []Request              // ascending by Version
 	nextPrune time.Time
 	// pruneAtCount prunes early once this many licences are held, so that
@@ -194,7 +194,7 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 			s.licences[l.ID] = l
 			s.list = append(s.list, l)
 		}
-		s.downloads[l.Title] = insertTime(s.downloads[l.Title], e.At)
+		s.downloads[l.Title] = insertTime(s.downloads[l.Title], e.At, MaxQuotaCount)
 		touched = append(touched, l.view(StatusActive))
 	case *LicenceRenewed:
 		if l := s.licences[p.Licence]; l != nil {
@@ -352,7 +352,12 @@ func (s *State) forgetEnded(t time.Time) {
 	}
 }
 
-func insertTime(ts []time.Time, t time.Time) []time.Time {
+// insertTime adds t to the ascending ts, keeping the newest keep times.
+func insertTime(ts []time.Time, t time.Time, keep int) []time.Time {
 	i := sort.Search(len(ts), func(i int) bool { return ts[i].After(t) })
-	return slices.Insert(ts, i, t)
+	ts = slices.Insert(ts, i, t)
+	if len(ts) > keep {
+		ts = slices.Delete(ts, 0, len(ts)-keep)
+	}
+	return ts
 }

@@ -33,7 +33,7 @@ type API interface {
 
 // DefaultSnapshotEvery is how many events the stream function lets pass
 // between snapshots, and so how many events a load expects after one.
-const DefaultSnapshotEvery = 6
+const DefaultSnapshotEvery = 4
 
 // Store is the DynamoDB event and snapshot store.
 type Store struct {
