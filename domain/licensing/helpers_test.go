@@ -94,7 +94,7 @@ func (h *history) try(at time.Duration, cmd Command) (Result, error) {
 	res := Result{}
 	for _, p := range d.Events {
 		e := Event{Version: h.state.Version + 1, At: now, PolicyVersion: h.policy.Version, Payload: p}
-		touched, playback := h.state.apply(e)
+		touched, playback := h.state.apply(e, true)
 		h.events = append(h.events, e)
 		res.Version = e.Version
 		res.Licences = append(res.Licences, touched...)

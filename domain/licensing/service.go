@@ -156,7 +156,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		if err == nil {
 			res := Result{Version: events[len(events)-1].Version}
 			for _, e := range events {
-				touched, playback := st.apply(e)
+				touched, playback := st.apply(e, true)
 				res.Licences = append(res.Licences, touched...)
 				res.Playback = append(res.Playback, playback...)
 			}

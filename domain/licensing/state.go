@@ -174,11 +174,11 @@ func (s *State) Request(key string, now time.Time) (Request, bool) {
 // Apply folds one event into the state. Events are facts: Apply never
 // refuses one, and an event about a licence the state no longer knows
 // changes nothing but the version.
-func (s *State) Apply(e Event) { s.apply(e) }
+func (s *State) Apply(e Event) { s.apply(e, e.Key != "") }
 
-// apply folds e and returns what a client is told about it: the licences it
-// touched and the playback results it holds.
-func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult) {
+// apply folds e and, if views is set, returns what a client is told about
+// it: the licences it touched and the playback results it holds.
+func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []PlaybackResult) {
 	s.Version = e.Version
 	s.LastEventAt = e.At
 	switch p := e.Payload.(type) {
@@ -195,7 +195,9 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 			s.list = append(s.list, l)
 		}
 		s.downloads[l.Title] = insertTime(s.downloads[l.Title], e.At, MaxQuotaCount)
-		touched = append(touched, l.view(StatusActive))
+		if views {
+			touched = append(touched, l.view(StatusActive))
+		}
 	case *LicenceRenewed:
 		if l := s.licences[p.Licence]; l != nil {
 			l.ExpiresAt = p.ExpiresAt
@@ -203,18 +205,24 @@ func (s *State) apply(e Event) (touched []LicenceView, playback []PlaybackResult
 			l.TermStart = e.At
 			l.FirstPlayAt = time.Time{}
 			l.Plays = 0
-			touched = append(touched, l.view(StatusActive))
+			if views {
+				touched = append(touched, l.view(StatusActive))
+			}
 		}
 	case *LicenceReleased:
 		if l := s.licences[p.Licence]; l != nil && !l.Released() {
 			l.ReleasedAt, l.ReleaseReason = e.At, p.Reason
-			touched = append(touched, l.view(StatusReleased))
+			if views {
+				touched = append(touched, l.view(StatusReleased))
+			}
 		}
 	case *DeviceReleased:
 		for _, id := range p.Licences {
 			if l := s.licences[id]; l != nil && !l.Released() {
 				l.ReleasedAt, l.ReleaseReason = e.At, p.Reason
-				touched = append(touched, l.view(StatusReleased))
+				if views {
+					touched = append(touched, l.view(StatusReleased))
+				}
 			}
 		}
 	case *PlaybackRecorded:

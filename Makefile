@@ -1,0 +1,49 @@
+# Download licensing service. `make test` is what CI runs.
+SHELL := /bin/bash
+GO ?= go
+# Runs a command with DynamoDB Local started for it (and stopped after it);
+# the jar is fetched once into .cache/ (git-ignored).
+WITH_DDB := $(GO) run ./infra/dynamolocal/cmd/withdynamodb --
+
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run clean
+
+## test: everything, including the DynamoDB Local integration tests
+test: lint
+	$(WITH_DDB) $(GO) test -count=1 -timeout 15m ./...
+
+## unit: the tests that need no DynamoDB (they skip its parts)
+unit:
+	$(GO) test -count=1 ./...
+
+## lint: formatting, vet and the SAM template
+lint: fmt vet cfn-lint
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+cfn-lint:
+	cfn-lint template.yaml
+
+## bench: the domain benchmarks and the DynamoDB Local acquire benchmark
+bench: bench-domain bench-dynamo
+
+bench-domain:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./domain/...
+
+bench-dynamo:
+	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/
+
+## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
+dynamodb-local:
+	$(GO) run ./infra/dynamolocal/cmd/withdynamodb -serve
+
+## run: the local API (arrives with the HTTP API)
+run:
+	@echo "make run arrives with the HTTP API; for now: make test, make bench, make dynamodb-local"
+
+clean:
+	rm -rf .cache bin .aws-sam
