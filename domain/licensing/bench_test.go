@@ -66,11 +66,35 @@ func BenchmarkDecideRenew(b *testing.B) {
 
 func BenchmarkFold10000Events(b *testing.B) {
 	h := loadedState(b, 10000)
+	entries := 0
+	for _, e := range h.events {
+		if p, ok := e.Payload.(*PlaybackRecorded); ok {
+			entries += len(p.Accepted)
+		}
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		Fold("m1", h.events)
 	}
-	b.ReportMetric(float64(len(h.events)), "events")
+	b.ReportMetric(float64(entries), "playback-entries")
+}
+
+// BenchmarkFold10000EventsLight is the same member uploading one licence's
+// START, KEEPALIVE and STOP at a time: 3 playback entries per upload.
+func BenchmarkFold10000EventsLight(b *testing.B) {
+	h := longHistoryOf(b, 10000, 1)
+	runtime.GC()
+	entries := 0
+	for _, e := range h.events {
+		if p, ok := e.Payload.(*PlaybackRecorded); ok {
+			entries += len(p.Accepted)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Fold("m1", h.events)
+	}
+	b.ReportMetric(float64(entries), "playback-entries")
 }
 
 func BenchmarkSnapshotEncode(b *testing.B) {

@@ -10,7 +10,10 @@ import (
 // longHistory builds a busy member's log of n events under the default
 // policy: downloads on six devices, offline playback uploads, renewals and
 // deletions, over as long as it takes (about two events an hour).
-func longHistory(tb fataler, n int) *history {
+func longHistory(tb fataler, n int) *history { return longHistoryOf(tb, n, 6) }
+
+// longHistoryOf is longHistory with at most batch playback events an upload.
+func longHistoryOf(tb fataler, n, batchMax int) *history {
 	p := DefaultPolicy()
 	h := newHistory(tb, p)
 	titles := make([]string, 0, len(p.Titles))
@@ -40,7 +43,7 @@ func longHistory(tb fataler, n int) *history {
 		default:
 			var batch []PlaybackInput
 			for _, l := range h.state.Licences(now) {
-				if l.Device == device && l.Active(p, now) && len(batch) < 6 {
+				if l.Device == device && l.Active(p, now) && len(batch) < batchMax {
 					for k, kind := range []PlaybackKind{PlaybackStart, PlaybackKeepalive, PlaybackStop} {
 						batch = append(batch, PlaybackInput{
 							ID: fmt.Sprintf("ev-%d-%s-%d", i, l.ID, k), Licence: l.ID, Kind: kind,

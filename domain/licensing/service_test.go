@@ -1,0 +1,140 @@
+package licensing_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/memstore"
+)
+
+type clock time.Time
+
+func (c clock) Now() time.Time { return time.Time(c) }
+
+type ids struct{ n atomic.Int64 }
+
+func (i *ids) NewID() string { return fmt.Sprintf("id-%d", i.n.Add(1)) }
+
+var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
+func newService(store licensing.EventStore) *licensing.Service {
+	return licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+}
+
+func TestIdempotentRetryReturnsTheFirstAnswer(t *testing.T) {
+	store := memstore.New()
+	svc := newService(store)
+	ctx := context.Background()
+	cmd := licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}
+	first, err := svc.Execute(ctx, cmd, "key-1")
+	if err != nil || first.Replayed {
+		t.Fatalf("Execute = %+v, %v", first, err)
+	}
+	again, err := svc.Execute(ctx, cmd, "key-1")
+	if err != nil || !again.Replayed || again.Version != first.Version || again.Licences[0] != first.Licences[0] {
+		t.Errorf("retry = %+v, %v; want the first answer %+v replayed", again, err, first)
+	}
+	if n := store.Stats().Appends; n != 1 {
+		t.Errorf("%d appends, want 1", n)
+	}
+	// The key survives a snapshot: the answer comes from the snapshot's state.
+	st, _ := svc.Load(ctx, "m1")
+	snap, _ := licensing.EncodeSnapshot(st)
+	if _, err := store.SaveSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	again, err = svc.Execute(ctx, cmd, "key-1")
+	if err != nil || !again.Replayed || again.Licences[0] != first.Licences[0] {
+		t.Errorf("retry after a snapshot = %+v, %v; want the first answer", again, err)
+	}
+	// The same key for another request is refused.
+	other := cmd
+	other.Title = "tt-paper-moons"
+	_, err = svc.Execute(ctx, other, "key-1")
+	var e *licensing.Error
+	if !errors.As(err, &e) || e.Kind != licensing.KindConflict || e.Code != licensing.CodeKeyReused {
+		t.Errorf("same key, other request = %v, want %s", err, licensing.CodeKeyReused)
+	}
+	// A bad key is refused before anything is read.
+	if _, err := svc.Execute(ctx, cmd, "key with spaces"); licensing.KindOf(err) != licensing.KindInvalid {
+		t.Errorf("Execute with a bad key = %v, want invalid", err)
+	}
+}
+
+func TestAKeyIsForgottenAfterItsRetention(t *testing.T) {
+	store := memstore.New()
+	svc := newService(store)
+	ctx := context.Background()
+	cmd := licensing.Release{Member: "m1", Device: "d1", Licence: "x", Reason: licensing.ReasonDeleted}
+	res, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Licence = res.Licences[0].ID
+	svc.Clock = clock(t0.Add(licensing.KeyRetention))
+	// After the retention the key is free again.
+	if res, err := svc.Execute(ctx, cmd, "k"); err != nil || res.Replayed {
+		t.Errorf("Execute after the key's retention = %+v, %v; want a new answer", res, err)
+	}
+}
+
+// alwaysConflicts loses every race.
+type alwaysConflicts struct{ *memstore.Store }
+
+func (s alwaysConflicts) Append(_ context.Context, stream string, expected int64, _ []licensing.Event) error {
+	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: expected + 1}
+}
+
+func TestConflictRetriesAreBounded(t *testing.T) {
+	store := alwaysConflicts{memstore.New()}
+	svc := newService(store)
+	svc.MaxAttempts, svc.Backoff = 4, time.Microsecond
+	conflicts := 0
+	svc.Observer.Conflict = func(string, int) { conflicts++ }
+	_, err := svc.Execute(context.Background(), licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "")
+	var e *licensing.Error
+	if !errors.As(err, &e) || e.Kind != licensing.KindUnavailable || e.Code != licensing.CodeContention {
+		t.Errorf("Execute under endless conflicts = %v, want %s", err, licensing.CodeContention)
+	}
+	if conflicts != 3 || store.Stats().Loads != 4 {
+		t.Errorf("%d conflicts retried and %d loads, want 3 and 4", conflicts, store.Stats().Loads)
+	}
+}
+
+func TestAnUnreadableSnapshotIsIgnored(t *testing.T) {
+	store := memstore.New()
+	svc := newService(store)
+	ctx := context.Background()
+	for _, title := range []string{"tt-first-light", "tt-paper-moons"} {
+		if _, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: title}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.SaveSnapshot(ctx, licensing.Snapshot{Stream: "m1", Version: 2, Schema: licensing.StateSchema, Data: []byte("{not json")}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.Load(ctx, "m1")
+	if err != nil || st.Version != 2 || len(st.Licences(t0)) != 2 {
+		t.Errorf("Load past a broken snapshot = %v, %v; want the state replayed to v2 with 2 licences", st, err)
+	}
+}
+
+func TestCheckAcquiresNothing(t *testing.T) {
+	store := memstore.New()
+	svc := newService(store)
+	ctx := context.Background()
+	if err := svc.Check(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: "d1", Title: "tt-first-light"}); err != nil {
+		t.Errorf("Check = %v, want nil", err)
+	}
+	if err := svc.Check(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: "d1", Title: "tt-meridian-two"}); licensing.KindOf(err) != licensing.KindDenied {
+		t.Errorf("Check(streaming-only title) = %v, want a denial", err)
+	}
+	if n := store.Stats().Appends; n != 0 {
+		t.Errorf("Check appended %d times, want 0", n)
+	}
+}
