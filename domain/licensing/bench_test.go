@@ -66,12 +66,7 @@ func BenchmarkDecideRenew(b *testing.B) {
 
 func BenchmarkFold10000Events(b *testing.B) {
 	h := loadedState(b, 10000)
-	entries := 0
-	for _, e := range h.events {
-		if p, ok := e.Payload.(*PlaybackRecorded); ok {
-			entries += len(p.Accepted)
-		}
-	}
+	entries := playbackEntries(h.events)
 	b.ReportAllocs()
 	for b.Loop() {
 		Fold("m1", h.events)
@@ -79,17 +74,22 @@ func BenchmarkFold10000Events(b *testing.B) {
 	b.ReportMetric(float64(entries), "playback-entries")
 }
 
+func playbackEntries(events []Event) int {
+	n := 0
+	for _, e := range events {
+		if p, ok := e.Payload.(*PlaybackRecorded); ok {
+			n += len(p.Accepted)
+		}
+	}
+	return n
+}
+
 // BenchmarkFold10000EventsLight is the same member uploading one licence's
 // START, KEEPALIVE and STOP at a time: 3 playback entries per upload.
 func BenchmarkFold10000EventsLight(b *testing.B) {
 	h := longHistoryOf(b, 10000, 1)
 	runtime.GC()
-	entries := 0
-	for _, e := range h.events {
-		if p, ok := e.Payload.(*PlaybackRecorded); ok {
-			entries += len(p.Accepted)
-		}
-	}
+	entries := playbackEntries(h.events)
 	b.ReportAllocs()
 	for b.Loop() {
 		Fold("m1", h.events)
