@@ -1,0 +1,346 @@
+// Package httpapi is the licensing HTTP API: a net/http mux over the
+// application service, speaking JSON and application/problem+json. It runs
+// behind API Gateway (through algnhsa) and, unchanged, on the local server.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// MaxBody is the largest request body accepted (a full playback batch fits).
+const MaxBody = 256 << 10
+
+// Signer signs licence tokens and publishes its keys.
+type Signer interface {
+	Sign(l licensing.LicenceView, member, policyVersion string) (string, error)
+	JWKS() []byte
+}
+
+// Options tune the handler.
+type Options struct {
+	// PlanClaim is the JWT claim holding the member's plan ("plan" if empty;
+	// "custom:plan" with Cognito).
+	PlanClaim string
+}
+
+// Routes lists every route the handler serves, as "METHOD /path" with the
+// mux's wildcards; the template's routes are checked against it.
+var Routes = []string{
+	"POST /v1/devices/{device}/licences",
+	"GET /v1/devices/{device}/licences",
+	"DELETE /v1/devices/{device}/licences",
+	"POST /v1/devices/{device}/licences/{licence}/renew",
+	"DELETE /v1/devices/{device}/licences/{licence}",
+	"POST /v1/devices/{device}/playback",
+	"GET /v1/devices/{device}/titles/{title}/eligibility",
+	"GET /.well-known/jwks.json",
+}
+
+type api struct {
+	svc    *licensing.Service
+	signer Signer
+	opts   Options
+}
+
+// New returns the API handler.
+func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
+	if opts.PlanClaim == "" {
+		opts.PlanClaim = "plan"
+	}
+	a := &api{svc: svc, signer: signer, opts: opts}
+	mux := http.NewServeMux()
+	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks}
+	for i, route := range Routes {
+		mux.HandleFunc(route, handlers[i])
+	}
+	return recoverer(problems(mux))
+}
+
+// problems answers requests that match no route (404) or no method of their
+// route (405, with Allow) with a problem document instead of plain text.
+func problems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		p := Problem{Status: probe.status, Code: "NOT_FOUND", Title: "No such route"}
+		if probe.status == http.StatusMethodNotAllowed {
+			p.Code, p.Title = "METHOD_NOT_ALLOWED", "This route does not take that method"
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+		} else {
+			p.Status = http.StatusNotFound
+		}
+		p.Type = "urn:dlicense:problem:" + p.Code
+		writeProblem(w, p)
+	})
+}
+
+// statusOnly keeps the status and headers the mux would have answered with.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(status int)      { s.status = status }
+
+// recoverer turns a panic into a 500 problem: no input may crash the handler.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// licenceResponse is a granted or renewed licence with its signed token.
+type licenceResponse struct {
+	Licence  licensing.LicenceView `json:"licence"`
+	Token    string                `json:"token,omitempty"`
+	Replayed bool                  `json:"replayed,omitempty"`
+}
+
+func (a *api) withLicence(w http.ResponseWriter, r *http.Request, status int, member string, res licensing.Result) {
+	if len(res.Licences) == 0 {
+		writeError(w, r, errors.New("command answered without a licence"))
+		return
+	}
+	l := res.Licences[0]
+	out := licenceResponse{Licence: l, Replayed: res.Replayed}
+	if l.Status == licensing.StatusActive {
+		tok, err := a.signer.Sign(l, member, a.svc.Policy().Version)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("sign licence %s: %w", l.ID, err))
+			return
+		}
+		out.Token = tok
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, status, out)
+}
+
+func idempotencyKey(r *http.Request) string { return r.Header.Get("Idempotency-Key") }
+
+func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var body struct {
+		Title string `json:"title_id"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.Acquire{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"), Title: body.Title}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/devices/"+r.PathValue("device")+"/licences/"+res.Licences[0].ID)
+	a.withLicence(w, r, http.StatusCreated, id.Member, res)
+}
+
+func (a *api) renew(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := decodeEmpty(w, r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.Renew{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"), Licence: r.PathValue("licence")}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.withLicence(w, r, http.StatusOK, id.Member, res)
+}
+
+func (a *api) release(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.Release{Member: id.Member, Device: r.PathValue("device"), Licence: r.PathValue("licence"), Reason: licensing.ReasonDeleted}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.withLicence(w, r, http.StatusOK, id.Member, res)
+}
+
+func (a *api) releaseDevice(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.ReleaseDevice{Member: id.Member, Device: r.PathValue("device"), Reason: licensing.ReasonDeviceRemoved}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if res.Licences == nil {
+		res.Licences = []licensing.LicenceView{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"released": res.Licences, "replayed": res.Replayed})
+}
+
+func (a *api) sync(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var held []string
+	if h := r.URL.Query().Get("held"); h != "" {
+		held = strings.Split(h, ",")
+		if len(held) > 1000 {
+			writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "at most 1000 held licence ids", Field: "held"})
+			return
+		}
+		for _, l := range held {
+			if !licensing.ValidID(l) {
+				writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "held must list licence ids", Field: "held"})
+				return
+			}
+		}
+	}
+	v, err := a.svc.Sync(r.Context(), id.Member, r.PathValue("device"), held)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *api) playback(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var body struct {
+		Events []licensing.PlaybackInput `json:"events"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.RecordPlayback{Member: id.Member, Device: r.PathValue("device"), Events: body.Events}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": res.Playback, "replayed": res.Replayed})
+}
+
+func (a *api) eligibility(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r, a.opts.PlanClaim)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	err = a.svc.Check(r.Context(), licensing.Acquire{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"), Title: r.PathValue("title")})
+	var d *licensing.Denial
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]any{"eligible": true, "rules": []licensing.RuleFailure{}})
+	case errors.As(err, &d):
+		writeJSON(w, http.StatusOK, map[string]any{"eligible": false, "rules": d.Rules})
+	default:
+		writeError(w, r, err)
+	}
+}
+
+func (a *api) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(a.signer.JWKS())
+}
+
+// decode reads a JSON body into v: at most MaxBody bytes, one object, no
+// unknown fields. Errors name the field at fault.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
+		if err == nil {
+			return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body must hold one JSON object"}
+		}
+		return bodyError(err)
+	}
+	return nil
+}
+
+// decodeEmpty accepts an empty body or an empty JSON object.
+func decodeEmpty(w http.ResponseWriter, r *http.Request) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(strings.NewReader(string(b)))
+	var v struct{}
+	return decode(w, r, &v)
+}
+
+// Codes of request bodies that cannot be read; the first two have statuses
+// of their own (413 and 415), the others are 400.
+const (
+	CodeBodyTooLarge     = "BODY_TOO_LARGE"
+	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
+	CodeMalformedJSON    = "MALFORMED_JSON"
+	CodeUnknownField     = "UNKNOWN_FIELD"
+)
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe):
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeBodyTooLarge, Message: fmt.Sprintf("the body is larger than %d bytes", MaxBody)}
+	case errors.Is(err, io.EOF):
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body is empty"}
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body is not valid JSON"}
+	case errors.As(err, &te):
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: fmt.Sprintf("%s must be %s", te.Field, te.Type), Field: te.Field}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnknownField, Message: "unknown field " + f, Field: f}
+	}
+	return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body could not be read"}
+}

@@ -1,0 +1,188 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/akrylysov/algnhsa"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
+)
+
+type clock time.Time
+
+func (c clock) Now() time.Time { return time.Time(c) }
+
+type ids struct{ n atomic.Int64 }
+
+func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
+
+// stubSigner stands in for the token signer: it signs nothing real, it
+// records that a token was asked for.
+type stubSigner struct{}
+
+func (stubSigner) Sign(l licensing.LicenceView, member, policy string) (string, error) {
+	return "token-for-" + member + "-" + l.ID, nil
+}
+func (stubSigner) JWKS() []byte { return []byte(`{"keys":[]}`) }
+
+var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
+// invoke sends one request through the same JSON path Lambda uses: an API
+// Gateway v2 event, algnhsa, the handler, and the response event back.
+func invoke(t testing.TB, h lambda.Handler, method, path, member, plan, body string, headers map[string]string) (events.APIGatewayV2HTTPResponse, map[string]any) {
+	t.Helper()
+	raw, query, _ := strings.Cut(path, "?")
+	ev := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "$default", RawPath: raw, RawQueryString: query, Body: body,
+		Headers: map[string]string{"content-type": "application/json"},
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: raw, Protocol: "HTTP/1.1", SourceIP: "127.0.0.1"},
+			RequestID: "req", Stage: "$default",
+		},
+	}
+	for k, v := range headers {
+		ev.Headers[strings.ToLower(k)] = v
+	}
+	if member != "" {
+		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": member, "plan": plan}},
+		}
+	}
+	payload, _ := json.Marshal(ev)
+	out, err := h.Invoke(context.Background(), payload)
+	if err != nil {
+		t.Fatalf("Invoke(%s %s) = %v", method, path, err)
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.Unmarshal([]byte(resp.Body), &doc)
+	return resp, doc
+}
+
+func newAPI() lambda.Handler {
+	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
+	return algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+}
+
+func TestLifecycle(t *testing.T) {
+	api := newAPI()
+	resp, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-first-light"}`, nil)
+	if resp.StatusCode != 201 || resp.Headers["Location"] == "" {
+		t.Fatalf("acquire = %d %v", resp.StatusCode, resp.Body)
+	}
+	lic := doc["licence"].(map[string]any)
+	id := lic["licence_id"].(string)
+	if doc["token"] != "token-for-m1-"+id || lic["status"] != "ACTIVE" {
+		t.Errorf("acquire body = %v", doc)
+	}
+	// A second device on the basic plan is refused, with every rule named.
+	resp, doc = invoke(t, api, "POST", "/v1/devices/tablet/licences", "m1", "basic", `{"title_id":"tt-meridian-two"}`, nil)
+	if resp.StatusCode != 403 || resp.Headers["Content-Type"] != "application/problem+json" || doc["code"] != "DENIED" {
+		t.Fatalf("denied acquire = %d %s", resp.StatusCode, resp.Body)
+	}
+	var codes []string
+	for _, r := range doc["rules"].([]any) {
+		codes = append(codes, r.(map[string]any)["code"].(string))
+	}
+	if strings.Join(codes, ",") != "TITLE_NOT_DOWNLOADABLE,DEVICE_COUNT_LIMIT" {
+		t.Errorf("denial rules = %v", codes)
+	}
+	// Sync, renew, release.
+	resp, doc = invoke(t, api, "GET", "/v1/devices/phone/licences?held="+id+",L-gone", "m1", "basic", "", nil)
+	if resp.StatusCode != 200 || len(doc["active"].([]any)) != 1 || fmt.Sprint(doc["delete"]) != "[L-gone]" {
+		t.Errorf("sync = %d %s", resp.StatusCode, resp.Body)
+	}
+	if resp, _ = invoke(t, api, "POST", "/v1/devices/phone/licences/"+id+"/renew", "m1", "basic", "", nil); resp.StatusCode != 200 {
+		t.Errorf("renew = %d %s", resp.StatusCode, resp.Body)
+	}
+	resp, doc = invoke(t, api, "DELETE", "/v1/devices/phone/licences/"+id, "m1", "basic", "", nil)
+	if resp.StatusCode != 200 || doc["licence"].(map[string]any)["status"] != "RELEASED" || doc["token"] != nil {
+		t.Errorf("release = %d %s", resp.StatusCode, resp.Body)
+	}
+	// Eligibility is a dry run.
+	resp, doc = invoke(t, api, "GET", "/v1/devices/tablet/titles/tt-first-light/eligibility", "m1", "basic", "", nil)
+	if resp.StatusCode != 200 || doc["eligible"] != true {
+		t.Errorf("eligibility = %d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+func TestIdempotentRetry(t *testing.T) {
+	api := newAPI()
+	key := map[string]string{"Idempotency-Key": "k-1"}
+	r1, d1 := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-first-light"}`, key)
+	r2, d2 := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-first-light"}`, key)
+	if r1.StatusCode != 201 || r2.StatusCode != 201 || r2.Headers["Idempotent-Replayed"] != "true" ||
+		fmt.Sprint(d1["licence"]) != fmt.Sprint(d2["licence"]) || d1["token"] != d2["token"] {
+		t.Errorf("retry = %d %s, first %d %s", r2.StatusCode, r2.Body, r1.StatusCode, r1.Body)
+	}
+	r3, d3 := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-paper-moons"}`, key)
+	if r3.StatusCode != 409 || d3["code"] != licensing.CodeKeyReused {
+		t.Errorf("same key, other request = %d %s", r3.StatusCode, r3.Body)
+	}
+}
+
+func TestMembersAreIsolatedAndIdentityComesFromTheToken(t *testing.T) {
+	api := newAPI()
+	_, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-first-light"}`, nil)
+	id := doc["licence"].(map[string]any)["licence_id"].(string)
+	for _, c := range []struct{ method, path string }{
+		{"DELETE", "/v1/devices/phone/licences/" + id},
+		{"POST", "/v1/devices/phone/licences/" + id + "/renew"},
+	} {
+		resp, doc := invoke(t, api, c.method, c.path, "m2", "basic", "", nil)
+		if resp.StatusCode != 404 || doc["code"] != licensing.CodeLicenceNotFound {
+			t.Errorf("%s %s as another member = %d %s, want 404", c.method, c.path, resp.StatusCode, resp.Body)
+		}
+	}
+	// No claims: 401, whatever the headers say.
+	resp, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "", "", `{"title_id":"tt-first-light"}`, map[string]string{"X-Member-Id": "m1"})
+	if resp.StatusCode != 401 || doc["code"] != "UNAUTHORIZED" {
+		t.Errorf("no token = %d %s, want 401", resp.StatusCode, resp.Body)
+	}
+	// A member field in the body is refused, not used.
+	resp, doc = invoke(t, api, "POST", "/v1/devices/phone/licences", "m2", "basic", `{"title_id":"tt-first-light","member":"m1"}`, nil)
+	if resp.StatusCode != 400 || doc["code"] != httpapi.CodeUnknownField || doc["field"] != "member" {
+		t.Errorf("body naming a member = %d %s, want 400 UNKNOWN_FIELD", resp.StatusCode, resp.Body)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	api := newAPI()
+	for _, c := range []struct {
+		name, method, path, body string
+		headers                  map[string]string
+		status                   int
+		code                     string
+	}{
+		{"malformed JSON", "POST", "/v1/devices/phone/licences", `{"title_id":`, nil, 400, httpapi.CodeMalformedJSON},
+		{"wrong type", "POST", "/v1/devices/phone/licences", `{"title_id":7}`, nil, 400, httpapi.CodeMalformedJSON},
+		{"two objects", "POST", "/v1/devices/phone/licences", `{"title_id":"a"}{}`, nil, 400, httpapi.CodeMalformedJSON},
+		{"huge body", "POST", "/v1/devices/phone/playback", `{"events":[` + strings.Repeat(`{"id":"x"},`, 30000) + `{}]}`, nil, 413, httpapi.CodeBodyTooLarge},
+		{"not JSON", "POST", "/v1/devices/phone/licences", `title=x`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, httpapi.CodeUnsupportedMedia},
+		{"bad device id", "POST", "/v1/devices/ph%20one/licences", `{"title_id":"tt-first-light"}`, nil, 400, licensing.CodeInvalidInput},
+		{"long title id", "POST", "/v1/devices/phone/licences", `{"title_id":"` + strings.Repeat("t", 65) + `"}`, nil, 400, licensing.CodeInvalidInput},
+		{"bad idempotency key", "POST", "/v1/devices/phone/licences", `{"title_id":"tt-first-light"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 200)}, 400, licensing.CodeInvalidInput},
+		{"empty batch", "POST", "/v1/devices/phone/playback", `{"events":[]}`, nil, 400, licensing.CodeInvalidInput},
+		{"bad held list", "GET", "/v1/devices/phone/licences?held=a,,b", "", nil, 400, licensing.CodeInvalidInput},
+		{"unknown route", "GET", "/v2/anything", "", nil, 404, "NOT_FOUND"},
+		{"wrong method", "PUT", "/v1/devices/phone/licences", "", nil, 405, "METHOD_NOT_ALLOWED"},
+	} {
+		resp, doc := invoke(t, api, c.method, c.path, "m1", "basic", c.body, c.headers)
+		if resp.StatusCode != c.status || (c.code != "" && doc["code"] != c.code) {
+			t.Errorf("%s: %s %s = %d %.200s; want %d %s", c.name, c.method, c.path, resp.StatusCode, resp.Body, c.status, c.code)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/akrylysov/algnhsa"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// Identity is who is calling, as the verified JWT says.
+type Identity struct {
+	Member string
+	Plan   string
+	Scopes []string
+}
+
+// HasScope reports whether the token granted scope s.
+func (id Identity) HasScope(s string) bool {
+	for _, sc := range id.Scopes {
+		if sc == s {
+			return true
+		}
+	}
+	return false
+}
+
+// identity reads the caller from the claims API Gateway's JWT authorizer put
+// in the request context: never from a header or body the client controls.
+// Locally the dev server verifies the token and builds the same context.
+func identity(r *http.Request, planClaim string) (Identity, error) {
+	ev, ok := algnhsa.APIGatewayV2RequestFromContext(r.Context())
+	if !ok || ev.RequestContext.Authorizer == nil || ev.RequestContext.Authorizer.JWT == nil {
+		return Identity{}, licensing.Errorf(licensing.KindUnauthorized, "UNAUTHORIZED", "a valid bearer token is required")
+	}
+	jwt := ev.RequestContext.Authorizer.JWT
+	id := Identity{Member: jwt.Claims["sub"], Plan: jwt.Claims[planClaim], Scopes: jwt.Scopes}
+	if len(id.Scopes) == 0 {
+		id.Scopes = strings.Fields(jwt.Claims["scope"])
+	}
+	if !licensing.ValidID(id.Member) {
+		return Identity{}, licensing.Errorf(licensing.KindUnauthorized, "UNAUTHORIZED", "the token names no usable member")
+	}
+	return id, nil
+}

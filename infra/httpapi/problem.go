@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// Problem is an RFC 9457 problem document with a stable code.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Code   string `json:"code"`
+	Detail string `json:"detail,omitempty"`
+	// Field names the input at fault, for invalid requests.
+	Field string `json:"field,omitempty"`
+	// Rules lists every rule that refused a command, for denials.
+	Rules []licensing.RuleFailure `json:"rules,omitempty"`
+}
+
+// statusOf maps an error kind to its HTTP status: the one place this is decided.
+func statusOf(k licensing.Kind) int {
+	switch k {
+	case licensing.KindInvalid:
+		return http.StatusBadRequest
+	case licensing.KindNotFound:
+		return http.StatusNotFound
+	case licensing.KindConflict:
+		return http.StatusConflict
+	case licensing.KindDenied:
+		return http.StatusForbidden
+	case licensing.KindUnauthorized:
+		return http.StatusUnauthorized
+	case licensing.KindForbidden:
+		return http.StatusForbidden
+	case licensing.KindUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with the problem document for err. Internal errors are
+// logged and answered without their text.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := licensing.KindOf(err)
+	p := Problem{Status: statusOf(kind), Code: string(kind)}
+	var d *licensing.Denial
+	var e *licensing.Error
+	switch {
+	case errors.As(err, &d):
+		p.Code, p.Title, p.Rules = "DENIED", "The licence was refused", d.Rules
+		p.Detail = d.Error()
+	case errors.As(err, &e) && kind != licensing.KindInternal:
+		p.Code, p.Title, p.Detail, p.Field = e.Code, e.Message, e.Message, e.Field
+	default:
+		slog.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "error", err)
+		p.Code, p.Title = "INTERNAL", "Something went wrong on our side"
+		if kind == licensing.KindUnavailable {
+			p.Code, p.Title = "UNAVAILABLE", "The service is busy; retry shortly"
+		}
+	}
+	switch p.Code {
+	case CodeBodyTooLarge:
+		p.Status = http.StatusRequestEntityTooLarge
+	case CodeUnsupportedMedia:
+		p.Status = http.StatusUnsupportedMediaType
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	p.Type = "urn:dlicense:problem:" + p.Code
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeProblem(w, p)
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
