@@ -16,6 +16,7 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/tokens"
 )
 
 type clock time.Time
@@ -116,6 +117,42 @@ func TestLifecycle(t *testing.T) {
 	resp, doc = invoke(t, api, "GET", "/v1/devices/tablet/titles/tt-first-light/eligibility", "m1", "basic", "", nil)
 	if resp.StatusCode != 200 || doc["eligible"] != true {
 		t.Errorf("eligibility = %d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+// TestGrantedTokensVerifyAgainstTheJWKS uses the real signer: the token a
+// grant returns verifies with the key set the API publishes.
+func TestGrantedTokensVerifyAgainstTheJWKS(t *testing.T) {
+	key, err := tokens.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tokens.NewSigner("dlicense-test", []tokens.Key{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
+	api := algnhsa.New(httpapi.New(svc, signer, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	resp, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-low-tide"}`, nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("acquire = %d %s", resp.StatusCode, resp.Body)
+	}
+	jwks, _ := invoke(t, api, "GET", "/.well-known/jwks.json", "", "", "", nil)
+	if jwks.StatusCode != 200 {
+		t.Fatalf("jwks = %d", jwks.StatusCode)
+	}
+	claims, err := tokens.Verify(doc["token"].(string), []byte(jwks.Body), "dlicense-test", t0)
+	if err != nil {
+		t.Fatalf("Verify(granted token) = %v", err)
+	}
+	lic := doc["licence"].(map[string]any)
+	if claims.Member != "m1" || claims.Licence.LicenceID != lic["licence_id"] || claims.Licence.DeviceID != "phone" || claims.Licence.TitleID != "tt-low-tide" {
+		t.Errorf("token claims = %+v, want the granted licence of m1", claims)
+	}
+	forged := doc["token"].(string)
+	forged = forged[:len(forged)-4] + "AAAA"
+	if _, err := tokens.Verify(forged, []byte(jwks.Body), "dlicense-test", t0); err == nil {
+		t.Errorf("Verify(forged token) = nil error")
 	}
 }
 
