@@ -201,3 +201,23 @@ func strictUnmarshal(data []byte, v any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+// CheckAppend checks what every store checks before an append: a stream
+// name, at least one event, and versions expected+1, expected+2, … in order.
+// A store still decides conflicts itself.
+func CheckAppend(stream string, expected int64, events []StoredEvent) error {
+	switch {
+	case stream == "":
+		return fmt.Errorf("append: empty stream name")
+	case len(events) == 0:
+		return fmt.Errorf("append to %s: no events", stream)
+	case expected < 0:
+		return fmt.Errorf("append to %s: negative expected version %d", stream, expected)
+	}
+	for i, e := range events {
+		if want := expected + int64(i) + 1; e.Version != want {
+			return fmt.Errorf("append to %s at v%d: event %d has version %d, want %d", stream, expected, i, e.Version, want)
+		}
+	}
+	return nil
+}

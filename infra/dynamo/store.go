@@ -176,21 +176,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 
 // AppendStored appends events already in stored form, exactly like Append.
 func (s *Store) AppendStored(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent) error {
-	switch {
-	case stream == "":
-		return errors.New("append: empty stream name")
-	case len(events) == 0:
-		return fmt.Errorf("append to %s: no events", stream)
-	case len(events) > MaxEventsPerAppend:
+	if err := licensing.CheckAppend(stream, expected, events); err != nil {
+		return err
+	}
+	if len(events) > MaxEventsPerAppend {
 		return fmt.Errorf("append to %s: %w", stream, ErrTooManyEvents)
-	case expected < 0:
-		return fmt.Errorf("append to %s: negative expected version %d", stream, expected)
 	}
 	items := make([]map[string]types.AttributeValue, len(events))
 	for i, e := range events {
-		if want := expected + int64(i) + 1; e.Version != want {
-			return fmt.Errorf("append to %s at v%d: event %d has version %d, want %d", stream, expected, i, e.Version, want)
-		}
 		av, err := marshalEvent(stream, e)
 		if err != nil {
 			return fmt.Errorf("append to %s: %w", stream, err)

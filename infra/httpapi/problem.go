@@ -22,23 +22,21 @@ type Problem struct {
 	Rules []licensing.RuleFailure `json:"rules,omitempty"`
 }
 
-// statusOf maps an error kind to its HTTP status: the one place this is decided.
+// statuses maps an error kind to its HTTP status: the one place this is
+// decided. A kind missing here (internal) is a 500.
+var statuses = map[licensing.Kind]int{
+	licensing.KindInvalid:      http.StatusBadRequest,
+	licensing.KindNotFound:     http.StatusNotFound,
+	licensing.KindConflict:     http.StatusConflict,
+	licensing.KindDenied:       http.StatusForbidden,
+	licensing.KindUnauthorized: http.StatusUnauthorized,
+	licensing.KindForbidden:    http.StatusForbidden,
+	licensing.KindUnavailable:  http.StatusServiceUnavailable,
+}
+
 func statusOf(k licensing.Kind) int {
-	switch k {
-	case licensing.KindInvalid:
-		return http.StatusBadRequest
-	case licensing.KindNotFound:
-		return http.StatusNotFound
-	case licensing.KindConflict:
-		return http.StatusConflict
-	case licensing.KindDenied:
-		return http.StatusForbidden
-	case licensing.KindUnauthorized:
-		return http.StatusUnauthorized
-	case licensing.KindForbidden:
-		return http.StatusForbidden
-	case licensing.KindUnavailable:
-		return http.StatusServiceUnavailable
+	if s, ok := statuses[k]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }

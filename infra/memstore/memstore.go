@@ -161,19 +161,8 @@ func (s *Store) AppendStored(ctx context.Context, name string, expected int64, e
 
 // appendStored writes events the store owns (nobody else holds their Data).
 func (s *Store) appendStored(name string, expected int64, events []licensing.StoredEvent) error {
-	if name == "" {
-		return errors.New("append: empty stream name")
-	}
-	if len(events) == 0 {
-		return fmt.Errorf("append to %s: no events", name)
-	}
-	if expected < 0 {
-		return fmt.Errorf("append to %s: negative expected version %d", name, expected)
-	}
-	for i, e := range events {
-		if want := expected + int64(i) + 1; e.Version != want {
-			return fmt.Errorf("append to %s at v%d: event %d has version %d, want %d", name, expected, i, e.Version, want)
-		}
+	if err := licensing.CheckAppend(name, expected, events); err != nil {
+		return err
 	}
 
 	s.mu.Lock()
