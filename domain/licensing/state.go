@@ -90,12 +90,12 @@ func (l *Licence) forgotten(t time.Time) bool {
 // Request is what the state remembers of a request made with an idempotency
 // key: enough to give a retry the first answer without a second write.
 type Request struct {
-	Key         string
-	Fingerprint string
-	At          time.Time
-	Version     int64 // the last version the request appended
-	Licences    []LicenceView
-	Playback    []PlaybackResult
+	Key         string           `json:"k"`
+	Fingerprint string           `json:"f"`
+	At          time.Time        `json:"t"`
+	Version     int64            `json:"v"` // the last version the request appended
+	Licences    []LicenceView    `json:"l,omitempty"`
+	Playback    []PlaybackResult `json:"p,omitempty"`
 }
 
 // State is everything the rules need to know about one member, folded from

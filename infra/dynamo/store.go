@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -304,7 +305,7 @@ func sameRequest(item map[string]types.AttributeValue, id string) bool {
 // ErrItemTooLarge.
 func classify(stream string, err error) error {
 	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" && containsFold(ae.ErrorMessage(), "item size") {
+	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" && strings.Contains(strings.ToLower(ae.ErrorMessage()), "item size") {
 		return fmt.Errorf("append to %s: %w", stream, ErrItemTooLarge)
 	}
 	return fmt.Errorf("append to %s: %w", stream, err)
