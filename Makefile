@@ -5,7 +5,13 @@ GO ?= go
 # the jar is fetched once into .cache/ (git-ignored).
 WITH_DDB := $(GO) run ./infra/dynamolocal/cmd/withdynamodb --
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run clean
+# Lambda builds: one stripped arm64 bootstrap per function. `sam build` calls
+# build-<LogicalId> with ARTIFACTS_DIR set; `make build` builds all into bin/.
+LAMBDA_ARCH := arm64
+LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+ARTIFACTS_DIR ?= bin
+
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run clean build build-ApiFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 test: lint
@@ -44,6 +50,12 @@ dynamodb-local:
 ## run: the local API (arrives with the HTTP API)
 run:
 	@echo "make run arrives with the HTTP API; for now: make test, make bench, make dynamodb-local"
+
+## build: every function's bootstrap
+build: build-ApiFunction
+
+build-ApiFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),ApiFunction/,)bootstrap ./functions/api
 
 clean:
 	rm -rf .cache bin .aws-sam

@@ -1,0 +1,171 @@
+// Package setup builds the licensing service and its API from configuration:
+// the one place that knows which store, policy and keys a process uses, so
+// that each functions/<name>/main.go and the local server stay a few lines.
+package setup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+// Config is what a process needs to serve the API.
+type Config struct {
+	// Store is "dynamo" (the default) or "memory" (the embedded store).
+	Store  string
+	Dynamo dynamo.Config
+	// PolicyFile is a policy document to use instead of the shipped one.
+	PolicyFile string
+	// SigningKeys are the licence signing keys, "kid:base64seed,…", the
+	// first signing; or SigningKeysParameter names an SSM SecureString
+	// parameter holding them.
+	SigningKeys          string
+	SigningKeysParameter string
+	// Issuer is the "iss" of licence tokens.
+	Issuer string
+	// PlanClaim is the JWT claim holding the member's plan.
+	PlanClaim string
+}
+
+// FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
+// DYNAMODB_ENDPOINT, AWS_REGION, SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS,
+// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER and PLAN_CLAIM.
+func FromEnv() (Config, error) {
+	c := Config{
+		Store:                envOr("STORE", "dynamo"),
+		PolicyFile:           os.Getenv("POLICY_FILE"),
+		SigningKeys:          os.Getenv("SIGNING_KEYS"),
+		SigningKeysParameter: os.Getenv("SIGNING_KEYS_PARAMETER"),
+		Issuer:               envOr("TOKEN_ISSUER", "dlicense"),
+		PlanClaim:            envOr("PLAN_CLAIM", "plan"),
+	}
+	switch c.Store {
+	case "dynamo":
+		d, err := dynamo.ConfigFromEnv()
+		if err != nil {
+			return c, err
+		}
+		c.Dynamo = d
+	case "memory":
+	default:
+		return c, fmt.Errorf("STORE=%q: want dynamo or memory", c.Store)
+	}
+	if c.SigningKeys == "" && c.SigningKeysParameter == "" {
+		return c, fmt.Errorf("set SIGNING_KEYS or SIGNING_KEYS_PARAMETER")
+	}
+	return c, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Parts are the pieces a process is built from.
+type Parts struct {
+	Service *licensing.Service
+	Signer  *tokens.Signer
+	// Memory is the embedded store, when Store is "memory".
+	Memory *memstore.Store
+	// Dynamo is the DynamoDB store, when Store is "dynamo".
+	Dynamo *dynamo.Store
+}
+
+// Build builds the service from c.
+func Build(ctx context.Context, c Config) (*Parts, error) {
+	policy := licensing.DefaultPolicy()
+	if c.PolicyFile != "" {
+		f, err := os.Open(c.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		defer f.Close()
+		if policy, err = licensing.ParsePolicy(f); err != nil {
+			return nil, err
+		}
+	}
+	spec := c.SigningKeys
+	if spec == "" {
+		var err error
+		if spec, err = parameter(ctx, c.SigningKeysParameter); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := tokens.ParseKeys(spec)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	signer, err := tokens.NewSigner(c.Issuer, keys)
+	if err != nil {
+		return nil, err
+	}
+	p := &Parts{Signer: signer}
+	var store licensing.EventStore
+	switch c.Store {
+	case "memory":
+		p.Memory = memstore.New()
+		store = p.Memory
+	default:
+		db, err := dynamo.NewClient(ctx, c.Dynamo)
+		if err != nil {
+			return nil, err
+		}
+		p.Dynamo = dynamo.New(db, c.Dynamo.Table, c.Dynamo.SnapshotEvery)
+		store = p.Dynamo
+	}
+	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
+	return p, nil
+}
+
+// Handler is the API over the parts.
+func (p *Parts) Handler(c Config) http.Handler {
+	return httpapi.New(p.Service, p.Signer, httpapi.Options{PlanClaim: c.PlanClaim})
+}
+
+// parameter reads an SSM SecureString parameter, decrypted.
+func parameter(ctx context.Context, name string) (string, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "", fmt.Errorf("aws config: %w", err)
+	}
+	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		return "", fmt.Errorf("read parameter %s: %w", name, err)
+	}
+	return strings.TrimSpace(aws.ToString(out.Parameter.Value)), nil
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// RandomIDs makes 20-character random ids (100 bits).
+type RandomIDs struct{}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a new random id.
+func (RandomIDs) NewID() string {
+	var b [13]byte
+	rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])[:20]
+}
