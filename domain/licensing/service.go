@@ -71,7 +71,7 @@ const CodeKeyReused = "IDEMPOTENCY_KEY_REUSED"
 // Observer hears about the service's retries; any field may be nil.
 type Observer struct {
 	// Conflict is called each time an append loses a race and is retried.
-	Conflict func(stream string, attempt int)
+	Conflict func(ctx context.Context, stream string, attempt int)
 }
 
 // Service runs commands against member streams: load, decide, append, and
@@ -169,7 +169,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			return Result{}, Errorf(KindUnavailable, CodeContention, "too many concurrent changes to this account; retry shortly")
 		}
 		if s.Observer.Conflict != nil {
-			s.Observer.Conflict(member, attempt)
+			s.Observer.Conflict(ctx, member, attempt)
 		}
 		consistent = true
 		if err := s.sleep(ctx, attempt); err != nil {

@@ -95,7 +95,7 @@ func TestConflictRetriesAreBounded(t *testing.T) {
 	svc := newService(store)
 	svc.MaxAttempts, svc.Backoff = 4, time.Microsecond
 	conflicts := 0
-	svc.Observer.Conflict = func(string, int) { conflicts++ }
+	svc.Observer.Conflict = func(context.Context, string, int) { conflicts++ }
 	_, err := svc.Execute(context.Background(), licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "")
 	var e *licensing.Error
 	if !errors.As(err, &e) || e.Kind != licensing.KindUnavailable || e.Code != licensing.CodeContention {

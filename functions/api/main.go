@@ -9,11 +9,13 @@ import (
 
 	"github.com/akrylysov/algnhsa"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func main() {
+	slog.SetDefault(lambdacontext.NewLogger())
 	cfg, err := setup.FromEnv()
 	if err != nil {
 		slog.Error("configuration", "error", err)

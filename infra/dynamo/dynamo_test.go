@@ -254,7 +254,7 @@ func TestConcurrentAcquiresHoldTheCap(t *testing.T) {
 	svc.MaxAttempts = 100
 	svc.Backoff = time.Millisecond
 	var conflicts atomic.Int64
-	svc.Observer.Conflict = func(string, int) { conflicts.Add(1) }
+	svc.Observer.Conflict = func(context.Context, string, int) { conflicts.Add(1) }
 
 	var granted, denied atomic.Int64
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -28,6 +29,10 @@ type Options struct {
 	// PlanClaim is the JWT claim holding the member's plan ("plan" if empty;
 	// "custom:plan" with Cognito).
 	PlanClaim string
+	// Logger gets one line per request (slog.Default() if nil).
+	Logger *slog.Logger
+	// Metrics gets CloudWatch Embedded Metric Format lines (none if nil).
+	Metrics io.Writer
 }
 
 // Routes lists every route the handler serves, as "METHOD /path" with the
@@ -60,7 +65,10 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}
-	return recoverer(problems(mux))
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return observe(recoverer(problems(mux)), opts.Logger, opts.Metrics)
 }
 
 // problems answers requests that match no route (404) or no method of their
@@ -122,6 +130,9 @@ func (a *api) withLicence(w http.ResponseWriter, r *http.Request, status int, me
 	}
 	l := res.Licences[0]
 	out := licenceResponse{Licence: l, Replayed: res.Replayed}
+	if status == http.StatusCreated && !res.Replayed {
+		outcomeOf(r.Context()).grant()
+	}
 	if l.Status == licensing.StatusActive {
 		tok, err := a.signer.Sign(l, member, a.svc.Policy().Version)
 		if err != nil {
@@ -138,8 +149,17 @@ func (a *api) withLicence(w http.ResponseWriter, r *http.Request, status int, me
 
 func idempotencyKey(r *http.Request) string { return r.Header.Get("Idempotency-Key") }
 
-func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
+// caller reads the identity and notes the member for the request's log line.
+func (a *api) caller(r *http.Request) (Identity, error) {
 	id, err := identity(r, a.opts.PlanClaim)
+	if err == nil {
+		outcomeOf(r.Context()).setMember(id.Member)
+	}
+	return id, err
+}
+
+func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -161,7 +181,7 @@ func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) renew(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -179,7 +199,7 @@ func (a *api) renew(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) release(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -193,7 +213,7 @@ func (a *api) release(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) releaseDevice(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -210,7 +230,7 @@ func (a *api) releaseDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) sync(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -238,7 +258,7 @@ func (a *api) sync(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) playback(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -259,7 +279,7 @@ func (a *api) playback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) eligibility(w http.ResponseWriter, r *http.Request) {
-	id, err := identity(r, a.opts.PlanClaim)
+	id, err := a.caller(r)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -50,6 +50,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *licensing.Error
 	switch {
 	case errors.As(err, &d):
+		outcomeOf(r.Context()).deny(d.Codes())
 		p.Code, p.Title, p.Rules = "DENIED", "The licence was refused", d.Rules
 		p.Detail = d.Error()
 	case errors.As(err, &e) && kind != licensing.KindInternal:

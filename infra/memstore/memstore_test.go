@@ -88,7 +88,7 @@ func contendedService(store *memstore.Store, p *licensing.Policy, conflicts *ato
 	// Each conflict means another acquisition was appended, and at most the
 	// cap can be, so a command never loses this many races.
 	svc.MaxAttempts = 50
-	svc.Observer.Conflict = func(string, int) { conflicts.Add(1) }
+	svc.Observer.Conflict = func(context.Context, string, int) { conflicts.Add(1) }
 	return svc
 }
 

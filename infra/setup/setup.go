@@ -131,12 +131,14 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		store = p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
+	p.Service.Observer.Conflict = httpapi.CountConflict
 	return p, nil
 }
 
-// Handler is the API over the parts.
+// Handler is the API over the parts: it logs through slog.Default() and
+// writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	return httpapi.New(p.Service, p.Signer, httpapi.Options{PlanClaim: c.PlanClaim})
+	return httpapi.New(p.Service, p.Signer, httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout})
 }
 
 // parameter reads an SSM SecureString parameter, decrypted.
