@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run clean build build-ApiFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token clean build build-ApiFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 test: lint
@@ -47,9 +47,22 @@ bench-dynamo:
 dynamodb-local:
 	$(GO) run ./infra/dynamolocal/cmd/withdynamodb -serve
 
-## run: the local API (arrives with the HTTP API)
+LOCAL := $(GO) run ./infra/local/cmd/dlicense-local
+MEMBER ?= m-1
+PLAN ?= premium
+SCOPE ?=
+
+## run: the API on 127.0.0.1:3000 with the embedded store (no AWS, no Java)
 run:
-	@echo "make run arrives with the HTTP API; for now: make test, make bench, make dynamodb-local"
+	$(LOCAL) serve -store memory
+
+## run-dynamodb: the same API against DynamoDB Local (table from template.yaml)
+run-dynamodb:
+	$(WITH_DDB) $(LOCAL) serve -store dynamo
+
+## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
+token:
+	@$(LOCAL) token -member $(MEMBER) -plan $(PLAN) -scope "$(SCOPE)"
 
 ## build: every function's bootstrap
 build: build-ApiFunction

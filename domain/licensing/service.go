@@ -131,7 +131,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		if err != nil {
 			return Result{}, err
 		}
-		now := s.Clock.Now().UTC()
+		now := s.now()
 		if key != "" {
 			if r, ok := st.Request(key, now); ok {
 				if r.Fingerprint != fp {
@@ -249,7 +249,7 @@ func (s *Service) Sync(ctx context.Context, member, device string, held []string
 	if err != nil {
 		return SyncView{}, err
 	}
-	return Sync(st, s.Policy(), device, held, s.Clock.Now().UTC()), nil
+	return Sync(st, s.Policy(), device, held, s.now()), nil
 }
 
 // Check decides an acquisition without appending it: nil if it would be
@@ -262,6 +262,10 @@ func (s *Service) Check(ctx context.Context, c Acquire) error {
 	if err != nil {
 		return err
 	}
-	_, err = Decide(st, c, s.Policy(), s.Clock.Now().UTC(), func() string { return "dry-run" })
+	_, err = Decide(st, c, s.Policy(), s.now(), func() string { return "dry-run" })
 	return err
 }
+
+// now is the clock's time in UTC, to the millisecond: event times and
+// expiries read cleanly and survive any store exactly.
+func (s *Service) now() time.Time { return s.Clock.Now().UTC().Truncate(time.Millisecond) }

@@ -48,6 +48,10 @@ var Routes = []string{
 	"GET /.well-known/jwks.json",
 }
 
+// PublicRoutes are the routes that need no member token: API Gateway serves
+// them without the JWT authorizer.
+var PublicRoutes = []string{"GET /.well-known/jwks.json"}
+
 type api struct {
 	svc    *licensing.Service
 	signer Signer

@@ -40,6 +40,8 @@ type Config struct {
 	Issuer string
 	// PlanClaim is the JWT claim holding the member's plan.
 	PlanClaim string
+	// QuietMetrics turns the EMF metric lines off (for local runs).
+	QuietMetrics bool
 }
 
 // FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
@@ -138,7 +140,11 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 // Handler is the API over the parts: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	return httpapi.New(p.Service, p.Signer, httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout})
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout}
+	if c.QuietMetrics {
+		opts.Metrics = nil
+	}
+	return httpapi.New(p.Service, p.Signer, opts)
 }
 
 // parameter reads an SSM SecureString parameter, decrypted.

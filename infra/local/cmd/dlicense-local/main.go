@@ -1,0 +1,147 @@
+// Command dlicense-local runs the licensing API on 127.0.0.1 for
+// development, and mints dev member tokens for it.
+//
+//	dlicense-local serve [-addr 127.0.0.1:3000] [-store memory|dynamo]
+//	dlicense-local token -member m-1 -plan premium [-scope admin] [-ttl 12h]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/local"
+	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "token":
+		err = token(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dlicense-local:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: dlicense-local serve [-addr 127.0.0.1:3000] [-store memory|dynamo]\n       dlicense-local token -member ID -plan PLAN [-scope S] [-ttl 12h]")
+	os.Exit(2)
+}
+
+func keys() (local.Keys, string, error) {
+	root, err := local.ModuleRoot()
+	if err != nil {
+		return local.Keys{}, "", err
+	}
+	k, err := local.LoadKeys(filepath.Join(root, ".cache", "dev"))
+	return k, root, err
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:3000", "loopback address to listen on")
+	store := fs.String("store", "memory", "memory (embedded) or dynamo (DynamoDB Local at $DYNAMODB_ENDPOINT)")
+	fs.Parse(args)
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil || !net.ParseIP(host).IsLoopback() {
+		return fmt.Errorf("-addr %q: the dev server listens on loopback only", *addr)
+	}
+	k, root, err := keys()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	cfg := setup.Config{Store: *store, SigningKeys: k.Signing.Encode(), Issuer: "dlicense-local", PlanClaim: "plan", QuietMetrics: true}
+	if *store == "dynamo" {
+		endpoint := os.Getenv("DYNAMODB_ENDPOINT")
+		if endpoint == "" {
+			return errors.New("-store dynamo needs DYNAMODB_ENDPOINT (make run-dynamodb starts DynamoDB Local)")
+		}
+		cfg.Dynamo = dynamo.Config{Table: "licensing-local", Endpoint: endpoint}
+		db, err := dynamo.NewClient(ctx, cfg.Dynamo)
+		if err != nil {
+			return err
+		}
+		in, err := dynamo.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamo.TableLogicalID, cfg.Dynamo.Table)
+		if err != nil {
+			return err
+		}
+		if err := dynamo.CreateTable(ctx, db, in); err != nil {
+			return err
+		}
+	}
+	parts, err := setup.Build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
+	gw := local.NewGateway(parts.Handler(cfg), issuer, httpapi.PublicRoutes)
+	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	tok, err := issuer.Mint("m-demo", "premium", nil, 12*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dlicense API on http://%s (store: %s)\n", ln.Addr(), *store)
+	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
+	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-stop:
+		slog.Info("shutting down")
+		return local.Shutdown(srv)
+	case err := <-errc:
+		return err
+	}
+}
+
+func token(args []string) error {
+	fs := flag.NewFlagSet("token", flag.ExitOnError)
+	member := fs.String("member", "", "member id (the token's sub)")
+	plan := fs.String("plan", "premium", "plan claim")
+	scope := fs.String("scope", "", "space-separated scopes, e.g. admin")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	fs.Parse(args)
+	if *member == "" {
+		return errors.New("token: -member is required")
+	}
+	k, _, err := keys()
+	if err != nil {
+		return err
+	}
+	tok, err := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, strings.Fields(*scope), *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}
