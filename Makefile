@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token clean build build-ApiFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz clean build build-ApiFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 test: lint
@@ -42,6 +42,11 @@ bench-domain:
 
 bench-dynamo:
 	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/
+
+## fuzz: search for inputs that make the API answer 5xx (FUZZTIME=2m)
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./infra/httpapi/
 
 ## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
 dynamodb-local:
