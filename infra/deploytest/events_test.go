@@ -1,0 +1,266 @@
+package deploytest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/akrylysov/algnhsa"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+// exampleLicence stands, in the sample events, for the licence the acquire
+// event grants: its id is random, so the test puts the real one in.
+const exampleLicence = "L-EXAMPLE"
+
+// deviceTime matches the device clock times in sample playback uploads.
+var deviceTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+
+// apiEvents reads the API Gateway v2 events of ../../events by file name;
+// other samples there (stream records) are not for the API.
+func apiEvents(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob("../../events/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shape struct {
+			Version  string `json:"version"`
+			RouteKey string `json:"routeKey"`
+		}
+		if err := json.Unmarshal(b, &shape); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if shape.Version == "2.0" && shape.RouteKey != "" {
+			out[filepath.Base(f)] = b
+		}
+	}
+	return out
+}
+
+// TestEveryRouteHasASampleEvent: each route of the handler has a sample,
+// and each sample is a request its route key really matches, with the path
+// parameters API Gateway would extract.
+func TestEveryRouteHasASampleEvent(t *testing.T) {
+	var matched *http.Request
+	mux := http.NewServeMux()
+	for _, r := range httpapi.Routes {
+		mux.HandleFunc(r, func(_ http.ResponseWriter, r *http.Request) { matched = r })
+	}
+	covered := map[string]bool{}
+	for name, b := range apiEvents(t) {
+		var ev events.APIGatewayV2HTTPRequest
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		covered[ev.RouteKey] = true
+		if !slices.Contains(httpapi.Routes, ev.RouteKey) {
+			t.Errorf("%s: routeKey %q is not a route of httpapi.Routes", name, ev.RouteKey)
+		}
+		if ev.RequestContext.RouteKey != ev.RouteKey || ev.RequestContext.HTTP.Path != ev.RawPath {
+			t.Errorf("%s: requestContext (%q, %q) disagrees with routeKey %q, rawPath %q", name, ev.RequestContext.RouteKey, ev.RequestContext.HTTP.Path, ev.RouteKey, ev.RawPath)
+		}
+		matched = nil
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(ev.RequestContext.HTTP.Method, ev.RawPath, nil))
+		if matched == nil || matched.Pattern != ev.RouteKey {
+			t.Errorf("%s: %s %s is not routed to %q", name, ev.RequestContext.HTTP.Method, ev.RawPath, ev.RouteKey)
+			continue
+		}
+		if n := strings.Count(ev.RouteKey, "{"); len(ev.PathParameters) != n {
+			t.Errorf("%s: %d pathParameters, the route has %d", name, len(ev.PathParameters), n)
+		}
+		for k, v := range ev.PathParameters {
+			if matched.PathValue(k) != v {
+				t.Errorf("%s: pathParameters[%s] = %q, the path says %q", name, k, v, matched.PathValue(k))
+			}
+		}
+	}
+	for _, r := range httpapi.Routes {
+		if !covered[r] {
+			t.Errorf("route %q has no sample event in events/", r)
+		}
+	}
+}
+
+// step is one sample event and the answer it must get.
+type step struct {
+	file        string
+	status      int
+	contentType string
+	check       func(t *testing.T, doc map[string]any)
+}
+
+// TestSampleEventsThroughTheLambdaPath builds the API exactly as the Lambda
+// does (setup.Build, algnhsa, lambda.NewHandler: what lambda.Start wraps the
+// handler in), but on the embedded store, and feeds it every sample event in
+// the order a device would send them.
+func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
+	ctx := context.Background()
+	key, err := tokens.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"}
+	parts, err := setup.Build(ctx, cfg)
+	if err != nil {
+		t.Fatalf("setup.Build = %v", err)
+	}
+	h := lambda.NewHandler(algnhsa.New(parts.Handler(cfg), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
+
+	var licence string
+	var issued time.Time
+	samples := apiEvents(t)
+	var acquire events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(samples["acquire.json"], &acquire); err != nil || acquire.RequestContext.Authorizer == nil {
+		t.Fatalf("events/acquire.json: %v, want an event with JWT claims", err)
+	}
+	member := acquire.RequestContext.Authorizer.JWT.Claims["sub"]
+	steps := []step{
+		{"acquire.json", 201, "application/json", func(t *testing.T, doc map[string]any) {
+			l, _ := doc["licence"].(map[string]any)
+			licence, _ = l["licence_id"].(string)
+			issued, _ = time.Parse(time.RFC3339Nano, str(l["issued_at"]))
+			if licence == "" || l["status"] != "ACTIVE" || l["title_id"] != "tt-first-light" || l["device_id"] != "pixel-8a" || issued.IsZero() {
+				t.Fatalf("licence = %v, want an ACTIVE tt-first-light licence on pixel-8a", l)
+			}
+			claims, err := tokens.Verify(str(doc["token"]), parts.Signer.JWKS(), "dlicense", time.Now())
+			if err != nil || claims.Member != member || claims.Licence.LicenceID != licence {
+				t.Errorf("token = %+v, %v; want a token of the licence for the event's sub", claims, err)
+			}
+		}},
+		{"sync.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if ids := licenceIDs(doc["active"]); !slices.Equal(ids, []string{licence}) || fmt.Sprint(doc["delete"]) != "[]" {
+				t.Errorf("sync = %v, want %s active and nothing to delete", doc, licence)
+			}
+		}},
+		{"renew.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			l, _ := doc["licence"].(map[string]any)
+			if l["licence_id"] != licence || l["renewals"] != 1.0 || str(doc["token"]) == "" {
+				t.Errorf("renew = %v, want %s renewed once, with a token", doc, licence)
+			}
+		}},
+		{"playback.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			results, _ := doc["results"].([]any)
+			if len(results) == 0 {
+				t.Fatalf("playback = %v, want results", doc)
+			}
+			for _, r := range results {
+				if r.(map[string]any)["code"] != "ACCEPTED" {
+					t.Errorf("playback result %v, want ACCEPTED", r)
+				}
+			}
+		}},
+		{"eligibility.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["eligible"] != true {
+				t.Errorf("eligibility = %v, want eligible", doc)
+			}
+		}},
+		{"release.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			l, _ := doc["licence"].(map[string]any)
+			if l["licence_id"] != licence || l["status"] != "RELEASED" || doc["token"] != nil {
+				t.Errorf("release = %v, want %s RELEASED without a token", doc, licence)
+			}
+		}},
+		{"release-device.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// The one licence is released already: nothing is left to release.
+			if released, ok := doc["released"].([]any); !ok || len(released) != 0 {
+				t.Errorf("release device = %v, want an empty released list", doc)
+			}
+		}},
+		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
+			keys, _ := doc["keys"].([]any)
+			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {
+				t.Errorf("jwks = %v, want the one key \"test\"", doc)
+			}
+		}},
+	}
+
+	for _, s := range steps {
+		if _, ok := samples[s.file]; !ok {
+			t.Errorf("events/%s is missing", s.file)
+		}
+	}
+	for name := range samples {
+		if !slices.ContainsFunc(steps, func(s step) bool { return s.file == name }) {
+			t.Errorf("events/%s: no expected answer in this test", name)
+		}
+	}
+
+	for _, s := range steps {
+		payload, ok := samples[s.file]
+		if !ok {
+			continue
+		}
+		payload = personalise(payload, licence, issued)
+		out, err := h.Invoke(ctx, payload)
+		if err != nil {
+			t.Fatalf("Invoke(%s) = %v", s.file, err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatalf("%s: response %s: %v", s.file, out, err)
+		}
+		if resp.StatusCode != s.status || resp.Headers["Content-Type"] != s.contentType {
+			t.Fatalf("%s = %d %s %s, want %d %s", s.file, resp.StatusCode, resp.Headers["Content-Type"], resp.Body, s.status, s.contentType)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(resp.Body), &doc); err != nil {
+			t.Fatalf("%s: body %q: %v", s.file, resp.Body, err)
+		}
+		s.check(t, doc)
+	}
+}
+
+// personalise puts the granted licence's id in place of the placeholder and
+// moves the device clock times of a playback upload to just after the grant,
+// in their order, a second apart: the sample's own times are in the past of
+// a licence granted now.
+func personalise(payload []byte, licence string, issued time.Time) []byte {
+	if licence == "" {
+		return payload
+	}
+	payload = []byte(strings.ReplaceAll(string(payload), exampleLicence, licence))
+	times := deviceTime.FindAllString(string(payload), -1)
+	slices.Sort(times)
+	times = slices.Compact(times)
+	return deviceTime.ReplaceAllFunc(payload, func(b []byte) []byte {
+		i, _ := slices.BinarySearch(times, string(b))
+		return []byte(issued.Add(time.Duration(i) * time.Second).UTC().Format(time.RFC3339))
+	})
+}
+
+func licenceIDs(v any) []string {
+	var ids []string
+	list, _ := v.([]any)
+	for _, l := range list {
+		m, _ := l.(map[string]any)
+		ids = append(ids, str(m["licence_id"]))
+	}
+	return ids
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
