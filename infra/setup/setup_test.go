@@ -1,0 +1,62 @@
+package setup_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+func TestFromEnv(t *testing.T) {
+	key, _ := tokens.GenerateKey("k1")
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want string // substring of the error; "" for none
+	}{
+		{"dynamo without a table", map[string]string{"SIGNING_KEYS": key.Encode()}, "TABLE_NAME"},
+		{"unknown store", map[string]string{"STORE": "sqlite", "SIGNING_KEYS": key.Encode()}, "STORE"},
+		{"no keys", map[string]string{"STORE": "memory"}, "SIGNING_KEYS"},
+		{"bad snapshot interval", map[string]string{"TABLE_NAME": "t", "SNAPSHOT_EVERY": "0", "SIGNING_KEYS": key.Encode()}, "SNAPSHOT_EVERY"},
+		{"memory", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode()}, ""},
+		{"dynamo", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT"} {
+				t.Setenv(k, c.env[k])
+			}
+			_, err := setup.FromEnv()
+			if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("FromEnv() = %v, want an error naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestBuildRefusesBadKeysAndPolicies(t *testing.T) {
+	ctx := context.Background()
+	if _, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: "k1:not-a-seed"}); err == nil || strings.Contains(err.Error(), "not-a-seed") {
+		t.Errorf("Build(bad key) = %v, want an error without the key text", err)
+	}
+	key, _ := tokens.GenerateKey("k1")
+	if _, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: key.Encode(), PolicyFile: "/nonexistent/policy.json"}); err == nil {
+		t.Errorf("Build(missing policy file) = nil error")
+	}
+	p, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "i"})
+	if err != nil || p.Memory == nil || p.Service == nil || p.Signer.KeyID() != "k1" {
+		t.Errorf("Build(memory) = %+v, %v", p, err)
+	}
+}
+
+func TestRandomIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := setup.RandomIDs{}.NewID()
+		if len(id) != 20 || seen[id] {
+			t.Fatalf("NewID() = %q (length %d, seen %v)", id, len(id), seen[id])
+		}
+		seen[id] = true
+	}
+}
