@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz clean build build-ApiFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 test: lint
@@ -70,10 +70,13 @@ token:
 	@$(LOCAL) token -member $(MEMBER) -plan $(PLAN) -scope "$(SCOPE)"
 
 ## build: every function's bootstrap
-build: build-ApiFunction
+build: build-ApiFunction build-StreamsFunction
 
 build-ApiFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),ApiFunction/,)bootstrap ./functions/api
+
+build-StreamsFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),StreamsFunction/,)bootstrap ./functions/streams
 
 clean:
 	rm -rf .cache bin .aws-sam

@@ -1,6 +1,8 @@
 package licensing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -136,3 +138,13 @@ var ErrConflict = errors.New("version conflict")
 
 // Is lets errors.Is(err, ErrConflict) match.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Pseudonym is how logs and metrics name a member: the first 16 hex digits
+// of the SHA-256 of the id, never the id itself ("" for "").
+func Pseudonym(member string) string {
+	if member == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(member))
+	return hex.EncodeToString(sum[:8])
+}

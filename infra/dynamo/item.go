@@ -69,6 +69,12 @@ type snapshotItem struct {
 	Codec   string `dynamodbav:"z"`
 }
 
+// MarshalStoredEvent is the item an event is stored as; the embedded store's
+// stream feed uses it to build the same records DynamoDB Streams carries.
+func MarshalStoredEvent(stream string, e licensing.StoredEvent) (map[string]types.AttributeValue, error) {
+	return marshalEvent(stream, e)
+}
+
 func marshalEvent(stream string, e licensing.StoredEvent) (map[string]types.AttributeValue, error) {
 	it := eventItem{
 		PK: PartitionKey(stream), SK: EventKey(e.Version), Kind: kindEvent, Version: e.Version,

@@ -2,14 +2,14 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
 )
 
 // MetricsNamespace is the CloudWatch namespace of the API's metrics.
@@ -66,15 +66,8 @@ func CountConflict(ctx context.Context, _ string, _ int) {
 	}
 }
 
-// MemberHash is the pseudonymous member id logs carry: the first 16 hex
-// digits of the SHA-256 of the id, never the id itself.
-func MemberHash(member string) string {
-	if member == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(member))
-	return hex.EncodeToString(sum[:8])
-}
+// MemberHash is the pseudonymous member id logs carry (licensing.Pseudonym).
+func MemberHash(member string) string { return licensing.Pseudonym(member) }
 
 type statusWriter struct {
 	http.ResponseWriter
