@@ -26,9 +26,9 @@ func main() {
 		slog.Error("start", "error", err)
 		os.Exit(1)
 	}
-	every := max(cfg.SnapshotEvery, dynamo.DefaultSnapshotEvery)
-	if cfg.SnapshotEvery > 0 {
-		every = cfg.SnapshotEvery
+	every := cfg.SnapshotEvery
+	if every == 0 {
+		every = dynamo.DefaultSnapshotEvery
 	}
 	p := &streams.Processor{Store: dynamo.New(db, cfg.Table, every), SnapshotEvery: every}
 	lambda.Start(p.Handle)
