@@ -51,8 +51,9 @@ type EventStore interface {
 
 // SnapshotStore is the port that keeps snapshots.
 type SnapshotStore interface {
-	// SaveSnapshot stores a snapshot if it is newer than the one held;
-	// an older or equal one is ignored (saved reports which).
+	// SaveSnapshot stores a snapshot if it is newer than the one held, or of
+	// the same version and another state schema; otherwise it is ignored
+	// (saved reports which).
 	SaveSnapshot(ctx context.Context, snap Snapshot) (saved bool, err error)
 }
 

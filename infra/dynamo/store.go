@@ -312,7 +312,8 @@ func classify(stream string, err error) error {
 }
 
 // SaveSnapshot implements licensing.SnapshotStore: one PutItem, written only
-// if no snapshot of this or a later version is held.
+// if the snapshot held is older, or of the same version and another state
+// schema (a migration).
 func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, error) {
 	if snap.Stream == "" || snap.Version < 1 {
 		return false, fmt.Errorf("save snapshot of %q v%d: bad stream or version", snap.Stream, snap.Version)
@@ -324,8 +325,8 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool
 	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
 		Item:                      item,
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR v < :v"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": item["v"]},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR v < :v OR (v = :v AND ss <> :ss)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": item["v"], ":ss": item["ss"]},
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	})
 	if err != nil {

@@ -221,8 +221,9 @@ func (s *Store) deliver() {
 }
 
 // SaveSnapshot implements licensing.SnapshotStore. A stream holds one
-// snapshot; a new one replaces it only if its version is higher, whatever
-// its schema. A snapshot past the stream's last event is an error.
+// snapshot; a new one replaces it if its version is higher, whatever its
+// schema, or at the same version if its schema differs (a migration). A
+// snapshot past the stream's last event is an error.
 func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, error) {
 	s.snapshots.Add(1)
 	if err := ctx.Err(); err != nil {
@@ -246,7 +247,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool
 	if snap.Version > cur {
 		return false, fmt.Errorf("save snapshot of %s v%d: the stream is at v%d", snap.Stream, snap.Version, cur)
 	}
-	if st.snap != nil && snap.Version <= st.snap.Version {
+	if held := st.snap; held != nil && (snap.Version < held.Version || snap.Version == held.Version && snap.Schema == held.Schema) {
 		return false, nil
 	}
 	st.snap = &snap

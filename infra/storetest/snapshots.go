@@ -116,6 +116,15 @@ func testSnapshotOnlyForward(t *testing.T, s Store) {
 	str := load(t, s, stream, licensing.StateSchema)
 	checkSnapshot(t, call, str.Snapshot, newer)
 	checkEvents(t, call, str.Events, events[5:])
+
+	// At the same version, a snapshot of another schema replaces the one held:
+	// that is how a rebuild migrates snapshots after a state schema change.
+	migrated := newer
+	migrated.Schema = licensing.StateSchema + 1
+	save(t, s, migrated, true)
+	save(t, s, migrated, false)
+	str = load(t, s, stream, migrated.Schema)
+	checkSnapshot(t, fmt.Sprintf("Load(%s, schema %d)", stream, migrated.Schema), str.Snapshot, migrated)
 }
 
 // testSnapshotBeyondStream: a snapshot of a version the log does not hold
