@@ -30,6 +30,7 @@ type API interface {
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // DefaultSnapshotEvery is how many events the stream function lets pass
@@ -339,4 +340,36 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool
 	}
 	record(ctx, false, one(out.ConsumedCapacity)...)
 	return true, nil
+}
+
+// Members calls fn with every member that has a log, by scanning for the
+// first event of each stream (operators' tools only: a Scan reads the table).
+func (s *Store) Members(ctx context.Context, fn func(member string) error) error {
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("sk = :first"),
+		ProjectionExpression:      aws.String("pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":first": &types.AttributeValueMemberS{Value: EventKey(1)}},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", s.table, err)
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, it := range out.Items {
+			if pk, _ := it["pk"].(*types.AttributeValueMemberS); pk != nil {
+				if m, ok := strings.CutPrefix(pk.Value, "m#"); ok {
+					if err := fn(m); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }

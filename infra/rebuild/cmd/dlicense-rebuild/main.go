@@ -1,0 +1,71 @@
+// Command dlicense-rebuild rebuilds snapshots from the member event logs.
+//
+//	dlicense-rebuild -member m-1        one member
+//	dlicense-rebuild -all               every member (scans the table)
+//
+// It reads TABLE_NAME, AWS_REGION and DYNAMODB_ENDPOINT like the functions.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/rebuild"
+)
+
+func main() {
+	member := flag.String("member", "", "rebuild this member")
+	all := flag.Bool("all", false, "rebuild every member")
+	flag.Parse()
+	if (*member == "") == !*all {
+		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all")
+		os.Exit(2)
+	}
+	if err := run(*member, *all); err != nil {
+		fmt.Fprintln(os.Stderr, "dlicense-rebuild:", err)
+		os.Exit(1)
+	}
+}
+
+func run(member string, all bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cfg, err := dynamo.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	db, err := dynamo.NewClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	store := dynamo.New(db, cfg.Table, cfg.SnapshotEvery)
+	members := []string{member}
+	if all {
+		members = nil
+		spin := progressbar.Default(-1, "listing members")
+		if err := store.Members(ctx, func(m string) error {
+			members = append(members, m)
+			return spin.Add(1)
+		}); err != nil {
+			return err
+		}
+		spin.Finish()
+	}
+	bar := progressbar.Default(int64(len(members)), "rebuilding snapshots")
+	var meter dynamo.Meter
+	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, members, func(done int) { bar.Set(done) })
+	bar.Finish()
+	u := meter.Usage()
+	fmt.Printf("members %d, events folded %d, snapshots written %d, up to date %d, empty %d, failed %d; %d round trips, %.1f read and %.1f write units\n",
+		r.Members, r.Events, r.Written, r.UpToDate, r.Empty, r.Failed, u.RoundTrips, u.ReadUnits, u.WriteUnits)
+	if r.LastError != nil {
+		return r.LastError
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package rebuild_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamolocal"
+	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/rebuild"
+)
+
+type clock struct{}
+
+func (clock) Now() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
+
+type ids struct{ n atomic.Int64 }
+
+func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
+
+func seed(t *testing.T, s rebuild.Store, members []string) {
+	t.Helper()
+	svc := licensing.NewService(s, licensing.DefaultPolicy(), clock{}, &ids{})
+	for _, m := range members {
+		for _, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
+			if _, err := svc.Execute(context.Background(), licensing.Acquire{Member: m, Plan: "premium", Device: "d1", Title: title}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func check(t *testing.T, s rebuild.Store, members []string) {
+	t.Helper()
+	ctx := context.Background()
+	// A snapshot of a state schema that no longer exists, at the head.
+	str, _ := s.Load(ctx, members[0], licensing.LoadOptions{})
+	old, _ := licensing.EncodeSnapshot(licensing.Fold(members[0], str.Events))
+	old.Schema = licensing.StateSchema - 1
+	if _, err := s.SaveSnapshot(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	done := 0
+	r := rebuild.Members(ctx, s, append(slices.Clone(members), "nobody"), func(n int) { done = n })
+	if r.Members != len(members)+1 || r.Written != len(members) || r.Empty != 1 || r.Failed != 0 || r.Events != 3*len(members) || done != len(members)+1 {
+		t.Errorf("rebuild = %+v (progress %d)", r, done)
+	}
+	for _, m := range members {
+		str, err := s.Load(ctx, m, licensing.LoadOptions{SnapshotSchema: licensing.StateSchema})
+		if err != nil || str.Snapshot == nil || str.Snapshot.Version != 3 || len(str.Events) != 0 {
+			t.Errorf("member %s after rebuild: %+v, %v; want a current snapshot at v3", m, str.Snapshot, err)
+		}
+	}
+	// Again: everything is up to date.
+	if r := rebuild.Members(ctx, s, members, nil); r.UpToDate != len(members) || r.Written != 0 {
+		t.Errorf("second rebuild = %+v, want all up to date", r)
+	}
+}
+
+func TestRebuildMemory(t *testing.T) {
+	s := memstore.New()
+	members := []string{"m-a", "m-b", "m-c"}
+	seed(t, s, members)
+	check(t, s, members)
+}
+
+func TestRebuildDynamo(t *testing.T) {
+	endpoint := dynamolocal.Require(t)
+	ctx := context.Background()
+	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("rebuild-%d", time.Now().UnixNano())
+	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamo.CreateTable(ctx, db, in); err != nil {
+		t.Fatal(err)
+	}
+	s := dynamo.New(db, name, 0)
+	members := []string{"m-a", "m-b", "m-c"}
+	seed(t, s, members)
+	var listed []string
+	if err := s.Members(ctx, func(m string) error { listed = append(listed, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(listed)
+	if !slices.Equal(listed, members) {
+		t.Errorf("Members = %v, want %v", listed, members)
+	}
+	check(t, s, members)
+}
