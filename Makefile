@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz clean build build-ApiFunction build-StreamsFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz rebuild clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 test: lint
@@ -41,7 +41,11 @@ bench-domain:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./domain/...
 
 bench-dynamo:
-	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/
+	$(WITH_DDB) sh -c "$(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/ && $(GO) test -run '^$$' -bench . -benchtime 3x ./infra/streams/"
+
+## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1; TABLE_NAME, AWS_REGION set)
+rebuild:
+	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ALL),-all,-member $(MEMBER))
 
 ## fuzz: search for inputs that make the API answer 5xx (FUZZTIME=2m)
 FUZZTIME ?= 2m
