@@ -18,9 +18,18 @@ import (
 const jwksRoute = "GET /.well-known/jwks.json"
 
 // expectedActions are the IAM actions each function may be granted, and no
-// more: a new permission is a decision someone makes here, in review.
+// more: a new permission is a decision someone makes here, in review. For
+// the stream function SAM also attaches the managed policy
+// AWSLambdaDynamoDBExecutionRole to the role it generates (the four stream
+// actions and logs, on Resource "*"), which no template property turns off;
+// the template documents it, and what is listed here is what the function
+// needs: the event log, its stream, and the on-failure queue.
 var expectedActions = map[string][]string{
 	"ApiFunction": {"dynamodb:PutItem", "dynamodb:Query", "ssm:GetParameter"},
+	"StreamsFunction": {
+		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+		"dynamodb:PutItem", "dynamodb:Query", "sqs:SendMessage",
+	},
 }
 
 // deployment is what the checks read: the template and the Makefile.
@@ -370,6 +379,23 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"missing action", "template", "- dynamodb:PutItem", "", checkActions},
 		{"wildcard resource", "template", "Resource: !GetAtt LicensingTable.Arn", `Resource: "*"`, checkActions},
 		{"managed policy", "template", "Policies:\n", "Policies:\n        - AmazonDynamoDBFullAccess\n", checkActions},
+		{"missing stream build target", "makefile", "\nbuild-StreamsFunction:", "\nbuild-Streams:", checkBuildTargets},
+		{"stream wildcard action", "template", "- dynamodb:GetRecords", "- dynamodb:Get*", checkActions},
+		{"stream extra action", "template", "- sqs:SendMessage", "- sqs:SendMessage\n                - sqs:DeleteMessage", checkActions},
+		{"stream filter lets snapshots through", "template", `"it": {"S": ["event"]}`, `"it": {"S": ["event", "snapshot"]}`, checkStreamEvents},
+		{"stream filter without item kind", "template", `, "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`, "}", checkStreamEvents},
+		{"stream filter on any item kind", "template", `"it": {"S": ["event"]}`, `"it": {"S": [{"exists": true}]}`, checkStreamEvents},
+		{"stream filter passes modifications", "template", `"eventName": ["INSERT"]`, `"eventName": ["INSERT", "MODIFY"]`, checkStreamEvents},
+		{"stream filter removed", "template", "FilterCriteria:", "FilterCriteriaDisabled:", checkStreamEvents},
+		{"stream filter not JSON", "template", `"S": ["event"]}}}}'`, `"S": ["event"]}}}'`, checkStreamEvents},
+		{"no partial batch responses", "template", "- ReportBatchItemFailures", "- ReportItemFailures", checkStreamEvents},
+		{"parallel shard pollers", "template", "ParallelizationFactor: 1", "ParallelizationFactor: 2", checkStreamEvents},
+		{"hidden destination policy", "template", "OnFailure:\n", "OnFailure:\n                Type: SQS\n", checkStreamEvents},
+		{"stream of another resource", "template", "Stream: !GetAtt LicensingTable.StreamArn", "Stream: !Ref OtherStream", checkStreamEvents},
+		{"no stream event", "template", "Type: DynamoDB", "Type: SQS", checkStreamEvents},
+		{"snapshot cadences differ", "template", "SNAPSHOT_EVERY: !Ref SnapshotEvery", `SNAPSHOT_EVERY: "8"`, checkSnapshotEvery},
+		{"stream function without a cadence", "template", "TABLE_NAME: !Ref LicensingTable\n          SNAPSHOT_EVERY: !Ref SnapshotEvery\n", "TABLE_NAME: !Ref LicensingTable\n", checkSnapshotEvery},
+		{"cadence of a missing parameter", "template", "  SnapshotEvery:\n    Type: Number", "  SnapshotInterval:\n    Type: Number", checkSnapshotEvery},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

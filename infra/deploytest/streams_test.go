@@ -1,0 +1,243 @@
+package deploytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dlicense/dlicense/infra/dynamo"
+)
+
+// streamFunction is the function that keeps snapshots up from the table's
+// change stream.
+const streamFunction = "StreamsFunction"
+
+// snapshotFunctions must read the same snapshot cadence: the API function
+// (the store it loads with) and the stream function (the snapshots it
+// writes).
+var snapshotFunctions = []string{"ApiFunction", streamFunction}
+
+// The stream function may only see INSERTs of event items: never snapshots
+// (its own writes), TTL removals or modifications. Each filter of its event
+// must require exactly these values (Lambda passes a record matching any
+// filter).
+var requiredFilter = []struct {
+	path []string
+	want string
+}{
+	{[]string{"eventName"}, "INSERT"},
+	{[]string{"dynamodb", "NewImage", "it", "S"}, "event"},
+}
+
+// streamEvent is one DynamoDB event of a function.
+type streamEvent struct {
+	function, event string
+	props           *yaml.Node
+}
+
+func (d *deployment) streamEvents() []streamEvent {
+	var out []streamEvent
+	ids, fns := d.resources("AWS::Serverless::Function")
+	for i, fn := range fns {
+		names, evs := entries(get(fn, "Properties", "Events"))
+		for j, ev := range evs {
+			if value(get(ev, "Type")) == "DynamoDB" {
+				out = append(out, streamEvent{function: ids[i], event: names[j], props: get(ev, "Properties")})
+			}
+		}
+	}
+	return out
+}
+
+// filterPatterns reads the Pattern of each filter of a stream event as JSON.
+func filterPatterns(props *yaml.Node) ([]map[string]any, error) {
+	filters := get(props, "FilterCriteria", "Filters")
+	if filters == nil || filters.Kind != yaml.SequenceNode || len(filters.Content) == 0 {
+		return nil, fmt.Errorf("no FilterCriteria.Filters")
+	}
+	var out []map[string]any
+	for _, f := range filters.Content {
+		var p map[string]any
+		if err := json.Unmarshal([]byte(value(get(f, "Pattern"))), &p); err != nil {
+			return nil, fmt.Errorf("filter at line %d: Pattern is not a JSON object: %v", f.Line, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkStreamEvents: the stream function reads the licensing table's stream,
+// sees only INSERTs of event items, answers with partial batch failures,
+// and keeps records in order (one poller per shard). Its on-failure
+// destination carries no Type, which would make SAM add a policy that
+// checkActions does not see.
+func checkStreamEvents(d *deployment) []string {
+	var problems []string
+	evs := d.streamEvents()
+	if !slices.ContainsFunc(evs, func(e streamEvent) bool { return e.function == streamFunction }) {
+		problems = append(problems, fmt.Sprintf("%s has no DynamoDB event", streamFunction))
+	}
+	for _, e := range evs {
+		where := e.function + "." + e.event
+		if s := get(e.props, "Stream"); s == nil || s.Tag != "!GetAtt" || s.Value != dynamo.TableLogicalID+".StreamArn" {
+			problems = append(problems, fmt.Sprintf("%s: Stream must be !GetAtt %s.StreamArn", where, dynamo.TableLogicalID))
+		}
+		if !slices.Contains(scalars(get(e.props, "FunctionResponseTypes")), "ReportBatchItemFailures") {
+			problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes must hold ReportBatchItemFailures (the handler reports failures by sequence number)", where))
+		}
+		if pf := get(e.props, "ParallelizationFactor"); pf != nil && value(pf) != "1" {
+			problems = append(problems, fmt.Sprintf("%s: ParallelizationFactor %q; it must be 1 (or unset) to keep each member's records in order", where, value(pf)))
+		}
+		if get(e.props, "DestinationConfig", "OnFailure", "Type") != nil {
+			problems = append(problems, fmt.Sprintf("%s: DestinationConfig.OnFailure.Type makes SAM grant its own policy; grant it in Policies instead", where))
+		}
+		patterns, err := filterPatterns(e.props)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", where, err))
+			continue
+		}
+		for i, p := range patterns {
+			for _, r := range requiredFilter {
+				if !requiresExactly(p, r.path, r.want) {
+					problems = append(problems, fmt.Sprintf("%s: filter %d must require %v = [%q] and nothing else there", where, i, r.path, r.want))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// requiresExactly reports whether a filter pattern holds, at path, a list of
+// exact values that are all want (no operators such as prefix or exists).
+func requiresExactly(pattern map[string]any, path []string, want string) bool {
+	var v any = pattern
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		v = m[k]
+	}
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return false
+	}
+	for _, x := range list {
+		if x != want {
+			return false
+		}
+	}
+	return true
+}
+
+// matches applies a filter pattern made of exact values to a record (as JSON
+// values); an operator counts as no match, so the samples are only checked
+// against filters this understands.
+func matches(pattern map[string]any, doc any) bool {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, p := range pattern {
+		v, present := m[k]
+		switch p := p.(type) {
+		case map[string]any:
+			if !present || !matches(p, v) {
+				return false
+			}
+		case []any:
+			if !present || !slices.ContainsFunc(p, func(x any) bool { return x == v }) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// env is a function's environment variable, its own or from Globals.
+func (d *deployment) env(fn *yaml.Node, name string) *yaml.Node {
+	if v := get(fn, "Properties", "Environment", "Variables", name); v != nil {
+		return v
+	}
+	return get(d.root, "Globals", "Function", "Environment", "Variables", name)
+}
+
+// checkSnapshotEvery: the functions that load members and the one that
+// snapshots them agree on SNAPSHOT_EVERY, and a parameter it refers to is
+// one of the template's.
+func checkSnapshotEvery(d *deployment) []string {
+	var problems []string
+	ids, fns := d.resources("AWS::Serverless::Function")
+	var first *yaml.Node
+	for _, name := range snapshotFunctions {
+		i := slices.Index(ids, name)
+		if i < 0 {
+			problems = append(problems, fmt.Sprintf("%s: no such function", name))
+			continue
+		}
+		v := d.env(fns[i], "SNAPSHOT_EVERY")
+		switch {
+		case v == nil || v.Kind != yaml.ScalarNode:
+			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY is not set", name))
+			continue
+		case v.Tag == "!Ref" && get(d.root, "Parameters", v.Value) == nil:
+			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", name, v.Value))
+		}
+		if first == nil {
+			first = v
+		} else if v.Tag != first.Tag || v.Value != first.Value {
+			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY %s %s, but %s has %s %s", name, v.Tag, v.Value, snapshotFunctions[0], first.Tag, first.Value))
+		}
+	}
+	return problems
+}
+
+func TestStreamEventIsFilteredAndOrdered(t *testing.T) {
+	report(t, "stream", checkStreamEvents(load(t)))
+}
+
+func TestSnapshotCadenceIsShared(t *testing.T) {
+	report(t, "snapshot cadence", checkSnapshotEvery(load(t)))
+}
+
+// TestStreamFilterSemantics: the template's filter passes an event INSERT
+// and nothing the function writes or does not need.
+func TestStreamFilterSemantics(t *testing.T) {
+	var patterns []map[string]any
+	for _, e := range load(t).streamEvents() {
+		if e.function == streamFunction {
+			p, err := filterPatterns(e.props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patterns = append(patterns, p...)
+		}
+	}
+	if len(patterns) == 0 {
+		t.Fatalf("%s has no filter", streamFunction)
+	}
+	record := func(name, kind string) any {
+		return map[string]any{"eventName": name, "dynamodb": map[string]any{
+			"NewImage": map[string]any{"it": map[string]any{"S": kind}, "pk": map[string]any{"S": "m#m-1"}},
+		}}
+	}
+	passes := func(r any) bool {
+		return slices.ContainsFunc(patterns, func(p map[string]any) bool { return matches(p, r) })
+	}
+	if !passes(record("INSERT", "event")) {
+		t.Errorf("the filter drops an event INSERT")
+	}
+	for _, r := range []any{
+		record("INSERT", "snapshot"), record("MODIFY", "snapshot"), record("MODIFY", "event"),
+		map[string]any{"eventName": "REMOVE", "dynamodb": map[string]any{"Keys": map[string]any{}}},
+	} {
+		if passes(r) {
+			t.Errorf("the filter passes %v", r)
+		}
+	}
+}
