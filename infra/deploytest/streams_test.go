@@ -3,12 +3,14 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/streams"
 )
 
 // streamFunction is the function that keeps snapshots up from the table's
@@ -239,5 +241,31 @@ func TestStreamFilterSemantics(t *testing.T) {
 		if passes(r) {
 			t.Errorf("the filter passes %v", r)
 		}
+	}
+}
+
+// TestLocalPollerUsesTheTemplatesFilter: the local poller filters with
+// streams.EventFilter; it must mean the same as the deployed pattern.
+func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
+	d := load(t)
+	want := map[string]any{}
+	if err := json.Unmarshal([]byte(streams.EventFilter), &want); err != nil {
+		t.Fatalf("streams.EventFilter is not JSON: %v", err)
+	}
+	found := 0
+	for _, e := range d.streamEvents() {
+		patterns, err := filterPatterns(e.props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range patterns {
+			found++
+			if !reflect.DeepEqual(p, want) {
+				t.Errorf("template filter %v differs from streams.EventFilter %v", p, want)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no stream filter in the template")
 	}
 }

@@ -13,14 +13,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/streams"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -88,6 +91,9 @@ type Parts struct {
 	Memory *memstore.Store
 	// Dynamo is the DynamoDB store, when Store is "dynamo".
 	Dynamo *dynamo.Store
+
+	db            *dynamodb.Client // Dynamo's client
+	snapshotEvery int
 }
 
 // Build builds the service from c.
@@ -118,7 +124,10 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Parts{Signer: signer}
+	p := &Parts{Signer: signer, snapshotEvery: c.Dynamo.SnapshotEvery}
+	if p.snapshotEvery == 0 {
+		p.snapshotEvery = dynamo.DefaultSnapshotEvery
+	}
 	var store licensing.EventStore
 	switch c.Store {
 	case "memory":
@@ -129,6 +138,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.db = db
 		p.Dynamo = dynamo.New(db, c.Dynamo.Table, c.Dynamo.SnapshotEvery)
 		store = p.Dynamo
 	}
@@ -145,6 +155,39 @@ func (p *Parts) Handler(c Config) http.Handler {
 		opts.Metrics = nil
 	}
 	return httpapi.New(p.Service, p.Signer, opts)
+}
+
+// Processor is the stream function over the parts' store, with the
+// snapshot interval the store loads with: what Lambda runs on the table's
+// stream, for a local run to feed itself.
+func (p *Parts) Processor() *streams.Processor {
+	var store streams.Store = p.Dynamo
+	if p.Memory != nil {
+		store = p.Memory
+	}
+	return &streams.Processor{Store: store, SnapshotEvery: p.snapshotEvery}
+}
+
+// StreamPoller returns a poller of the DynamoDB table's stream that runs
+// Processor through the Lambda JSON path behind the template's filter, as
+// Lambda runs it: for local runs on DynamoDB Local, where no Lambda polls.
+func (p *Parts) StreamPoller(ctx context.Context, c Config) (*streams.Poller, error) {
+	if p.Dynamo == nil {
+		return nil, fmt.Errorf("stream poller: the store is %q, not dynamo", c.Store)
+	}
+	arn, err := streams.LatestStreamArn(ctx, p.db, c.Dynamo.Table)
+	if err != nil {
+		return nil, err
+	}
+	client, err := streams.NewClient(ctx, c.Dynamo)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := streams.ParseFilter(streams.EventFilter)
+	if err != nil {
+		return nil, err
+	}
+	return &streams.Poller{Streams: client, StreamArn: arn, Handler: lambda.NewHandler(p.Processor().Handle), Filter: filter}, nil
 }
 
 // parameter reads an SSM SecureString parameter, decrypted.

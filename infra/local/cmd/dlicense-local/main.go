@@ -1,5 +1,6 @@
 // Command dlicense-local runs the licensing API on 127.0.0.1 for
-// development, and mints dev member tokens for it.
+// development, with the stream function beside it (keeping snapshots up as
+// in AWS), and mints dev member tokens for it.
 //
 //	dlicense-local serve [-addr 127.0.0.1:3000] [-store memory|dynamo]
 //	dlicense-local token -member m-1 -plan premium [-scope admin] [-ttl 12h]
@@ -20,10 +21,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
+
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/local"
 	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/streams"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -97,6 +101,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	how, stopStreams, err := streamFunction(ctx, parts, cfg)
+	if err != nil {
+		return err
+	}
+	defer stopStreams()
 	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
 	gw := local.NewGateway(parts.Handler(cfg), issuer, httpapi.PublicRoutes)
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
@@ -109,6 +118,7 @@ func serve(args []string) error {
 		return err
 	}
 	fmt.Printf("dlicense API on http://%s (store: %s)\n", ln.Addr(), *store)
+	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, parts.Processor().SnapshotEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
 	stop := make(chan os.Signal, 1)
@@ -122,6 +132,29 @@ func serve(args []string) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// streamFunction runs the stream function beside the API, fed as Lambda
+// would feed it: in-process behind the embedded store, or by polling
+// DynamoDB Local's stream. It says how, and returns a function stopping it.
+func streamFunction(ctx context.Context, parts *setup.Parts, cfg setup.Config) (string, func(), error) {
+	if parts.Memory != nil {
+		streams.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), slog.Default())
+		return "in-process, on every append", func() {}, nil
+	}
+	poller, err := parts.StreamPoller(ctx, cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := poller.Run(ctx); err != nil {
+			slog.Error("stream poller stopped", "error", err)
+		}
+	}()
+	return "polling the table's stream " + poller.StreamArn, func() { cancel(); <-done }, nil
 }
 
 func token(args []string) error {

@@ -1,0 +1,75 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/memstore"
+)
+
+// Retries of the in-process feed: short, since an append waits for them.
+const (
+	memoryRetries = DefaultRetries
+	memoryBackoff = 10 * time.Millisecond
+)
+
+// FeedFromMemory runs the stream function in-process behind the embedded
+// store, as Lambda runs it behind the table's stream: every later append
+// becomes the events.DynamoDBEvent DynamoDB Streams would carry for it
+// (INSERT records with increasing 21-digit sequence numbers, filtered by
+// EventFilter), handed to h as JSON. Batch item failures are retried from
+// the first failed record a few times, then logged and dropped.
+//
+// Delivery is synchronous, one append at a time, in write order: when an
+// append returns (without appends overlapping it), its snapshot, if due, is
+// written. The handler may use the store; saving a snapshot does not feed
+// the stream.
+func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	filter, err := ParseFilter(EventFilter)
+	if err != nil {
+		panic(err) // a constant
+	}
+	// The store calls one subscriber at a time, so seq needs no lock; its
+	// mutex orders the calls.
+	var seq int64
+	store.Subscribe(func(stream string, stored []licensing.StoredEvent) {
+		ctx := context.Background()
+		recs := make([]events.DynamoDBEventRecord, 0, len(stored))
+		for _, e := range stored {
+			seq++
+			r, err := InsertRecord(stream, e, fmt.Sprintf("%021d", seq))
+			if err != nil {
+				log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(stream), "version", e.Version, "error", err)
+				continue
+			}
+			if filter.Match(r) {
+				recs = append(recs, r)
+			}
+		}
+		for attempt := 0; len(recs) > 0; attempt++ {
+			failed, err := invoke(ctx, h, recs)
+			if err == nil {
+				return
+			}
+			recs = recs[failed:]
+			if attempt == memoryRetries {
+				log.ErrorContext(ctx, "stream function failed; records dropped", "member", licensing.Pseudonym(stream),
+					"first", recs[0].Change.SequenceNumber, "records", len(recs), "error", err)
+				return
+			}
+			delay := memoryBackoff << attempt
+			log.WarnContext(ctx, "stream function failed; retrying", "member", licensing.Pseudonym(stream),
+				"sequence", recs[0].Change.SequenceNumber, "attempt", attempt+1, "in", delay, "error", err)
+			time.Sleep(delay)
+		}
+	})
+}
