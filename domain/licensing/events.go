@@ -62,6 +62,22 @@ type LicenceRenewed struct {
 	Plan      string    `json:"plan"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Renewal   int       `json:"renewal"`
+	// Ref describes the licence as it was before the renewal, so that read
+	// models need not look it up (absent in events written before it was).
+	Ref *LicenceRef `json:"ref,omitempty"`
+}
+
+// LicenceRef is what read models need to know of a licence an event changes.
+type LicenceRef struct {
+	Licence   string    `json:"licence_id"`
+	Title     string    `json:"title_id"`
+	Studio    string    `json:"studio_id"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func refOf(l *Licence) *LicenceRef {
+	return &LicenceRef{Licence: l.ID, Title: l.Title, Studio: l.Studio, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt}
 }
 
 // ReleaseReason says why a licence was released.
@@ -88,6 +104,7 @@ func (r ReleaseReason) Valid() bool {
 type LicenceReleased struct {
 	Licence string        `json:"licence_id"`
 	Reason  ReleaseReason `json:"reason"`
+	Ref     *LicenceRef   `json:"ref,omitempty"`
 }
 
 // DeviceReleased records that every licence of a device was released at
@@ -96,6 +113,7 @@ type DeviceReleased struct {
 	Device   string        `json:"device_id"`
 	Licences []string      `json:"licence_ids"`
 	Reason   ReleaseReason `json:"reason"`
+	Refs     []LicenceRef  `json:"refs,omitempty"`
 }
 
 // PlaybackKind is the kind of an offline playback session event.

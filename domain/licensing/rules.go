@@ -244,7 +244,7 @@ func (c Renew) decide(s *State, p *Policy, now time.Time, _ func() string) (Deci
 		return Decision{}, err
 	}
 	return Decision{Events: []Payload{&LicenceRenewed{
-		Licence: l.ID, Plan: c.Plan, ExpiresAt: now.Add(terms.LicenceDuration).UTC(), Renewal: l.Renewals + 1,
+		Licence: l.ID, Plan: c.Plan, ExpiresAt: now.Add(terms.LicenceDuration).UTC(), Renewal: l.Renewals + 1, Ref: refOf(l),
 	}}}, nil
 }
 
@@ -256,18 +256,20 @@ func (c Release) decide(s *State, p *Policy, now time.Time, _ func() string) (De
 	if l.Released() { // releasing twice is the same as once
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{l.View(p, now)}}}, nil
 	}
-	return Decision{Events: []Payload{&LicenceReleased{Licence: l.ID, Reason: c.Reason}}}, nil
+	return Decision{Events: []Payload{&LicenceReleased{Licence: l.ID, Reason: c.Reason, Ref: refOf(l)}}}, nil
 }
 
 func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
 	var ids []string
+	var refs []LicenceRef
 	for _, l := range s.Licences(now) {
 		if l.Device == c.Device && !l.Released() {
 			ids = append(ids, l.ID)
+			refs = append(refs, *refOf(l))
 		}
 	}
 	if len(ids) == 0 {
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}, nil
 	}
-	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason}}}, nil
+	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason, Refs: refs}}}, nil
 }
