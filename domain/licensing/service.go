@@ -57,6 +57,15 @@ type SnapshotStore interface {
 	SaveSnapshot(ctx context.Context, snap Snapshot) (saved bool, err error)
 }
 
+// CounterStore keeps the counter read models.
+type CounterStore interface {
+	// AddCounts applies the counter changes of one event, once per token
+	// (the event's identity), however often it is called with it.
+	AddCounts(ctx context.Context, token string, deltas []CounterDelta) error
+	// Counts reads a counter scope.
+	Counts(ctx context.Context, scope string) (Counts, error)
+}
+
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 

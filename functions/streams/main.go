@@ -1,5 +1,5 @@
 // Command streams is the stream function Lambda: it reads the licensing
-// table's change stream and keeps member snapshots up.
+// table's change stream, keeps member snapshots up and counts licences.
 package main
 
 import (
@@ -30,6 +30,7 @@ func main() {
 	if every == 0 {
 		every = dynamo.DefaultSnapshotEvery
 	}
-	p := &streams.Processor{Store: dynamo.New(db, cfg.Table, every), SnapshotEvery: every}
+	store := dynamo.New(db, cfg.Table, every)
+	p := &streams.Processor{Store: store, Counters: store, SnapshotEvery: every}
 	lambda.Start(p.Handle)
 }

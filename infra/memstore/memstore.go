@@ -29,6 +29,9 @@ type Store struct {
 	draining bool
 
 	loads, appends, conflicts, snapshots atomic.Int64
+
+	counts      map[string]licensing.Counts
+	countTokens map[string]bool
 }
 
 // stream is one member's log: stored events in version order (events[i]
@@ -260,4 +263,42 @@ func cloneStored(events []licensing.StoredEvent) []licensing.StoredEvent {
 		out[i].Data = bytes.Clone(out[i].Data)
 	}
 	return out
+}
+
+// AddCounts implements licensing.CounterStore; a token is applied once,
+// however often it comes (the store remembers every token).
+func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.CounterDelta) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.countTokens == nil {
+		s.countTokens, s.counts = map[string]bool{}, map[string]licensing.Counts{}
+	}
+	if s.countTokens[token] {
+		return nil
+	}
+	s.countTokens[token] = true
+	for _, d := range deltas {
+		if s.counts[d.Scope] == nil {
+			s.counts[d.Scope] = licensing.Counts{}
+		}
+		s.counts[d.Scope][d.Field] += d.Delta
+	}
+	return nil
+}
+
+// Counts implements licensing.CounterStore.
+func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := licensing.Counts{}
+	for f, v := range s.counts[scope] {
+		out[f] = v
+	}
+	return out, nil
 }

@@ -161,11 +161,10 @@ func (p *Parts) Handler(c Config) http.Handler {
 // snapshot interval the store loads with: what Lambda runs on the table's
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
-	var store streams.Store = p.Dynamo
 	if p.Memory != nil {
-		store = p.Memory
+		return &streams.Processor{Store: p.Memory, Counters: p.Memory, SnapshotEvery: p.snapshotEvery}
 	}
-	return &streams.Processor{Store: store, SnapshotEvery: p.snapshotEvery}
+	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, SnapshotEvery: p.snapshotEvery}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

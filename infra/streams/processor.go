@@ -28,14 +28,17 @@ type Processor struct {
 	// SnapshotEvery: a member gets a snapshot each time its log crosses a
 	// multiple of this many events.
 	SnapshotEvery int
+	// Counters, when set, gets every event's counter changes, once per event.
+	Counters licensing.CounterStore
 	Log           *slog.Logger
 }
 
 // record is one decoded stream record.
 type record struct {
-	seq    string
-	member string
-	event  licensing.StoredEvent
+	seq     string
+	member  string
+	event   licensing.StoredEvent
+	decoded licensing.Event
 }
 
 // Handle implements the Lambda handler. Records are grouped by member and
@@ -73,10 +76,13 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		seq := failedAt[m]
 		if recs := byMember[m]; len(recs) > 0 {
 			if err := p.snapshot(ctx, m, recs); err != nil {
-				// Retry from the member's first record; snapshots are
-				// idempotent, so handling them again is harmless.
+				// Retry from the member's first record; snapshots and counts
+				// are idempotent, so handling them again is harmless.
 				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", licensing.Pseudonym(m), "error", err)
 				seq = recs[0].seq
+			} else if r, err := p.count(ctx, m, recs); err != nil {
+				p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+				seq = r.seq
 			}
 		}
 		if seq != "" {
@@ -106,11 +112,31 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 	}
 	// Upcast and decode now: a record that cannot be read is a poison
 	// record, reported rather than skipped.
-	if _, err := licensing.DecodeEvent(e); err != nil {
+	decoded, err := licensing.DecodeEvent(e)
+	if err != nil {
 		return rec, false, err
 	}
-	rec.event = e
+	rec.event, rec.decoded = e, decoded
 	return rec, true, nil
+}
+
+// count applies the counter changes of a member's records in order, each
+// once (its token is the member and version); on a failure it returns the
+// record that failed.
+func (p *Processor) count(ctx context.Context, member string, recs []record) (record, error) {
+	if p.Counters == nil {
+		return record{}, nil
+	}
+	for _, r := range recs {
+		deltas := licensing.CounterDeltas(r.decoded)
+		if len(deltas) == 0 {
+			continue
+		}
+		if err := p.Counters.AddCounts(ctx, fmt.Sprintf("%s#%d", member, r.event.Version), deltas); err != nil {
+			return r, err
+		}
+	}
+	return record{}, nil
 }
 
 // snapshot writes a member's snapshot when its records cross a multiple of

@@ -185,3 +185,37 @@ func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 		}
 	})
 }
+
+func TestCountersAreExactUnderRedelivery(t *testing.T) {
+	stores(t, func(t *testing.T, s streams.Store) {
+		counters := s.(licensing.CounterStore)
+		p := &streams.Processor{Store: s, SnapshotEvery: 4, Counters: counters}
+		seq := 0
+		recs := history(t, s, "m-count", 9, &seq) // 5 acquisitions, 4 releases
+		read := func() (int64, int64) {
+			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Granted(), c.ActiveOn(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+		}
+		handle(t, p, recs[:4])
+		handle(t, p, recs[4:])
+		if g, a := read(); g != 5 || a != 1 {
+			t.Fatalf("after one delivery: granted %d, active %d; want 5 and 1", g, a)
+		}
+		// The same batch twice, a batch retried from the middle, everything again.
+		for _, batch := range [][]events.DynamoDBEventRecord{recs[4:], recs[4:], recs[2:7], recs} {
+			if failed := handle(t, p, batch); len(failed) != 0 {
+				t.Fatalf("redelivery failed: %v", failed)
+			}
+		}
+		if g, a := read(); g != 5 || a != 1 {
+			t.Errorf("after redeliveries: granted %d, active %d; want 5 and 1", g, a)
+		}
+		day, err := counters.Counts(context.Background(), licensing.StudioDayScope("open-reel", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)))
+		if err != nil || day.Granted() != 5 {
+			t.Errorf("studio open-reel on 2026-11-02: %v, %v; want 5 granted", day, err)
+		}
+	})
+}

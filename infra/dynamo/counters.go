@@ -1,0 +1,115 @@
+package dynamo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// CounterShards is how many items each counter scope is spread over, so that
+// a title downloaded by a great many members at once is written on several
+// partitions; a reader sums them.
+const CounterShards = 8
+
+const kindCounter = "counter"
+
+func counterKey(scope string, shard int) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("c#%s#%d", scope, shard)},
+		"sk": &types.AttributeValueMemberS{Value: "c"},
+	}
+}
+
+// AddCounts applies the counter changes of one event in one transaction.
+// token identifies the event (member and version): DynamoDB applies a
+// transaction with a token it has seen in the last ten minutes only once,
+// so a redelivered event is not counted twice. The stream function's
+// maximum record age is kept under ten minutes for that reason.
+func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.CounterDelta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	h := fnv.New32a()
+	h.Write([]byte(token))
+	shard := int(h.Sum32() % CounterShards)
+	byScope := map[string][]licensing.CounterDelta{}
+	var scopes []string
+	for _, d := range deltas {
+		if _, ok := byScope[d.Scope]; !ok {
+			scopes = append(scopes, d.Scope)
+		}
+		byScope[d.Scope] = append(byScope[d.Scope], d)
+	}
+	sort.Strings(scopes)
+	sum := sha256.Sum256([]byte(token))
+	in := &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken:     aws.String(hex.EncodeToString(sum[:18])),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	for _, scope := range scopes {
+		names := map[string]string{"#it": "it"}
+		values := map[string]types.AttributeValue{":it": &types.AttributeValueMemberS{Value: kindCounter}}
+		expr := "SET #it = :it ADD "
+		for i, d := range byScope[scope] {
+			if i > 0 {
+				expr += ", "
+			}
+			n, v := fmt.Sprintf("#f%d", i), fmt.Sprintf(":v%d", i)
+			names[n] = d.Field
+			values[v] = &types.AttributeValueMemberN{Value: strconv.FormatInt(d.Delta, 10)}
+			expr += n + " " + v
+		}
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
+			TableName: &s.table, Key: counterKey(scope, shard), UpdateExpression: aws.String(expr),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+		}})
+	}
+	out, err := s.db.TransactWriteItems(ctx, in)
+	if err != nil {
+		record(ctx, false)
+		return fmt.Errorf("add counts for %s: %w", token, err)
+	}
+	record(ctx, false, out.ConsumedCapacity...)
+	return nil
+}
+
+// Counts reads a counter scope: its fields summed over the shards, with one
+// BatchGetItem.
+func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, error) {
+	keys := make([]map[string]types.AttributeValue, CounterShards)
+	for i := range keys {
+		keys[i] = counterKey(scope, i)
+	}
+	counts := licensing.Counts{}
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
+	for len(req) > 0 {
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+		if err != nil {
+			return nil, fmt.Errorf("read counts of %s: %w", scope, err)
+		}
+		record(ctx, true, out.ConsumedCapacity...)
+		for _, item := range out.Responses[s.table] {
+			for name, v := range item {
+				if n, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" && name != "it" {
+					x, err := strconv.ParseInt(n.Value, 10, 64)
+					if err != nil {
+						return nil, fmt.Errorf("counter %s.%s: %w", scope, name, err)
+					}
+					counts[name] += x
+				}
+			}
+		}
+		req = out.UnprocessedKeys
+	}
+	return counts, nil
+}
