@@ -188,6 +188,17 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("release device = %v, want an empty released list", doc)
 			}
 		}},
+		{"admin-title-counts.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// Counts come from the stream function, which does not run here.
+			if doc["title_id"] != "tt-first-light" || doc["granted"] == nil || doc["active"] == nil {
+				t.Errorf("title counts = %v, want granted and active of tt-first-light", doc)
+			}
+		}},
+		{"admin-studio-day-counts.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["studio_id"] != "open-reel" || doc["day"] != "2026-11-26" || doc["granted"] == nil {
+				t.Errorf("studio day counts = %v", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

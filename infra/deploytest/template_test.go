@@ -25,10 +25,10 @@ const jwksRoute = "GET /.well-known/jwks.json"
 // the template documents it, and what is listed here is what the function
 // needs: the event log, its stream, and the on-failure queue.
 var expectedActions = map[string][]string{
-	"ApiFunction": {"dynamodb:PutItem", "dynamodb:Query", "ssm:GetParameter"},
+	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "ssm:GetParameter"},
 	"StreamsFunction": {
 		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
-		"dynamodb:PutItem", "dynamodb:Query", "sqs:SendMessage",
+		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage",
 	},
 }
 

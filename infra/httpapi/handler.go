@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 )
@@ -33,7 +34,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics gets CloudWatch Embedded Metric Format lines (none if nil).
 	Metrics io.Writer
+	// Counters serves the admin counter routes.
+	Counters licensing.CounterStore
+	// Now is the clock of the admin counts ("active today"); time.Now if nil.
+	Now func() time.Time
 }
+
+// AdminScope is the JWT scope the admin routes require.
+const AdminScope = "admin"
 
 // Routes lists every route the handler serves, as "METHOD /path" with the
 // mux's wildcards; the template's routes are checked against it.
@@ -46,6 +54,8 @@ var Routes = []string{
 	"POST /v1/devices/{device}/playback",
 	"GET /v1/devices/{device}/titles/{title}/eligibility",
 	"GET /.well-known/jwks.json",
+	"GET /v1/admin/titles/{title}/counts",
+	"GET /v1/admin/studios/{studio}/days/{day}/counts",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -63,14 +73,17 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	if opts.PlanClaim == "" {
 		opts.PlanClaim = "plan"
 	}
-	a := &api{svc: svc, signer: signer, opts: opts}
-	mux := http.NewServeMux()
-	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks}
-	for i, route := range Routes {
-		mux.HandleFunc(route, handlers[i])
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	a := &api{svc: svc, signer: signer, opts: opts}
+	mux := http.NewServeMux()
+	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts}
+	for i, route := range Routes {
+		mux.HandleFunc(route, handlers[i])
 	}
 	return observe(recoverer(problems(mux)), opts.Logger, opts.Metrics)
 }
@@ -298,6 +311,57 @@ func (a *api) eligibility(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, r, err)
 	}
+}
+
+// admin checks the caller holds the admin scope and that counters exist.
+func (a *api) admin(w http.ResponseWriter, r *http.Request) bool {
+	id, err := a.caller(r)
+	if err == nil && !id.HasScope(AdminScope) {
+		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s scope", AdminScope)
+	}
+	if err == nil && a.opts.Counters == nil {
+		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "counters are not configured")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	return true
+}
+
+func (a *api) titleCounts(w http.ResponseWriter, r *http.Request) {
+	if !a.admin(w, r) {
+		return
+	}
+	title := r.PathValue("title")
+	if !licensing.ValidID(title) {
+		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "invalid title id", Field: "title"})
+		return
+	}
+	c, err := a.opts.Counters.Counts(r.Context(), licensing.TitleScope(title))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"title_id": title, "granted": c.Granted(), "active": c.ActiveOn(a.opts.Now())})
+}
+
+func (a *api) studioDayCounts(w http.ResponseWriter, r *http.Request) {
+	if !a.admin(w, r) {
+		return
+	}
+	studio := r.PathValue("studio")
+	day, err := time.Parse(time.DateOnly, r.PathValue("day"))
+	if !licensing.ValidID(studio) || err != nil {
+		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "want a studio id and a day as YYYY-MM-DD", Field: "day"})
+		return
+	}
+	c, err := a.opts.Counters.Counts(r.Context(), licensing.StudioDayScope(studio, day))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"studio_id": studio, "day": day.Format(time.DateOnly), "granted": c.Granted(), "still_active": c.ActiveOn(a.opts.Now())})
 }
 
 func (a *api) jwks(w http.ResponseWriter, r *http.Request) {

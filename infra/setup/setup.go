@@ -150,7 +150,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 // Handler is the API over the parts: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout}
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters()}
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}
@@ -187,6 +187,13 @@ func (p *Parts) StreamPoller(ctx context.Context, c Config) (*streams.Poller, er
 		return nil, err
 	}
 	return &streams.Poller{Streams: client, StreamArn: arn, Handler: lambda.NewHandler(p.Processor().Handle), Filter: filter}, nil
+}
+
+func (p *Parts) counters() licensing.CounterStore {
+	if p.Memory != nil {
+		return p.Memory
+	}
+	return p.Dynamo
 }
 
 // parameter reads an SSM SecureString parameter, decrypted.

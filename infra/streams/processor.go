@@ -30,7 +30,7 @@ type Processor struct {
 	SnapshotEvery int
 	// Counters, when set, gets every event's counter changes, once per event.
 	Counters licensing.CounterStore
-	Log           *slog.Logger
+	Log      *slog.Logger
 }
 
 // record is one decoded stream record.

@@ -1,0 +1,55 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/akrylysov/algnhsa"
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
+)
+
+func TestAdminCountsNeedTheAdminScope(t *testing.T) {
+	store := memstore.New()
+	svc := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	// Counts as the stream function would have left them.
+	store.AddCounts(context.Background(), "m1#1", licensing.CounterDeltas(licensing.Event{Version: 1, At: t0,
+		Payload: &licensing.LicenceAcquired{Licence: "L1", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: t0.AddDate(0, 0, 30)}}))
+	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Counters: store, Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+
+	get := func(path string, scopes ...string) (int, map[string]any) {
+		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: path,
+			RequestContext: events.APIGatewayV2HTTPRequestContext{
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: path},
+				Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
+					Claims: map[string]string{"sub": "ops-1"}, Scopes: scopes}},
+			}}
+		payload, _ := json.Marshal(ev)
+		out, err := api.Invoke(context.Background(), payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		json.Unmarshal(out, &resp)
+		var doc map[string]any
+		json.Unmarshal([]byte(resp.Body), &doc)
+		return resp.StatusCode, doc
+	}
+	if status, doc := get("/v1/admin/titles/tt-first-light/counts"); status != 403 || doc["code"] != "FORBIDDEN" {
+		t.Errorf("counts without the admin scope = %d %v, want 403", status, doc)
+	}
+	if status, doc := get("/v1/admin/titles/tt-first-light/counts", "admin"); status != 200 || doc["granted"] != 1.0 || doc["active"] != 1.0 {
+		t.Errorf("title counts = %d %v, want 1 granted and 1 active", status, doc)
+	}
+	if status, doc := get("/v1/admin/studios/open-reel/days/2026-11-02/counts", "admin"); status != 200 || doc["granted"] != 1.0 || doc["still_active"] != 1.0 {
+		t.Errorf("studio day counts = %d %v, want 1 granted, 1 still active", status, doc)
+	}
+	if status, _ := get("/v1/admin/studios/open-reel/days/yesterday/counts", "admin"); status != 400 {
+		t.Errorf("studio counts for a bad day = %d, want 400", status)
+	}
+}
