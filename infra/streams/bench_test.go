@@ -15,9 +15,9 @@ import (
 )
 
 // BenchmarkStreamFunction feeds the handler batches of 100 records from 20
-// members (a realistic mix: downloads, playback uploads, renewals,
-// deletions) on DynamoDB Local, and reports the write units it spends per
-// event processed and the records it handles per second.
+// members (each download followed by four playback uploads and a deletion)
+// on DynamoDB Local, and reports the write units it spends per event
+// processed (snapshots and counters) and the records it handles per second.
 func BenchmarkStreamFunction(b *testing.B) {
 	endpoint := dynamolocal.Require(b)
 	ctx := context.Background()
@@ -34,7 +34,7 @@ func BenchmarkStreamFunction(b *testing.B) {
 		b.Fatal(err)
 	}
 	store := dynamo.New(db, name, 4)
-	p := &streams.Processor{Store: store, SnapshotEvery: 4}
+	p := &streams.Processor{Store: store, Counters: store, SnapshotEvery: 4}
 	// Each member's log: acquire, 4 playback uploads, release; repeated.
 	const members, perMember = 20, 60
 	logOf := func(member string) []licensing.Event {
@@ -47,7 +47,8 @@ func BenchmarkStreamFunction(b *testing.B) {
 			case 0:
 				pl = &licensing.LicenceAcquired{Licence: lic, Plan: "premium", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: at.Add(720 * time.Hour)}
 			case 5:
-				pl = &licensing.LicenceReleased{Licence: lic, Reason: licensing.ReasonDeleted}
+				pl = &licensing.LicenceReleased{Licence: lic, Reason: licensing.ReasonDeleted, Ref: &licensing.LicenceRef{
+					Licence: lic, Title: "tt-first-light", Studio: "open-reel", IssuedAt: at.Add(-5 * time.Hour), ExpiresAt: at.Add(715 * time.Hour)}}
 			default:
 				id := fmt.Sprintf("e%d", v)
 				pl = &licensing.PlaybackRecorded{Device: "d1",
