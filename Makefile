@@ -43,9 +43,10 @@ bench-domain:
 bench-dynamo:
 	$(WITH_DDB) sh -c "$(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/ && $(GO) test -run '^$$' -bench . -benchtime 3x ./infra/streams/"
 
-## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1; TABLE_NAME, AWS_REGION set)
+## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1), or recount
+## every counter (COUNTERS=1, stream function paused); TABLE_NAME, AWS_REGION set
 rebuild:
-	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ALL),-all,-member $(MEMBER))
+	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER)))
 
 ## fuzz: search for inputs that make the API answer 5xx (FUZZTIME=2m)
 FUZZTIME ?= 2m

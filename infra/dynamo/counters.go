@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -112,4 +113,73 @@ func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, err
 		req = out.UnprocessedKeys
 	}
 	return counts, nil
+}
+
+// ReplaceCounts sets a counter scope to counts, replacing whatever its
+// shards held: for rebuilds, with the stream function paused. The totals go
+// to shard 0; the other shards are deleted.
+func (s *Store) ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error {
+	item := counterKey(scope, 0)
+	item["it"] = &types.AttributeValueMemberS{Value: kindCounter}
+	for f, v := range counts {
+		if f == "pk" || f == "sk" || f == "it" {
+			return fmt.Errorf("counter %s: field name %q is reserved", scope, f)
+		}
+		item[f] = &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+	if err != nil {
+		return fmt.Errorf("replace counts of %s: %w", scope, err)
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	var deletes []types.WriteRequest
+	for i := 1; i < CounterShards; i++ {
+		deletes = append(deletes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: counterKey(scope, i)}})
+	}
+	req := map[string][]types.WriteRequest{s.table: deletes}
+	for len(req) > 0 {
+		out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+		if err != nil {
+			return fmt.Errorf("clear shards of %s: %w", scope, err)
+		}
+		record(ctx, false, out.ConsumedCapacity...)
+		req = out.UnprocessedItems
+	}
+	return nil
+}
+
+// CounterScopes calls fn with every counter scope the table holds (a Scan:
+// operators' tools only).
+func (s *Store) CounterScopes(ctx context.Context, fn func(scope string) error) error {
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("it = :c"),
+		ProjectionExpression:      aws.String("pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: kindCounter}},
+	}
+	seen := map[string]bool{}
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return fmt.Errorf("scan counters: %w", err)
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, it := range out.Items {
+			pk, _ := it["pk"].(*types.AttributeValueMemberS)
+			if pk == nil || !strings.HasPrefix(pk.Value, "c#") {
+				continue
+			}
+			scope := strings.TrimPrefix(pk.Value[:strings.LastIndex(pk.Value, "#")], "c#")
+			if !seen[scope] {
+				seen[scope] = true
+				if err := fn(scope); err != nil {
+					return err
+				}
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }

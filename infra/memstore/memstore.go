@@ -302,3 +302,38 @@ func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, err
 	}
 	return out, nil
 }
+
+// ReplaceCounts sets a counter scope to counts (for rebuilds).
+func (s *Store) ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts == nil {
+		s.countTokens, s.counts = map[string]bool{}, map[string]licensing.Counts{}
+	}
+	c := licensing.Counts{}
+	for f, v := range counts {
+		c[f] = v
+	}
+	s.counts[scope] = c
+	return nil
+}
+
+// CounterScopes calls fn with every counter scope held.
+func (s *Store) CounterScopes(ctx context.Context, fn func(scope string) error) error {
+	s.mu.Lock()
+	scopes := make([]string, 0, len(s.counts))
+	for sc := range s.counts {
+		scopes = append(scopes, sc)
+	}
+	s.mu.Unlock()
+	slices.Sort(scopes)
+	for _, sc := range scopes {
+		if err := fn(sc); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}

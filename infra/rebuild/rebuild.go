@@ -74,3 +74,64 @@ func One(ctx context.Context, s Store, member string) (events int, written bool,
 	written, err = s.SaveSnapshot(ctx, snap)
 	return len(str.Events), written, err
 }
+
+// CounterStore is what a counter rebuild writes.
+type CounterStore interface {
+	ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error
+	CounterScopes(ctx context.Context, fn func(scope string) error) error
+}
+
+// CounterReport counts what a counter rebuild did.
+type CounterReport struct {
+	Members, Events, Scopes, Cleared int
+}
+
+// Counters recounts every counter from the logs of members and replaces
+// what the store holds, clearing scopes no event counts any more. Run it
+// with the stream function paused (its event source mapping disabled), for
+// when a counter definition changes; then resume it.
+func Counters(ctx context.Context, s Store, cs CounterStore, members []string, progress func(done int)) (CounterReport, error) {
+	var r CounterReport
+	totals := map[string]licensing.Counts{}
+	for i, m := range members {
+		str, err := s.Load(ctx, m, licensing.LoadOptions{Consistent: true})
+		if err != nil {
+			return r, fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+		}
+		r.Members++
+		for _, e := range str.Events {
+			r.Events++
+			for _, d := range licensing.CounterDeltas(e) {
+				if totals[d.Scope] == nil {
+					totals[d.Scope] = licensing.Counts{}
+				}
+				totals[d.Scope][d.Field] += d.Delta
+			}
+		}
+		if progress != nil {
+			progress(i + 1)
+		}
+	}
+	var stale []string
+	if err := cs.CounterScopes(ctx, func(scope string) error {
+		if totals[scope] == nil {
+			stale = append(stale, scope)
+		}
+		return nil
+	}); err != nil {
+		return r, err
+	}
+	for scope, c := range totals {
+		if err := cs.ReplaceCounts(ctx, scope, c); err != nil {
+			return r, err
+		}
+		r.Scopes++
+	}
+	for _, scope := range stale {
+		if err := cs.ReplaceCounts(ctx, scope, licensing.Counts{}); err != nil {
+			return r, err
+		}
+		r.Cleared++
+	}
+	return r, nil
+}

@@ -97,3 +97,47 @@ func TestRebuildDynamo(t *testing.T) {
 	}
 	check(t, s, members)
 }
+
+func TestRebuildCounters(t *testing.T) {
+	run := func(t *testing.T, s rebuild.Store, cs rebuild.CounterStore, counters licensing.CounterStore) {
+		members := []string{"m-a", "m-b"}
+		seed(t, s, members)
+		ctx := context.Background()
+		// Counts gone wrong (as after a changed definition), and a scope
+		// that no event counts any more.
+		counters.AddCounts(ctx, "bogus", []licensing.CounterDelta{{Scope: licensing.TitleScope("tt-first-light"), Field: licensing.FieldGranted, Delta: 40}})
+		counters.AddCounts(ctx, "stale", []licensing.CounterDelta{{Scope: licensing.TitleScope("tt-gone"), Field: licensing.FieldGranted, Delta: 3}})
+		r, err := rebuild.Counters(ctx, s, cs, members, nil)
+		if err != nil || r.Members != 2 || r.Events != 6 || r.Cleared != 1 {
+			t.Fatalf("rebuild.Counters = %+v, %v", r, err)
+		}
+		for title, want := range map[string]int64{"tt-first-light": 2, "tt-paper-moons": 2, "tt-low-tide": 2, "tt-gone": 0} {
+			c, err := counters.Counts(ctx, licensing.TitleScope(title))
+			if err != nil || c.Granted() != want || c.ActiveOn(clock{}.Now()) != want {
+				t.Errorf("%s after recount: %v, %v; want %d granted and active", title, c, err, want)
+			}
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		s := memstore.New()
+		run(t, s, s, s)
+	})
+	t.Run("dynamo", func(t *testing.T) {
+		endpoint := dynamolocal.Require(t)
+		ctx := context.Background()
+		db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("recount-%d", time.Now().UnixNano())
+		in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dynamo.CreateTable(ctx, db, in); err != nil {
+			t.Fatal(err)
+		}
+		s := dynamo.New(db, name, 0)
+		run(t, s, s, s)
+	})
+}

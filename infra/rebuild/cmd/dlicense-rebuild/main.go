@@ -1,7 +1,9 @@
 // Command dlicense-rebuild rebuilds snapshots from the member event logs.
 //
-//	dlicense-rebuild -member m-1        one member
-//	dlicense-rebuild -all               every member (scans the table)
+//	dlicense-rebuild -member m-1        one member's snapshot
+//	dlicense-rebuild -all               every member's snapshot (scans the table)
+//	dlicense-rebuild -counters          every counter, recounted from every log
+//	                                    (pause the stream function first)
 //
 // It reads TABLE_NAME, AWS_REGION and DYNAMODB_ENDPOINT like the functions.
 package main
@@ -22,18 +24,22 @@ import (
 func main() {
 	member := flag.String("member", "", "rebuild this member")
 	all := flag.Bool("all", false, "rebuild every member")
+	counters := flag.Bool("counters", false, "recount every counter from every log")
 	flag.Parse()
+	if *counters {
+		*all = true
+	}
 	if (*member == "") == !*all {
-		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all")
+		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all | -counters")
 		os.Exit(2)
 	}
-	if err := run(*member, *all); err != nil {
+	if err := run(*member, *all, *counters); err != nil {
 		fmt.Fprintln(os.Stderr, "dlicense-rebuild:", err)
 		os.Exit(1)
 	}
 }
 
-func run(member string, all bool) error {
+func run(member string, all, counters bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	cfg, err := dynamo.ConfigFromEnv()
@@ -57,8 +63,17 @@ func run(member string, all bool) error {
 		}
 		spin.Finish()
 	}
-	bar := progressbar.Default(int64(len(members)), "rebuilding snapshots")
 	var meter dynamo.Meter
+	if counters {
+		bar := progressbar.Default(int64(len(members)), "recounting")
+		r, err := rebuild.Counters(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
+		bar.Finish()
+		u := meter.Usage()
+		fmt.Printf("members %d, events %d, scopes written %d, stale scopes cleared %d; %d round trips, %.1f read and %.1f write units\n",
+			r.Members, r.Events, r.Scopes, r.Cleared, u.RoundTrips, u.ReadUnits, u.WriteUnits)
+		return err
+	}
+	bar := progressbar.Default(int64(len(members)), "rebuilding snapshots")
 	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, members, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
