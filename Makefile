@@ -14,8 +14,10 @@ ARTIFACTS_DIR ?= bin
 .PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz rebuild clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
+# One package at a time: they share one DynamoDB Local, whose single
+# database serialises writes and times out waiting for its lock under load.
 test: lint
-	$(WITH_DDB) $(GO) test -count=1 -timeout 15m ./...
+	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m ./...
 
 ## unit: the tests that need no DynamoDB (they skip its parts)
 unit:

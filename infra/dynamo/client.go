@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -49,8 +50,8 @@ func ConfigFromEnv() (Config, error) {
 }
 
 // NewClient returns a DynamoDB client: the standard retryer with a few
-// quick attempts (the service retries conflicts itself, and a request has a
-// deadline), and for a local endpoint, static credentials and no response
+// quick attempts and no client-side retry budget (the service retries
+// conflicts itself, and a request has a deadline), and for a local endpoint, static credentials and no response
 // checksum check (DynamoDB Local sends none on error responses).
 func NewClient(ctx context.Context, c Config) (*dynamodb.Client, error) {
 	opts := []func(*config.LoadOptions) error{
@@ -58,6 +59,9 @@ func NewClient(ctx context.Context, c Config) (*dynamodb.Client, error) {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 4
 				o.MaxBackoff = 500 * time.Millisecond
+				// No client-side retry budget: a Lambda instance serves one
+				// request at a time, and the attempts are already few.
+				o.RateLimiter = ratelimit.None
 			})
 		}),
 	}
