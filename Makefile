@@ -53,10 +53,13 @@ bench-dynamo:
 rebuild:
 	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER)))
 
-## fuzz: search for inputs that make the API answer 5xx (FUZZTIME=2m)
-FUZZTIME ?= 2m
+## fuzz: search for crashers in request handling, policy loading and event
+## upcasting (FUZZTIME each, default 1m); `make test` runs their seed corpora
+FUZZTIME ?= 1m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./infra/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./infra/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) ./domain/licensing/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./domain/licensing/
 
 ## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
 dynamodb-local:
