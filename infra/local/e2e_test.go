@@ -22,6 +22,7 @@ import (
 type env struct {
 	url    string
 	issuer *tokens.DevIssuer
+	parts  *setup.Parts
 }
 
 // start runs the local server over httptest on the given store.
@@ -54,7 +55,7 @@ func start(t *testing.T, store string) *env {
 	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
 	srv := httptest.NewServer(local.NewGateway(parts.Handler(cfg), issuer, httpapi.PublicRoutes))
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, issuer: issuer}
+	return &env{url: srv.URL, issuer: issuer, parts: parts}
 }
 
 func (e *env) token(t *testing.T, member, plan string) string {
