@@ -39,9 +39,9 @@ func TestHostileRequests(t *testing.T) {
 	}
 	cases := []struct {
 		name, method, path, token, body string
-		headers                          []string
-		status                           int
-		code                             string // "" when API Gateway answers before the function
+		headers                         []string
+		status                          int
+		code                            string // "" when API Gateway answers before the function
 	}{
 		{"no token", "POST", "/v1/devices/phone/licences", "", `{"title_id":"tt-paper-moons"}`, nil, 401, ""},
 		{"expired token", "POST", "/v1/devices/phone/licences", expired, `{"title_id":"tt-paper-moons"}`, nil, 401, ""},
