@@ -199,6 +199,17 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("studio day counts = %v", doc)
 			}
 		}},
+		{"admin-timeline.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// By then the member acquired, renewed and released one licence.
+			if doc["member"] != member || doc["version"] == 0.0 || doc["licences"] == nil {
+				t.Errorf("timeline = %v, want the sample member's replayed state", doc)
+			}
+		}},
+		{"admin-what-if.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["policy_version"] != "what-if-1" || doc["divergences"] == nil {
+				t.Errorf("what-if = %v", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

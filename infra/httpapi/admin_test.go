@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +52,56 @@ func TestAdminCountsNeedTheAdminScope(t *testing.T) {
 	}
 	if status, _ := get("/v1/admin/studios/open-reel/days/yesterday/counts", "admin"); status != 400 {
 		t.Errorf("studio counts for a bad day = %d, want 400", status)
+	}
+}
+
+func TestAdminTimelineAndWhatIf(t *testing.T) {
+	store := memstore.New()
+	svc := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	ctx := context.Background()
+	for _, title := range []string{"tt-first-light", "tt-paper-moons"} {
+		if _, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: title}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	admin := func(method, path, body string) (int, map[string]any) {
+		raw, query, _ := strings.Cut(path, "?")
+		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: raw, RawQueryString: query, Body: body,
+			Headers: map[string]string{"content-type": "application/json"},
+			RequestContext: events.APIGatewayV2HTTPRequestContext{
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: raw},
+				Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
+					Claims: map[string]string{"sub": "ops-1"}, Scopes: []string{"admin"}}},
+			}}
+		payload, _ := json.Marshal(ev)
+		out, err := api.Invoke(ctx, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		json.Unmarshal(out, &resp)
+		var doc map[string]any
+		json.Unmarshal([]byte(resp.Body), &doc)
+		return resp.StatusCode, doc
+	}
+	status, doc := admin("GET", "/v1/admin/members/m1/timeline", "")
+	if status != 200 || doc["version"] != 2.0 || len(doc["licences"].([]any)) != 2 {
+		t.Errorf("timeline now = %d %v, want v2 with 2 licences", status, doc)
+	}
+	status, doc = admin("GET", "/v1/admin/members/m1/timeline?at=2026-11-01T00:00:00Z", "")
+	if status != 200 || doc["version"] != 0.0 || len(doc["licences"].([]any)) != 0 {
+		t.Errorf("timeline before anything = %d %v, want v0 and no licences", status, doc)
+	}
+	// Under a policy where premium allows one download per member, the
+	// second grant would have been refused.
+	stricter := strings.Replace(string(licensing.DefaultPolicyJSON()), `"max_active_per_member": 600`, `"max_active_per_member": 1`, 1)
+	status, doc = admin("POST", "/v1/admin/members/m1/what-if", stricter)
+	div, _ := doc["divergences"].([]any)
+	if status != 200 || len(div) != 1 || div[0].(map[string]any)["title_id"] != "tt-paper-moons" {
+		t.Errorf("what-if = %d %v, want the second grant refused", status, doc)
+	}
+	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", `{"version":""}`); status != 400 || doc["code"] != "INVALID_POLICY" {
+		t.Errorf("what-if with a bad policy = %d %v, want 400 INVALID_POLICY", status, doc)
 	}
 }

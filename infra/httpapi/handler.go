@@ -56,6 +56,8 @@ var Routes = []string{
 	"GET /.well-known/jwks.json",
 	"GET /v1/admin/titles/{title}/counts",
 	"GET /v1/admin/studios/{studio}/days/{day}/counts",
+	"GET /v1/admin/members/{member}/timeline",
+	"POST /v1/admin/members/{member}/what-if",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -81,7 +83,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, signer: signer, opts: opts}
 	mux := http.NewServeMux()
-	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts}
+	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}
@@ -313,17 +315,26 @@ func (a *api) eligibility(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// admin checks the caller holds the admin scope and that counters exist.
-func (a *api) admin(w http.ResponseWriter, r *http.Request) bool {
+// adminScope checks the caller holds the admin scope.
+func (a *api) adminScope(w http.ResponseWriter, r *http.Request) bool {
 	id, err := a.caller(r)
 	if err == nil && !id.HasScope(AdminScope) {
 		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s scope", AdminScope)
 	}
-	if err == nil && a.opts.Counters == nil {
-		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "counters are not configured")
-	}
 	if err != nil {
 		writeError(w, r, err)
+		return false
+	}
+	return true
+}
+
+// admin checks the caller holds the admin scope and that counters exist.
+func (a *api) admin(w http.ResponseWriter, r *http.Request) bool {
+	if !a.adminScope(w, r) {
+		return false
+	}
+	if a.opts.Counters == nil {
+		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "counters are not configured"))
 		return false
 	}
 	return true
@@ -362,6 +373,64 @@ func (a *api) studioDayCounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"studio_id": studio, "day": day.Format(time.DateOnly), "granted": c.Granted(), "still_active": c.ActiveOn(a.opts.Now())})
+}
+
+// history reads the member named in the path, for the admin routes.
+func (a *api) history(w http.ResponseWriter, r *http.Request) (string, []licensing.Event, bool) {
+	if !a.adminScope(w, r) {
+		return "", nil, false
+	}
+	member := r.PathValue("member")
+	events, err := a.svc.History(r.Context(), member)
+	if err != nil {
+		writeError(w, r, err)
+		return "", nil, false
+	}
+	return member, events, true
+}
+
+// timeline answers a member's licences as the service saw them at a time
+// (?at=RFC 3339, default now): the state replayed from the log, so any past
+// decision can be explained.
+func (a *api) timeline(w http.ResponseWriter, r *http.Request) {
+	member, events, ok := a.history(w, r)
+	if !ok {
+		return
+	}
+	at := a.opts.Now().UTC()
+	if v := r.URL.Query().Get("at"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "at must be an RFC 3339 time", Field: "at"})
+			return
+		}
+		at = t.UTC()
+	}
+	st := licensing.StateAt(member, events, at)
+	views := []licensing.LicenceView{}
+	for _, l := range st.Licences(at) {
+		views = append(views, l.View(a.svc.Policy(), at))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"member": member, "at": at, "version": st.Version, "events": len(events), "licences": views})
+}
+
+// whatIf replays a member's history under the policy document in the body
+// and lists the past grants and renewals it would have refused.
+func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
+	member, events, ok := a.history(w, r)
+	if !ok {
+		return
+	}
+	p, err := licensing.ParsePolicy(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: "INVALID_POLICY", Message: err.Error(), Field: "policy"})
+		return
+	}
+	d := licensing.WhatIf(member, events, p)
+	if d == nil {
+		d = []licensing.Divergence{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"member": member, "policy_version": p.Version, "events": len(events), "divergences": d})
 }
 
 func (a *api) jwks(w http.ResponseWriter, r *http.Request) {
