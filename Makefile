@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo dynamodb-local run run-dynamodb token fuzz rebuild clean build build-ApiFunction build-StreamsFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share one DynamoDB Local, whose single
@@ -36,8 +36,11 @@ vet:
 cfn-lint:
 	cfn-lint template.yaml
 
-## bench: the domain benchmarks and the DynamoDB Local acquire benchmark
-bench: bench-domain bench-dynamo
+## bench: every figure in one report, written to docs/benchmarks.md: the
+## domain and DynamoDB Local benchmarks, the load generator on DynamoDB
+## Local, bootstrap sizes, handler initialisation (about 4 minutes)
+bench:
+	$(GO) run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md
 
 bench-domain:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./domain/...
@@ -47,6 +50,12 @@ bench-domain:
 bench-dynamo:
 	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 3x ./infra/streams/
+
+## load: the load generator against the API of a running `make run` (start
+## it first, in another terminal); LOAD_ARGS=… changes the load
+LOAD_ARGS ?= -members 50 -concurrency 8 -requests 2000 -duration 60s
+load:
+	$(GO) run ./infra/loadgen/cmd/dlicense-load -url http://127.0.0.1:3000 $(LOAD_ARGS)
 
 ## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1), or recount
 ## every counter (COUNTERS=1, stream function paused); TABLE_NAME, AWS_REGION set

@@ -33,7 +33,12 @@ type Error struct {
 	Message string
 	// Field names the offending input, when there is one.
 	Field string
+	// Cause is the underlying failure, for logs; it is never shown to clients.
+	Cause error
 }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 func (e *Error) Error() string {
 	if e.Field != "" {

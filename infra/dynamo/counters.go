@@ -78,7 +78,7 @@ func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.
 	out, err := s.db.TransactWriteItems(ctx, in)
 	if err != nil {
 		record(ctx, false)
-		return fmt.Errorf("add counts for %s: %w", token, err)
+		return fmt.Errorf("add counts for %s: %w", token, unavailable(err))
 	}
 	record(ctx, false, out.ConsumedCapacity...)
 	return nil
@@ -96,7 +96,7 @@ func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, err
 	for len(req) > 0 {
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 		if err != nil {
-			return nil, fmt.Errorf("read counts of %s: %w", scope, err)
+			return nil, fmt.Errorf("read counts of %s: %w", scope, unavailable(err))
 		}
 		record(ctx, true, out.ConsumedCapacity...)
 		for _, item := range out.Responses[s.table] {

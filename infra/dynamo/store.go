@@ -97,7 +97,7 @@ pages:
 	for {
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
-			return licensing.Stream{}, fmt.Errorf("query %s: %w", stream, err)
+			return licensing.Stream{}, fmt.Errorf("query %s: %w", stream, unavailable(err))
 		}
 		record(ctx, true, one(out.ConsumedCapacity)...)
 		for _, av := range out.Items {
@@ -311,7 +311,7 @@ func classify(stream string, err error) error {
 	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" && strings.Contains(strings.ToLower(ae.ErrorMessage()), "item size") {
 		return fmt.Errorf("append to %s: %w", stream, ErrItemTooLarge)
 	}
-	return fmt.Errorf("append to %s: %w", stream, err)
+	return fmt.Errorf("append to %s: %w", stream, unavailable(err))
 }
 
 // SaveSnapshot implements licensing.SnapshotStore: one PutItem, written only

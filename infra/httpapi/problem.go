@@ -55,6 +55,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = d.Error()
 	case errors.As(err, &e) && kind != licensing.KindInternal:
 		p.Code, p.Title, p.Detail, p.Field = e.Code, e.Message, e.Message, e.Field
+		if kind == licensing.KindUnavailable {
+			slog.WarnContext(r.Context(), "request failed, retryable", "route", r.Pattern, "code", e.Code, "error", err)
+		}
 	default:
 		slog.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "error", err)
 		p.Code, p.Title = "INTERNAL", "Something went wrong on our side"

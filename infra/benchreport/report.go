@@ -1,0 +1,423 @@
+package benchreport
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dlicense/dlicense/infra/loadgen"
+)
+
+// Report is every figure of one benchmark run.
+type Report struct {
+	Machine Machine
+	// Domain, Acquire and Streams are the go test benchmark runs.
+	Domain, Acquire, Streams *Bench
+	Load                     *Load
+	Sizes                    []Size
+	Startup                  []Startup
+	// Failures are the parts that could not be measured, with why.
+	Failures []string
+	Took     time.Duration
+}
+
+// target is a figure's goal: at most limit.
+type target struct {
+	limit float64
+	text  string
+}
+
+// targets are the goals of the figures that have one, by "benchmark unit"
+// (a unit without its "@…" suffix).
+var targets = map[string]target{
+	"BenchmarkDecideAcquireTypical ns/op": {5000, "≤ 5 µs"},
+	"BenchmarkFold10000Events ns/op":      {5e6, "≤ 5 ms"},
+	"BenchmarkFold10000EventsLight ns/op": {5e6, "≤ 5 ms"},
+	"BenchmarkAcquire RCU/acquire":        {0.5, "≤ 0.5"},
+	"BenchmarkAcquire WCU/acquire":        {1, "≤ 1"},
+	"BenchmarkAcquire roundtrips/acquire": {2, "2"},
+	"BenchmarkAcquire latency-ratio":      {1.2, "≤ 1.2"},
+	"BenchmarkStreamFunction WCU/event":   {1.25, "≤ 1.25"},
+}
+
+// descriptions say what each benchmark measures.
+var descriptions = map[string]string{
+	"BenchmarkDecideAcquireTypical": "acquire decision, typical member (20 active licences)",
+	"BenchmarkDecideAcquireHeavy":   "acquire decision, heavy member (10,000 events)",
+	"BenchmarkDecideRenew":          "renewal decision, heavy member",
+	"BenchmarkFold10000Events":      "fold of 10,000 events",
+	"BenchmarkFold10000EventsLight": "fold of 10,000 events, 3 playback entries per upload",
+	"BenchmarkSnapshotEncode":       "snapshot encode, heavy member",
+	"BenchmarkSnapshotRestore":      "snapshot restore, heavy member",
+	"BenchmarkAcquire": "one acquisition for a member with 10 events of history (@10) and one with 10,000 (@10000), " +
+		"alternating; snapshots kept up as the stream function does",
+	"BenchmarkStreamFunction": "the stream function on batches of 100 records from 20 members " +
+		"(a download, four playback uploads, a deletion): snapshots and counters",
+}
+
+// labels name the units of the figures.
+var labels = map[string]string{
+	"ns/op":              "time per iteration",
+	"RCU/acquire":        "read units per acquire",
+	"WCU/acquire":        "write units per acquire",
+	"roundtrips/acquire": "round trips per acquire",
+	"p50-µs":             "p50 latency",
+	"latency-ratio":      "p50 latency ratio, 10,000 / 10 events",
+	"RCU/event":          "read units per event",
+	"WCU/event":          "write units per event",
+	"records/s":          "records per second through the handler",
+	"snapshot-bytes":     "snapshot bytes",
+	"playback-entries":   "playback entries",
+	"active-licences":    "active licences",
+	"licences":           "licences",
+}
+
+func label(unit string) string {
+	if l, ok := labels[unit]; ok {
+		return l
+	}
+	return unit
+}
+
+// verdict says whether value meets the figure's target (within 1 %, the
+// rounding of the figures shown).
+func verdict(bench, unit string, values ...float64) string {
+	t, ok := targets[bench+" "+unit]
+	if !ok {
+		return "—"
+	}
+	for _, v := range values {
+		if v > t.limit*1.01 {
+			return t.text + " (not met)"
+		}
+	}
+	return t.text + " (met)"
+}
+
+// value formats a figure for its unit.
+func value(v float64, unit string) string {
+	switch {
+	case unit == "ns/op":
+		return duration(v)
+	case strings.HasSuffix(unit, "-µs"):
+		return duration(v * 1e3)
+	case unit == "B/op":
+		return bytesOf(v)
+	case v >= 100:
+		return grouped(int64(math.Round(v)))
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func duration(ns float64) string {
+	switch {
+	case ns < 1e3:
+		return fmt.Sprintf("%.0f ns", ns)
+	case ns < 1e6:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	case ns < 1e9:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	}
+	return fmt.Sprintf("%.2f s", ns/1e9)
+}
+
+func bytesOf(b float64) string {
+	switch {
+	case b < 1e3:
+		return fmt.Sprintf("%.0f B", b)
+	case b < 1e6:
+		return fmt.Sprintf("%.1f KB", b/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", b/1e6)
+}
+
+// grouped writes n with thousands separators.
+func grouped(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// find returns the named benchmark's result from b.
+func find(b *Bench, name string) (Result, bool) {
+	if b == nil {
+		return Result{}, false
+	}
+	for _, r := range b.Results {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// Markdown renders the report.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	b.WriteString("# Benchmarks\n\n")
+	b.WriteString("Written by `make bench` (`go run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md`); ")
+	b.WriteString("run it again rather than editing this file.\n\n")
+	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| date | %s |\n| machine | %s, %d cores (%s) |\n| Go | %s |\n| whole run | %s |\n\n",
+		m.Date.Format("2006-01-02 15:04 MST"), m.CPU, m.Cores, m.OS, m.GoVersion, r.Took.Round(time.Second))
+	b.WriteString("Figures move by 10–30 % between runs on a shared machine. A figure within 1 % of its target counts as met.\n\n")
+	r.headlines(&b)
+	r.domain(&b)
+	if r.Acquire != nil {
+		b.WriteString("## DynamoDB Local: acquire\n\n")
+		benchSection(&b, r.Acquire)
+	}
+	if r.Streams != nil {
+		b.WriteString("## DynamoDB Local: stream function\n\n")
+		benchSection(&b, r.Streams)
+	}
+	r.load(&b)
+	if len(r.Sizes) > 0 {
+		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, `-tags lambda.norpc -trimpath -ldflags=\"-s -w\"`.\n\n| function | bootstrap |\n| --- | ---: |\n")
+		for _, s := range r.Sizes {
+			fmt.Fprintf(&b, "| %s | %s (%s bytes) |\n", s.Function, bytesOf(float64(s.Bytes)), grouped(s.Bytes))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Startup) > 0 {
+		b.WriteString("## Handler initialisation\n\nBuilding each function's handler as its `main` does, in one process (no request made; ")
+		b.WriteString("process start and the Lambda runtime aside). The first run pays one-off initialisation.\n\n")
+		b.WriteString("| what | median | first run | slowest | runs |\n| --- | ---: | ---: | ---: | ---: |\n")
+		for _, s := range r.Startup {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", s.What, duration(float64(s.Median)), duration(float64(s.First)), duration(float64(s.Max)), s.Runs)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Failures) > 0 {
+		b.WriteString("## Not measured\n\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "- %s\n", f)
+		}
+		b.WriteString("\n")
+	}
+	r.raw(&b)
+	return b.String()
+}
+
+func (r Report) headlines(b *strings.Builder) {
+	type row struct{ figure, value, target string }
+	var rows []row
+	if x, ok := find(r.Domain, "BenchmarkDecideAcquireTypical"); ok {
+		v, _ := x.Get("ns/op")
+		rows = append(rows, row{"acquire decision, typical member", duration(v), verdict(x.Name, "ns/op", v)})
+	}
+	for _, name := range []string{"BenchmarkFold10000EventsLight", "BenchmarkFold10000Events"} {
+		if x, ok := find(r.Domain, name); ok {
+			v, _ := x.Get("ns/op")
+			e, _ := x.Get("playback-entries")
+			rows = append(rows, row{fmt.Sprintf("fold of 10,000 events (%s playback entries)", grouped(int64(e))), duration(v), verdict(x.Name, "ns/op", v)})
+		}
+	}
+	if x, ok := find(r.Acquire, "BenchmarkAcquire"); ok {
+		small, _ := x.Get("p50-µs@10")
+		large, _ := x.Get("p50-µs@10000")
+		ratio, _ := x.Get("latency-ratio")
+		rows = append(rows, row{"acquire on DynamoDB Local, p50 (10 / 10,000 events of history)",
+			duration(small*1e3) + " / " + duration(large*1e3), "ratio " + verdict(x.Name, "latency-ratio", ratio)})
+		rcu, _ := x.Get("RCU/acquire@10000")
+		wcu, _ := x.Get("WCU/acquire@10000")
+		rows = append(rows, row{"read / write units per acquire (10,000 events)", value(rcu, "") + " / " + value(wcu, ""),
+			verdict(x.Name, "RCU/acquire", rcu) + ", " + verdict(x.Name, "WCU/acquire", wcu)})
+	}
+	if x, ok := find(r.Streams, "BenchmarkStreamFunction"); ok {
+		w, _ := x.Get("WCU/event")
+		rows = append(rows, row{"stream function write units per event", value(w, ""), verdict(x.Name, "WCU/event", w)})
+	}
+	if r.Load != nil {
+		for _, l := range r.Load.Levels {
+			s := l.Summary
+			rows = append(rows, row{fmt.Sprintf("local API on DynamoDB Local, concurrency %d", l.Concurrency),
+				fmt.Sprintf("%.0f req/s; acquire p50 %s, p99 %s", s.Throughput, loadgen.Millis(s.AcquireLatency.P50), loadgen.Millis(s.AcquireLatency.P99)), "—"})
+		}
+	}
+	if len(r.Sizes) > 0 {
+		var parts []string
+		for _, s := range r.Sizes {
+			parts = append(parts, s.Function+" "+bytesOf(float64(s.Bytes)))
+		}
+		rows = append(rows, row{"bootstrap sizes (arm64, stripped)", strings.Join(parts, ", "), "—"})
+	}
+	for _, s := range r.Startup {
+		if strings.Contains(s.What, "DynamoDB store") {
+			rows = append(rows, row{"API handler initialisation (median)", duration(float64(s.Median)), "—"})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("## Headlines\n\n| figure | value | target |\n| --- | --- | --- |\n")
+	for _, x := range rows {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", x.figure, x.value, x.target)
+	}
+	b.WriteString("\n")
+}
+
+func (r Report) domain(b *strings.Builder) {
+	if r.Domain == nil {
+		return
+	}
+	b.WriteString("## Domain\n\n")
+	fmt.Fprintf(b, "`%s`\n\n", r.Domain.Command)
+	if r.Domain.Skipped != "" {
+		fmt.Fprintf(b, "Not run: %s.\n\n", r.Domain.Skipped)
+		return
+	}
+	b.WriteString("| benchmark | measures | time/op | figures | memory/op | target |\n| --- | --- | ---: | --- | ---: | --- |\n")
+	for _, x := range r.Domain.Results {
+		var figures []string
+		for _, m := range x.Metrics {
+			if m.Unit != "ns/op" && m.Unit != "B/op" && m.Unit != "allocs/op" {
+				figures = append(figures, value(m.Value, m.Unit)+" "+label(m.Unit))
+			}
+		}
+		ns, _ := x.Get("ns/op")
+		mem := "—"
+		if by, ok := x.Get("B/op"); ok {
+			allocs, _ := x.Get("allocs/op")
+			mem = fmt.Sprintf("%s, %s allocs", bytesOf(by), grouped(int64(allocs)))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(x.Name, "Benchmark"), descriptions[x.Name], duration(ns),
+			orDash(strings.Join(figures, ", ")), mem, verdict(x.Name, "ns/op", ns))
+	}
+	b.WriteString("\n")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// benchSection renders benchmarks with custom metrics: metrics with an
+// "@case" suffix as a table with a column per case, the others as a list.
+func benchSection(b *strings.Builder, bench *Bench) {
+	fmt.Fprintf(b, "`%s`\n\n", bench.Command)
+	if bench.Skipped != "" {
+		fmt.Fprintf(b, "Not run: %s.\n\n", bench.Skipped)
+		return
+	}
+	for _, x := range bench.Results {
+		if d := descriptions[x.Name]; d != "" {
+			fmt.Fprintf(b, "`%s`: %s.\n\n", x.Name, d)
+		}
+		var cases, units []string
+		byCase := map[string]map[string]float64{}
+		var plain []Metric
+		for _, m := range x.Metrics {
+			unit, c, ok := strings.Cut(m.Unit, "@")
+			if !ok {
+				plain = append(plain, m)
+				continue
+			}
+			if !slices.Contains(cases, c) {
+				cases = append(cases, c)
+			}
+			if !slices.Contains(units, unit) {
+				units = append(units, unit)
+			}
+			if byCase[unit] == nil {
+				byCase[unit] = map[string]float64{}
+			}
+			byCase[unit][c] = m.Value
+		}
+		if len(cases) > 0 {
+			b.WriteString("| figure |")
+			for _, c := range cases {
+				fmt.Fprintf(b, " @%s |", c)
+			}
+			b.WriteString(" target |\n| --- |" + strings.Repeat(" ---: |", len(cases)) + " --- |\n")
+			for _, u := range units {
+				fmt.Fprintf(b, "| %s |", label(u))
+				var vs []float64
+				for _, c := range cases {
+					v, ok := byCase[u][c]
+					if !ok {
+						b.WriteString(" — |")
+						continue
+					}
+					vs = append(vs, v)
+					fmt.Fprintf(b, " %s |", value(v, u))
+				}
+				fmt.Fprintf(b, " %s |\n", verdict(x.Name, u, vs...))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("| figure | value | target |\n| --- | ---: | --- |\n")
+		for _, m := range plain {
+			if m.Unit == "B/op" || m.Unit == "allocs/op" {
+				continue
+			}
+			fmt.Fprintf(b, "| %s | %s | %s |\n", label(m.Unit), value(m.Value, m.Unit), verdict(x.Name, m.Unit, m.Value))
+		}
+		fmt.Fprintf(b, "| iterations | %s | — |\n\n", grouped(x.Iterations))
+	}
+}
+
+func (r Report) load(b *strings.Builder) {
+	if r.Load == nil {
+		return
+	}
+	o := r.Load.Options
+	b.WriteString("## Load on the local API (DynamoDB Local)\n\n")
+	if r.Load.Skipped != "" {
+		fmt.Fprintf(b, "Not run: %s.\n\n", r.Load.Skipped)
+		return
+	}
+	fmt.Fprintf(b, "`infra/loadgen` against the local API served from the same process on DynamoDB Local, with the stream function polling "+
+		"the table's stream (as `make run-dynamodb`): %d members, at most %d requests or %s per level, after %d warm-up requests. "+
+		"The mix: 30 %% acquire, 20 %% playback upload, 20 %% sync, 10 %% renew, 15 %% release, 5 %% eligibility "+
+		"(operations needing a licence acquire one first). Load generator, API and DynamoDB Local share the machine's cores.\n\n",
+		o.Members, o.Requests, o.Duration, o.Warmup)
+	b.WriteString("| concurrency | requests | throughput | p50 | p90 | p99 | acquire p50 | acquire p99 | answers | 5xx + transport errors |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
+	for _, l := range r.Load.Levels {
+		s := l.Summary
+		fmt.Fprintf(b, "| %d | %s | %.0f req/s | %s | %s | %s | %s | %s | %s | %d |\n", l.Concurrency, grouped(int64(s.Requests)), s.Throughput,
+			loadgen.Millis(s.Latency.P50), loadgen.Millis(s.Latency.P90), loadgen.Millis(s.Latency.P99),
+			loadgen.Millis(s.AcquireLatency.P50), loadgen.Millis(s.AcquireLatency.P99), loadgen.StatusList(s.Status, s.TransportErrors), s.Errors())
+	}
+	b.WriteString("\n")
+	if n := len(r.Load.Levels); n > 0 {
+		last := r.Load.Levels[n-1]
+		fmt.Fprintf(b, "By operation, at concurrency %d:\n\n", last.Concurrency)
+		b.WriteString(last.Summary.OpsMarkdown())
+		b.WriteString("\n")
+	}
+}
+
+func (r Report) raw(b *strings.Builder) {
+	var lines []string
+	for _, bench := range []*Bench{r.Domain, r.Acquire, r.Streams} {
+		if bench == nil {
+			continue
+		}
+		for _, x := range bench.Results {
+			lines = append(lines, x.Line)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("## Raw benchmark lines\n\n```\n")
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("```\n")
+}

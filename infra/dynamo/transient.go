@@ -1,0 +1,51 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// CodeStoreUnavailable is the code of a DynamoDB failure that outlived the
+// SDK's retries but may pass: throttling, a 5xx, a lost connection, a
+// timeout. Clients see 503 with Retry-After and retry with the same key.
+const CodeStoreUnavailable = "STORE_UNAVAILABLE"
+
+var transientCodes = map[string]bool{
+	"ProvisionedThroughputExceededException": true,
+	"ThrottlingException":                    true,
+	"RequestLimitExceeded":                   true,
+	"InternalServerError":                    true,
+	"ServiceUnavailable":                     true,
+	"TransactionInProgressException":         true,
+	"LimitExceededException":                 true,
+}
+
+// transient reports whether err may pass if the request is made again.
+func transient(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && transientCodes[ae.ErrorCode()] {
+		return true
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unavailable turns a transient failure into the domain's Unavailable kind,
+// keeping the cause for logs; other errors pass through.
+func unavailable(err error) error {
+	if err == nil || !transient(err) {
+		return err
+	}
+	return &licensing.Error{Kind: licensing.KindUnavailable, Code: CodeStoreUnavailable,
+		Message: "the licence store is busy or unreachable; retry shortly with the same Idempotency-Key", Cause: err}
+}
