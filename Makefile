@@ -38,7 +38,7 @@ cfn-lint:
 
 ## bench: every figure in one report, written to docs/benchmarks.md: the
 ## domain and DynamoDB Local benchmarks, the load generator on DynamoDB
-## Local, bootstrap sizes, handler initialisation (about 4 minutes)
+## Local, bootstrap sizes, handler initialisation (2–3 minutes)
 bench:
 	$(GO) run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md
 

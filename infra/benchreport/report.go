@@ -135,6 +135,19 @@ func bytesOf(b float64) string {
 	return fmt.Sprintf("%.1f MB", b/1e6)
 }
 
+// shortDuration writes d as time.Duration does, without zero trailing
+// units: 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // grouped writes n with thousands separators.
 func grouped(n int64) string {
 	s := strconv.FormatInt(n, 10)
@@ -381,10 +394,10 @@ func (r Report) load(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "`infra/loadgen` against the local API served from the same process on DynamoDB Local, with the stream function polling "+
-		"the table's stream (as `make run-dynamodb`): %d members, at most %d requests or %s per level, after %d warm-up requests. "+
+		"the table's stream (as `make run-dynamodb`): %d members, at most %s requests or %s per level, after %d warm-up requests. "+
 		"The mix: 30 %% acquire, 20 %% playback upload, 20 %% sync, 10 %% renew, 15 %% release, 5 %% eligibility "+
 		"(operations needing a licence acquire one first). Load generator, API and DynamoDB Local share the machine's cores.\n\n",
-		o.Members, o.Requests, o.Duration, o.Warmup)
+		o.Members, grouped(int64(o.Requests)), shortDuration(o.Duration), o.Warmup)
 	b.WriteString("| concurrency | requests | throughput | p50 | p90 | p99 | acquire p50 | acquire p99 | answers | 5xx + transport errors |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	for _, l := range r.Load.Levels {

@@ -68,6 +68,14 @@ func TestValue(t *testing.T) {
 	}
 }
 
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Minute: "1m", 90 * time.Second: "1m30s", 30 * time.Second: "30s", 2 * time.Hour: "2h"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
 func TestMarkdown(t *testing.T) {
 	rs := Parse(output)
 	r := Report{
@@ -93,6 +101,7 @@ func TestMarkdown(t *testing.T) {
 		"| p50 latency ratio, 10,000 / 10 events | 1.02 | ≤ 1.2 (met) |",
 		"## DynamoDB Local: stream function",
 		"Not run: DYNAMODB_ENDPOINT is not set.",
+		"50 members, at most 100 requests or 1m per level",
 		"| 1 | 100 | 90 req/s |",
 		"| 7.00 ms | 20.00 ms | 200×60, 201×40 | 0 |",
 		"| ApiFunction | 11.7 MB (11,731,106 bytes) |",
