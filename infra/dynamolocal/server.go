@@ -115,8 +115,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // DynamoDB Local unpacks there is then removed by Stop even after a SIGKILL.
 func javaArgs(jarDir, scratch string, port int) []string {
 	return []string{
-		// Start-up speed over peak throughput: tests are short.
-		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx512m",
+		// A heap for the whole test suite's tables; the full JIT, since
+		// the suite runs for minutes.
+		"-XX:+UseSerialGC", "-Xmx2g",
 		"-Djava.io.tmpdir=" + scratch,
 		"-Djava.library.path=" + filepath.Join(jarDir, "DynamoDBLocal_lib"),
 		"-jar", filepath.Join(jarDir, jarName),
