@@ -27,6 +27,8 @@ type Config struct {
 	// SnapshotEvery is the stream function's snapshot interval
 	// (env SNAPSHOT_EVERY, default DefaultSnapshotEvery).
 	SnapshotEvery int
+	// MaxAttempts is how many times the SDK tries a call (4 if 0).
+	MaxAttempts int
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -49,18 +51,21 @@ func ConfigFromEnv() (Config, error) {
 	return c, nil
 }
 
-// NewClient returns a DynamoDB client: the standard retryer with a few
-// quick attempts and no client-side retry budget (the service retries
-// conflicts itself, and a request has a deadline), and for a local endpoint, static credentials and no response
-// checksum check (DynamoDB Local sends none on error responses).
-func NewClient(ctx context.Context, c Config) (*dynamodb.Client, error) {
+// AWSConfig is the AWS configuration of the table's clients (DynamoDB and
+// its stream): the standard retryer with a few quick attempts and no
+// client-side retry budget (the service retries conflicts itself, a request
+// has a deadline, and a Lambda instance serves one request at a time), and
+// for a local endpoint, static credentials.
+func AWSConfig(ctx context.Context, c Config) (aws.Config, error) {
+	attempts := c.MaxAttempts
+	if attempts == 0 {
+		attempts = 4
+	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 4
+				o.MaxAttempts = attempts
 				o.MaxBackoff = 500 * time.Millisecond
-				// No client-side retry budget: a Lambda instance serves one
-				// request at a time, and the attempts are already few.
 				o.RateLimiter = ratelimit.None
 			})
 		}),
@@ -76,12 +81,24 @@ func NewClient(ctx context.Context, c Config) (*dynamodb.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		return aws.Config{}, fmt.Errorf("aws config: %w", err)
 	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+	return cfg, nil
+}
+
+// NewClient returns a DynamoDB client configured by AWSConfig; for a local
+// endpoint it also skips the response checksum check (DynamoDB Local sends
+// none on error responses). optFns adjust it further (tests put a fault
+// injecting transport there).
+func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options)) (*dynamodb.Client, error) {
+	cfg, err := AWSConfig(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewFromConfig(cfg, append([]func(*dynamodb.Options){func(o *dynamodb.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.DisableValidateResponseChecksum = true
 		}
-	}), nil
+	}}, optFns...)...), nil
 }

@@ -3,7 +3,6 @@ package dynamo_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,28 +23,7 @@ import (
 // definition in template.yaml, and returns a client for it and its name.
 func localTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
-	endpoint := dynamolocal.Require(t)
-	ctx := context.Background()
-	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "licensing-test-" + randomHex(6)
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
-	return db, name
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	return dynamolocal.Table(t)
 }
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)

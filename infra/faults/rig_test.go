@@ -50,21 +50,9 @@ type rig struct {
 // attempts per call (4 in production).
 func newRig(t *testing.T, policy *licensing.Policy, plan faults.Plan, seed uint64, sdkAttempts int) *rig {
 	t.Helper()
-	endpoint := dynamolocal.Require(t)
+	clean, name := dynamolocal.Table(t)
+	endpoint, _ := dynamolocal.EndpointFromEnv()
 	ctx := context.Background()
-	clean, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "faults-test-" + randomHex(6)
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamo.CreateTable(ctx, clean, in); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { clean.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
 	tr := faults.New(nil, plan, seed)
 	db, err := faults.Client(ctx, endpoint, tr, sdkAttempts)
 	if err != nil {

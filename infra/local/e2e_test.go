@@ -34,19 +34,9 @@ func start(t *testing.T, store string) *env {
 	}
 	cfg := setup.Config{Store: store, SigningKeys: keys.Signing.Encode(), Issuer: "dlicense-e2e", PlanClaim: "plan", QuietMetrics: true}
 	if store == "dynamo" {
-		endpoint := dynamolocal.Require(t)
-		cfg.Dynamo = dynamo.Config{Table: fmt.Sprintf("e2e-%d", time.Now().UnixNano()), Endpoint: endpoint}
-		db, err := dynamo.NewClient(context.Background(), cfg.Dynamo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, cfg.Dynamo.Table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dynamo.CreateTable(context.Background(), db, in); err != nil {
-			t.Fatal(err)
-		}
+		_, table := dynamolocal.Table(t)
+		endpoint, _ := dynamolocal.EndpointFromEnv()
+		cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint}
 	}
 	parts, err := setup.Build(context.Background(), cfg)
 	if err != nil {

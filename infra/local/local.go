@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -190,22 +191,7 @@ func loadKey(path, kid string) (tokens.Key, error) {
 }
 
 // ModuleRoot finds the directory of go.mod from the working directory up.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+func ModuleRoot() (string, error) { return dynamolocal.ModuleRoot() }
 
 // Shutdown stops srv, waiting up to five seconds for requests in flight.
 func Shutdown(srv *http.Server) error {

@@ -70,20 +70,8 @@ func TestRebuildMemory(t *testing.T) {
 }
 
 func TestRebuildDynamo(t *testing.T) {
-	endpoint := dynamolocal.Require(t)
 	ctx := context.Background()
-	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("rebuild-%d", time.Now().UnixNano())
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
-		t.Fatal(err)
-	}
+	db, name := dynamolocal.Table(t)
 	s := dynamo.New(db, name, 0)
 	members := []string{"m-a", "m-b", "m-c"}
 	seed(t, s, members)
@@ -123,20 +111,7 @@ func TestRebuildCounters(t *testing.T) {
 		run(t, s, s, s)
 	})
 	t.Run("dynamo", func(t *testing.T) {
-		endpoint := dynamolocal.Require(t)
-		ctx := context.Background()
-		db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("recount-%d", time.Now().UnixNano())
-		in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dynamo.CreateTable(ctx, db, in); err != nil {
-			t.Fatal(err)
-		}
+		db, name := dynamolocal.Table(t)
 		s := dynamo.New(db, name, 0)
 		run(t, s, s, s)
 	})

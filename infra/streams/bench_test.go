@@ -19,20 +19,8 @@ import (
 // on DynamoDB Local, and reports the write units it spends per event
 // processed (snapshots and counters) and the records it handles per second.
 func BenchmarkStreamFunction(b *testing.B) {
-	endpoint := dynamolocal.Require(b)
 	ctx := context.Background()
-	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-	if err != nil {
-		b.Fatal(err)
-	}
-	name := fmt.Sprintf("bench-streams-%d", time.Now().UnixNano())
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
-		b.Fatal(err)
-	}
+	db, name := dynamolocal.Table(b)
 	store := dynamo.New(db, name, 4)
 	p := &streams.Processor{Store: store, Counters: store, SnapshotEvery: 4}
 	// Each member's log: acquire, 4 playback uploads, release; repeated.

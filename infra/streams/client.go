@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
@@ -20,26 +16,9 @@ import (
 // as dynamo.NewClient sets up the table's client: a few quick retries, and
 // for a local endpoint, static credentials and that endpoint.
 func NewClient(ctx context.Context, c dynamo.Config) (*dynamodbstreams.Client, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 4
-				o.MaxBackoff = 500 * time.Millisecond
-			})
-		}),
-	}
-	if c.Region != "" {
-		opts = append(opts, config.WithRegion(c.Region))
-	}
-	if c.Endpoint != "" {
-		if c.Region == "" {
-			opts = append(opts, config.WithRegion("us-east-1"))
-		}
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := dynamo.AWSConfig(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		return nil, err
 	}
 	return dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) {
 		if c.Endpoint != "" {

@@ -2,7 +2,6 @@ package streams_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -21,20 +20,9 @@ import (
 // localTable creates a table from the template on DynamoDB Local.
 func localTable(t *testing.T) (*dynamodb.Client, dynamo.Config) {
 	t.Helper()
-	cfg := dynamo.Config{Endpoint: dynamolocal.Require(t), Table: fmt.Sprintf("poller-%d", time.Now().UnixNano())}
-	ctx := context.Background()
-	db, err := dynamo.NewClient(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, cfg.Table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
-		t.Fatal(err)
-	}
-	return db, cfg
+	db, table := dynamolocal.Table(t)
+	endpoint, _ := dynamolocal.EndpointFromEnv()
+	return db, dynamo.Config{Endpoint: endpoint, Table: table}
 }
 
 // localPoller polls the table's stream as dlicense-local does.

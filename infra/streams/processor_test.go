@@ -29,20 +29,7 @@ func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
 func stores(t *testing.T, run func(t *testing.T, s streams.Store)) {
 	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
 	t.Run("dynamo", func(t *testing.T) {
-		endpoint := dynamolocal.Require(t)
-		ctx := context.Background()
-		db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("streams-%d", time.Now().UnixNano())
-		in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dynamo.CreateTable(ctx, db, in); err != nil {
-			t.Fatal(err)
-		}
+		db, name := dynamolocal.Table(t)
 		run(t, dynamo.New(db, name, 4))
 	})
 }

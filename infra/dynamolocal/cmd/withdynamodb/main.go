@@ -158,21 +158,13 @@ func exitCode(err error) int {
 	return ee.ExitCode()
 }
 
-// defaultCache is .cache in the module root (found by walking up to go.mod),
-// or in the working directory outside a module.
+// defaultCache is .cache in the module root, or in the working directory
+// outside a module.
 func defaultCache() string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return ".cache"
+	if root, err := dynamolocal.ModuleRoot(); err == nil {
+		return filepath.Join(root, ".cache")
 	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".cache")
-		}
-		if filepath.Dir(dir) == dir {
-			return filepath.Join(wd, ".cache")
-		}
-	}
+	return ".cache"
 }
 
 func logf(format string, args ...any) {

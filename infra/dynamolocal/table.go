@@ -1,0 +1,69 @@
+package dynamolocal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dlicense/dlicense/infra/dynamo"
+)
+
+// ModuleRoot is the directory of go.mod, found from the working directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// TB is what Table needs of a *testing.T or *testing.B.
+type TB interface {
+	Helper()
+	Fatalf(string, ...any)
+	Skipf(string, ...any)
+	Cleanup(func())
+}
+
+// Table creates a table of the test's own on DynamoDB Local, defined by the
+// module's template.yaml, and deletes it when the test ends. Without
+// DynamoDB Local it follows Require's rule (fail under CI, else skip).
+func Table(t TB) (*dynamodb.Client, string) {
+	t.Helper()
+	endpoint := Require(t)
+	ctx := context.Background()
+	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
+	if err != nil {
+		t.Fatalf("DynamoDB Local client: %v", err)
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "test-" + hex.EncodeToString(b)
+	in, err := dynamo.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamo.TableLogicalID, name)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := dynamo.CreateTable(ctx, db, in); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
+	return db, name
+}
