@@ -2,13 +2,11 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/akrylysov/algnhsa"
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
@@ -24,21 +22,7 @@ func TestAdminCountsNeedTheAdminScope(t *testing.T) {
 	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Counters: store, Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 
 	get := func(path string, scopes ...string) (int, map[string]any) {
-		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: path,
-			RequestContext: events.APIGatewayV2HTTPRequestContext{
-				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: path},
-				Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
-					Claims: map[string]string{"sub": "ops-1"}, Scopes: scopes}},
-			}}
-		payload, _ := json.Marshal(ev)
-		out, err := api.Invoke(context.Background(), payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp events.APIGatewayV2HTTPResponse
-		json.Unmarshal(out, &resp)
-		var doc map[string]any
-		json.Unmarshal([]byte(resp.Body), &doc)
+		resp, doc := invokeAs(t, api, "GET", path, "ops-1", "", scopes, "", nil)
 		return resp.StatusCode, doc
 	}
 	if status, doc := get("/v1/admin/titles/tt-first-light/counts"); status != 403 || doc["code"] != "FORBIDDEN" {
@@ -66,23 +50,7 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 	}
 	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	admin := func(method, path, body string) (int, map[string]any) {
-		raw, query, _ := strings.Cut(path, "?")
-		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: raw, RawQueryString: query, Body: body,
-			Headers: map[string]string{"content-type": "application/json"},
-			RequestContext: events.APIGatewayV2HTTPRequestContext{
-				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: raw},
-				Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
-					Claims: map[string]string{"sub": "ops-1"}, Scopes: []string{"admin"}}},
-			}}
-		payload, _ := json.Marshal(ev)
-		out, err := api.Invoke(ctx, payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp events.APIGatewayV2HTTPResponse
-		json.Unmarshal(out, &resp)
-		var doc map[string]any
-		json.Unmarshal([]byte(resp.Body), &doc)
+		resp, doc := invokeAs(t, api, method, path, "ops-1", "", []string{"admin"}, body, nil)
 		return resp.StatusCode, doc
 	}
 	status, doc := admin("GET", "/v1/admin/members/m1/timeline", "")

@@ -42,6 +42,12 @@ var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 // Gateway v2 event, algnhsa, the handler, and the response event back.
 func invoke(t testing.TB, h lambda.Handler, method, path, member, plan, body string, headers map[string]string) (events.APIGatewayV2HTTPResponse, map[string]any) {
 	t.Helper()
+	return invokeAs(t, h, method, path, member, plan, nil, body, headers)
+}
+
+// invokeAs is invoke for a member holding scopes.
+func invokeAs(t testing.TB, h lambda.Handler, method, path, member, plan string, scopes []string, body string, headers map[string]string) (events.APIGatewayV2HTTPResponse, map[string]any) {
+	t.Helper()
 	raw, query, _ := strings.Cut(path, "?")
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: raw, RawQueryString: query, Body: body,
@@ -56,7 +62,7 @@ func invoke(t testing.TB, h lambda.Handler, method, path, member, plan, body str
 	}
 	if member != "" {
 		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": member, "plan": plan}},
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": member, "plan": plan}, Scopes: scopes},
 		}
 	}
 	payload, _ := json.Marshal(ev)
