@@ -20,12 +20,32 @@ type seenID struct {
 }
 
 // playbackMemory remembers accepted playback event ids. The fold only
-// appends to a slice; the lookup index is built when a decision first needs
-// it, so replaying a long history stays cheap.
+// notes the uploads; their ids are hashed in, in order, when a decision or
+// a snapshot first needs them, and the lookup index is built then too, so
+// replaying a long history stays cheap.
 type playbackMemory struct {
-	ids   []seenID // in the order they were accepted
-	floor int64    // uploads older than this (Unix seconds) are refused
-	index map[uint64]struct{}
+	ids     []seenID // in the order they were accepted
+	floor   int64    // uploads older than this (Unix seconds) are refused
+	index   map[uint64]struct{}
+	pending []*PlaybackRecorded // uploads not yet hashed in, in order
+}
+
+// note records an upload whose ids are hashed in later (settle).
+func (m *playbackMemory) note(p *PlaybackRecorded) {
+	if len(p.Accepted) > 0 {
+		m.pending = append(m.pending, p)
+	}
+}
+
+// settle hashes in the noted uploads, exactly as if each had been added
+// when it was folded.
+func (m *playbackMemory) settle() {
+	for _, p := range m.pending {
+		for i := range p.Accepted {
+			m.add(p.Accepted[i].ID, p.Accepted[i].DeviceTime)
+		}
+	}
+	m.pending = nil
 }
 
 func (m *playbackMemory) add(id string, at time.Time) {
@@ -39,6 +59,7 @@ func (m *playbackMemory) add(id string, at time.Time) {
 }
 
 func (m *playbackMemory) has(id string) bool {
+	m.settle()
 	if m.index == nil {
 		m.index = make(map[uint64]struct{}, len(m.ids))
 		for _, s := range m.ids {
@@ -50,7 +71,10 @@ func (m *playbackMemory) has(id string) bool {
 }
 
 // tooOld reports whether an upload at device time t is below the floor.
-func (m *playbackMemory) tooOld(t time.Time) bool { return t.Unix() < m.floor }
+func (m *playbackMemory) tooOld(t time.Time) bool {
+	m.settle()
+	return t.Unix() < m.floor
+}
 
 // trim keeps the MaxPlaybackIDs newest ids by device time (ties at the cut
 // are all dropped) and raises the floor past the ones it forgot.
@@ -120,6 +144,7 @@ func eventHash(id string) uint64 {
 const seenEntry = 12 // 8 bytes of hash, 4 of Unix seconds
 
 func (m *playbackMemory) pack() string {
+	m.settle()
 	if len(m.ids) == 0 {
 		return ""
 	}

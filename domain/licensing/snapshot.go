@@ -69,6 +69,7 @@ func fromOpt(t *time.Time) time.Time {
 // EncodeSnapshot encodes a state. The encoding is deterministic: equal
 // states give equal bytes.
 func EncodeSnapshot(s *State) (Snapshot, error) {
+	s.playback.settle() // the floor below must be the settled one
 	d := snapshotData{
 		Member: s.Member, Version: s.Version, LastEventAt: s.LastEventAt.UTC(), NextPrune: s.nextPrune.UTC(), PruneAt: s.pruneAtCount,
 		Requests: s.requests, Playback: s.playback.pack(), PlaybackFloor: s.playback.floor,

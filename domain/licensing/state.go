@@ -226,10 +226,10 @@ func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []Pl
 			}
 		}
 	case *PlaybackRecorded:
+		s.playback.note(p)
 		var l *Licence
 		for i := range p.Accepted {
 			pe := &p.Accepted[i]
-			s.playback.add(pe.ID, pe.DeviceTime)
 			if l == nil || l.ID != pe.Licence { // uploads come grouped by licence
 				l = s.licences[pe.Licence]
 			}
