@@ -225,7 +225,7 @@ func testConcurrentAppenders(t *testing.T, s Store) {
 			for attempt := 1; ; attempt++ {
 				str, err := s.Load(ctx, stream, licensing.LoadOptions{Consistent: true})
 				if err != nil {
-					errs[i] = fmt.Errorf("Load: %w", err)
+					errs[i] = fmt.Errorf("load: %w", err)
 					return
 				}
 				v := str.Version() + 1
@@ -236,7 +236,7 @@ func testConcurrentAppenders(t *testing.T, s Store) {
 					return
 				}
 				if !errors.Is(err, licensing.ErrConflict) || attempt == 100*n {
-					errs[i] = fmt.Errorf("Append at v%d, attempt %d: %w", v-1, attempt, err)
+					errs[i] = fmt.Errorf("append at v%d, attempt %d: %w", v-1, attempt, err)
 					return
 				}
 				retries[i]++
