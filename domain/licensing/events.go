@@ -139,8 +139,11 @@ func (k PlaybackKind) Valid() bool {
 
 // PlaybackEntry is one accepted playback session event.
 type PlaybackEntry struct {
-	ID         string       `json:"id"`
-	Licence    string       `json:"licence_id"`
+	ID      string `json:"id"`
+	Licence string `json:"licence_id"`
+	// Title is the licence's title, so that read models (where did I leave
+	// off) need not look the licence up; absent in events written before it.
+	Title      string       `json:"title_id,omitempty"`
 	Kind       PlaybackKind `json:"kind"`
 	PositionMs int64        `json:"position_ms"`
 	DeviceTime time.Time    `json:"device_time"`

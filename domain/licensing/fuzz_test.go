@@ -13,7 +13,7 @@ import (
 func FuzzParsePolicy(f *testing.F) {
 	f.Add(DefaultPolicyJSON())
 	f.Add([]byte(testPolicyJSON))
-	f.Add([]byte(`{"version":"v","defaults":{"licence_duration":"1d"},"plans":{"p":{"max_download_devices":1,"max_active_per_device":1,"max_active_per_member":1}},"studios":{"s":{"title_quota":{"count":1,"window":"1h"}}},"titles":{"t":{"studio":"s","downloadable":true}}}`))
+	f.Add([]byte(`{"version":"v","defaults":{"licence_duration":"1d"},"plans":{"p":{"max_download_devices":1,"max_active_per_device":1,"max_active_per_member":1, "max_screens": 2}},"studios":{"s":{"title_quota":{"count":1,"window":"1h"}}},"titles":{"t":{"studio":"s","downloadable":true}}}`))
 	f.Add([]byte(`{"version":"v","defaults":{"licence_duration":"-1d"}}`))
 	f.Add([]byte(`{"plans":{"p":{"max_download_devices":"x"}}}`))
 	f.Add([]byte(strings.Repeat("[", 5000)))

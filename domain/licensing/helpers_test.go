@@ -18,9 +18,9 @@ const testPolicyJSON = `{
   "version": "test-1",
   "defaults": {"licence_duration": "30d", "renewable": true, "max_renewals": 3},
   "plans": {
-    "family": {"max_download_devices": 2, "max_active_per_device": 3, "max_active_per_member": 4},
-    "solo":   {"max_download_devices": 1, "max_active_per_device": 2, "max_active_per_member": 2},
-    "nodl":   {"max_download_devices": 0, "max_active_per_device": 1, "max_active_per_member": 1}
+    "family": {"max_download_devices": 2, "max_active_per_device": 3, "max_active_per_member": 4, "max_screens": 2},
+    "solo":   {"max_download_devices": 1, "max_active_per_device": 2, "max_active_per_member": 2, "max_screens": 2},
+    "nodl":   {"max_download_devices": 0, "max_active_per_device": 1, "max_active_per_member": 1, "max_screens": 2}
   },
   "studios": {
     "plain": {},

@@ -43,12 +43,12 @@ func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() stri
 	var accepted []PlaybackEntry
 	for _, i := range order {
 		e := c.Events[i]
-		code := judge(s, p, now, c.Device, e, inBatch, plays)
+		code, l := judge(s, p, now, c.Device, e, inBatch, plays)
 		inBatch[e.ID] = true
 		codes[i] = code
 		if code == PlaybackAccepted {
 			accepted = append(accepted, PlaybackEntry{
-				ID: e.ID, Licence: e.Licence, Kind: e.Kind, PositionMs: e.PositionMs, DeviceTime: e.DeviceTime.UTC(),
+				ID: e.ID, Licence: e.Licence, Title: l.Title, Kind: e.Kind, PositionMs: e.PositionMs, DeviceTime: e.DeviceTime.UTC(),
 			})
 		}
 	}
@@ -62,39 +62,40 @@ func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() stri
 	return Decision{Events: []Payload{&PlaybackRecorded{Device: c.Device, Accepted: accepted, Results: results}}}, nil
 }
 
-func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, inBatch map[string]bool, plays map[string]int) string {
+// judge classifies one event; an accepted one comes with its licence.
+func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, inBatch map[string]bool, plays map[string]int) (string, *Licence) {
 	if inBatch[e.ID] {
-		return PlaybackDuplicate
+		return PlaybackDuplicate, nil
 	}
 	if !e.Kind.Valid() || e.PositionMs < 0 || e.PositionMs > 7*24*3600*1000 || e.DeviceTime.IsZero() {
-		return PlaybackInvalid
+		return PlaybackInvalid, nil
 	}
 	l := s.Licence(e.Licence, now)
 	if l == nil || l.Device != device {
-		return PlaybackUnknownLicence
+		return PlaybackUnknownLicence, nil
 	}
 	if s.playback.has(e.ID) {
-		return PlaybackDuplicate
+		return PlaybackDuplicate, nil
 	}
 	if e.DeviceTime.Before(now.Add(-PlaybackHorizon)) || s.playback.tooOld(e.DeviceTime) {
-		return PlaybackTooOld
+		return PlaybackTooOld, nil
 	}
 	end := l.ExpiresAt
 	if l.Released() && l.ReleasedAt.Before(end) {
 		end = l.ReleasedAt
 	}
 	if e.DeviceTime.Before(l.IssuedAt.Add(-ClockSkew)) || e.DeviceTime.After(end.Add(ClockSkew)) || e.DeviceTime.After(now.Add(ClockSkew)) {
-		return PlaybackOutsideLicence
+		return PlaybackOutsideLicence, nil
 	}
 	if e.Kind == PlaybackStart && l.inTerm(e.DeviceTime) {
 		terms := p.Terms(l.Studio)
 		if terms.PlaybackWindow > 0 && !l.FirstPlayAt.IsZero() && !e.DeviceTime.Before(l.FirstPlayAt.Add(terms.PlaybackWindow)) {
-			return PlaybackOutsideLicence
+			return PlaybackOutsideLicence, nil
 		}
 		if terms.MaxPlaysPerWindow > 0 && l.Plays+plays[l.ID] >= terms.MaxPlaysPerWindow {
-			return PlaybackPlayLimit
+			return PlaybackPlayLimit, nil
 		}
 		plays[l.ID]++
 	}
-	return PlaybackAccepted
+	return PlaybackAccepted, l
 }

@@ -81,6 +81,34 @@ type Plan struct {
 	MaxActivePerDevice int `json:"max_active_per_device"`
 	// MaxActivePerMember caps active downloads across all the member's devices.
 	MaxActivePerMember int `json:"max_active_per_member"`
+	// MaxScreens is how many views (streams) may play on the account at once.
+	MaxScreens int `json:"max_screens"`
+}
+
+// MaxScreens is the most concurrent screens a plan may allow.
+const MaxScreens = 16
+
+// MaxRuntime is the longest a title may run.
+const MaxRuntime = 24 * time.Hour
+
+// ViewingRules tune viewing (streaming): heartbeats, expiry and completion.
+// A zero field takes its default (DefaultViewing).
+type ViewingRules struct {
+	// HeartbeatInterval is how often a playing screen reports.
+	HeartbeatInterval Duration `json:"heartbeat_interval,omitempty"`
+	// ViewExpiry is how long a view counts against the screen limit after
+	// its last heartbeat.
+	ViewExpiry Duration `json:"view_expiry,omitempty"`
+	// Completion is the share of a title's runtime past which it counts as
+	// watched to the end (the credits).
+	Completion float64 `json:"completion,omitempty"`
+}
+
+// DefaultViewing are the viewing rules of a policy that sets none.
+var DefaultViewing = ViewingRules{
+	HeartbeatInterval: Duration(30 * time.Second),
+	ViewExpiry:        Duration(90 * time.Second),
+	Completion:        0.95,
 }
 
 // StudioRules are the per-studio rules; a nil field falls back to the
@@ -115,6 +143,26 @@ type Title struct {
 	Downloadable   bool       `json:"downloadable"`
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
+	// Runtime is the title's length; positions past it are refused. Zero
+	// means unknown: positions up to MaxRuntime are taken and the title is
+	// never counted as completed.
+	Runtime Duration `json:"runtime,omitempty"`
+}
+
+// Availability is the rule failure of a title outside its availability
+// window at now (TITLE_NOT_AVAILABLE, with when it frees up if it will), or
+// nil inside it: downloads and streams share the window.
+func (t Title) Availability(id string, now time.Time) *RuleFailure {
+	switch {
+	case t.AvailableFrom != nil && now.Before(*t.AvailableFrom):
+		return &RuleFailure{Code: CodeTitleNotAvailable,
+			Message: fmt.Sprintf("title %s is available from %s", id, t.AvailableFrom.UTC().Format(time.RFC3339)),
+			FreesAt: at(*t.AvailableFrom)}
+	case t.AvailableUntil != nil && !now.Before(*t.AvailableUntil):
+		return &RuleFailure{Code: CodeTitleNotAvailable,
+			Message: fmt.Sprintf("title %s stopped being available at %s", id, t.AvailableUntil.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // Policy is the versioned rule set and title catalogue every decision is
@@ -126,6 +174,7 @@ type Policy struct {
 	Plans    map[string]Plan        `json:"plans"`
 	Studios  map[string]StudioRules `json:"studios"`
 	Titles   map[string]Title       `json:"titles"`
+	Viewing  ViewingRules           `json:"viewing"`
 
 	terms map[string]Terms
 }
@@ -154,6 +203,7 @@ func ParsePolicy(r io.Reader) (*Policy, error) {
 		Plans    map[string]json.RawMessage `json:"plans"`
 		Studios  map[string]json.RawMessage `json:"studios"`
 		Titles   map[string]json.RawMessage `json:"titles"`
+		Viewing  json.RawMessage            `json:"viewing"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r, 8<<20))
 	dec.DisallowUnknownFields()
@@ -174,6 +224,9 @@ func ParsePolicy(r io.Reader) (*Policy, error) {
 		return nil, err
 	}
 	if err := decodeParts("titles", doc.Titles, p.Titles); err != nil {
+		return nil, err
+	}
+	if err := decodePart("viewing", doc.Viewing, &p.Viewing); err != nil {
 		return nil, err
 	}
 	if err := p.validate(); err != nil {
@@ -275,6 +328,9 @@ func (p *Policy) validate() error {
 		if pl.MaxActivePerMember < 1 {
 			return bad(f+".max_active_per_member", "must be at least 1")
 		}
+		if pl.MaxScreens < 1 || pl.MaxScreens > MaxScreens {
+			return bad(f+".max_screens", "must be from 1 to %d", MaxScreens)
+		}
 	}
 	p.terms = make(map[string]Terms, len(p.Studios))
 	for _, name := range sortedKeys(p.Studios) {
@@ -304,6 +360,32 @@ func (p *Policy) validate() error {
 		if t.AvailableFrom != nil && t.AvailableUntil != nil && !t.AvailableUntil.After(*t.AvailableFrom) {
 			return bad(f+".available_until", "must be after available_from")
 		}
+		if t.Runtime < 0 || t.Runtime.D() > MaxRuntime {
+			return bad(f+".runtime", "must be between 0 and %s", Duration(MaxRuntime))
+		}
+	}
+	return p.Viewing.validate(bad)
+}
+
+// validate applies the viewing defaults and checks the result.
+func (v *ViewingRules) validate(bad func(string, string, ...any) error) error {
+	if v.HeartbeatInterval == 0 {
+		v.HeartbeatInterval = DefaultViewing.HeartbeatInterval
+	}
+	if v.ViewExpiry == 0 {
+		v.ViewExpiry = DefaultViewing.ViewExpiry
+	}
+	if v.Completion == 0 {
+		v.Completion = DefaultViewing.Completion
+	}
+	if hb := v.HeartbeatInterval.D(); hb < 5*time.Second || hb > 10*time.Minute {
+		return bad("viewing.heartbeat_interval", "must be from 5s to 10m")
+	}
+	if e := v.ViewExpiry.D(); e < v.HeartbeatInterval.D() || e > time.Hour {
+		return bad("viewing.view_expiry", "must be from the heartbeat interval to 1h")
+	}
+	if v.Completion <= 0 || v.Completion > 1 {
+		return bad("viewing.completion", "must be above 0 and at most 1")
 	}
 	return nil
 }

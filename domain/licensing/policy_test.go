@@ -8,11 +8,14 @@ import (
 
 func TestDefaultPolicy(t *testing.T) {
 	p := DefaultPolicy()
-	for plan, devices := range map[string]int{"basic": 1, "standard": 2, "premium": 6} {
+	for plan, want := range map[string][2]int{"basic": {1, 1}, "standard": {2, 2}, "premium": {6, 4}} {
 		pl, ok := p.Plan(plan)
-		if !ok || pl.MaxDownloadDevices != devices || pl.MaxActivePerDevice != 100 {
-			t.Errorf("default plan %s = %+v, want %d devices and 100 downloads per device", plan, pl, devices)
+		if !ok || pl.MaxDownloadDevices != want[0] || pl.MaxActivePerDevice != 100 || pl.MaxScreens != want[1] {
+			t.Errorf("default plan %s = %+v, want %d devices, 100 downloads per device and %d screens", plan, pl, want[0], want[1])
 		}
+	}
+	if v := p.Viewing; v.HeartbeatInterval.D() != 30*time.Second || v.ViewExpiry.D() != 90*time.Second || v.Completion != 0.95 {
+		t.Errorf("default viewing rules = %+v, want 30s heartbeats, 90s expiry, completion at 0.95", v)
 	}
 	var yearlyQuota, window48h bool
 	for studio := range p.Studios {
@@ -51,6 +54,14 @@ func TestParsePolicyNamesTheBadField(t *testing.T) {
 		{"plays without window", `"renewable": false`, `"renewable": false, "max_plays_per_window": 2`, "studios.meridian.max_plays_per_window"},
 		{"availability backwards", `"available_from": "2027-03-01T00:00:00Z"`, `"available_from": "2027-03-01T00:00:00Z", "available_until": "2027-01-01T00:00:00Z"`, "titles.tt-coming-soon.available_until"},
 		{"malformed", `"plans": {`, `"plans": {{`, "malformed JSON"},
+		{"no screens", `"max_active_per_member": 100, "max_screens": 1 }`, `"max_active_per_member": 100 }`, "plans.basic.max_screens"},
+		{"too many screens", `"max_screens": 4 }`, `"max_screens": 17 }`, "plans.premium.max_screens"},
+		{"negative runtime", `"runtime": "47m"`, `"runtime": "-47m"`, "titles.tt-northern-lines.runtime"},
+		{"runtime over a day", `"runtime": "47m"`, `"runtime": "25h"`, "titles.tt-northern-lines.runtime"},
+		{"heartbeats too often", `"heartbeat_interval": "30s"`, `"heartbeat_interval": "1s"`, "viewing.heartbeat_interval"},
+		{"expiry before a heartbeat", `"view_expiry": "90s"`, `"view_expiry": "10s"`, "viewing.view_expiry"},
+		{"completion past the end", `"completion": 0.95`, `"completion": 1.5`, "viewing.completion"},
+		{"unknown viewing field", `"completion": 0.95`, `"completion": 0.95, "screens": 3`, `"screens"`},
 	} {
 		doc := strings.Replace(string(base), c.from, c.to, 1)
 		if doc == string(base) {
@@ -60,6 +71,19 @@ func TestParsePolicyNamesTheBadField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: ParsePolicy = %v, want an error naming %s", c.name, err, c.field)
 		}
+	}
+}
+
+func TestViewingRulesDefault(t *testing.T) {
+	doc := strings.Replace(string(DefaultPolicyJSON()), `"heartbeat_interval": "30s",
+    "view_expiry": "90s",
+    "completion": 0.95`, `"view_expiry": "5m"`, 1)
+	p, err := ParsePolicy(strings.NewReader(doc))
+	if err != nil {
+		t.Fatalf("ParsePolicy(viewing with only an expiry) = %v", err)
+	}
+	if v := p.Viewing; v.HeartbeatInterval != DefaultViewing.HeartbeatInterval || v.ViewExpiry.D() != 5*time.Minute || v.Completion != DefaultViewing.Completion {
+		t.Errorf("viewing = %+v, want the default interval and completion, and a 5m expiry", v)
 	}
 }
 

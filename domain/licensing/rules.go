@@ -108,14 +108,8 @@ func checkTitle(p *Policy, id string, now time.Time, fail *[]RuleFailure) (Title
 	if !t.Downloadable {
 		*fail = append(*fail, RuleFailure{Code: CodeTitleNotDownloadable, Message: fmt.Sprintf("title %s cannot be downloaded", id)})
 	}
-	switch {
-	case t.AvailableFrom != nil && now.Before(*t.AvailableFrom):
-		*fail = append(*fail, RuleFailure{Code: CodeTitleNotAvailable,
-			Message: fmt.Sprintf("title %s is available from %s", id, t.AvailableFrom.UTC().Format(time.RFC3339)),
-			FreesAt: at(*t.AvailableFrom)})
-	case t.AvailableUntil != nil && !now.Before(*t.AvailableUntil):
-		*fail = append(*fail, RuleFailure{Code: CodeTitleNotAvailable,
-			Message: fmt.Sprintf("title %s stopped being available at %s", id, t.AvailableUntil.UTC().Format(time.RFC3339))})
+	if f := t.Availability(id, now); f != nil {
+		*fail = append(*fail, *f)
 	}
 	return t, true
 }

@@ -210,7 +210,7 @@ func (c *counterIDs) NewID() string { return fmt.Sprintf("id-%d", c.n.Add(1)) }
 func capPolicy(t testing.TB, cap int, titles int) *licensing.Policy {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, `{"version":"cap","defaults":{"licence_duration":"30d"},"plans":{"p":{"max_download_devices":6,"max_active_per_device":100,"max_active_per_member":%d}},"studios":{"s":{}},"titles":{`, cap)
+	fmt.Fprintf(&b, `{"version":"cap","defaults":{"licence_duration":"30d"},"plans":{"p":{"max_download_devices":6,"max_active_per_device":100,"max_active_per_member":%d, "max_screens": 2}},"studios":{"s":{}},"titles":{`, cap)
 	for i := 0; i < titles; i++ {
 		if i > 0 {
 			b.WriteString(",")

@@ -31,7 +31,7 @@ func capPolicy(t *testing.T) *licensing.Policy {
 	doc := fmt.Sprintf(`{
 		"version": "faults-cap",
 		"defaults": {"licence_duration": "30d"},
-		"plans": {"basic": {"max_download_devices": 1, "max_active_per_device": 100, "max_active_per_member": %d}},
+		"plans": {"basic": {"max_download_devices": 1, "max_active_per_device": 100, "max_active_per_member": %d, "max_screens": 2}},
 		"studios": {"s": {}},
 		"titles": {%s}
 	}`, linCap, strings.Join(titles, ", "))

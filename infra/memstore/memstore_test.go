@@ -54,7 +54,7 @@ func capPolicy(t *testing.T) *licensing.Policy {
 	doc := `{
 		"version": "cap-test",
 		"defaults": {"licence_duration": "30d"},
-		"plans": {"ten": {"max_download_devices": 3, "max_active_per_device": 100, "max_active_per_member": 10}},
+		"plans": {"ten": {"max_download_devices": 3, "max_active_per_device": 100, "max_active_per_member": 10, "max_screens": 2}},
 		"studios": {"open-reel": {}},
 		"titles": {` + strings.Join(titles, ",") + `}
 	}`
