@@ -1,0 +1,194 @@
+package viewing
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// Resume is where a member (one profile of the account) left off in a
+// title: the read model the stream function keeps from heartbeats, stops
+// and offline playback uploads.
+type Resume struct {
+	Profile    string
+	Title      string
+	PositionMs int64
+	// At is when that position was reported (the service's time for a
+	// screen, the device's for an offline play).
+	At     time.Time
+	Device string
+	// View is the view that reported it ("" for an offline play).
+	View string
+	// WatchedMs is the time spent playing the title, every view and every
+	// offline play together.
+	WatchedMs int64
+	// Seq is the last online contribution applied (a stream sequence
+	// number, see PadSeq) and Version the last offline one (the version of
+	// a PlaybackRecorded event in the member's licensing log).
+	Seq     string
+	Version int64
+}
+
+// Progress is one contribution to a resume point: a heartbeat or stop of a
+// view (Seq set), or the plays of one title in an offline upload (Version
+// set). Contributions are applied once each, however often they are
+// delivered.
+type Progress struct {
+	Profile    string
+	Title      string
+	Device     string
+	View       string
+	At         time.Time
+	PositionMs int64
+	WatchedMs  int64
+	Seq        string
+	Version    int64
+}
+
+// SeqWidth is the width stream sequence numbers are padded to (DynamoDB
+// Streams sends 21 to 40 digits), so that they order as text.
+const SeqWidth = 40
+
+// PadSeq pads a stream sequence number with zeros to SeqWidth digits.
+func PadSeq(seq string) string {
+	if len(seq) >= SeqWidth {
+		return seq
+	}
+	return strings.Repeat("0", SeqWidth-len(seq)) + seq
+}
+
+// Apply applies one contribution, once: an online one after the last online
+// one applied moves the position and adds its time (a member's screens are
+// written in one partition, so stream order is the order they reported
+// in); an offline one after the last offline one applied adds its time, and
+// moves the position only if it was reported after the position held (a
+// late upload never rewinds a newer position). It reports whether anything
+// changed.
+func (r *Resume) Apply(p Progress) bool {
+	changed := false
+	if p.Seq != "" {
+		if p.Seq <= r.Seq {
+			return false
+		}
+		r.Seq, r.WatchedMs = p.Seq, r.WatchedMs+p.WatchedMs
+		r.move(p)
+		return true
+	}
+	if p.Version > r.Version {
+		r.Version, r.WatchedMs = p.Version, r.WatchedMs+p.WatchedMs
+		changed = true
+	}
+	if p.At.After(r.At) {
+		r.move(p)
+		changed = true
+	}
+	return changed
+}
+
+func (r *Resume) move(p Progress) {
+	r.Profile, r.Title = p.Profile, p.Title
+	r.PositionMs, r.At, r.Device, r.View = p.PositionMs, p.At, p.Device, p.View
+}
+
+// ProgressOf is what a stored view reports to its resume point, given the
+// stream record's sequence number: the position of its last heartbeat or
+// stop, and the time played since the one before (if it was playing). A
+// view that has not reported since it started, or that was ended from
+// elsewhere, reports nothing (ok false).
+func ProgressOf(v *View, seq string) (Progress, bool) {
+	if v == nil || !v.LastSeen.After(v.PrevSeen) {
+		return Progress{}, false
+	}
+	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, At: v.LastSeen, PositionMs: v.PositionMs, Seq: PadSeq(seq)}
+	if v.PrevState == Playing {
+		p.WatchedMs = v.LastSeen.Sub(v.PrevSeen).Milliseconds()
+	}
+	return p, true
+}
+
+// MaxOfflineSpan bounds the time one offline play span counts for: a
+// device that recorded a start and nothing else for hours was not
+// necessarily playing all that time.
+const MaxOfflineSpan = 4 * time.Hour
+
+// OfflineProgress is what an offline playback upload reports to resume
+// points: per title (of the default profile), the last position played,
+// by device time, and the time played, summed over spans between
+// consecutive events of one licence that start with START, RESUME or
+// KEEPALIVE. Device times are taken no later than the upload's own time.
+// Events written before playback entries carried their title count for
+// nothing.
+func OfflineProgress(e licensing.Event) []Progress {
+	rec, ok := e.Payload.(*licensing.PlaybackRecorded)
+	if !ok {
+		return nil
+	}
+	entries := make([]licensing.PlaybackEntry, 0, len(rec.Accepted))
+	for _, a := range rec.Accepted {
+		if a.Title != "" {
+			if a.DeviceTime.After(e.At) {
+				a.DeviceTime = e.At
+			}
+			entries = append(entries, a)
+		}
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].DeviceTime.Before(entries[j].DeviceTime) })
+	byTitle := map[string]*Progress{}
+	var titles []string
+	last := map[string]licensing.PlaybackEntry{} // per licence
+	for _, a := range entries {
+		p := byTitle[a.Title]
+		if p == nil {
+			p = &Progress{Title: a.Title, Device: rec.Device, Version: e.Version}
+			byTitle[a.Title] = p
+			titles = append(titles, a.Title)
+		}
+		if prev, ok := last[a.Licence]; ok && prev.Kind != licensing.PlaybackPause && prev.Kind != licensing.PlaybackStop {
+			p.WatchedMs += min(a.DeviceTime.Sub(prev.DeviceTime), MaxOfflineSpan).Milliseconds()
+		}
+		last[a.Licence] = a
+		p.PositionMs, p.At = a.PositionMs, a.DeviceTime
+	}
+	out := make([]Progress, len(titles))
+	for i, t := range titles {
+		out[i] = *byTitle[t]
+	}
+	return out
+}
+
+// Answer is a resume point as the API shows it.
+type Answer struct {
+	Title   string `json:"title_id"`
+	Profile string `json:"profile_id,omitempty"`
+	// PositionMs is where the member left off; ResumeFromMs is where to
+	// start playing: the same, or 0 for a title watched to the end.
+	PositionMs   int64      `json:"position_ms"`
+	ResumeFromMs int64      `json:"resume_from_ms"`
+	Completed    bool       `json:"completed"`
+	WatchedMs    int64      `json:"watched_ms"`
+	RuntimeMs    int64      `json:"runtime_ms,omitempty"`
+	Device       string     `json:"device_id,omitempty"`
+	UpdatedAt    *time.Time `json:"updated_at,omitempty"`
+}
+
+// AnswerFor is the resume point of a title (r nil: never watched). A title
+// is completed once the position passes the policy's completion share of
+// its runtime (into the credits); it then resumes from the start.
+func AnswerFor(r *Resume, titleID, profile string, title licensing.Title, rules licensing.ViewingRules) Answer {
+	a := Answer{Title: titleID, Profile: profile, RuntimeMs: title.Runtime.D().Milliseconds()}
+	if r == nil {
+		return a
+	}
+	a.PositionMs, a.WatchedMs, a.Device = r.PositionMs, r.WatchedMs, r.Device
+	if !r.At.IsZero() {
+		at := r.At
+		a.UpdatedAt = &at
+	}
+	a.Completed = a.RuntimeMs > 0 && float64(r.PositionMs) >= float64(a.RuntimeMs)*rules.Completion
+	if !a.Completed {
+		a.ResumeFromMs = r.PositionMs
+	}
+	return a
+}

@@ -1,0 +1,302 @@
+package viewing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// ErrSlotTaken reports a claim whose slot no longer holds the view the
+// start decided on: another start got there first. Nothing was written.
+var ErrSlotTaken = errors.New("screen slot taken")
+
+// Store is the port to a member's screens and resume points.
+type Store interface {
+	// ReadForStart returns what slots 0..n-1 hold (nil where never used)
+	// and the resume point of profile and title (nil if none), with one
+	// strongly consistent read.
+	ReadForStart(ctx context.Context, member string, n int, profile, title string) ([]*View, *Resume, error)
+	// Claim writes c.View into its slot if c.Claimable(the slot's view,
+	// now); otherwise it writes nothing and returns ErrSlotTaken.
+	Claim(ctx context.Context, member string, c Claim, now time.Time) error
+	// Beat applies b to its view exactly when CheckBeat(the slot's view, b)
+	// lets it through, with one conditional write and no read. When it
+	// does not, held is the slot's view as it was (nil if none).
+	Beat(ctx context.Context, member string, b Beat) (held *View, applied bool, err error)
+	// Stop applies s like Beat, by CheckStop.
+	Stop(ctx context.Context, member string, s Stop) (held *View, applied bool, err error)
+	// End applies e like Beat, by CheckEnd.
+	End(ctx context.Context, member string, e End) (held *View, applied bool, err error)
+	// Views returns what every slot of the member holds.
+	Views(ctx context.Context, member string) ([]*View, error)
+	// Resume returns the member's resume point in a title (nil if none).
+	Resume(ctx context.Context, member, profile, title string) (*Resume, error)
+}
+
+// ProgressStore keeps resume points up; the stream function writes them.
+type ProgressStore interface {
+	// AddProgress applies the contributions of one member to one resume
+	// point (same profile and title), in order, each exactly once
+	// (Resume.Apply), however often they are delivered.
+	AddProgress(ctx context.Context, member string, ps []Progress) error
+}
+
+// Service runs viewing commands: it reads, decides with the pure rules and
+// writes with conditional writes.
+type Service struct {
+	Store  Store
+	Policy func() *licensing.Policy
+	Clock  licensing.Clock
+	IDs    licensing.IDSource
+	// MaxAttempts bounds the read-decide-claim rounds of one start; 0
+	// means the plan's limit plus 4, enough for every racing start to meet
+	// a full account.
+	MaxAttempts int
+	// Backoff is the base wait before a start tries again.
+	Backoff time.Duration
+}
+
+// NewService returns a service with default retry settings.
+func NewService(store Store, policy *licensing.Policy, clock licensing.Clock, ids licensing.IDSource) *Service {
+	return &Service{Store: store, Policy: func() *licensing.Policy { return policy }, Clock: clock, IDs: ids, Backoff: 5 * time.Millisecond}
+}
+
+// Started is the answer to a start.
+type Started struct {
+	View *View
+	// Resume is where the member left off in the title, and so where the
+	// view starts.
+	Resume Answer
+	// Interval is how often the screen must send a heartbeat.
+	Interval time.Duration
+	// Replayed is set when this is the view an earlier request with the
+	// same idempotency key made.
+	Replayed bool
+}
+
+// Start starts a view: 201 with the view, or a *LimitError listing the
+// screens in use. With a key, a retry returns the view the first request
+// made (as long as its slot holds it).
+func (s *Service) Start(ctx context.Context, c Start, key string) (Started, error) {
+	if err := c.Validate(); err != nil {
+		return Started{}, err
+	}
+	if key != "" && !licensing.ValidKey(key) {
+		return Started{}, invalid("Idempotency-Key", "idempotency key must be 1 to 128 printable characters")
+	}
+	policy := s.Policy()
+	limit, err := ScreenLimit(policy, c.Plan)
+	if err != nil {
+		return Started{}, err
+	}
+	title, err := catalogued(policy, c.Title)
+	if err != nil {
+		return Started{}, err
+	}
+	if f := title.Availability(c.Title, s.now()); f != nil {
+		return Started{}, licensing.Errorf(licensing.KindForbidden, f.Code, "%s", f.Message)
+	}
+	attempts := s.MaxAttempts
+	if attempts == 0 {
+		attempts = limit + 4
+	}
+	for attempt := 1; ; attempt++ {
+		slots, res, err := s.Store.ReadForStart(ctx, c.Member, limit, c.Profile, c.Title)
+		if err != nil {
+			return Started{}, fmt.Errorf("read screens of %s: %w", licensing.Pseudonym(c.Member), err)
+		}
+		now := s.now()
+		answer := AnswerFor(res, c.Title, c.Profile, title, policy.Viewing)
+		d, err := DecideStart(slots, c, key, title, policy.Viewing, answer.ResumeFromMs, now, s.IDs.NewID)
+		if err != nil {
+			return Started{}, err
+		}
+		out := Started{Resume: answer, Interval: policy.Viewing.HeartbeatInterval.D()}
+		if d.Replay != nil {
+			out.View, out.Replayed = d.Replay, true
+			return out, nil
+		}
+		err = s.Store.Claim(ctx, c.Member, d.Claim, now)
+		if err == nil {
+			out.View = d.Claim.View
+			return out, nil
+		}
+		if !errors.Is(err, ErrSlotTaken) {
+			return Started{}, fmt.Errorf("claim screen %d of %s: %w", d.Claim.View.Slot, licensing.Pseudonym(c.Member), err)
+		}
+		if attempt >= attempts {
+			return Started{}, licensing.Errorf(licensing.KindUnavailable, licensing.CodeContention, "too many screens starting on this account at once; retry shortly")
+		}
+		if err := s.sleep(ctx, attempt); err != nil {
+			return Started{}, err
+		}
+	}
+}
+
+// Beaten is the answer to a heartbeat.
+type Beaten struct {
+	View       string
+	PositionMs int64
+	State      State
+	Seq        int64
+	Expires    time.Time
+	Interval   time.Duration
+	// Repeated is set when the heartbeat was applied before: nothing changed.
+	Repeated bool
+}
+
+// Beat applies a heartbeat with one conditional write. A view whose screen
+// the member's plan (from the token) no longer allows is ended, and the
+// player told to stop, like one ended from elsewhere or expired.
+func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
+	if err := b.Validate(); err != nil {
+		return Beaten{}, err
+	}
+	policy := s.Policy()
+	limit, err := ScreenLimit(policy, b.Plan)
+	if err != nil {
+		return Beaten{}, err
+	}
+	b.At = s.now()
+	if slot, _ := SlotOf(b.View); slot >= limit {
+		return Beaten{}, s.endOverLimit(ctx, b)
+	}
+	b.Expires = b.At.Add(policy.Viewing.ViewExpiry.D())
+	out := Beaten{View: b.View, PositionMs: b.PositionMs, State: b.State, Seq: b.Seq, Expires: b.Expires, Interval: policy.Viewing.HeartbeatInterval.D()}
+	held, applied, err := s.Store.Beat(ctx, b.Member, b)
+	if err != nil {
+		return Beaten{}, fmt.Errorf("heartbeat of %s: %w", licensing.Pseudonym(b.Member), err)
+	}
+	if applied {
+		return out, nil
+	}
+	repeated, err := CheckBeat(held, b)
+	switch {
+	case err != nil:
+		return Beaten{}, err
+	case !repeated:
+		return Beaten{}, fmt.Errorf("heartbeat of %s: the store refused what the rules allow", licensing.Pseudonym(b.Member))
+	}
+	out.Expires, out.Repeated = held.Expires, true
+	return out, nil
+}
+
+// endOverLimit ends a view whose slot is past the plan's limit.
+func (s *Service) endOverLimit(ctx context.Context, b Beat) error {
+	if _, err := s.End(ctx, End{Member: b.Member, View: b.View, Reason: PlanChanged}); err != nil {
+		return err
+	}
+	return &EndedError{View: b.View, Reason: PlanChanged}
+}
+
+// Stop ends a view from its own screen, with its final position. Stopping
+// a stopped view again changes nothing.
+func (s *Service) Stop(ctx context.Context, st Stop) (EndReason, error) {
+	if err := st.Validate(); err != nil {
+		return "", err
+	}
+	st.At = s.now()
+	held, applied, err := s.Store.Stop(ctx, st.Member, st)
+	if err != nil {
+		return "", fmt.Errorf("stop of %s: %w", licensing.Pseudonym(st.Member), err)
+	}
+	if applied {
+		return Stopped, nil
+	}
+	if _, err := CheckStop(held, st); err != nil {
+		return "", err
+	}
+	return Stopped, nil
+}
+
+// End ends a view of the account from anywhere; it answers why the view
+// ended (the reason given, or the one it had already ended with).
+func (s *Service) End(ctx context.Context, e End) (EndReason, error) {
+	if err := e.Validate(); err != nil {
+		return "", err
+	}
+	e.At = s.now()
+	held, applied, err := s.Store.End(ctx, e.Member, e)
+	if err != nil {
+		return "", fmt.Errorf("end view of %s: %w", licensing.Pseudonym(e.Member), err)
+	}
+	if applied {
+		return e.Reason, nil
+	}
+	_, reason, err := CheckEnd(held, e)
+	return reason, err
+}
+
+// Screens is what is being watched on the account now: the live views in
+// the slots the member's plan allows, and that limit.
+func (s *Service) Screens(ctx context.Context, member, plan string) (limit int, screens []Screen, err error) {
+	if err := checkIDs("member", member, "plan", plan); err != nil {
+		return 0, nil, err
+	}
+	if limit, err = ScreenLimit(s.Policy(), plan); err != nil {
+		return 0, nil, err
+	}
+	views, err := s.Store.Views(ctx, member)
+	if err != nil {
+		return 0, nil, fmt.Errorf("screens of %s: %w", licensing.Pseudonym(member), err)
+	}
+	now := s.now()
+	screens = []Screen{}
+	for _, v := range views {
+		if v.Slot < limit && v.Live(now) {
+			screens = append(screens, v.Screen(now))
+		}
+	}
+	return limit, screens, nil
+}
+
+// Resume is where the member left off in a title, the same from any device.
+func (s *Service) Resume(ctx context.Context, member, profile, titleID string) (Answer, error) {
+	if err := checkIDs("member", member, "title_id", titleID); err != nil {
+		return Answer{}, err
+	}
+	if profile != "" && !licensing.ValidID(profile) {
+		return Answer{}, invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
+	}
+	policy := s.Policy()
+	title, err := catalogued(policy, titleID)
+	if err != nil {
+		return Answer{}, err
+	}
+	r, err := s.Store.Resume(ctx, member, profile, titleID)
+	if err != nil {
+		return Answer{}, fmt.Errorf("resume point of %s: %w", licensing.Pseudonym(member), err)
+	}
+	return AnswerFor(r, titleID, profile, title, policy.Viewing), nil
+}
+
+func catalogued(p *licensing.Policy, id string) (licensing.Title, error) {
+	t, ok := p.Title(id)
+	if !ok {
+		e := licensing.Errorf(licensing.KindNotFound, licensing.CodeTitleNotFound, "title %s is not in the catalogue", id)
+		e.Field = "title_id"
+		return t, e
+	}
+	return t, nil
+}
+
+func (s *Service) sleep(ctx context.Context, attempt int) error {
+	if s.Backoff <= 0 {
+		return nil
+	}
+	t := time.NewTimer(rand.N(s.Backoff<<min(attempt, 6)) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// now is the clock's time in UTC, to the millisecond, as stores keep it.
+func (s *Service) now() time.Time { return s.Clock.Now().UTC().Truncate(time.Millisecond) }

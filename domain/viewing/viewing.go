@@ -1,0 +1,166 @@
+// Package viewing is the domain of streaming: views (a screen playing a
+// title), the plan's concurrent-screens limit, heartbeats and expiry, and
+// where a member left off in each title. Like licensing, it is pure: time
+// is passed in and the stores are ports.
+//
+// A member's screens are numbered slots, as many as the plan allows. A view
+// holds one slot from its start until it stops, is ended from another
+// screen, is replaced by the next view of its device, or misses heartbeats
+// for the view expiry. Claiming a slot is one conditional write on that
+// slot, so racing starts can never hold more slots than the limit, and a
+// heartbeat writes only its own slot, so screens never conflict.
+package viewing
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// State is what a screen reports it is doing.
+type State string
+
+// The states of a playing view.
+const (
+	Playing State = "playing"
+	Paused  State = "paused"
+)
+
+// Valid reports whether s is a state a heartbeat may report.
+func (s State) Valid() bool { return s == Playing || s == Paused }
+
+// EndReason says why a view ended. The values are stored and part of the API.
+type EndReason string
+
+// The reasons a view ends.
+const (
+	// Stopped: the screen said it stopped.
+	Stopped EndReason = "STOPPED"
+	// EndedByMember: another screen of the account ended it.
+	EndedByMember EndReason = "ENDED_BY_MEMBER"
+	// Replaced: its device started another view.
+	Replaced EndReason = "REPLACED"
+	// Expired: it sent no heartbeat for the view expiry.
+	Expired EndReason = "EXPIRED"
+	// PlanChanged: the member's plan no longer allows its screen.
+	PlanChanged EndReason = "PLAN_CHANGED"
+)
+
+// View is one screen playing a title: what a slot holds.
+type View struct {
+	ID      string
+	Slot    int
+	Device  string
+	Title   string
+	Profile string
+	// Runtime is the title's length when the view started (0: unknown).
+	Runtime time.Duration
+
+	Started  time.Time
+	LastSeen time.Time
+	// Expires is when the view stops counting unless a heartbeat comes.
+	Expires    time.Time
+	PositionMs int64
+	State      State
+	// Seq is the sequence number of the last heartbeat applied.
+	Seq int64
+
+	// Ended and EndedAt are set once the view has ended.
+	Ended   EndReason
+	EndedAt time.Time
+
+	// PrevSeen and PrevState are LastSeen and State before the last report
+	// (heartbeat or stop): the time watched since then is what the report
+	// adds. A report that adds nothing (a start, an end from elsewhere)
+	// leaves PrevSeen equal to LastSeen.
+	PrevSeen  time.Time
+	PrevState State
+
+	// Key and Fingerprint are the idempotency key and the content of the
+	// start request that made the view.
+	Key         string
+	Fingerprint string
+
+	// Former is the view the slot held before this one, so that its next
+	// heartbeat learns why it ended.
+	Former *Former
+}
+
+// Former is a view that gave up its slot, and why.
+type Former struct {
+	ID     string
+	Reason EndReason
+}
+
+// Live reports whether the view counts against the limit at now.
+func (v *View) Live(now time.Time) bool {
+	return v != nil && v.Ended == "" && !v.Expires.Before(now)
+}
+
+// EndReasonAt is why the view is over at now: its end reason, Expired for a
+// view whose heartbeats stopped, "" for a live view.
+func (v *View) EndReasonAt(now time.Time) EndReason {
+	switch {
+	case v.Ended != "":
+		return v.Ended
+	case v.Expires.Before(now):
+		return Expired
+	}
+	return ""
+}
+
+// NewViewID makes the id of a view in a slot: the slot travels in the id,
+// so a heartbeat finds its slot without a read.
+func NewViewID(slot int, random string) string {
+	return "v" + strconv.Itoa(slot) + "-" + random
+}
+
+// SlotOf reads the slot out of a view id; ok is false for an id that no
+// view can have.
+func SlotOf(id string) (slot int, ok bool) {
+	if !licensing.ValidID(id) || !strings.HasPrefix(id, "v") {
+		return 0, false
+	}
+	digits, rest, found := strings.Cut(id[1:], "-")
+	if !found || rest == "" || len(digits) == 0 || len(digits) > 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 0 || n >= licensing.MaxScreens || strconv.Itoa(n) != digits {
+		return 0, false
+	}
+	return n, true
+}
+
+// Screen is a view as the API shows it.
+type Screen struct {
+	ViewID     string     `json:"view_id"`
+	Device     string     `json:"device_id"`
+	Title      string     `json:"title_id"`
+	Profile    string     `json:"profile_id,omitempty"`
+	Started    time.Time  `json:"started_at"`
+	LastSeen   time.Time  `json:"last_seen_at"`
+	Expires    time.Time  `json:"expires_at"`
+	PositionMs int64      `json:"position_ms"`
+	State      State      `json:"state"`
+	Ended      EndReason  `json:"ended,omitempty"`
+	EndedAt    *time.Time `json:"ended_at,omitempty"`
+}
+
+// Screen is the view as the API shows it at now.
+func (v *View) Screen(now time.Time) Screen {
+	s := Screen{ViewID: v.ID, Device: v.Device, Title: v.Title, Profile: v.Profile, Started: v.Started,
+		LastSeen: v.LastSeen, Expires: v.Expires, PositionMs: v.PositionMs, State: v.State, Ended: v.EndReasonAt(now)}
+	if !v.EndedAt.IsZero() {
+		t := v.EndedAt
+		s.EndedAt = &t
+	}
+	return s
+}
+
+func (v *View) String() string {
+	return fmt.Sprintf("view %s (slot %d, device %s, title %s)", v.ID, v.Slot, v.Device, v.Title)
+}
