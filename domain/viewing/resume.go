@@ -76,7 +76,7 @@ func (r *Resume) Apply(p Progress) bool {
 		r.move(p)
 		return true
 	}
-	if p.Version > r.Version {
+	if p.Version > r.Version && p.WatchedMs > 0 {
 		r.Version, r.WatchedMs = p.Version, r.WatchedMs+p.WatchedMs
 		changed = true
 	}

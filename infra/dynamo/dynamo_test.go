@@ -34,6 +34,12 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return store })
 }
 
+func TestViewingContract(t *testing.T) {
+	db, table := localTable(t)
+	store := dynamo.New(db, table, 0)
+	storetest.RunViewing(t, func(t *testing.T) storetest.ViewingStore { return store })
+}
+
 func TestTableComesFromTheTemplate(t *testing.T) {
 	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, "x")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // Store is an in-memory event and snapshot store, safe for concurrent use.
@@ -23,10 +24,17 @@ type Store struct {
 	mu      sync.Mutex
 	streams map[string]*stream
 	subs    []func(stream string, events []licensing.StoredEvent)
-	// pending holds appends not yet delivered to subscribers, in write
+	// screenSubs hear screen writes (views), like subs hear appends.
+	screenSubs []func(ScreenChange)
+	// pending holds writes not yet delivered to subscribers, in write
 	// order; one goroutine at a time (draining) delivers them, outside mu.
 	pending  []batch
 	draining bool
+
+	// screens holds each member's screen slots (index = slot), resumes
+	// each resume point by resumeKey.
+	screens map[string][]*viewing.View
+	resumes map[string]*viewing.Resume
 
 	loads, appends, conflicts, snapshots atomic.Int64
 
@@ -42,10 +50,12 @@ type stream struct {
 	snap   *licensing.Snapshot
 }
 
-// batch is one append as subscribers hear it.
+// batch is one write as subscribers hear it: an append (events) or a
+// screen write (screen).
 type batch struct {
 	stream string
 	events []licensing.StoredEvent
+	screen *ScreenChange
 }
 
 var (
@@ -55,7 +65,7 @@ var (
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{streams: map[string]*stream{}}
+	return &Store{streams: map[string]*stream{}, screens: map[string][]*viewing.View{}, resumes: map[string]*viewing.Resume{}}
 }
 
 // Stats counts the calls a store has served, failed ones included: a
@@ -184,14 +194,21 @@ func (s *Store) appendStored(name string, expected int64, events []licensing.Sto
 		s.mu.Unlock()
 		return nil
 	}
-	s.pending = append(s.pending, batch{name, events})
+	s.publish(batch{stream: name, events: events})
+	return nil
+}
+
+// publish queues a write for the subscribers and delivers the queue unless
+// another goroutine is delivering it. It is called with s.mu held and
+// releases it.
+func (s *Store) publish(b batch) {
+	s.pending = append(s.pending, b)
 	deliver := !s.draining
 	s.draining = true
 	s.mu.Unlock()
 	if deliver {
 		s.deliver()
 	}
-	return nil
 }
 
 // deliver hands pending appends to the subscribers until none is left.
@@ -206,7 +223,7 @@ func (s *Store) deliver() {
 	}()
 	for {
 		s.mu.Lock()
-		todo, subs := s.pending, s.subs
+		todo, subs, screenSubs := s.pending, s.subs, s.screenSubs
 		s.pending = nil
 		if len(todo) == 0 {
 			s.draining = false
@@ -216,6 +233,14 @@ func (s *Store) deliver() {
 		}
 		s.mu.Unlock()
 		for _, b := range todo {
+			if b.screen != nil {
+				for _, fn := range screenSubs {
+					c := *b.screen
+					c.View = *cloneView(&c.View)
+					fn(c)
+				}
+				continue
+			}
 			for _, fn := range subs {
 				fn(b.stream, cloneStored(b.events))
 			}

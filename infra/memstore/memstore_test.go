@@ -20,6 +20,10 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(*testing.T) storetest.Store { return memstore.New() })
 }
 
+func TestViewingContract(t *testing.T) {
+	storetest.RunViewing(t, func(*testing.T) storetest.ViewingStore { return memstore.New() })
+}
+
 func TestContractSharedStore(t *testing.T) {
 	shared := memstore.New()
 	storetest.Run(t, func(*testing.T) storetest.Store { return shared })

@@ -1,0 +1,490 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+// A member's viewing data lives in a partition of its own, "v#<member>":
+// one item per screen slot ("s#00", "s#01", …; the stream function sees
+// their writes) and one per resume point ("r#<profile>#<title>", "-" for the
+// default profile; the stream function writes them).
+const (
+	kindScreen = "screen"
+	kindResume = "resume"
+)
+
+var (
+	_ viewing.Store         = (*Store)(nil)
+	_ viewing.ProgressStore = (*Store)(nil)
+)
+
+// ViewingPartition is the partition of a member's screens and resume points.
+func ViewingPartition(member string) string { return "v#" + member }
+
+func slotSK(slot int) string { return fmt.Sprintf("s#%02d", slot) }
+
+func resumeSK(profile, title string) string {
+	if profile == "" {
+		profile = "-"
+	}
+	return "r#" + profile + "#" + title
+}
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}
+}
+
+// screenItem is a screen slot as stored: short attribute names keep a
+// heartbeat's write within one write unit. Times are Unix milliseconds, so
+// that conditions compare them as numbers.
+type screenItem struct {
+	PK           string `dynamodbav:"pk"`
+	SK           string `dynamodbav:"sk"`
+	Kind         string `dynamodbav:"it"`
+	ID           string `dynamodbav:"vid"`
+	Slot         int    `dynamodbav:"sl"`
+	Device       string `dynamodbav:"dev"`
+	Title        string `dynamodbav:"t"`
+	Profile      string `dynamodbav:"pf,omitempty"`
+	Runtime      int64  `dynamodbav:"rt"`
+	Started      int64  `dynamodbav:"sa"`
+	LastSeen     int64  `dynamodbav:"ls"`
+	PrevSeen     int64  `dynamodbav:"pls"`
+	Expires      int64  `dynamodbav:"ex"`
+	Position     int64  `dynamodbav:"pos"`
+	State        string `dynamodbav:"st"`
+	PrevState    string `dynamodbav:"pst"`
+	Seq          int64  `dynamodbav:"sq"`
+	Ended        string `dynamodbav:"er,omitempty"`
+	EndedAt      int64  `dynamodbav:"ea,omitempty"`
+	Key          string `dynamodbav:"k,omitempty"`
+	Fingerprint  string `dynamodbav:"f,omitempty"`
+	FormerID     string `dynamodbav:"fv,omitempty"`
+	FormerReason string `dynamodbav:"fr,omitempty"`
+}
+
+// resumeItem is a resume point as stored.
+type resumeItem struct {
+	PK       string `dynamodbav:"pk"`
+	SK       string `dynamodbav:"sk"`
+	Kind     string `dynamodbav:"it"`
+	Profile  string `dynamodbav:"pf,omitempty"`
+	Title    string `dynamodbav:"t"`
+	Position int64  `dynamodbav:"pos"`
+	At       int64  `dynamodbav:"at"`
+	Device   string `dynamodbav:"dev,omitempty"`
+	View     string `dynamodbav:"vid,omitempty"`
+	Watched  int64  `dynamodbav:"w"`
+	Seq      string `dynamodbav:"sq,omitempty"`
+	Version  int64  `dynamodbav:"ov,omitempty"`
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMs(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// MarshalScreen is the item a member's screen slot holding v is stored as;
+// the embedded store's stream feed builds the same records from it.
+func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeValue, error) {
+	it := screenItem{
+		PK: ViewingPartition(member), SK: slotSK(v.Slot), Kind: kindScreen, ID: v.ID, Slot: v.Slot,
+		Device: v.Device, Title: v.Title, Profile: v.Profile, Runtime: v.Runtime.Milliseconds(),
+		Started: ms(v.Started), LastSeen: ms(v.LastSeen), PrevSeen: ms(v.PrevSeen), Expires: ms(v.Expires),
+		Position: v.PositionMs, State: string(v.State), PrevState: string(v.PrevState), Seq: v.Seq,
+		Ended: string(v.Ended), EndedAt: ms(v.EndedAt), Key: v.Key, Fingerprint: v.Fingerprint,
+	}
+	if v.Former != nil {
+		it.FormerID, it.FormerReason = v.Former.ID, string(v.Former.Reason)
+	}
+	av, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", v, err)
+	}
+	return av, nil
+}
+
+// UnmarshalScreen reads a screen slot item, as stored or as a stream
+// record's new image carries it. ok is false for items of other kinds.
+func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *viewing.View, ok bool, err error) {
+	if k, _ := av["it"].(*types.AttributeValueMemberS); k == nil || k.Value != kindScreen {
+		return "", nil, false, nil
+	}
+	var it screenItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return "", nil, false, fmt.Errorf("unmarshal screen item: %w", err)
+	}
+	member, found := strings.CutPrefix(it.PK, "v#")
+	if !found || it.SK != slotSK(it.Slot) {
+		return "", nil, false, fmt.Errorf("screen item %s %s holds slot %d", it.PK, it.SK, it.Slot)
+	}
+	v = &viewing.View{
+		ID: it.ID, Slot: it.Slot, Device: it.Device, Title: it.Title, Profile: it.Profile,
+		Runtime: time.Duration(it.Runtime) * time.Millisecond, Started: fromMs(it.Started), LastSeen: fromMs(it.LastSeen),
+		PrevSeen: fromMs(it.PrevSeen), Expires: fromMs(it.Expires), PositionMs: it.Position,
+		State: viewing.State(it.State), PrevState: viewing.State(it.PrevState), Seq: it.Seq,
+		Ended: viewing.EndReason(it.Ended), EndedAt: fromMs(it.EndedAt), Key: it.Key, Fingerprint: it.Fingerprint,
+	}
+	if it.FormerID != "" {
+		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason)}
+	}
+	return member, v, true, nil
+}
+
+func unmarshalResume(av map[string]types.AttributeValue) (*viewing.Resume, error) {
+	var it resumeItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return nil, fmt.Errorf("unmarshal resume item: %w", err)
+	}
+	return &viewing.Resume{Profile: it.Profile, Title: it.Title, PositionMs: it.Position, At: fromMs(it.At),
+		Device: it.Device, View: it.View, WatchedMs: it.Watched, Seq: it.Seq, Version: it.Version}, nil
+}
+
+// ReadForStart implements viewing.Store with one strongly consistent
+// BatchGetItem of the n slots and the resume point (more requests only if
+// DynamoDB leaves keys unprocessed).
+func (s *Store) ReadForStart(ctx context.Context, member string, n int, profile, title string) ([]*viewing.View, *viewing.Resume, error) {
+	pk := ViewingPartition(member)
+	keys := make([]map[string]types.AttributeValue, 0, n+1)
+	for i := range n {
+		keys = append(keys, key(pk, slotSK(i)))
+	}
+	keys = append(keys, key(pk, resumeSK(profile, title)))
+	slots := make([]*viewing.View, n)
+	var res *viewing.Resume
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for len(req) > 0 {
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+		if err != nil {
+			record(ctx, true)
+			return nil, nil, fmt.Errorf("read screens: %w", unavailable(err))
+		}
+		record(ctx, true, out.ConsumedCapacity...)
+		for _, item := range out.Responses[s.table] {
+			if _, v, ok, err := UnmarshalScreen(item); err != nil {
+				return nil, nil, err
+			} else if ok {
+				if v.Slot < n {
+					slots[v.Slot] = v
+				}
+				continue
+			}
+			if res, err = unmarshalResume(item); err != nil {
+				return nil, nil, err
+			}
+		}
+		req = out.UnprocessedKeys
+	}
+	return slots, res, nil
+}
+
+// Claim implements viewing.Store with one conditional PutItem of the slot.
+func (s *Store) Claim(ctx context.Context, member string, c viewing.Claim, now time.Time) error {
+	item, err := MarshalScreen(member, c.View)
+	if err != nil {
+		return err
+	}
+	in := &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
+	switch {
+	case c.Expect == "":
+		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	case c.Replace:
+		in.ConditionExpression = aws.String("#vid = :expect")
+	default:
+		in.ConditionExpression = aws.String("#vid = :expect AND (attribute_exists(#er) OR #ex < :now)")
+	}
+	if c.Expect != "" {
+		in.ExpressionAttributeNames = names(*in.ConditionExpression)
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":expect": str(c.Expect)}
+		if !c.Replace {
+			in.ExpressionAttributeValues[":now"] = num(ms(now))
+		}
+	}
+	out, err := s.db.PutItem(ctx, in)
+	if err != nil {
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return viewing.ErrSlotTaken
+		}
+		return fmt.Errorf("claim %s: %w", c.View, unavailable(err))
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	return nil
+}
+
+// Beat implements viewing.Store: one conditional UpdateItem of the view's
+// slot, no read. The condition is viewing.CheckBeat's.
+func (s *Store) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
+	return s.change(ctx, member, b.View,
+		"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq",
+		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #ex >= :at AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)",
+		map[string]types.AttributeValue{
+			":vid": str(b.View), ":dev": str(b.Device), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)),
+			":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0),
+		})
+}
+
+// Stop implements viewing.Store like Beat, with viewing.CheckStop's condition.
+func (s *Store) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
+	return s.change(ctx, member, st.View,
+		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at",
+		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #ex >= :at AND (#rt = :zero OR #rt >= :pos)",
+		map[string]types.AttributeValue{
+			":vid": str(st.View), ":dev": str(st.Device), ":at": num(ms(st.At)), ":pos": num(st.PositionMs),
+			":er": str(string(viewing.Stopped)), ":zero": num(0),
+		})
+}
+
+// End implements viewing.Store like Beat, with viewing.CheckEnd's condition.
+func (s *Store) End(ctx context.Context, member string, e viewing.End) (*viewing.View, bool, error) {
+	return s.change(ctx, member, e.View,
+		"SET #pls = #ls, #pst = #st, #er = :er, #ea = :at",
+		"#vid = :vid AND attribute_not_exists(#er)",
+		map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At))})
+}
+
+// change makes one conditional update of the slot of view id. If the
+// condition fails, DynamoDB returns the item as it was, without a read.
+func (s *Store) change(ctx context.Context, member, id, update, cond string, values map[string]types.AttributeValue) (*viewing.View, bool, error) {
+	slot, ok := viewing.SlotOf(id)
+	if !ok {
+		return nil, false, fmt.Errorf("view id %q names no slot", id)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), slotSK(slot)),
+		UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: names(update + " " + cond), ExpressionAttributeValues: values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+	})
+	if err == nil {
+		record(ctx, false, one(out.ConsumedCapacity)...)
+		return nil, true, nil
+	}
+	record(ctx, false)
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, false, fmt.Errorf("update view %s: %w", id, unavailable(err))
+	}
+	if len(ccf.Item) == 0 {
+		return nil, false, nil
+	}
+	_, held, _, err := UnmarshalScreen(ccf.Item)
+	return held, false, err
+}
+
+// Views implements viewing.Store with one Query of the member's slots.
+func (s *Store) Views(ctx context.Context, member string) ([]*viewing.View, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :s)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(ViewingPartition(member)), ":s": str("s#"),
+		},
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	var views []*viewing.View
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			record(ctx, true)
+			return nil, fmt.Errorf("query screens: %w", unavailable(err))
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, item := range out.Items {
+			_, v, ok, err := UnmarshalScreen(item)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				views = append(views, v)
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return views, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// Resume implements viewing.Store with one eventually consistent GetItem:
+// the resume point is a read model, seconds stale at most.
+func (s *Store) Resume(ctx context.Context, member, profile, title string) (*viewing.Resume, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), resumeSK(profile, title)),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, true)
+		return nil, fmt.Errorf("read resume point: %w", unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return unmarshalResume(out.Item)
+}
+
+// AddProgress implements viewing.ProgressStore. Online contributions are
+// summed into one conditional UpdateItem, written only if the resume point
+// has applied none of them (its last stream sequence number is below the
+// first); if it has applied some, the write returns that number, and the
+// rest is written again. Each offline contribution is two conditional
+// updates: its time, once per event version; its position, only if newer.
+func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) error {
+	var online []viewing.Progress
+	for _, p := range ps {
+		if p.Seq != "" {
+			online = append(online, p)
+			continue
+		}
+		if err := s.addOffline(ctx, member, p); err != nil {
+			return err
+		}
+	}
+	slices.SortStableFunc(online, func(a, b viewing.Progress) int { return strings.Compare(a.Seq, b.Seq) })
+	for len(online) > 0 {
+		applied, err := s.addOnline(ctx, member, online)
+		if err != nil {
+			return err
+		}
+		i := 0
+		for i < len(online) && online[i].Seq <= applied {
+			i++
+		}
+		if i == 0 {
+			return nil // written
+		}
+		online = online[i:]
+	}
+	return nil
+}
+
+// addOnline writes the sum of ps; if the resume point has applied some of
+// them already it writes nothing and returns the last sequence number it
+// applied ("" after a write).
+func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progress) (string, error) {
+	last := ps[len(ps)-1]
+	var watched int64
+	for _, p := range ps {
+		watched += p.WatchedMs
+	}
+	values := map[string]types.AttributeValue{
+		":it": str(kindResume), ":t": str(last.Title), ":pos": num(last.PositionMs), ":at": num(ms(last.At)),
+		":dev": str(last.Device), ":vid": str(last.View), ":last": str(last.Seq), ":first": str(ps[0].Seq), ":w": num(watched),
+	}
+	update := "SET #it = :it, #t = :t, #pos = :pos, #at = :at, #dev = :dev, #vid = :vid, #sq = :last"
+	if last.Profile != "" {
+		update += ", #pf = :pf"
+		values[":pf"] = str(last.Profile)
+	}
+	update += " ADD #w :w"
+	cond := "attribute_not_exists(#sq) OR #sq < :first"
+	held, err := s.updateResume(ctx, member, last, update, cond, values)
+	if err != nil || held == nil {
+		return "", err
+	}
+	if held.Seq == "" || held.Seq < ps[0].Seq {
+		return "", fmt.Errorf("resume point of %s refused progress from %s while at %q", last.Title, ps[0].Seq, held.Seq)
+	}
+	return held.Seq, nil
+}
+
+func (s *Store) addOffline(ctx context.Context, member string, p viewing.Progress) error {
+	base := "SET #it = :it, #t = :t"
+	values := func() map[string]types.AttributeValue {
+		v := map[string]types.AttributeValue{":it": str(kindResume), ":t": str(p.Title)}
+		if p.Profile != "" {
+			v[":pf"] = str(p.Profile)
+		}
+		return v
+	}
+	if p.Profile != "" {
+		base += ", #pf = :pf"
+	}
+	if p.WatchedMs > 0 {
+		v := values()
+		v[":v"], v[":w"] = num(p.Version), num(p.WatchedMs)
+		if _, err := s.updateResume(ctx, member, p, base+", #ov = :v ADD #w :w", "attribute_not_exists(#ov) OR #ov < :v", v); err != nil {
+			return err
+		}
+	}
+	v := values()
+	v[":pos"], v[":at"], v[":dev"] = num(p.PositionMs), num(ms(p.At)), str(p.Device)
+	_, err := s.updateResume(ctx, member, p, base+", #pos = :pos, #at = :at, #dev = :dev REMOVE #vid", "attribute_not_exists(#at) OR #at < :at", v)
+	return err
+}
+
+// updateResume makes one conditional update of a resume point: nil if it
+// was written, the item as it was if the condition failed.
+func (s *Store) updateResume(ctx context.Context, member string, p viewing.Progress, update, cond string, values map[string]types.AttributeValue) (*viewing.Resume, error) {
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), resumeSK(p.Profile, p.Title)),
+		UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: names(update + " " + cond), ExpressionAttributeValues: values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+	})
+	if err == nil {
+		record(ctx, false, one(out.ConsumedCapacity)...)
+		return nil, nil
+	}
+	record(ctx, false)
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, fmt.Errorf("update resume point of %s: %w", p.Title, unavailable(err))
+	}
+	held, err := unmarshalResume(ccf.Item)
+	if err != nil {
+		return nil, err
+	}
+	return held, nil
+}
+
+// names maps every #name placeholder of the expressions to the attribute
+// name it stands for: every attribute is named through a placeholder, so
+// none can clash with DynamoDB's reserved words.
+func names(expr string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < len(expr); i++ {
+		if expr[i] != '#' {
+			continue
+		}
+		j := i + 1
+		for j < len(expr) && (expr[j] >= 'a' && expr[j] <= 'z' || expr[j] >= '0' && expr[j] <= '9') {
+			j++
+		}
+		out[expr[i:j]] = expr[i+1 : j]
+		i = j - 1
+	}
+	return out
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
