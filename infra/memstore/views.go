@@ -208,7 +208,9 @@ func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Pro
 	return nil
 }
 
-func resumeKey(member, profile, title string) string { return member + "\x00" + profile + "\x00" + title }
+func resumeKey(member, profile, title string) string {
+	return member + "\x00" + profile + "\x00" + title
+}
 
 func cloneView(v *viewing.View) *viewing.View {
 	if v == nil {
