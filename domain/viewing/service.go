@@ -76,6 +76,8 @@ type Started struct {
 	// Replayed is set when this is the view an earlier request with the
 	// same idempotency key made.
 	Replayed bool
+	// At is when the start was answered.
+	At time.Time
 }
 
 // Start starts a view: 201 with the view, or a *LimitError listing the
@@ -115,7 +117,7 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 		if err != nil {
 			return Started{}, err
 		}
-		out := Started{Resume: answer, Interval: policy.Viewing.HeartbeatInterval.D()}
+		out := Started{Resume: answer, Interval: policy.Viewing.HeartbeatInterval.D(), At: now}
 		if d.Replay != nil {
 			out.View, out.Replayed = d.Replay, true
 			return out, nil

@@ -1,5 +1,6 @@
 // Command streams is the stream function Lambda: it reads the licensing
-// table's change stream, keeps member snapshots up and counts licences.
+// table's change stream, keeps member snapshots up, counts licences and
+// keeps resume points up.
 package main
 
 import (
@@ -31,6 +32,6 @@ func main() {
 		every = dynamo.DefaultSnapshotEvery
 	}
 	store := dynamo.New(db, cfg.Table, every)
-	p := &streams.Processor{Store: store, Counters: store, SnapshotEvery: every}
+	p := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: every}
 	lambda.Start(p.Handle)
 }

@@ -24,8 +24,12 @@ import (
 )
 
 // exampleLicence stands, in the sample events, for the licence the acquire
-// event grants: its id is random, so the test puts the real one in.
-const exampleLicence = "L-EXAMPLE"
+// event grants, and exampleView for the view the start event makes: their
+// ids are random, so the test puts the real ones in.
+const (
+	exampleLicence = "L-EXAMPLE"
+	exampleView    = "v0-exampleview0000001"
+)
 
 // deviceTime matches the device clock times in sample playback uploads.
 var deviceTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
@@ -128,7 +132,7 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 	}
 	h := lambda.NewHandler(algnhsa.New(parts.Handler(cfg), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
 
-	var licence string
+	var licence, view string
 	var issued time.Time
 	samples := apiEvents(t)
 	var acquire events.APIGatewayV2HTTPRequest
@@ -210,6 +214,44 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("what-if = %v", doc)
 			}
 		}},
+		{"view-start.json", 201, "application/json", func(t *testing.T, doc map[string]any) {
+			v, _ := doc["view"].(map[string]any)
+			view, _ = v["view_id"].(string)
+			if view == "" || v["device_id"] != "living-room-tv" || v["title_id"] != "tt-first-light" || v["profile_id"] != "family" || doc["heartbeat_interval_s"] != 30.0 {
+				t.Fatalf("start = %v, want a view of tt-first-light on living-room-tv, heartbeats every 30 s", doc)
+			}
+			if r, _ := doc["resume"].(map[string]any); r["resume_from_ms"] != 0.0 || r["completed"] != false {
+				t.Errorf("resume = %v, want the start of a title never watched", doc["resume"])
+			}
+		}},
+		{"view-heartbeat.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["view_id"] != view || doc["position_ms"] != 30000.0 || doc["state"] != "playing" || doc["seq"] != 1.0 || doc["repeated"] != false {
+				t.Errorf("heartbeat = %v, want %s at 30 s, playing", doc, view)
+			}
+		}},
+		{"views.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			screens, _ := doc["screens"].([]any)
+			if doc["limit"] != 4.0 || doc["in_use"] != 1.0 || len(screens) != 1 || screens[0].(map[string]any)["position_ms"] != 30000.0 {
+				t.Errorf("screens = %v, want 1 of 4 in use, at 30 s", doc)
+			}
+		}},
+		{"resume.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// Resume points come from the stream function, which does not run here.
+			if doc["title_id"] != "tt-first-light" || doc["profile_id"] != "family" || doc["runtime_ms"] != 6360000.0 {
+				t.Errorf("resume = %v, want the family profile's point in tt-first-light", doc)
+			}
+		}},
+		{"view-stop.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["view_id"] != view || doc["ended"] != "STOPPED" {
+				t.Errorf("stop = %v, want %s STOPPED", doc, view)
+			}
+		}},
+		{"view-end.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// Stopped already: ending it changes nothing and says so.
+			if doc["view_id"] != view || doc["ended"] != "STOPPED" {
+				t.Errorf("end = %v, want %s, already STOPPED", doc, view)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {
@@ -230,6 +272,9 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 			continue
 		}
 		payload = personalise(payload, licence, issued)
+		if view != "" {
+			payload = []byte(strings.ReplaceAll(string(payload), exampleView, view))
+		}
 		out, err := h.Invoke(ctx, payload)
 		if err != nil {
 			t.Fatalf("Invoke(%s) = %v", s.file, err)

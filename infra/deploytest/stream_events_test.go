@@ -149,6 +149,17 @@ func TestStreamSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("snapshot = %+v, want one of v%d at state schema %d", str.Snapshot, head, licensing.StateSchema)
 			}
 		}},
+		{"stream-heartbeats.json", nil, func(t *testing.T, ev events.DynamoDBEvent, failures []string, s *memstore.Store) {
+			if len(failures) != 0 {
+				t.Errorf("batchItemFailures = %v, want none", failures)
+			}
+			member, _ := strings.CutPrefix(ev.Records[0].Change.Keys["pk"].String(), "v#")
+			r, err := s.Resume(ctx, member, "family", "tt-first-light")
+			// A start, three heartbeats 30 s apart, a stop 10 s later: 100 s played.
+			if err != nil || r == nil || r.PositionMs != 100_000 || r.WatchedMs != 100_000 || r.Device != "living-room-tv" {
+				t.Errorf("resume point = %+v, %v; want 100 s watched, at 100 s, on living-room-tv", r, err)
+			}
+		}},
 		{"stream-poison.json", []string{"stream-batch.json", "stream-poison.json"}, func(t *testing.T, ev events.DynamoDBEvent, failures []string, _ *memstore.Store) {
 			if len(ev.Records) != 1 {
 				t.Fatalf("%d records, want the one poison record", len(ev.Records))
@@ -189,7 +200,7 @@ func TestStreamSampleEventsThroughTheLambdaPath(t *testing.T) {
 			for _, f := range st.seed {
 				seed(t, store, samples[f])
 			}
-			p := &streams.Processor{Store: store, SnapshotEvery: 4}
+			p := &streams.Processor{Store: store, Progress: store, SnapshotEvery: 4}
 			out, err := lambda.NewHandler(p.Handle).Invoke(ctx, payload)
 			if err != nil {
 				t.Fatalf("Invoke = %v", err)

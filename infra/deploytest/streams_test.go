@@ -3,6 +3,7 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -23,16 +24,15 @@ const streamFunction = "StreamsFunction"
 // writes).
 var snapshotFunctions = []string{"ApiFunction", streamFunction}
 
-// The stream function may only see INSERTs of event items: never snapshots
-// (its own writes), TTL removals or modifications. Each filter of its event
-// must require exactly these values (Lambda passes a record matching any
-// filter).
-var requiredFilter = []struct {
-	path []string
-	want string
-}{
-	{[]string{"eventName"}, "INSERT"},
-	{[]string{"dynamodb", "NewImage", "it", "S"}, "event"},
+// The stream function may only see INSERTs of event items and INSERTs or
+// MODIFYs of screen items (heartbeats): never snapshots, counters or resume
+// points (its own writes), TTL removals or anything else. Each filter of its
+// event must pin the item kind to one of these and the change to those
+// allowed for it (Lambda passes a record matching any filter), and every
+// kind must have a filter.
+var allowedChanges = map[string][]string{
+	"event":  {"INSERT"},
+	"screen": {"INSERT", "MODIFY"},
 }
 
 // streamEvent is one DynamoDB event of a function.
@@ -105,38 +105,51 @@ func checkStreamEvents(d *deployment) []string {
 			problems = append(problems, fmt.Sprintf("%s: %v", where, err))
 			continue
 		}
+		covered := map[string]bool{}
 		for i, p := range patterns {
-			for _, r := range requiredFilter {
-				if !requiresExactly(p, r.path, r.want) {
-					problems = append(problems, fmt.Sprintf("%s: filter %d must require %v = [%q] and nothing else there", where, i, r.path, r.want))
-				}
+			kinds := literals(p, "dynamodb", "NewImage", "it", "S")
+			if len(kinds) == 0 || len(slices.Compact(slices.Sorted(slices.Values(kinds)))) != 1 || allowedChanges[kinds[0]] == nil {
+				problems = append(problems, fmt.Sprintf("%s: filter %d must require dynamodb.NewImage.it.S to be one of the kinds %v, exactly", where, i, slices.Sorted(maps.Keys(allowedChanges))))
+				continue
+			}
+			kind := kinds[0]
+			covered[kind] = true
+			changes := literals(p, "eventName")
+			if len(changes) == 0 || slices.ContainsFunc(changes, func(c string) bool { return !slices.Contains(allowedChanges[kind], c) }) {
+				problems = append(problems, fmt.Sprintf("%s: filter %d must require eventName to be among %v for %s items", where, i, allowedChanges[kind], kind))
+			}
+		}
+		for kind := range allowedChanges {
+			if !covered[kind] {
+				problems = append(problems, fmt.Sprintf("%s: no filter passes %s items, which the function needs", where, kind))
 			}
 		}
 	}
 	return problems
 }
 
-// requiresExactly reports whether a filter pattern holds, at path, a list of
-// exact values that are all want (no operators such as prefix or exists).
-func requiresExactly(pattern map[string]any, path []string, want string) bool {
+// literals reads the list of exact string values a filter pattern requires
+// at path; nil if there is none, or if any value is not a plain string (an
+// operator such as prefix or exists).
+func literals(pattern map[string]any, path ...string) []string {
 	var v any = pattern
 	for _, k := range path {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return false
+			return nil
 		}
 		v = m[k]
 	}
-	list, ok := v.([]any)
-	if !ok || len(list) == 0 {
-		return false
-	}
+	list, _ := v.([]any)
+	var out []string
 	for _, x := range list {
-		if x != want {
-			return false
+		s, ok := x.(string)
+		if !ok {
+			return nil
 		}
+		out = append(out, s)
 	}
-	return true
+	return out
 }
 
 // matches applies a filter pattern made of exact values to a record (as JSON
@@ -235,11 +248,14 @@ func TestStreamFilterSemantics(t *testing.T) {
 	passes := func(r any) bool {
 		return slices.ContainsFunc(patterns, func(p map[string]any) bool { return matches(p, r) })
 	}
-	if !passes(record("INSERT", "event")) {
-		t.Errorf("the filter drops an event INSERT")
+	for _, r := range []any{record("INSERT", "event"), record("INSERT", "screen"), record("MODIFY", "screen")} {
+		if !passes(r) {
+			t.Errorf("the filter drops %v", r)
+		}
 	}
 	for _, r := range []any{
 		record("INSERT", "snapshot"), record("MODIFY", "snapshot"), record("MODIFY", "event"),
+		record("INSERT", "resume"), record("MODIFY", "resume"), record("MODIFY", "counter"), record("REMOVE", "screen"),
 		map[string]any{"eventName": "REMOVE", "dynamodb": map[string]any{"Keys": map[string]any{}}},
 	} {
 		if passes(r) {
@@ -249,27 +265,25 @@ func TestStreamFilterSemantics(t *testing.T) {
 }
 
 // TestLocalPollerUsesTheTemplatesFilter: the local poller filters with
-// streams.EventFilter; it must mean the same as the deployed pattern.
+// streams.EventFilters; they must mean the same as the deployed patterns.
 func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
-	d := load(t)
-	want := map[string]any{}
-	if err := json.Unmarshal([]byte(streams.EventFilter), &want); err != nil {
-		t.Fatalf("streams.EventFilter is not JSON: %v", err)
+	var want []map[string]any
+	for _, f := range streams.EventFilters {
+		p := map[string]any{}
+		if err := json.Unmarshal([]byte(f), &p); err != nil {
+			t.Fatalf("streams.EventFilters %s is not JSON: %v", f, err)
+		}
+		want = append(want, p)
 	}
-	found := 0
-	for _, e := range d.streamEvents() {
+	var got []map[string]any
+	for _, e := range load(t).streamEvents() {
 		patterns, err := filterPatterns(e.props)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range patterns {
-			found++
-			if !reflect.DeepEqual(p, want) {
-				t.Errorf("template filter %v differs from streams.EventFilter %v", p, want)
-			}
-		}
+		got = append(got, patterns...)
 	}
-	if found == 0 {
-		t.Fatal("no stream filter in the template")
+	if len(got) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("template filters %v differ from streams.EventFilters %v", got, want)
 	}
 }

@@ -25,7 +25,7 @@ const jwksRoute = "GET /.well-known/jwks.json"
 // the template documents it, and what is listed here is what the function
 // needs: the event log, its stream, and the on-failure queue.
 var expectedActions = map[string][]string{
-	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "ssm:GetParameter"},
+	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "ssm:GetParameter"},
 	"StreamsFunction": {
 		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage",
@@ -385,7 +385,11 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"stream filter lets snapshots through", "template", `"it": {"S": ["event"]}`, `"it": {"S": ["event", "snapshot"]}`, checkStreamEvents},
 		{"stream filter without item kind", "template", `, "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`, "}", checkStreamEvents},
 		{"stream filter on any item kind", "template", `"it": {"S": ["event"]}`, `"it": {"S": [{"exists": true}]}`, checkStreamEvents},
+		{"missing viewing action", "template", "                - dynamodb:GetItem\n", "", checkActions},
 		{"stream filter passes modifications", "template", `"eventName": ["INSERT"]`, `"eventName": ["INSERT", "MODIFY"]`, checkStreamEvents},
+		{"stream filter passes screen removals", "template", `["INSERT", "MODIFY"]`, `["INSERT", "MODIFY", "REMOVE"]`, checkStreamEvents},
+		{"stream filter passes resume points", "template", `"it": {"S": ["screen"]}`, `"it": {"S": ["screen", "resume"]}`, checkStreamEvents},
+		{"stream filter without screens", "template", `"it": {"S": ["screen"]}`, `"it": {"S": ["event"]}`, checkStreamEvents},
 		{"stream filter removed", "template", "FilterCriteria:", "FilterCriteriaDisabled:", checkStreamEvents},
 		{"stream filter not JSON", "template", `"S": ["event"]}}}}'`, `"S": ["event"]}}}'`, checkStreamEvents},
 		{"no partial batch responses", "template", "- ReportBatchItemFailures", "- ReportItemFailures", checkStreamEvents},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // MaxBody is the largest request body accepted (a full playback batch fits).
@@ -36,6 +37,8 @@ type Options struct {
 	Metrics io.Writer
 	// Counters serves the admin counter routes.
 	Counters licensing.CounterStore
+	// Viewing serves the viewing routes (screens, heartbeats, resume).
+	Viewing *viewing.Service
 	// Now is the clock of the admin counts ("active today"); time.Now if nil.
 	Now func() time.Time
 }
@@ -58,6 +61,12 @@ var Routes = []string{
 	"GET /v1/admin/studios/{studio}/days/{day}/counts",
 	"GET /v1/admin/members/{member}/timeline",
 	"POST /v1/admin/members/{member}/what-if",
+	"POST /v1/devices/{device}/views",
+	"POST /v1/devices/{device}/views/{view}/heartbeat",
+	"POST /v1/devices/{device}/views/{view}/stop",
+	"GET /v1/views",
+	"DELETE /v1/views/{view}",
+	"GET /v1/titles/{title}/resume",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -83,7 +92,8 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, signer: signer, opts: opts}
 	mux := http.NewServeMux()
-	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf}
+	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
+		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

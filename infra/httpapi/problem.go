@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // Problem is an RFC 9457 problem document with a stable code.
@@ -20,6 +21,12 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Rules lists every rule that refused a command, for denials.
 	Rules []licensing.RuleFailure `json:"rules,omitempty"`
+	// Limit and Screens describe a start refused over the screens limit:
+	// the plan's limit and every screen in use.
+	Limit   int              `json:"limit,omitempty"`
+	Screens []viewing.Screen `json:"screens,omitempty"`
+	// Reason says why a view ended, for VIEW_ENDED.
+	Reason viewing.EndReason `json:"reason,omitempty"`
 }
 
 // statuses maps an error kind to its HTTP status: the one place this is
@@ -64,6 +71,14 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if kind == licensing.KindUnavailable {
 			p.Code, p.Title = "UNAVAILABLE", "The service is busy; retry shortly"
 		}
+	}
+	var limit *viewing.LimitError
+	if errors.As(err, &limit) {
+		p.Limit, p.Screens = limit.Limit, limit.Screens
+	}
+	var ended *viewing.EndedError
+	if errors.As(err, &ended) {
+		p.Reason = ended.Reason
 	}
 	switch p.Code {
 	case CodeBodyTooLarge:

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
@@ -86,6 +87,8 @@ func envOr(name, def string) string {
 // Parts are the pieces a process is built from.
 type Parts struct {
 	Service *licensing.Service
+	// Viewing is the viewing service (screens, heartbeats, resume points).
+	Viewing *viewing.Service
 	Signer  *tokens.Signer
 	// Memory is the embedded store, when Store is "memory".
 	Memory *memstore.Store
@@ -129,10 +132,11 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		p.snapshotEvery = dynamo.DefaultSnapshotEvery
 	}
 	var store licensing.EventStore
+	var views viewing.Store
 	switch c.Store {
 	case "memory":
 		p.Memory = memstore.New()
-		store = p.Memory
+		store, views = p.Memory, p.Memory
 	default:
 		db, err := dynamo.NewClient(ctx, c.Dynamo)
 		if err != nil {
@@ -140,9 +144,10 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		}
 		p.db = db
 		p.Dynamo = dynamo.New(db, c.Dynamo.Table, c.Dynamo.SnapshotEvery)
-		store = p.Dynamo
+		store, views = p.Dynamo, p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
+	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
 	p.Service.Observer.Conflict = httpapi.CountConflict
 	return p, nil
 }
@@ -150,7 +155,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 // Handler is the API over the parts: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters()}
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing}
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}
@@ -162,9 +167,9 @@ func (p *Parts) Handler(c Config) http.Handler {
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
 	if p.Memory != nil {
-		return &streams.Processor{Store: p.Memory, Counters: p.Memory, SnapshotEvery: p.snapshotEvery}
+		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, SnapshotEvery: p.snapshotEvery}
 	}
-	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, SnapshotEvery: p.snapshotEvery}
+	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, SnapshotEvery: p.snapshotEvery}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs
@@ -182,7 +187,7 @@ func (p *Parts) StreamPoller(ctx context.Context, c Config) (*streams.Poller, er
 	if err != nil {
 		return nil, err
 	}
-	filter, err := streams.ParseFilter(streams.EventFilter)
+	filter, err := streams.ParseFilters(streams.EventFilters...)
 	if err != nil {
 		return nil, err
 	}

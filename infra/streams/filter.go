@@ -12,23 +12,41 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 )
 
-// EventFilter is the stream function's event source filter, as template.yaml
-// gives it in FilterCriteria: new event items only, so the function never
-// sees snapshots (its own writes) or anything but appends. Local runs apply
-// the same pattern.
-const EventFilter = `{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`
-
-// Filter is a Lambda event filter pattern (EventBridge syntax) restricted to
-// what the stream function uses: nested objects whose leaves are lists of
-// allowed literal values. The zero Filter matches every record.
-type Filter struct {
-	// pattern maps a key to a nested pattern (map[string]any) or to the
-	// list of literals ([]any of string, json.Number, bool or nil) its
-	// value must be one of.
-	pattern map[string]any
+// EventFilters are the stream function's event source filters, as
+// template.yaml gives them in FilterCriteria (a record passes if it matches
+// any): new event items, and new or changed screen items. The function
+// never sees snapshots, counters or resume points (its own writes), nor
+// removals. Local runs apply the same patterns.
+var EventFilters = []string{
+	`{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`,
+	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["screen"]}}}}`,
 }
 
-// ParseFilter parses a filter pattern. Content filters ({"prefix": …},
+// Filter is a set of Lambda event filter patterns (EventBridge syntax)
+// restricted to what the stream function uses: nested objects whose leaves
+// are lists of allowed literal values. A record passes if it matches any
+// pattern; the zero Filter passes every record.
+type Filter struct {
+	// patterns map a key to a nested pattern (map[string]any) or to the
+	// list of literals ([]any of string, json.Number, bool or nil) its
+	// value must be one of.
+	patterns []map[string]any
+}
+
+// ParseFilters parses the patterns of a filter.
+func ParseFilters(patterns ...string) (Filter, error) {
+	var f Filter
+	for _, p := range patterns {
+		one, err := ParseFilter(p)
+		if err != nil {
+			return Filter{}, err
+		}
+		f.patterns = append(f.patterns, one.patterns...)
+	}
+	return f, nil
+}
+
+// ParseFilter parses one filter pattern. Content filters ({"prefix": …},
 // {"numeric": …}, {"exists": …} and the like) are refused rather than
 // misread.
 func ParseFilter(pattern string) (Filter, error) {
@@ -51,7 +69,7 @@ func ParseFilter(pattern string) (Filter, error) {
 	if err := checkPattern(m, ""); err != nil {
 		return Filter{}, fmt.Errorf("filter pattern: %w", err)
 	}
-	return Filter{pattern: m}, nil
+	return Filter{patterns: []map[string]any{m}}, nil
 }
 
 func checkPattern(m map[string]any, path string) error {
@@ -90,12 +108,12 @@ func orRoot(path string) string {
 	return path
 }
 
-// Match reports whether a record passes the filter, matching the pattern
+// Match reports whether a record passes the filter, matching each pattern
 // against the record's JSON form, as Lambda does ("dynamodb" holds the
-// change; attribute values are {"S": "…"} objects). Every key of the
+// change; attribute values are {"S": "…"} objects). Every key of a
 // pattern must be present; a list value matches if any element does.
 func (f Filter) Match(r events.DynamoDBEventRecord) bool {
-	if len(f.pattern) == 0 {
+	if len(f.patterns) == 0 {
 		return true
 	}
 	raw, err := json.Marshal(r)
@@ -108,7 +126,7 @@ func (f Filter) Match(r events.DynamoDBEventRecord) bool {
 	if err := dec.Decode(&doc); err != nil {
 		return false
 	}
-	return matchObject(f.pattern, doc)
+	return slices.ContainsFunc(f.patterns, func(p map[string]any) bool { return matchObject(p, doc) })
 }
 
 func matchObject(pattern, doc map[string]any) bool {

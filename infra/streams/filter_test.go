@@ -25,9 +25,9 @@ func eventRecord(t *testing.T) events.DynamoDBEventRecord {
 }
 
 func TestEventFilter(t *testing.T) {
-	f, err := streams.ParseFilter(streams.EventFilter)
+	f, err := streams.ParseFilters(streams.EventFilters...)
 	if err != nil {
-		t.Fatalf("ParseFilter(EventFilter) = %v", err)
+		t.Fatalf("ParseFilters(EventFilters) = %v", err)
 	}
 	with := func(change func(r *events.DynamoDBEventRecord)) events.DynamoDBEventRecord {
 		r := eventRecord(t)
@@ -54,6 +54,19 @@ func TestEventFilter(t *testing.T) {
 		}), false},
 		{"no new image", with(func(r *events.DynamoDBEventRecord) { r.Change.NewImage = nil }), false},
 		{"no event name", with(func(r *events.DynamoDBEventRecord) { r.EventName = "" }), false},
+		{"screen insert", with(func(r *events.DynamoDBEventRecord) { r.Change.NewImage["it"] = events.NewStringAttribute("screen") }), true},
+		{"screen modify", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"] = "MODIFY", events.NewStringAttribute("screen")
+		}), true},
+		{"screen remove", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"] = "REMOVE", events.NewStringAttribute("screen")
+		}), false},
+		{"resume point modify", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"] = "MODIFY", events.NewStringAttribute("resume")
+		}), false},
+		{"counter modify", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"] = "MODIFY", events.NewStringAttribute("counter")
+		}), false},
 	} {
 		if got := f.Match(c.record); got != c.want {
 			t.Errorf("Match(%s) = %v, want %v", c.name, got, c.want)

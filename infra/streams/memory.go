@@ -21,9 +21,9 @@ const (
 
 // FeedFromMemory runs the stream function in-process behind the embedded
 // store, as Lambda runs it behind the table's stream: every later append
-// becomes the events.DynamoDBEvent DynamoDB Streams would carry for it
-// (INSERT records with increasing 21-digit sequence numbers, filtered by
-// EventFilter), handed to h as JSON. Batch item failures are retried from
+// and screen write becomes the events.DynamoDBEvent DynamoDB Streams would
+// carry for it (INSERT or MODIFY records with increasing 21-digit sequence
+// numbers, filtered by EventFilters), handed to h as JSON. Batch item failures are retried from
 // the first failed record a few times, then logged and dropped.
 //
 // Delivery is synchronous, one append at a time, in write order: when an
@@ -34,7 +34,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
 	}
-	filter, err := ParseFilter(EventFilter)
+	filter, err := ParseFilters(EventFilters...)
 	if err != nil {
 		panic(err) // a constant
 	}
@@ -55,21 +55,39 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 				recs = append(recs, r)
 			}
 		}
-		for attempt := 0; len(recs) > 0; attempt++ {
-			failed, err := invoke(ctx, h, recs)
-			if err == nil {
-				return
-			}
-			recs = recs[failed:]
-			if attempt == memoryRetries {
-				log.ErrorContext(ctx, "stream function failed; records dropped", "member", licensing.Pseudonym(stream),
-					"first", recs[0].Change.SequenceNumber, "records", len(recs), "error", err)
-				return
-			}
-			delay := memoryBackoff << attempt
-			log.WarnContext(ctx, "stream function failed; retrying", "member", licensing.Pseudonym(stream),
-				"sequence", recs[0].Change.SequenceNumber, "attempt", attempt+1, "in", delay, "error", err)
-			time.Sleep(delay)
+		deliver(ctx, h, log, stream, recs)
+	})
+	store.SubscribeScreens(func(c memstore.ScreenChange) {
+		ctx := context.Background()
+		seq++
+		r, err := ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
+		if err != nil {
+			log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(c.Member), "view", c.View.ID, "error", err)
+			return
+		}
+		if filter.Match(r) {
+			deliver(ctx, h, log, c.Member, []events.DynamoDBEventRecord{r})
 		}
 	})
+}
+
+// deliver hands one write's records to the stream function, retrying from
+// the first failed record a few times, then logging and dropping the rest.
+func deliver(ctx context.Context, h lambda.Handler, log *slog.Logger, member string, recs []events.DynamoDBEventRecord) {
+	for attempt := 0; len(recs) > 0; attempt++ {
+		failed, err := invoke(ctx, h, recs)
+		if err == nil {
+			return
+		}
+		recs = recs[failed:]
+		if attempt == memoryRetries {
+			log.ErrorContext(ctx, "stream function failed; records dropped", "member", licensing.Pseudonym(member),
+				"first", recs[0].Change.SequenceNumber, "records", len(recs), "error", err)
+			return
+		}
+		delay := memoryBackoff << attempt
+		log.WarnContext(ctx, "stream function failed; retrying", "member", licensing.Pseudonym(member),
+			"sequence", recs[0].Change.SequenceNumber, "attempt", attempt+1, "in", delay, "error", err)
+		time.Sleep(delay)
+	}
 }

@@ -37,7 +37,7 @@ func localPoller(t *testing.T, db *dynamodb.Client, cfg dynamo.Config, h lambda.
 	if err != nil {
 		t.Fatal(err)
 	}
-	filter, err := streams.ParseFilter(streams.EventFilter)
+	filter, err := streams.ParseFilters(streams.EventFilters...)
 	if err != nil {
 		t.Fatal(err)
 	}

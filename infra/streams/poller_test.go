@@ -60,7 +60,7 @@ func failures(seqs ...string) events.DynamoDBEventResponse {
 
 func newPoller(t *testing.T, f *fakeStream, r *recorder, batch int32) *streams.Poller {
 	t.Helper()
-	filter, err := streams.ParseFilter(streams.EventFilter)
+	filter, err := streams.ParseFilters(streams.EventFilters...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package streams is the stream function: it reads the member event log's
-// change stream and keeps snapshots up, so that every load stays one Query.
-// The same handler runs in Lambda, behind a poller of DynamoDB Local's
-// stream, and in-process behind the embedded store.
+// Package streams is the stream function: it reads the table's change
+// stream and keeps snapshots up, so that every load stays one Query; it
+// counts licences, and keeps resume points up from screen writes and
+// offline playback uploads. The same handler runs in Lambda, behind a poller
+// of DynamoDB Local's stream, and in-process behind the embedded store.
 package streams
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 )
 
@@ -30,58 +32,71 @@ type Processor struct {
 	SnapshotEvery int
 	// Counters, when set, gets every event's counter changes, once per event.
 	Counters licensing.CounterStore
+	// Progress, when set, gets what heartbeats, stops and offline playback
+	// uploads add to resume points, once each.
+	Progress viewing.ProgressStore
 	Log      *slog.Logger
 }
 
-// record is one decoded stream record.
+// record is one decoded stream record: an event appended to a member's
+// licensing log, or a write of one of the member's screens (view).
 type record struct {
 	seq     string
 	member  string
 	event   licensing.StoredEvent
 	decoded licensing.Event
+	view    *viewing.View
 }
 
-// Handle implements the Lambda handler. Records are grouped by member and
-// handled in order; a member's first failure stops that member (its later
-// records are not handled out of order) and is reported by the record's
-// sequence number, so Lambda retries from there. Other members go on. It
-// never fails the whole batch for one member.
+// Handle implements the Lambda handler. Records are grouped by partition
+// (a member's licensing log, a member's screens) and handled in order; a
+// partition's first failure stops it (its later records are not handled out
+// of order) and is reported by the record's sequence number, so Lambda
+// retries from there. Other partitions go on. It never fails the whole
+// batch for one member.
 func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	var order []string
 	byMember := map[string][]record{}
-	failedAt := map[string]string{} // member → sequence number of its first failure
+	failedAt := map[string]string{} // partition → sequence number of its first failure
 	for _, r := range ev.Records {
 		seq := r.Change.SequenceNumber
 		rec, ok, err := decode(r)
-		member := rec.member
-		if member == "" {
-			member = "?" + seq // unreadable keys: a failure of its own
+		key := partition(r)
+		if rec.member == "" {
+			key = "?" + seq // unreadable keys: a failure of its own
 		}
-		if _, seen := byMember[member]; !seen {
-			order = append(order, member)
-			byMember[member] = nil
+		if _, seen := byMember[key]; !seen {
+			order = append(order, key)
+			byMember[key] = nil
 		}
 		switch {
-		case failedAt[member] != "":
-			// Stop at the member's first failure: nothing after it, in order.
+		case failedAt[key] != "":
+			// Stop at the partition's first failure: nothing after it, in order.
 		case err != nil:
-			failedAt[member] = seq
+			failedAt[key] = seq
 			p.log().ErrorContext(ctx, "unreadable stream record", "sequence", seq, "member", licensing.Pseudonym(rec.member), "error", err)
 		case ok:
-			byMember[member] = append(byMember[member], rec)
+			byMember[key] = append(byMember[key], rec)
 		}
 	}
 	var resp events.DynamoDBEventResponse
-	for _, m := range order {
-		seq := failedAt[m]
-		if recs := byMember[m]; len(recs) > 0 {
+	for _, key := range order {
+		seq := failedAt[key]
+		recs := byMember[key]
+		if len(recs) > 0 && recs[0].view != nil {
+			if r, err := p.screens(ctx, recs[0].member, recs); err != nil {
+				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(r.member), "error", err)
+				seq = r.seq
+			}
+		} else if len(recs) > 0 {
+			m := recs[0].member
 			if err := p.snapshot(ctx, m, recs); err != nil {
 				// Retry from the member's first record; snapshots and counts
 				// are idempotent, so handling them again is harmless.
 				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", licensing.Pseudonym(m), "error", err)
 				seq = recs[0].seq
-			} else if r, err := p.count(ctx, m, recs); err != nil {
-				p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+			} else if r, err := p.readModels(ctx, m, recs); err != nil {
+				p.log().ErrorContext(ctx, "read models failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
 				seq = r.seq
 			}
 		}
@@ -92,13 +107,40 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	return resp, nil
 }
 
-// decode reads one record. ok is false for records that are not events
-// (the template's filter keeps them out; locally they may get here).
+// partition is a record's partition key ("" if it has none).
+func partition(r events.DynamoDBEventRecord) string {
+	if pk, ok := r.Change.Keys["pk"]; ok && pk.DataType() == events.DataTypeString {
+		return pk.String()
+	}
+	return ""
+}
+
+// decode reads one record. ok is false for records that are neither events
+// nor screen writes (the template's filter keeps them out; locally they
+// may get here).
 func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 	rec := record{seq: r.Change.SequenceNumber}
-	if pk, ok := r.Change.Keys["pk"]; ok && pk.DataType() == events.DataTypeString {
-		rec.member, _ = strings.CutPrefix(pk.String(), "m#")
+	pk := partition(r)
+	if m, ok := strings.CutPrefix(pk, "v#"); ok {
+		rec.member = m
+		if r.EventName != "INSERT" && r.EventName != "MODIFY" {
+			return rec, false, nil
+		}
+		item, err := ToSDK(r.Change.NewImage)
+		if err != nil {
+			return rec, false, err
+		}
+		member, v, ok, err := dynamo.UnmarshalScreen(item)
+		if err != nil || !ok {
+			return rec, false, err
+		}
+		if member != rec.member {
+			return rec, false, fmt.Errorf("screen item of %s in partition %s", licensing.Pseudonym(member), pk)
+		}
+		rec.view = v
+		return rec, true, nil
 	}
+	rec.member, _ = strings.CutPrefix(pk, "m#")
 	if r.EventName != "INSERT" {
 		return rec, false, nil
 	}
@@ -120,23 +162,60 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 	return rec, true, nil
 }
 
-// count applies the counter changes of a member's records in order, each
-// once (its token is the member and version); on a failure it returns the
-// record that failed.
-func (p *Processor) count(ctx context.Context, member string, recs []record) (record, error) {
-	if p.Counters == nil {
-		return record{}, nil
-	}
+// readModels applies a member's events, in order, to the read models: the
+// counter changes of each, once (its token is the member and version), and
+// what an offline playback upload adds to resume points, once. On a failure
+// it returns the record that failed: the records before it are done.
+func (p *Processor) readModels(ctx context.Context, member string, recs []record) (record, error) {
 	for _, r := range recs {
-		deltas := licensing.CounterDeltas(r.decoded)
-		if len(deltas) == 0 {
+		if deltas := licensing.CounterDeltas(r.decoded); p.Counters != nil && len(deltas) > 0 {
+			if err := p.Counters.AddCounts(ctx, fmt.Sprintf("%s#%d", member, r.event.Version), deltas); err != nil {
+				return r, err
+			}
+		}
+		if p.Progress == nil {
 			continue
 		}
-		if err := p.Counters.AddCounts(ctx, fmt.Sprintf("%s#%d", member, r.event.Version), deltas); err != nil {
-			return r, err
+		for _, pr := range viewing.OfflineProgress(r.decoded) {
+			if err := p.Progress.AddProgress(ctx, member, []viewing.Progress{pr}); err != nil {
+				return r, err
+			}
 		}
 	}
 	return record{}, nil
+}
+
+// screens applies what a member's screen writes report to resume points:
+// one AddProgress per resume point, with its records in order. On a
+// failure it returns the first record of the resume point that failed.
+func (p *Processor) screens(ctx context.Context, member string, recs []record) (record, error) {
+	if p.Progress == nil {
+		return record{}, nil
+	}
+	type point struct{ profile, title string }
+	var order []point
+	firsts := map[point]record{}
+	byPoint := map[point][]viewing.Progress{}
+	for _, r := range recs {
+		pr, ok := viewing.ProgressOf(r.view, r.seq)
+		if !ok {
+			continue
+		}
+		k := point{pr.Profile, pr.Title}
+		if _, seen := byPoint[k]; !seen {
+			order = append(order, k)
+			firsts[k] = r
+		}
+		byPoint[k] = append(byPoint[k], pr)
+	}
+	var failed record
+	var firstErr error
+	for _, k := range order {
+		if err := p.Progress.AddProgress(ctx, member, byPoint[k]); err != nil && (firstErr == nil || compareSeq(firsts[k].seq, failed.seq) < 0) {
+			failed, firstErr = firsts[k], err
+		}
+	}
+	return failed, firstErr
 }
 
 // snapshot writes a member's snapshot when its records cross a multiple of

@@ -5,8 +5,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 )
 
@@ -17,15 +19,33 @@ func InsertRecord(stream string, e licensing.StoredEvent, seq string) (events.Dy
 	if err != nil {
 		return events.DynamoDBEventRecord{}, err
 	}
+	return newImageRecord(item, "INSERT", fmt.Sprintf("%s-%d", stream, e.Version), e.At, seq)
+}
+
+// ScreenRecord builds the stream record DynamoDB Streams delivers for a
+// write of a member's screen slot now holding v: an INSERT for the slot's
+// first write, a MODIFY after.
+func ScreenRecord(member string, v *viewing.View, insert bool, seq string) (events.DynamoDBEventRecord, error) {
+	item, err := dynamo.MarshalScreen(member, v)
+	if err != nil {
+		return events.DynamoDBEventRecord{}, err
+	}
+	name := "MODIFY"
+	if insert {
+		name = "INSERT"
+	}
+	return newImageRecord(item, name, fmt.Sprintf("%s-%s-%d", member, v.ID, v.Seq), v.LastSeen, seq)
+}
+
+func newImageRecord(item map[string]types.AttributeValue, name, id string, at time.Time, seq string) (events.DynamoDBEventRecord, error) {
 	image, err := FromSDK(item)
 	if err != nil {
 		return events.DynamoDBEventRecord{}, err
 	}
 	return events.DynamoDBEventRecord{
-		AWSRegion: "local", EventID: fmt.Sprintf("%s-%d", stream, e.Version), EventName: "INSERT",
-		EventSource: "aws:dynamodb", EventVersion: "1.1",
+		AWSRegion: "local", EventID: id, EventName: name, EventSource: "aws:dynamodb", EventVersion: "1.1",
 		Change: events.DynamoDBStreamRecord{
-			ApproximateCreationDateTime: events.SecondsEpochTime{Time: e.At.Truncate(time.Second)},
+			ApproximateCreationDateTime: events.SecondsEpochTime{Time: at.Truncate(time.Second)},
 			Keys:                        map[string]events.DynamoDBAttributeValue{"pk": image["pk"], "sk": image["sk"]},
 			NewImage:                    image,
 			SequenceNumber:              seq,

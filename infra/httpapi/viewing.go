@@ -1,0 +1,155 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+// viewer checks the caller and that viewing is configured.
+func (a *api) viewer(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+	id, err := a.caller(r)
+	if err == nil && a.opts.Viewing == nil {
+		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing is not configured")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return Identity{}, false
+	}
+	return id, true
+}
+
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// startView starts a view on a device: 201 with the view, the heartbeat
+// interval and where to resume; 403 CONCURRENT_SCREENS_LIMIT with every
+// screen in use.
+func (a *api) startView(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Title   string `json:"title_id"`
+		Profile string `json:"profile_id"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	device := r.PathValue("device")
+	res, err := a.opts.Viewing.Start(r.Context(), viewing.Start{Member: id.Member, Plan: id.Plan, Device: device, Title: body.Title, Profile: body.Profile}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/v1/devices/"+device+"/views/"+res.View.ID)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"view": res.View.Screen(res.At), "heartbeat_interval_s": seconds(res.Interval),
+		"resume": res.Resume, "replayed": res.Replayed,
+	})
+}
+
+// heartbeat applies a heartbeat: 200, or 409 VIEW_ENDED when the player
+// must stop.
+func (a *api) heartbeat(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		PositionMs int64         `json:"position_ms"`
+		State      viewing.State `json:"state"`
+		Seq        int64         `json:"seq"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := a.opts.Viewing.Beat(r.Context(), viewing.Beat{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"),
+		View: r.PathValue("view"), PositionMs: body.PositionMs, State: body.State, Seq: body.Seq})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"view_id": res.View, "position_ms": res.PositionMs, "state": res.State, "seq": res.Seq,
+		"expires_at": res.Expires, "heartbeat_interval_s": seconds(res.Interval), "repeated": res.Repeated,
+	})
+}
+
+// stopView ends a view from its own screen with the final position.
+func (a *api) stopView(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		PositionMs int64 `json:"position_ms"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	view := r.PathValue("view")
+	ended, err := a.opts.Viewing.Stop(r.Context(), viewing.Stop{Member: id.Member, Device: r.PathValue("device"), View: view, PositionMs: body.PositionMs})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"view_id": view, "ended": ended})
+}
+
+// screens answers what is being watched on the account now.
+func (a *api) screens(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	limit, screens, err := a.opts.Viewing.Screens(r.Context(), id.Member, id.Plan)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limit": limit, "in_use": len(screens), "screens": screens})
+}
+
+// endView ends a screen of the account from any device; its next heartbeat
+// is told to stop.
+func (a *api) endView(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	if err := decodeEmpty(w, r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	view := r.PathValue("view")
+	ended, err := a.opts.Viewing.End(r.Context(), viewing.End{Member: id.Member, View: view, Reason: viewing.EndedByMember})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"view_id": view, "ended": ended})
+}
+
+// resume answers where the member left off in a title (?profile= for a
+// profile of the account), the same from every device.
+func (a *api) resume(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	ans, err := a.opts.Viewing.Resume(r.Context(), id.Member, r.URL.Query().Get("profile"), r.PathValue("title"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
