@@ -94,15 +94,15 @@ func (r *Resume) move(p Progress) {
 
 // ProgressOf is what a stored view reports to its resume point, given the
 // stream record's sequence number: the position of its last heartbeat or
-// stop, and the time played since the one before (if it was playing). A
+// stop, and the time played since the report before (if it was playing). A
 // view that has not reported since it started, or that was ended from
 // elsewhere, reports nothing (ok false).
 func ProgressOf(v *View, seq string) (Progress, bool) {
-	if v == nil || !v.LastSeen.After(v.PrevSeen) {
+	if v == nil || !(v.Ended == Stopped || v.Ended == "" && v.Seq > 0) {
 		return Progress{}, false
 	}
 	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, At: v.LastSeen, PositionMs: v.PositionMs, Seq: PadSeq(seq)}
-	if v.PrevState == Playing {
+	if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
 		p.WatchedMs = v.LastSeen.Sub(v.PrevSeen).Milliseconds()
 	}
 	return p, true

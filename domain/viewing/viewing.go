@@ -74,8 +74,7 @@ type View struct {
 
 	// PrevSeen and PrevState are LastSeen and State before the last report
 	// (heartbeat or stop): the time watched since then is what the report
-	// adds. A report that adds nothing (a start, an end from elsewhere)
-	// leaves PrevSeen equal to LastSeen.
+	// adds.
 	PrevSeen  time.Time
 	PrevState State
 

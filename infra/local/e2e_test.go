@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
+
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/local"
 	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/streams"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -23,6 +26,9 @@ type env struct {
 	url    string
 	issuer *tokens.DevIssuer
 	parts  *setup.Parts
+	// catchUp waits until the stream function has handled every write so
+	// far (with the embedded store it runs on every write already).
+	catchUp func(t *testing.T)
 }
 
 // start runs the local server over httptest on the given store.
@@ -42,10 +48,25 @@ func start(t *testing.T, store string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
-	srv := httptest.NewServer(local.NewGateway(parts.Handler(cfg), issuer, httpapi.PublicRoutes))
+	e := &env{issuer: tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts, catchUp: func(*testing.T) {}}
+	if store == "memory" {
+		streams.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), nil)
+	} else {
+		poller, err := parts.StreamPoller(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.catchUp = func(t *testing.T) {
+			t.Helper()
+			if err := poller.CatchUp(context.Background()); err != nil {
+				t.Fatalf("stream function: %v", err)
+			}
+		}
+	}
+	srv := httptest.NewServer(local.NewGateway(parts.Handler(cfg), e.issuer, httpapi.PublicRoutes))
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, issuer: issuer, parts: parts}
+	e.url = srv.URL
+	return e
 }
 
 func (e *env) token(t *testing.T, member, plan string) string {
