@@ -14,11 +14,11 @@ import (
 // Report is every figure of one benchmark run.
 type Report struct {
 	Machine Machine
-	// Domain, Acquire and Streams are the go test benchmark runs.
-	Domain, Acquire, Streams *Bench
-	Load                     *Load
-	Sizes                    []Size
-	Startup                  []Startup
+	// Domain, Acquire, Streams and Viewing are the go test benchmark runs.
+	Domain, Acquire, Streams, Viewing *Bench
+	Load                              *Load
+	Sizes                             []Size
+	Startup                           []Startup
 	// Failures are the parts that could not be measured, with why.
 	Failures []string
 	Took     time.Duration
@@ -41,6 +41,12 @@ var targets = map[string]target{
 	"BenchmarkAcquire roundtrips/acquire": {2, "2"},
 	"BenchmarkAcquire latency-ratio":      {1.2, "≤ 1.2"},
 	"BenchmarkStreamFunction WCU/event":   {1.25, "≤ 1.25"},
+	"BenchmarkViewing requests/heartbeat": {1, "1"},
+	"BenchmarkViewing WCU/heartbeat":      {1, "≤ 1"},
+	"BenchmarkViewing RCU/heartbeat":      {0, "no read"},
+	"BenchmarkViewing requests/start":     {2, "≤ 2"},
+	"BenchmarkViewing requests/resume":    {1, "1"},
+	"BenchmarkViewing RCU/resume":         {0.5, "≤ 0.5"},
 }
 
 // descriptions say what each benchmark measures.
@@ -56,6 +62,11 @@ var descriptions = map[string]string{
 		"alternating; snapshots kept up as the stream function does",
 	"BenchmarkStreamFunction": "the stream function on batches of 100 records from 20 members " +
 		"(a download, four playback uploads, a deletion): snapshots and counters",
+	"BenchmarkViewing": "16 screens at once over 100 premium members and 11 titles, the stream function polling the " +
+		"table's stream in the background (resume points); each screen, member after member: a start, 20 heartbeats " +
+		"(every fifth paused), a resume read from another device, a stop. DynamoDB Local reports a start's strongly " +
+		"consistent BatchGetItem as under one read unit; DynamoDB bills each of its keys (the plan's screens and the " +
+		"resume point) at one read unit, 5 for premium",
 }
 
 // labels name the units of the figures.
@@ -73,11 +84,23 @@ var labels = map[string]string{
 	"playback-entries":   "playback entries",
 	"active-licences":    "active licences",
 	"licences":           "licences",
+	"heartbeats/s":       "heartbeats per second, 16 screens",
+	"stream-WCU/report":  "stream function write units per heartbeat or stop (resume points)",
 }
 
 func label(unit string) string {
 	if l, ok := labels[unit]; ok {
 		return l
+	}
+	for _, kind := range []struct{ prefix, text string }{
+		{"requests/", "DynamoDB requests per "}, {"RCU/", "read units per "}, {"WCU/", "write units per "},
+	} {
+		if op, ok := strings.CutPrefix(unit, kind.prefix); ok {
+			return kind.text + op
+		}
+	}
+	if op, p, ok := strings.Cut(strings.TrimSuffix(unit, "-µs"), "-p"); ok && strings.HasSuffix(unit, "-µs") {
+		return op + " p" + p + " latency"
 	}
 	return unit
 }
@@ -195,6 +218,10 @@ func (r Report) Markdown() string {
 		b.WriteString("## DynamoDB Local: stream function\n\n")
 		benchSection(&b, r.Streams)
 	}
+	if r.Viewing != nil {
+		b.WriteString("## DynamoDB Local: viewing\n\n")
+		benchSection(&b, r.Viewing)
+	}
 	r.load(&b)
 	if len(r.Sizes) > 0 {
 		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, `-tags lambda.norpc -trimpath -ldflags=\"-s -w\"`.\n\n| function | bootstrap |\n| --- | ---: |\n")
@@ -251,6 +278,17 @@ func (r Report) headlines(b *strings.Builder) {
 	if x, ok := find(r.Streams, "BenchmarkStreamFunction"); ok {
 		w, _ := x.Get("WCU/event")
 		rows = append(rows, row{"stream function write units per event", value(w, ""), verdict(x.Name, "WCU/event", w)})
+	}
+	if x, ok := find(r.Viewing, "BenchmarkViewing"); ok {
+		get := func(unit string) float64 { v, _ := x.Get(unit); return v }
+		rows = append(rows,
+			row{"heartbeat: DynamoDB requests / write units / read units", value(get("requests/heartbeat"), "") + " / " + value(get("WCU/heartbeat"), "") + " / " + value(get("RCU/heartbeat"), ""),
+				verdict(x.Name, "requests/heartbeat", get("requests/heartbeat")) + ", " + verdict(x.Name, "WCU/heartbeat", get("WCU/heartbeat")) + ", " + verdict(x.Name, "RCU/heartbeat", get("RCU/heartbeat"))},
+			row{"start (with the screens limit): DynamoDB requests", value(get("requests/start"), ""), verdict(x.Name, "requests/start", get("requests/start"))},
+			row{"resume read: DynamoDB requests / read units", value(get("requests/resume"), "") + " / " + value(get("RCU/resume"), ""),
+				verdict(x.Name, "requests/resume", get("requests/resume")) + ", " + verdict(x.Name, "RCU/resume", get("RCU/resume"))},
+			row{"16 screens over 100 members on DynamoDB Local", fmt.Sprintf("%.0f heartbeats/s; heartbeat p50 %s, p99 %s",
+				get("heartbeats/s"), duration(get("heartbeat-p50-µs")*1e3), duration(get("heartbeat-p99-µs")*1e3)), "—"})
 	}
 	if r.Load != nil {
 		for _, l := range r.Load.Levels {
@@ -417,7 +455,7 @@ func (r Report) load(b *strings.Builder) {
 
 func (r Report) raw(b *strings.Builder) {
 	var lines []string
-	for _, bench := range []*Bench{r.Domain, r.Acquire, r.Streams} {
+	for _, bench := range []*Bench{r.Domain, r.Acquire, r.Streams, r.Viewing} {
 		if bench == nil {
 			continue
 		}

@@ -18,7 +18,7 @@ import (
 )
 
 // localTable creates a table from the template on DynamoDB Local.
-func localTable(t *testing.T) (*dynamodb.Client, dynamo.Config) {
+func localTable(t testing.TB) (*dynamodb.Client, dynamo.Config) {
 	t.Helper()
 	db, table := dynamolocal.Table(t)
 	endpoint, _ := dynamolocal.EndpointFromEnv()
