@@ -15,11 +15,15 @@ ARTIFACTS_DIR ?= bin
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
-# serialises writes. The stream and fault suites, the heaviest, each get a
-# fresh one: DynamoDB Local slows down as its tables and streams fill.
+# serialises writes. The packages with shared state (the embedded store, the
+# local server, the handler, the stream poller) run under the race detector.
+# The stream and fault suites, the heaviest, each get a fresh DynamoDB Local:
+# it slows down as its tables and streams fill.
+RACE_PKGS := ./infra/memstore/... ./infra/local/... ./infra/httpapi/...
 test: lint
-	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/streams -e /infra/faults)
-	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/streams/...
+	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/streams -e /infra/faults -e /infra/memstore -e /infra/local -e /infra/httpapi)
+	$(WITH_DDB) $(GO) test -race -count=1 -p 1 -timeout 10m $(RACE_PKGS)
+	$(WITH_DDB) $(GO) test -race -count=1 -timeout 10m ./infra/streams/...
 	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/faults/...
 
 ## unit: the tests that need no DynamoDB (they skip its parts)
@@ -40,8 +44,9 @@ cfn-lint:
 	cfn-lint template.yaml
 
 ## bench: every figure in one report, written to docs/benchmarks.md: the
-## domain and DynamoDB Local benchmarks, the load generator on DynamoDB
-## Local, bootstrap sizes, handler initialisation (2–3 minutes)
+## domain and DynamoDB Local benchmarks (licensing and viewing), the load
+## generator on DynamoDB Local, bootstrap sizes, handler initialisation
+## (3–4 minutes)
 bench:
 	$(GO) run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md
 
@@ -49,10 +54,11 @@ bench-domain:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./domain/...
 
 # Each on a DynamoDB Local of its own: a long-running one slows down as it
-# fills, which would weigh on the second run's figures.
+# fills, which would weigh on the next run's figures.
 bench-dynamo:
-	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 300x ./infra/dynamo/
-	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchtime 3x ./infra/streams/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkAcquire$$' -benchtime 300x ./infra/dynamo/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkStreamFunction$$' -benchtime 3x ./infra/streams/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkViewing$$' -benchtime 3x ./infra/streams/
 
 ## load: the load generator against the API of a running `make run` (start
 ## it first, in another terminal); LOAD_ARGS=… changes the load

@@ -120,6 +120,7 @@ func serve(args []string) error {
 	fmt.Printf("dlicense API on http://%s (store: %s)\n", ln.Addr(), *store)
 	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, parts.Processor().SnapshotEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
+	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)

@@ -1,0 +1,40 @@
+package dynamo
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+// TestScreenItemFitsOneWriteUnit: a heartbeat must cost at most one write
+// unit, so the largest screen item any view can make stays within 1 KB.
+func TestScreenItemFitsOneWriteUnit(t *testing.T) {
+	id := func(c string) string { return strings.Repeat(c, 64) }
+	at := time.Date(2099, 12, 31, 23, 59, 59, 999e6, time.UTC)
+	v := &viewing.View{
+		ID: viewing.NewViewID(15, strings.Repeat("v", 20)), Slot: 15, Device: id("d"), Title: id("t"), Profile: id("p"),
+		Runtime: 24 * time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at, PositionMs: viewing.MaxPositionMs,
+		State: viewing.Paused, PrevState: viewing.Paused, Seq: viewing.MaxSeq, Ended: viewing.EndedByMember, EndedAt: at,
+		Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24),
+		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember},
+	}
+	item, err := MarshalScreen(id("m"), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := itemSize(item); n > 1024 {
+		t.Errorf("the largest screen item is %d bytes, over one write unit (1 KB)", n)
+	} else {
+		t.Logf("the largest screen item is %d bytes", n)
+	}
+	member, back, ok, err := UnmarshalScreen(item)
+	if err != nil || !ok || member != id("m") || back.ID != v.ID || back.Former.ID != v.Former.ID || !back.EndedAt.Equal(at) {
+		t.Errorf("UnmarshalScreen(MarshalScreen(v)) = %s, %+v, %v, %v", member, back, ok, err)
+	}
+	typical, _ := MarshalScreen("4f8a2c1e-6b3d-4e9a-8c7f-2d1b0a9e8f7c", &viewing.View{ID: "v1-abcdefghjkmnpqrstvwx", Slot: 1,
+		Device: "living-room-tv", Title: "tt-first-light", Runtime: time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at,
+		State: viewing.Playing, PrevState: viewing.Playing, Seq: 120, Key: "7c2e9a10-5b3f-4d8e-a1c4-viewstart001", Fingerprint: strings.Repeat("f", 24)})
+	t.Logf("a typical screen item is %d bytes", itemSize(typical))
+}
