@@ -182,18 +182,24 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			s.Observer.Conflict(ctx, member, attempt)
 		}
 		consistent = true
-		if err := s.sleep(ctx, attempt); err != nil {
+		if err := Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Result{}, err
 		}
 	}
 }
 
 func (s *Service) sleep(ctx context.Context, attempt int) error {
-	if s.Backoff <= 0 {
+	return Backoff(ctx, s.Backoff, attempt)
+}
+
+// Backoff waits before retry number attempt of a lost race: a random time up
+// to base·2^attempt (capped at 64 times base), or until ctx is done. A zero
+// base does not wait.
+func Backoff(ctx context.Context, base time.Duration, attempt int) error {
+	if base <= 0 {
 		return nil
 	}
-	limit := s.Backoff << min(attempt, 6)
-	t := time.NewTimer(rand.N(limit) + 1)
+	t := time.NewTimer(rand.N(base<<min(attempt, 6)) + 1)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -133,7 +132,7 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 		if attempt >= attempts {
 			return Started{}, licensing.Errorf(licensing.KindUnavailable, licensing.CodeContention, "too many screens starting on this account at once; retry shortly")
 		}
-		if err := s.sleep(ctx, attempt); err != nil {
+		if err := licensing.Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Started{}, err
 		}
 	}
@@ -284,20 +283,6 @@ func catalogued(p *licensing.Policy, id string) (licensing.Title, error) {
 		return t, e
 	}
 	return t, nil
-}
-
-func (s *Service) sleep(ctx context.Context, attempt int) error {
-	if s.Backoff <= 0 {
-		return nil
-	}
-	t := time.NewTimer(rand.N(s.Backoff<<min(attempt, 6)) + 1)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // now is the clock's time in UTC, to the millisecond, as stores keep it.

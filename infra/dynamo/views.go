@@ -273,8 +273,23 @@ func (s *Store) change(ctx context.Context, member, id, update, cond string, val
 	if !ok {
 		return nil, false, fmt.Errorf("view id %q names no slot", id)
 	}
+	old, applied, err := s.update(ctx, key(ViewingPartition(member), slotSK(slot)), update, cond, values)
+	if err != nil || applied || len(old) == 0 {
+		if err != nil {
+			err = fmt.Errorf("update view %s: %w", id, err)
+		}
+		return nil, applied, err
+	}
+	_, held, _, err := UnmarshalScreen(old)
+	return held, false, err
+}
+
+// update makes one conditional UpdateItem, every attribute named through a
+// placeholder. When the condition fails it returns the item as it was
+// (empty if there was none): DynamoDB sends it back, without another read.
+func (s *Store) update(ctx context.Context, k map[string]types.AttributeValue, update, cond string, values map[string]types.AttributeValue) (old map[string]types.AttributeValue, applied bool, err error) {
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &s.table, Key: key(ViewingPartition(member), slotSK(slot)),
+		TableName: &s.table, Key: k,
 		UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
 		ExpressionAttributeNames: names(update + " " + cond), ExpressionAttributeValues: values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -287,13 +302,9 @@ func (s *Store) change(ctx context.Context, member, id, update, cond string, val
 	record(ctx, false)
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return nil, false, fmt.Errorf("update view %s: %w", id, unavailable(err))
+		return nil, false, unavailable(err)
 	}
-	if len(ccf.Item) == 0 {
-		return nil, false, nil
-	}
-	_, held, _, err := UnmarshalScreen(ccf.Item)
-	return held, false, err
+	return ccf.Item, false, nil
 }
 
 // Views implements viewing.Store with one Query of the member's slots.
@@ -441,27 +452,14 @@ func (s *Store) addOffline(ctx context.Context, member string, p viewing.Progres
 // updateResume makes one conditional update of a resume point: nil if it
 // was written, the item as it was if the condition failed.
 func (s *Store) updateResume(ctx context.Context, member string, p viewing.Progress, update, cond string, values map[string]types.AttributeValue) (*viewing.Resume, error) {
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &s.table, Key: key(ViewingPartition(member), resumeSK(p.Profile, p.Title)),
-		UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
-		ExpressionAttributeNames: names(update + " " + cond), ExpressionAttributeValues: values,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
-	})
-	if err == nil {
-		record(ctx, false, one(out.ConsumedCapacity)...)
+	old, applied, err := s.update(ctx, key(ViewingPartition(member), resumeSK(p.Profile, p.Title)), update, cond, values)
+	if err != nil {
+		return nil, fmt.Errorf("update resume point of %s: %w", p.Title, err)
+	}
+	if applied {
 		return nil, nil
 	}
-	record(ctx, false)
-	var ccf *types.ConditionalCheckFailedException
-	if !errors.As(err, &ccf) {
-		return nil, fmt.Errorf("update resume point of %s: %w", p.Title, unavailable(err))
-	}
-	held, err := unmarshalResume(ccf.Item)
-	if err != nil {
-		return nil, err
-	}
-	return held, nil
+	return unmarshalResume(old)
 }
 
 // names maps every #name placeholder of the expressions to the attribute

@@ -26,7 +26,7 @@ func localTable(t testing.TB) (*dynamodb.Client, dynamo.Config) {
 }
 
 // localPoller polls the table's stream as dlicense-local does.
-func localPoller(t *testing.T, db *dynamodb.Client, cfg dynamo.Config, h lambda.Handler) *streams.Poller {
+func localPoller(t testing.TB, db *dynamodb.Client, cfg dynamo.Config, h lambda.Handler) *streams.Poller {
 	t.Helper()
 	ctx := context.Background()
 	arn, err := streams.LatestStreamArn(ctx, db, cfg.Table)

@@ -80,24 +80,13 @@ func BenchmarkViewing(b *testing.B) {
 	}
 	slices.Sort(titles)
 
-	arn, err := streams.LatestStreamArn(ctx, db, cfg.Table)
-	if err != nil {
-		b.Fatal(err)
-	}
-	client, err := streams.NewClient(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	filter, err := streams.ParseFilters(streams.EventFilters...)
-	if err != nil {
-		b.Fatal(err)
-	}
 	proc := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: 4}
 	var streamMeter dynamo.Meter
 	handle := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(dynamo.WithMeter(ctx, &streamMeter), ev)
 	}
-	poller := &streams.Poller{Streams: client, StreamArn: arn, Handler: lambda.NewHandler(handle), Filter: filter}
+	poller := localPoller(b, db, cfg, lambda.NewHandler(handle))
+	poller.Interval = streams.DefaultInterval // as dlicense-local and Lambda's batching poll
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	polled := make(chan struct{})
 	go func() { defer close(polled); poller.Run(pollCtx) }()
