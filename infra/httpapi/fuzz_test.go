@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
 )
@@ -31,12 +32,21 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/devices/" + strings.Repeat("d", 300) + "/titles/x/eligibility", "", ""},
 		{"PATCH", "/v1/../../etc/passwd", "", ""},
 		{"POST", "/v1/devices/phone/licences", strings.Repeat("k", 129), `{}`},
+		{"POST", "/v1/devices/tv/views", "k2", `{"title_id":"tt-first-light","profile_id":"kids"}`},
+		{"POST", "/v1/devices/tv/views/v0-abc/heartbeat", "", `{"position_ms":1,"state":"playing","seq":1}`},
+		{"POST", "/v1/devices/tv/views/v99-abc/heartbeat", "", `{"position_ms":-1,"state":"x","seq":-1}`},
+		{"POST", "/v1/devices/tv/views/v0-abc/stop", "", `{"position_ms":1e30}`},
+		{"DELETE", "/v1/views/v0-abc", "", ""},
+		{"GET", "/v1/views", "", ""},
+		{"GET", "/v1/titles/tt-first-light/resume?profile=%00", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.key, s.body)
 	}
-	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
-	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	store := memstore.New()
+	svc := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	views := viewing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Viewing: views}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	f.Fuzz(func(t *testing.T, method, path, key, body string) {
 		if method == "" || !strings.HasPrefix(path, "/") {
 			return // API Gateway never sends these
