@@ -143,9 +143,9 @@ type Title struct {
 	Downloadable   bool       `json:"downloadable"`
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
-	// Runtime is the title's length; positions past it are refused. Zero
-	// means unknown: positions up to MaxRuntime are taken and the title is
-	// never counted as completed.
+	// Runtime is the title's length (1s to 24h, whole milliseconds);
+	// positions past it are refused. Zero means unknown: positions up to
+	// MaxRuntime are taken and the title is never counted as completed.
 	Runtime Duration `json:"runtime,omitempty"`
 }
 
@@ -360,8 +360,8 @@ func (p *Policy) validate() error {
 		if t.AvailableFrom != nil && t.AvailableUntil != nil && !t.AvailableUntil.After(*t.AvailableFrom) {
 			return bad(f+".available_until", "must be after available_from")
 		}
-		if t.Runtime < 0 || t.Runtime.D() > MaxRuntime {
-			return bad(f+".runtime", "must be between 0 and %s", Duration(MaxRuntime))
+		if t.Runtime != 0 && (t.Runtime.D() < time.Second || t.Runtime.D() > MaxRuntime || t.Runtime.D()%time.Millisecond != 0) {
+			return bad(f+".runtime", "must be from 1s to %s, in whole milliseconds", Duration(MaxRuntime))
 		}
 	}
 	return p.Viewing.validate(bad)

@@ -58,6 +58,8 @@ func TestParsePolicyNamesTheBadField(t *testing.T) {
 		{"too many screens", `"max_screens": 4 }`, `"max_screens": 17 }`, "plans.premium.max_screens"},
 		{"negative runtime", `"runtime": "47m"`, `"runtime": "-47m"`, "titles.tt-northern-lines.runtime"},
 		{"runtime over a day", `"runtime": "47m"`, `"runtime": "25h"`, "titles.tt-northern-lines.runtime"},
+		{"runtime under a second", `"runtime": "47m"`, `"runtime": "500ms"`, "titles.tt-northern-lines.runtime"},
+		{"runtime in microseconds", `"runtime": "47m"`, `"runtime": "47m0.0005s"`, "titles.tt-northern-lines.runtime"},
 		{"heartbeats too often", `"heartbeat_interval": "30s"`, `"heartbeat_interval": "1s"`, "viewing.heartbeat_interval"},
 		{"expiry before a heartbeat", `"view_expiry": "90s"`, `"view_expiry": "10s"`, "viewing.view_expiry"},
 		{"completion past the end", `"completion": 0.95`, `"completion": 1.5`, "viewing.completion"},

@@ -1,6 +1,7 @@
 package viewing
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -24,17 +25,19 @@ type Resume struct {
 	// WatchedMs is the time spent playing the title, every view and every
 	// offline play together.
 	WatchedMs int64
-	// Seq is the last online contribution applied (a stream sequence
-	// number, see PadSeq) and Version the last offline one (the version of
-	// a PlaybackRecorded event in the member's licensing log).
-	Seq     string
+	// Seqs holds, per screen slot, the last online contribution applied: a
+	// stream sequence number (see PadSeq). The stream delivers the writes
+	// of one item in order, so each slot's contributions come in order.
+	Seqs map[int]string
+	// Version is the last offline contribution applied: the version of a
+	// PlaybackRecorded event in the member's licensing log.
 	Version int64
 }
 
 // Progress is one contribution to a resume point: a heartbeat or stop of a
-// view (Seq set), or the plays of one title in an offline upload (Version
-// set). Contributions are applied once each, however often they are
-// delivered.
+// view (Seq set: the stream record of the write of screen slot Slot), or
+// the plays of one title in an offline upload (Version set).
+// Contributions are applied once each, however often they are delivered.
 type Progress struct {
 	Profile    string
 	Title      string
@@ -43,6 +46,7 @@ type Progress struct {
 	At         time.Time
 	PositionMs int64
 	WatchedMs  int64
+	Slot       int
 	Seq        string
 	Version    int64
 }
@@ -59,32 +63,52 @@ func PadSeq(seq string) string {
 	return strings.Repeat("0", SeqWidth-len(seq)) + seq
 }
 
-// Apply applies one contribution, once: an online one after the last online
-// one applied moves the position and adds its time (a member's screens are
-// written in one partition, so stream order is the order they reported
-// in); an offline one after the last offline one applied adds its time, and
-// moves the position only if it was reported after the position held (a
-// late upload never rewinds a newer position). It reports whether anything
-// changed.
+// Apply applies one contribution, once, and reports whether anything
+// changed. An online one after the last one applied from its slot adds its
+// time; an offline one after the last offline one applied adds its time.
+// Either moves the position only if it was reported no earlier than the
+// position held: a late upload, or a screen's record handled after a newer
+// upload, never rewinds a newer position.
 func (r *Resume) Apply(p Progress) bool {
 	changed := false
 	if p.Seq != "" {
-		if p.Seq <= r.Seq {
+		if p.Seq <= r.Seqs[p.Slot] {
 			return false
 		}
-		r.Seq, r.WatchedMs = p.Seq, r.WatchedMs+p.WatchedMs
-		r.move(p)
-		return true
-	}
-	if p.Version > r.Version && p.WatchedMs > 0 {
+		if r.Seqs == nil {
+			r.Seqs = map[int]string{}
+		}
+		r.Seqs[p.Slot], r.WatchedMs = p.Seq, r.WatchedMs+p.WatchedMs
+		changed = true
+	} else if p.Version > r.Version && p.WatchedMs > 0 {
 		r.Version, r.WatchedMs = p.Version, r.WatchedMs+p.WatchedMs
 		changed = true
 	}
-	if p.At.After(r.At) {
+	if p.Seq != "" && !p.At.Before(r.At) || p.Seq == "" && p.At.After(r.At) {
 		r.move(p)
 		changed = true
 	}
 	return changed
+}
+
+// CheckProgress checks that contributions can be applied together: one
+// resume point (profile and title), each online one from a slot of the
+// plan limits and, per slot, in stream order.
+func CheckProgress(ps []Progress) error {
+	last := map[int]string{}
+	for _, p := range ps {
+		if p.Profile != ps[0].Profile || p.Title != ps[0].Title {
+			return fmt.Errorf("progress for more than one resume point: %s/%s and %s/%s", ps[0].Profile, ps[0].Title, p.Profile, p.Title)
+		}
+		if p.Seq == "" {
+			continue
+		}
+		if p.Slot < 0 || p.Slot >= licensing.MaxScreens || p.Seq <= last[p.Slot] {
+			return fmt.Errorf("online progress out of order or of no slot: slot %d, %s after %s", p.Slot, p.Seq, last[p.Slot])
+		}
+		last[p.Slot] = p.Seq
+	}
+	return nil
 }
 
 func (r *Resume) move(p Progress) {
@@ -101,7 +125,7 @@ func ProgressOf(v *View, seq string) (Progress, bool) {
 	if v == nil || !(v.Ended == Stopped || v.Ended == "" && v.Seq > 0) {
 		return Progress{}, false
 	}
-	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, At: v.LastSeen, PositionMs: v.PositionMs, Seq: PadSeq(seq)}
+	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, At: v.LastSeen, PositionMs: v.PositionMs, Slot: v.Slot, Seq: PadSeq(seq)}
 	if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
 		p.WatchedMs = v.LastSeen.Sub(v.PrevSeen).Milliseconds()
 	}
@@ -128,9 +152,11 @@ func OfflineProgress(e licensing.Event) []Progress {
 	entries := make([]licensing.PlaybackEntry, 0, len(rec.Accepted))
 	for _, a := range rec.Accepted {
 		if a.Title != "" {
+			// No later than the upload; to the millisecond, as stores keep it.
 			if a.DeviceTime.After(e.At) {
 				a.DeviceTime = e.At
 			}
+			a.DeviceTime = a.DeviceTime.Truncate(time.Millisecond)
 			entries = append(entries, a)
 		}
 	}

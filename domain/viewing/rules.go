@@ -103,6 +103,9 @@ func (s Stop) Validate() error {
 type End struct {
 	Member string
 	View   string
+	// Device, when set, must be the view's: the service ends a view over
+	// the plan's limit only from the view's own heartbeat.
+	Device string
 	Reason EndReason
 	At     time.Time
 }
@@ -294,7 +297,7 @@ func (v *View) Stop(s Stop) {
 // ended, an expired one included; ending an ended view changes nothing
 // (repeated, and the reason it ended with is in ended).
 func CheckEnd(held *View, e End) (repeated bool, ended EndReason, err error) {
-	if err := identify(held, e.View, ""); err != nil {
+	if err := identify(held, e.View, e.Device); err != nil {
 		var ee *EndedError
 		if asEnded(err, &ee) {
 			return true, ee.Reason, nil

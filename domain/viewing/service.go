@@ -186,12 +186,15 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 	return out, nil
 }
 
-// endOverLimit ends a view whose slot is past the plan's limit.
+// endOverLimit ends a view, from its own device, whose slot is past the
+// plan's limit, and tells the player why it is over (PLAN_CHANGED, or the
+// reason it had ended with already).
 func (s *Service) endOverLimit(ctx context.Context, b Beat) error {
-	if _, err := s.End(ctx, End{Member: b.Member, View: b.View, Reason: PlanChanged}); err != nil {
+	reason, err := s.End(ctx, End{Member: b.Member, View: b.View, Device: b.Device, Reason: PlanChanged})
+	if err != nil {
 		return err
 	}
-	return &EndedError{View: b.View, Reason: PlanChanged}
+	return &EndedError{View: b.View, Reason: reason}
 }
 
 // Stop ends a view from its own screen, with its final position. Stopping

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -92,27 +93,57 @@ func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, err
 		keys[i] = counterKey(scope, i)
 	}
 	counts := licensing.Counts{}
-	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
-	for len(req) > 0 {
+	err := s.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+		for name, v := range item {
+			if n, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" && name != "it" {
+				x, err := strconv.ParseInt(n.Value, 10, 64)
+				if err != nil {
+					return fmt.Errorf("counter %s.%s: %w", scope, name, err)
+				}
+				counts[name] += x
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read counts of %s: %w", scope, err)
+	}
+	return counts, nil
+}
+
+// batchGetAttempts bounds the BatchGetItem calls of one read: DynamoDB
+// leaves keys unprocessed when it throttles.
+const batchGetAttempts = 6
+
+// batchGet reads keys (at most 100) with BatchGetItem and calls fn with each
+// item found. Keys left unprocessed are asked for again after a backoff, a
+// few times; then the read is Unavailable.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool, fn func(map[string]types.AttributeValue) error) error {
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
+	for attempt := 1; len(req) > 0; attempt++ {
+		if attempt > batchGetAttempts {
+			return &licensing.Error{Kind: licensing.KindUnavailable, Code: CodeStoreUnavailable,
+				Message: "the store is busy; retry shortly", Cause: fmt.Errorf("%d keys unprocessed after %d reads", len(req[s.table].Keys), batchGetAttempts)}
+		}
+		if attempt > 1 {
+			if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+				return err
+			}
+		}
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 		if err != nil {
-			return nil, fmt.Errorf("read counts of %s: %w", scope, unavailable(err))
+			record(ctx, true)
+			return unavailable(err)
 		}
 		record(ctx, true, out.ConsumedCapacity...)
 		for _, item := range out.Responses[s.table] {
-			for name, v := range item {
-				if n, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" && name != "it" {
-					x, err := strconv.ParseInt(n.Value, 10, 64)
-					if err != nil {
-						return nil, fmt.Errorf("counter %s.%s: %w", scope, name, err)
-					}
-					counts[name] += x
-				}
+			if err := fn(item); err != nil {
+				return err
 			}
 		}
 		req = out.UnprocessedKeys
 	}
-	return counts, nil
+	return nil
 }
 
 // ReplaceCounts sets a counter scope to counts, replacing whatever its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
@@ -88,9 +88,14 @@ type resumeItem struct {
 	Device   string `dynamodbav:"dev,omitempty"`
 	View     string `dynamodbav:"vid,omitempty"`
 	Watched  int64  `dynamodbav:"w"`
-	Seq      string `dynamodbav:"sq,omitempty"`
 	Version  int64  `dynamodbav:"ov,omitempty"`
+	// The last stream sequence number applied from each slot, in
+	// attributes sq0 … sq15, read by unmarshalResume.
 }
+
+// seqAttr is the attribute of a resume point holding the last sequence
+// number applied from a screen slot.
+func seqAttr(slot int) string { return "sq" + strconv.Itoa(slot) }
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
@@ -138,7 +143,7 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 	}
 	member, found := strings.CutPrefix(it.PK, "v#")
 	if !found || it.SK != slotSK(it.Slot) {
-		return "", nil, false, fmt.Errorf("screen item %s %s holds slot %d", it.PK, it.SK, it.Slot)
+		return "", nil, false, fmt.Errorf("screen item of %s at %s holds slot %d", licensing.Pseudonym(member), it.SK, it.Slot)
 	}
 	v = &viewing.View{
 		ID: it.ID, Slot: it.Slot, Device: it.Device, Title: it.Title, Profile: it.Profile,
@@ -158,8 +163,17 @@ func unmarshalResume(av map[string]types.AttributeValue) (*viewing.Resume, error
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return nil, fmt.Errorf("unmarshal resume item: %w", err)
 	}
-	return &viewing.Resume{Profile: it.Profile, Title: it.Title, PositionMs: it.Position, At: fromMs(it.At),
-		Device: it.Device, View: it.View, WatchedMs: it.Watched, Seq: it.Seq, Version: it.Version}, nil
+	r := &viewing.Resume{Profile: it.Profile, Title: it.Title, PositionMs: it.Position, At: fromMs(it.At),
+		Device: it.Device, View: it.View, WatchedMs: it.Watched, Version: it.Version}
+	for slot := range licensing.MaxScreens {
+		if sq, ok := av[seqAttr(slot)].(*types.AttributeValueMemberS); ok {
+			if r.Seqs == nil {
+				r.Seqs = map[int]string{}
+			}
+			r.Seqs[slot] = sq.Value
+		}
+	}
+	return r, nil
 }
 
 // ReadForStart implements viewing.Store with one strongly consistent
@@ -174,28 +188,20 @@ func (s *Store) ReadForStart(ctx context.Context, member string, n int, profile,
 	keys = append(keys, key(pk, resumeSK(profile, title)))
 	slots := make([]*viewing.View, n)
 	var res *viewing.Resume
-	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for len(req) > 0 {
-		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
-		if err != nil {
-			record(ctx, true)
-			return nil, nil, fmt.Errorf("read screens: %w", unavailable(err))
+	err := s.batchGet(ctx, keys, true, func(item map[string]types.AttributeValue) error {
+		_, v, ok, err := UnmarshalScreen(item)
+		switch {
+		case err != nil:
+			return err
+		case ok && v.Slot < n:
+			slots[v.Slot] = v
+		case !ok:
+			res, err = unmarshalResume(item)
 		}
-		record(ctx, true, out.ConsumedCapacity...)
-		for _, item := range out.Responses[s.table] {
-			if _, v, ok, err := UnmarshalScreen(item); err != nil {
-				return nil, nil, err
-			} else if ok {
-				if v.Slot < n {
-					slots[v.Slot] = v
-				}
-				continue
-			}
-			if res, err = unmarshalResume(item); err != nil {
-				return nil, nil, err
-			}
-		}
-		req = out.UnprocessedKeys
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read screens: %w", err)
 	}
 	return slots, res, nil
 }
@@ -260,10 +266,13 @@ func (s *Store) Stop(ctx context.Context, member string, st viewing.Stop) (*view
 
 // End implements viewing.Store like Beat, with viewing.CheckEnd's condition.
 func (s *Store) End(ctx context.Context, member string, e viewing.End) (*viewing.View, bool, error) {
-	return s.change(ctx, member, e.View,
-		"SET #pls = #ls, #pst = #st, #er = :er, #ea = :at",
-		"#vid = :vid AND attribute_not_exists(#er)",
-		map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At))})
+	cond := "#vid = :vid AND attribute_not_exists(#er)"
+	values := map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At))}
+	if e.Device != "" {
+		cond += " AND #dev = :dev"
+		values[":dev"] = str(e.Device)
+	}
+	return s.change(ctx, member, e.View, "SET #pls = #ls, #pst = #st, #er = :er, #ea = :at", cond, values)
 }
 
 // change makes one conditional update of the slot of view id. If the
@@ -360,68 +369,83 @@ func (s *Store) Resume(ctx context.Context, member, profile, title string) (*vie
 }
 
 // AddProgress implements viewing.ProgressStore. Online contributions are
-// summed into one conditional UpdateItem, written only if the resume point
-// has applied none of them (its last stream sequence number is below the
-// first); if it has applied some, the write returns that number, and the
-// rest is written again. Each offline contribution is two conditional
-// updates: its time, once per event version; its position, only if newer.
+// summed per slot into one conditional UpdateItem, written only if the
+// resume point has applied none of them (the last sequence number it
+// applied from that slot is below the first) and moving the position only
+// if it is no older than the one held. If the point has applied some of
+// them, the write fails, the item comes back, and the rest is written
+// again; if only the position is newer, the time is written alone. Each
+// offline contribution is two conditional updates: its time, once per event
+// version; its position, only if newer.
 func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) error {
-	var online []viewing.Progress
+	if err := viewing.CheckProgress(ps); err != nil {
+		return fmt.Errorf("add progress for %s: %w", licensing.Pseudonym(member), err)
+	}
+	bySlot := map[int][]viewing.Progress{}
+	var slots []int
 	for _, p := range ps {
-		if p.Seq != "" {
-			online = append(online, p)
+		if p.Seq == "" {
+			if err := s.addOffline(ctx, member, p); err != nil {
+				return err
+			}
 			continue
 		}
-		if err := s.addOffline(ctx, member, p); err != nil {
-			return err
+		if _, seen := bySlot[p.Slot]; !seen {
+			slots = append(slots, p.Slot)
 		}
+		bySlot[p.Slot] = append(bySlot[p.Slot], p)
 	}
-	slices.SortStableFunc(online, func(a, b viewing.Progress) int { return strings.Compare(a.Seq, b.Seq) })
-	for len(online) > 0 {
-		applied, err := s.addOnline(ctx, member, online)
-		if err != nil {
+	for _, slot := range slots {
+		if err := s.addOnline(ctx, member, bySlot[slot]); err != nil {
 			return err
 		}
-		i := 0
-		for i < len(online) && online[i].Seq <= applied {
-			i++
-		}
-		if i == 0 {
-			return nil // written
-		}
-		online = online[i:]
 	}
 	return nil
 }
 
-// addOnline writes the sum of ps; if the resume point has applied some of
-// them already it writes nothing and returns the last sequence number it
-// applied ("" after a write).
-func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progress) (string, error) {
-	last := ps[len(ps)-1]
-	var watched int64
-	for _, p := range ps {
-		watched += p.WatchedMs
+// addOnline writes the sum of one slot's contributions, in order, each once.
+func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progress) error {
+	withPosition := true
+	for attempt := 0; len(ps) > 0; attempt++ {
+		if attempt > 2*len(ps)+2 {
+			return fmt.Errorf("resume point of %s: progress from %s not applied", ps[0].Title, ps[0].Seq)
+		}
+		first, last := ps[0], ps[len(ps)-1]
+		var watched int64
+		for _, p := range ps {
+			watched += p.WatchedMs
+		}
+		sq := "#" + seqAttr(first.Slot)
+		values := map[string]types.AttributeValue{
+			":it": str(kindResume), ":t": str(last.Title), ":last": str(last.Seq), ":first": str(first.Seq), ":w": num(watched),
+		}
+		update := "SET #it = :it, #t = :t, " + sq + " = :last"
+		cond := "(attribute_not_exists(" + sq + ") OR " + sq + " < :first)"
+		if last.Profile != "" {
+			update += ", #pf = :pf"
+			values[":pf"] = str(last.Profile)
+		}
+		if withPosition {
+			update += ", #pos = :pos, #at = :at, #dev = :dev, #vid = :vid"
+			cond += " AND (attribute_not_exists(#at) OR #at <= :at)"
+			values[":pos"], values[":at"], values[":dev"], values[":vid"] = num(last.PositionMs), num(ms(last.At)), str(last.Device), str(last.View)
+		}
+		held, err := s.updateResume(ctx, member, last, update+" ADD #w :w", cond, values)
+		if err != nil || held == nil {
+			return err
+		}
+		applied := held.Seqs[first.Slot]
+		i := 0
+		for i < len(ps) && ps[i].Seq <= applied {
+			i++
+		}
+		if i == 0 {
+			// None applied: the position held is newer. Add the time alone.
+			withPosition = false
+		}
+		ps = ps[i:]
 	}
-	values := map[string]types.AttributeValue{
-		":it": str(kindResume), ":t": str(last.Title), ":pos": num(last.PositionMs), ":at": num(ms(last.At)),
-		":dev": str(last.Device), ":vid": str(last.View), ":last": str(last.Seq), ":first": str(ps[0].Seq), ":w": num(watched),
-	}
-	update := "SET #it = :it, #t = :t, #pos = :pos, #at = :at, #dev = :dev, #vid = :vid, #sq = :last"
-	if last.Profile != "" {
-		update += ", #pf = :pf"
-		values[":pf"] = str(last.Profile)
-	}
-	update += " ADD #w :w"
-	cond := "attribute_not_exists(#sq) OR #sq < :first"
-	held, err := s.updateResume(ctx, member, last, update, cond, values)
-	if err != nil || held == nil {
-		return "", err
-	}
-	if held.Seq == "" || held.Seq < ps[0].Seq {
-		return "", fmt.Errorf("resume point of %s refused progress from %s while at %q", last.Title, ps[0].Seq, held.Seq)
-	}
-	return held.Seq, nil
+	return nil
 }
 
 func (s *Store) addOffline(ctx context.Context, member string, p viewing.Progress) error {

@@ -157,8 +157,32 @@ func TestViewsEndWhenThePlanShrinks(t *testing.T) {
 		}
 		views = append(views, device+"/views/"+viewID(doc))
 	}
+	// A heartbeat naming another device's view ends nothing.
+	for _, v := range views {
+		if strings.Contains(v, "/views/v0-") {
+			continue
+		}
+		_, id, _ := strings.Cut(v, "/views/")
+		if status, _, doc := e.call(t, "POST", "/v1/devices/somewhere-else/views/"+id+"/heartbeat", basic, `{"position_ms":1,"state":"playing","seq":1}`); status != 404 {
+			t.Errorf("heartbeat of %s from another device = %d %v, want 404", id, status, doc)
+		}
+	}
+	// A view already stopped says so, not PLAN_CHANGED.
+	stopped := views[len(views)-1]
+	if strings.Contains(stopped, "/views/v0-") {
+		stopped = views[0]
+	}
+	if status, _, doc := e.call(t, "POST", "/v1/devices/"+stopped+"/stop", premium, `{"position_ms":500}`); status != 200 {
+		t.Fatalf("stop %s = %d %v", stopped, status, doc)
+	}
 	kept := 0
 	for _, v := range views {
+		if v == stopped {
+			if status, _, doc := e.call(t, "POST", "/v1/devices/"+v+"/heartbeat", basic, `{"position_ms":1000,"state":"playing","seq":1}`); status != 409 || doc["reason"] != string(viewing.Stopped) {
+				t.Errorf("heartbeat of the stopped %s on basic = %d %v, want 409 STOPPED", v, status, doc)
+			}
+			continue
+		}
 		status, _, doc := e.call(t, "POST", "/v1/devices/"+v+"/heartbeat", basic, `{"position_ms":1000,"state":"playing","seq":1}`)
 		switch {
 		case status == 200 && strings.Contains(v, "/views/v0-"):

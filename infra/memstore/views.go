@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -42,12 +43,7 @@ func (s *Store) ReadForStart(ctx context.Context, member string, n int, profile,
 	for i := range slots {
 		slots[i] = cloneView(s.slot(member, i))
 	}
-	var res *viewing.Resume
-	if r := s.resumes[resumeKey(member, profile, title)]; r != nil {
-		c := *r
-		res = &c
-	}
-	return slots, res, nil
+	return slots, cloneResume(s.resumes[resumeKey(member, profile, title)]), nil
 }
 
 // Claim implements viewing.Store.
@@ -173,12 +169,16 @@ func (s *Store) Resume(ctx context.Context, member, profile, title string) (*vie
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.resumes[resumeKey(member, profile, title)]
+	return cloneResume(s.resumes[resumeKey(member, profile, title)]), nil
+}
+
+func cloneResume(r *viewing.Resume) *viewing.Resume {
 	if r == nil {
-		return nil, nil
+		return nil
 	}
 	c := *r
-	return &c, nil
+	c.Seqs = maps.Clone(r.Seqs)
+	return &c
 }
 
 // AddProgress implements viewing.ProgressStore.
@@ -189,12 +189,10 @@ func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Pro
 	if len(ps) == 0 {
 		return nil
 	}
-	key := resumeKey(member, ps[0].Profile, ps[0].Title)
-	for _, p := range ps {
-		if resumeKey(member, p.Profile, p.Title) != key {
-			return fmt.Errorf("add progress: contributions to more than one resume point")
-		}
+	if err := viewing.CheckProgress(ps); err != nil {
+		return fmt.Errorf("add progress: %w", err)
 	}
+	key := resumeKey(member, ps[0].Profile, ps[0].Title)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.resumes[key]

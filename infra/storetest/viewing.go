@@ -389,26 +389,29 @@ func testMembersApart(t *testing.T, s ViewingStore) {
 func testProgressOnceEach(t *testing.T, s ViewingStore) {
 	member := streamID(t)
 	ctx := t.Context()
-	online := func(seq string, pos, watched int64, device string, at time.Duration) viewing.Progress {
-		return viewing.Progress{Profile: "kids", Title: "tt-first-light", Device: device, View: "v0-" + device,
-			At: vt0.Add(at), PositionMs: pos, WatchedMs: watched, Seq: viewing.PadSeq(seq)}
+	online := func(slot int, seq string, pos, watched int64, device string, at time.Duration) viewing.Progress {
+		return viewing.Progress{Profile: "kids", Title: "tt-first-light", Device: device, View: fmt.Sprintf("v%d-%s", slot, device),
+			At: vt0.Add(at), PositionMs: pos, WatchedMs: watched, Slot: slot, Seq: viewing.PadSeq(seq)}
 	}
+	// The tv plays in slot 0; the phone, in slot 1, joins; stream sequence
+	// numbers are ordered per slot item, not across them.
 	p := []viewing.Progress{
-		online("101", 10_000, 10_000, "tv", 10*time.Second), online("102", 20_000, 10_000, "tv", 20*time.Second),
-		online("103", 30_000, 10_000, "tv", 30*time.Second), online("104", 40_000, 10_000, "phone", 40*time.Second),
-		online("1000", 50_000, 10_000, "phone", 50*time.Second),
+		online(0, "101", 10_000, 10_000, "tv", 10*time.Second), online(1, "090", 15_000, 5_000, "phone", 15*time.Second),
+		online(0, "102", 20_000, 10_000, "tv", 20*time.Second), online(0, "103", 30_000, 10_000, "tv", 30*time.Second),
+		online(1, "104", 40_000, 10_000, "phone", 40*time.Second), online(1, "1000", 50_000, 10_000, "phone", 50*time.Second),
 	}
 	if err := s.AddProgress(ctx, member, p[:3]); err != nil {
 		t.Fatal(err)
 	}
-	// A redelivery from the second record on, with two new ones.
+	// A redelivery from the second record on, with new ones.
 	if err := s.AddProgress(ctx, member, p[1:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddProgress(ctx, member, p[4:]); err != nil {
+	if err := s.AddProgress(ctx, member, p[5:]); err != nil {
 		t.Fatal(err)
 	}
-	want := &viewing.Resume{Profile: "kids", Title: "tt-first-light", PositionMs: 50_000, At: vt0.Add(50 * time.Second), Device: "phone", View: "v0-phone", WatchedMs: 50_000, Seq: viewing.PadSeq("1000")}
+	want := &viewing.Resume{Profile: "kids", Title: "tt-first-light", PositionMs: 50_000, At: vt0.Add(50 * time.Second), Device: "phone", View: "v1-phone",
+		WatchedMs: 55_000, Seqs: map[int]string{0: viewing.PadSeq("103"), 1: viewing.PadSeq("1000")}}
 	got, err := s.Resume(ctx, member, "kids", "tt-first-light")
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Resume = %+v, %v; want %+v", got, err, want)
@@ -420,7 +423,7 @@ func testProgressOnceEach(t *testing.T, s ViewingStore) {
 			t.Fatal(err)
 		}
 	}
-	want.WatchedMs, want.Version = 650_000, 4
+	want.WatchedMs, want.Version = 655_000, 4
 	if got, _ := s.Resume(ctx, member, "kids", "tt-first-light"); !reflect.DeepEqual(got, want) {
 		t.Errorf("after an older offline upload, twice: %+v, want %+v", got, want)
 	}
@@ -428,11 +431,25 @@ func testProgressOnceEach(t *testing.T, s ViewingStore) {
 	if err := s.AddProgress(ctx, member, []viewing.Progress{later}); err != nil {
 		t.Fatal(err)
 	}
-	want = &viewing.Resume{Profile: "kids", Title: "tt-first-light", PositionMs: 70_000, At: vt0.Add(time.Hour), Device: "tablet", WatchedMs: 710_000, Seq: viewing.PadSeq("1000"), Version: 6}
+	want = &viewing.Resume{Profile: "kids", Title: "tt-first-light", PositionMs: 70_000, At: vt0.Add(time.Hour), Device: "tablet",
+		WatchedMs: 715_000, Seqs: want.Seqs, Version: 6}
 	if got, _ := s.Resume(ctx, member, "kids", "tt-first-light"); !reflect.DeepEqual(got, want) {
 		t.Errorf("after a newer offline upload: %+v, want %+v", got, want)
 	}
+	// A screen's record handled after that upload, though it was played
+	// before it: its time counts, the newer position stays.
+	if err := s.AddProgress(ctx, member, []viewing.Progress{online(0, "105", 99_000, 7_000, "tv", 30*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	want.WatchedMs, want.Seqs[0] = 722_000, viewing.PadSeq("105")
+	if got, _ := s.Resume(ctx, member, "kids", "tt-first-light"); !reflect.DeepEqual(got, want) {
+		t.Errorf("after an older screen record: %+v, want %+v", got, want)
+	}
 	if got, err := s.Resume(ctx, member, "", "tt-first-light"); err != nil || got != nil {
 		t.Errorf("Resume(default profile) = %+v, %v; want none: profiles are apart", got, err)
+	}
+	bad := []viewing.Progress{online(0, "200", 1, 1, "tv", 0), online(0, "199", 1, 1, "tv", 0)}
+	if err := s.AddProgress(ctx, member, bad); err == nil {
+		t.Errorf("AddProgress(a slot's records out of order) = nil, want an error")
 	}
 }

@@ -135,7 +135,7 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 			return rec, false, err
 		}
 		if member != rec.member {
-			return rec, false, fmt.Errorf("screen item of %s in partition %s", licensing.Pseudonym(member), pk)
+			return rec, false, fmt.Errorf("screen item of %s in the partition of %s", licensing.Pseudonym(member), licensing.Pseudonym(rec.member))
 		}
 		rec.view = v
 		return rec, true, nil
