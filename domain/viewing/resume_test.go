@@ -30,8 +30,16 @@ func TestResumeApply(t *testing.T) {
 		{"the same upload again", Progress{Title: "tt-first-light", Device: "tablet", At: t0.Add(-time.Hour), PositionMs: 80_000, WatchedMs: 600_000, Version: 7}, false, 12_000, 652_000, "tv"},
 		{"offline plays after the tv", Progress{Title: "tt-first-light", Device: "tablet", At: t0.Add(time.Hour), PositionMs: 90_000, WatchedMs: 60_000, Version: 9}, true, 90_000, 712_000, "tablet"},
 		{"a screen's record played before that upload: time counts, position stays", online("1001", 1, 3_000, "tv"), true, 90_000, 715_000, "tablet"},
-		{"another slot's lower sequence number is its own", func() Progress { p := online("50", 95_000, 5_000, "phone"); p.Slot, p.At = 1, t0.Add(2*time.Hour); return p }(), true, 95_000, 720_000, "phone"},
-		{"that slot's record again", func() Progress { p := online("50", 95_000, 5_000, "phone"); p.Slot, p.At = 1, t0.Add(2*time.Hour); return p }(), false, 95_000, 720_000, "phone"},
+		{"another slot's lower sequence number is its own", func() Progress {
+			p := online("50", 95_000, 5_000, "phone")
+			p.Slot, p.At = 1, t0.Add(2*time.Hour)
+			return p
+		}(), true, 95_000, 720_000, "phone"},
+		{"that slot's record again", func() Progress {
+			p := online("50", 95_000, 5_000, "phone")
+			p.Slot, p.At = 1, t0.Add(2*time.Hour)
+			return p
+		}(), false, 95_000, 720_000, "phone"},
 	}
 	for _, s := range steps {
 		if changed := r.Apply(s.p); changed != s.changed || r.PositionMs != s.pos || r.WatchedMs != s.watched || r.Device != s.device {
