@@ -113,6 +113,51 @@ func TestTenThousandEventsWithASnapshotLoadInOneQuery(t *testing.T) {
 	}
 }
 
+// TestALaggingSnapshotCostsOnlyTheEventsAfterIt: with the snapshot 60 events
+// behind (a season downloaded within the stream function's batching window),
+// a load reads the events after it with a second Query bounded by versions,
+// not the rest of a 10,000-event partition; without a usable snapshot it
+// reads the whole log.
+func TestALaggingSnapshotCostsOnlyTheEventsAfterIt(t *testing.T) {
+	db, table := localTable(t)
+	s := dynamo.New(db, table, 0)
+	const n, lag = 3000, 60
+	events := make([]licensing.Event, n)
+	for i := range events {
+		events[i] = acquired(int64(i+1), t0.Add(time.Duration(i)*time.Minute))
+	}
+	seed(t, s, "lagging", events)
+	snap, err := licensing.EncodeSnapshot(licensing.Fold("lagging", events[:n-lag]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := s.SaveSnapshot(context.Background(), snap); !saved || err != nil {
+		t.Fatalf("SaveSnapshot = %v, %v", saved, err)
+	}
+	var m dynamo.Meter
+	str, err := s.Load(dynamo.WithMeter(context.Background(), &m), "lagging", licensing.LoadOptions{SnapshotSchema: licensing.StateSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := m.Usage()
+	t.Logf("load with the snapshot %d events behind: %+v", lag, u)
+	if str.Snapshot == nil || str.Snapshot.Version != n-lag || len(str.Events) != lag || str.Events[0].Version != n-lag+1 || str.Version() != n {
+		t.Fatalf("Load = snapshot %v, %d events, v%d; want the snapshot and the %d events after it", str.Snapshot != nil, len(str.Events), str.Version(), lag)
+	}
+	// 61 event items of about 300 bytes and the snapshot: a few read units,
+	// where the rest of the partition (3,000 items) would cost about 100.
+	if u.RoundTrips != 2 || u.ReadUnits > 4 {
+		t.Errorf("Load = %d round trips, %.1f read units; want 2 and at most 4", u.RoundTrips, u.ReadUnits)
+	}
+
+	m = dynamo.Meter{}
+	str, err = s.Load(dynamo.WithMeter(context.Background(), &m), "lagging", licensing.LoadOptions{SnapshotSchema: licensing.StateSchema + 99})
+	if err != nil || str.Snapshot != nil || len(str.Events) != n {
+		t.Fatalf("Load(another state schema) = %v, %d events, %v; want the whole log", str.Snapshot != nil, len(str.Events), err)
+	}
+	t.Logf("load without a usable snapshot: %+v", m.Usage())
+}
+
 func TestHistoryOverOneMegabyteWithoutSnapshotLoadsCompletely(t *testing.T) {
 	db, table := localTable(t)
 	s := dynamo.New(db, table, 0)

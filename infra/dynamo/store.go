@@ -69,78 +69,76 @@ func New(db API, table string, snapshotEvery int) *Store {
 
 // Load implements licensing.EventStore with one descending Query from the
 // top of the member's partition: the snapshot first, then events newest
-// first, until the snapshot's version is reached. A stream without a usable
-// snapshot is read to its start, page by page.
+// first, down to the event the snapshot covers. The first page is limited to
+// what a snapshot that keeps up needs. A snapshot that lags further costs a
+// second Query bounded by versions: exactly the events between the snapshot
+// and the oldest read, never the rest of the partition. A stream without a
+// usable snapshot (none, another state schema, unreadable, or one the log
+// does not reach) is read to its start, page by page.
 //
 // Reads are eventually consistent unless opts.Consistent: a stale read
 // costs at most a conflict on append, after which the service reloads with
 // a consistent read.
 func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
-	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :e)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
-			":e":  &types.AttributeValueMemberS{Value: eventPrefix},
-		},
-		ScanIndexForward:       aws.Bool(false),
-		ConsistentRead:         aws.Bool(opts.Consistent),
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
-	}
+	var limit int32
 	if opts.SnapshotSchema != 0 {
-		in.Limit = aws.Int32(s.firstPage)
+		limit = s.firstPage
 	}
-	var (
-		snap    *licensing.Snapshot
-		stored  []licensing.StoredEvent // newest first
-		reached bool                    // the event the snapshot covers was read
-	)
-pages:
-	for {
-		out, err := s.db.Query(ctx, in)
+	items, more, err := s.events(ctx, stream, eventPrefix, "", limit, opts.Consistent)
+	if err != nil {
+		return licensing.Stream{}, err
+	}
+	var snap *licensing.Snapshot
+	if len(items) > 0 && isSnapshot(items[0]) {
+		if sn, err := unmarshalSnapshot(items[0]); err == nil && opts.SnapshotSchema != 0 && sn.Schema == opts.SnapshotSchema && sn.Stream == stream {
+			snap = &sn
+		}
+		items = items[1:]
+	}
+	stored := make([]licensing.StoredEvent, 0, len(items)) // newest first
+	for _, av := range items {
+		e, err := unmarshalEvent(av)
 		if err != nil {
-			return licensing.Stream{}, fmt.Errorf("query %s: %w", stream, unavailable(err))
+			return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
 		}
-		record(ctx, true, one(out.ConsumedCapacity)...)
-		for _, av := range out.Items {
-			if sk, _ := av["sk"].(*types.AttributeValueMemberS); sk != nil && sk.Value == snapshotSK {
-				if opts.SnapshotSchema == 0 {
-					continue
-				}
-				sn, err := unmarshalSnapshot(av)
-				if err != nil || sn.Schema != opts.SnapshotSchema || sn.Stream != stream {
-					continue // unreadable or of another schema: replay instead
-				}
-				snap = &sn
-				continue
-			}
-			e, err := unmarshalEvent(av)
-			if err != nil {
-				return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
-			}
-			if snap != nil {
-				switch {
-				case e.Version == snap.Version:
-					reached = true
-					break pages
-				case e.Version < snap.Version:
-					// The log does not hold the version the snapshot claims to
-					// cover: never trust it, read the whole log instead.
-					snap = nil
-				}
-			}
-			stored = append(stored, e)
-		}
-		if out.LastEvaluatedKey == nil {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-		in.Limit = nil // past the first page, read whole pages
+		stored = append(stored, e)
 	}
-	if !reached {
-		// The whole log was read and never reached the version the snapshot
-		// claims to cover: replay it all instead.
-		snap = nil
+	oldest := func() int64 {
+		if len(stored) == 0 {
+			return 1<<62 - 1
+		}
+		return stored[len(stored)-1].Version
+	}
+	if snap != nil && oldest() > snap.Version && more {
+		// The snapshot lags: read exactly the versions between it and the
+		// oldest event read.
+		rest, _, err := s.events(ctx, stream, EventKey(snap.Version), EventKey(oldest()-1), 0, opts.Consistent)
+		if err != nil {
+			return licensing.Stream{}, err
+		}
+		if stored, err = appendEvents(stream, stored, rest); err != nil {
+			return licensing.Stream{}, err
+		}
+	}
+	// Keep the events after the snapshot; the log must hold the version it
+	// covers, or the snapshot is not trusted.
+	if snap != nil {
+		i := slices.IndexFunc(stored, func(e licensing.StoredEvent) bool { return e.Version <= snap.Version })
+		if i >= 0 && stored[i].Version == snap.Version {
+			stored = stored[:i]
+		} else {
+			snap = nil
+		}
+	}
+	if snap == nil && more && oldest() > 1 {
+		// No usable snapshot: the whole log.
+		rest, _, err := s.events(ctx, stream, EventKey(0), EventKey(oldest()-1), 0, opts.Consistent)
+		if err != nil {
+			return licensing.Stream{}, err
+		}
+		if stored, err = appendEvents(stream, stored, rest); err != nil {
+			return licensing.Stream{}, err
+		}
 	}
 	slices.Reverse(stored)
 	res := licensing.Stream{Snapshot: snap}
@@ -163,6 +161,64 @@ pages:
 		res.Events[i] = e
 	}
 	return res, nil
+}
+
+// events reads a member's items newest first, with sort keys from lo to hi
+// (hi "" for begins_with(lo)), page after page; a limit reads one page of
+// that many items. more reports that the partition holds older items than
+// those returned (a limited page stopped early).
+func (s *Store) events(ctx context.Context, stream, lo, hi string, limit int32, consistent bool) (items []map[string]types.AttributeValue, more bool, err error) {
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
+			":lo": &types.AttributeValueMemberS{Value: lo}, ":hi": &types.AttributeValueMemberS{Value: hi},
+		},
+		ScanIndexForward:       aws.Bool(false),
+		ConsistentRead:         aws.Bool(consistent),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	if hi == "" {
+		in.KeyConditionExpression = aws.String("pk = :pk AND begins_with(sk, :lo)")
+		delete(in.ExpressionAttributeValues, ":hi")
+	}
+	if limit > 0 {
+		in.Limit = aws.Int32(limit)
+	}
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			record(ctx, true)
+			return nil, false, fmt.Errorf("query %s: %w", stream, unavailable(err))
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		items = append(items, out.Items...)
+		if out.LastEvaluatedKey == nil {
+			return items, false, nil
+		}
+		if limit > 0 {
+			return items, true, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// appendEvents adds older event items to stored (newest first).
+func appendEvents(stream string, stored []licensing.StoredEvent, items []map[string]types.AttributeValue) ([]licensing.StoredEvent, error) {
+	for _, av := range items {
+		e, err := unmarshalEvent(av)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", stream, err)
+		}
+		stored = append(stored, e)
+	}
+	return stored, nil
+}
+
+func isSnapshot(av map[string]types.AttributeValue) bool {
+	sk, _ := av["sk"].(*types.AttributeValueMemberS)
+	return sk != nil && sk.Value == snapshotSK
 }
 
 // Append implements licensing.EventStore: one event is one conditional
@@ -270,35 +326,11 @@ func (s *Store) transact(ctx context.Context, stream string, expected int64, eve
 	return classify(stream, err)
 }
 
-// conflict builds the conflict error, reading the stream's real version
-// with one small consistent Query (the loser of a race pays it, no one else).
-func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
-	cur := int64(-1)
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              &s.table,
-		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
-			":lo": &types.AttributeValueMemberS{Value: EventKey(0)},
-			":hi": &types.AttributeValueMemberS{Value: EventKey(1<<62 - 1)},
-		},
-		ProjectionExpression:   aws.String("sk"),
-		ScanIndexForward:       aws.Bool(false),
-		ConsistentRead:         aws.Bool(true),
-		Limit:                  aws.Int32(1),
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
-	})
-	if err == nil {
-		record(ctx, true, one(out.ConsumedCapacity)...)
-		if len(out.Items) == 1 {
-			if sk, _ := out.Items[0]["sk"].(*types.AttributeValueMemberS); sk != nil {
-				if v, ok := versionOf(sk.Value); ok && v > expected {
-					cur = v
-				}
-			}
-		}
-	}
-	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: cur}
+// conflict builds the conflict error. It reads nothing: the loser of a race
+// reloads anyway, so the stream's real version is not worth a request
+// (Current -1).
+func (s *Store) conflict(_ context.Context, stream string, expected int64) error {
+	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: -1}
 }
 
 func sameRequest(item map[string]types.AttributeValue, id string) bool {
