@@ -102,7 +102,7 @@ func BenchmarkSnapshotEncode(b *testing.B) {
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
-		snap, err := EncodeSnapshot(h.state)
+		snap, err := EncodeSnapshot(h.state, DefaultPolicy())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,13 +113,13 @@ func BenchmarkSnapshotEncode(b *testing.B) {
 
 func BenchmarkSnapshotRestore(b *testing.B) {
 	h := loadedState(b, 10000)
-	snap, err := EncodeSnapshot(h.state)
+	snap, err := EncodeSnapshot(h.state, DefaultPolicy())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := RestoreSnapshot(snap); err != nil {
+		if _, _, err := RestoreSnapshot(snap, DefaultPolicy()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -39,9 +39,8 @@ func TestPlaybackBatch(t *testing.T) {
 		t.Fatalf("RecordPlayback results =\n%v\nwant\n%v", res.Playback, want)
 	}
 	l := h.state.Licence(w, t0.Add(6*time.Hour))
-	if l.Plays != 2 || !l.FirstPlayAt.Equal(at(time.Hour)) || l.LastPosition != 0 || !l.LastPlayedAt.Equal(at(3*time.Hour)) {
-		t.Errorf("licence after batch: plays %d, first play %v, last %d at %v; want 2, %v, 0 at %v",
-			l.Plays, l.FirstPlayAt, l.LastPosition, l.LastPlayedAt, at(time.Hour), at(3*time.Hour))
+	if l.Plays != 2 || !l.FirstPlayAt.Equal(at(time.Hour)) {
+		t.Errorf("licence after batch: plays %d, first play %v; want 2, %v", l.Plays, l.FirstPlayAt, at(time.Hour))
 	}
 
 	// The same batch again: everything already seen is a duplicate, nothing is appended.

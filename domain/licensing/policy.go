@@ -2,7 +2,9 @@ package licensing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,7 +178,8 @@ type Policy struct {
 	Titles   map[string]Title       `json:"titles"`
 	Viewing  ViewingRules           `json:"viewing"`
 
-	terms map[string]Terms
+	terms       map[string]Terms
+	quotaDigest string
 }
 
 //go:embed default_policy.json
@@ -364,6 +367,7 @@ func (p *Policy) validate() error {
 			return bad(f+".runtime", "must be from 1s to %s, in whole milliseconds", Duration(MaxRuntime))
 		}
 	}
+	p.quotaDigest = p.digestQuotas()
 	return p.Viewing.validate(bad)
 }
 
@@ -464,6 +468,21 @@ func (p *Policy) Terms(studio string) Terms {
 		return t
 	}
 	return p.Defaults.resolve(StudioRules{})
+}
+
+// QuotaDigest identifies the policy's title quotas: which titles have one,
+// of what count and window. Snapshots keep the acquisition times these
+// quotas can look at, and are used only under a policy with the same digest.
+func (p *Policy) QuotaDigest() string { return p.quotaDigest }
+
+func (p *Policy) digestQuotas() string {
+	h := sha256.New()
+	for _, id := range sortedKeys(p.Titles) {
+		if q := p.Terms(p.Titles[id].Studio).TitleQuota; q != nil {
+			fmt.Fprintf(h, "%s %d %d\n", id, q.Count, int64(q.Window))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // Title looks a title up in the catalogue.

@@ -122,8 +122,8 @@ func checkCaps(t *rapid.T, h *history, planName string, now time.Time) {
 	}
 }
 
-func encoded(t interface{ Fatalf(string, ...any) }, s *State) []byte {
-	snap, err := EncodeSnapshot(s)
+func encoded(t interface{ Fatalf(string, ...any) }, s *State, p *Policy) []byte {
+	snap, err := EncodeSnapshot(s, p)
 	if err != nil {
 		t.Fatalf("EncodeSnapshot = %v", err)
 	}
@@ -140,18 +140,18 @@ func TestPropertySnapshotThenRestEqualsFold(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		h := drawHistory(t, p)
 		k := rapid.IntRange(0, len(h.events)).Draw(t, "cut")
-		snap, err := EncodeSnapshot(Fold("m1", h.events[:k]))
+		snap, err := EncodeSnapshot(Fold("m1", h.events[:k]), p)
 		if err != nil {
 			t.Fatalf("EncodeSnapshot = %v", err)
 		}
-		s, ok, err := RestoreSnapshot(snap)
+		s, ok, err := RestoreSnapshot(snap, p)
 		if err != nil || !ok {
 			t.Fatalf("RestoreSnapshot = %v, %v", ok, err)
 		}
 		for _, e := range h.events[k:] {
 			s.Apply(e)
 		}
-		if got, want := encoded(t, s), encoded(t, Fold("m1", h.events)); !bytes.Equal(got, want) {
+		if got, want := encoded(t, s, p), encoded(t, Fold("m1", h.events), p); !bytes.Equal(got, want) {
 			t.Fatalf("restore(snapshot(fold(events[:%d]))) + rest =\n%s\nfold(all) =\n%s", k, got, want)
 		}
 	})
@@ -161,10 +161,10 @@ func TestPropertyReplayIsDeterministic(t *testing.T) {
 	p := testPolicy(t)
 	rapid.Check(t, func(t *rapid.T) {
 		h := drawHistory(t, p)
-		if a, b := encoded(t, Fold("m1", h.events)), encoded(t, Fold("m1", h.events)); !bytes.Equal(a, b) {
+		if a, b := encoded(t, Fold("m1", h.events), p), encoded(t, Fold("m1", h.events), p); !bytes.Equal(a, b) {
 			t.Fatalf("two folds of one log differ")
 		}
-		if !bytes.Equal(encoded(t, Fold("m1", h.events)), encoded(t, h.state)) {
+		if !bytes.Equal(encoded(t, Fold("m1", h.events), p), encoded(t, h.state, p)) {
 			t.Fatalf("fold of the log differs from the state the decisions saw")
 		}
 		// Under the policy that made them, no past decision goes differently.
@@ -175,7 +175,7 @@ func TestPropertyReplayIsDeterministic(t *testing.T) {
 		if len(h.events) > 0 {
 			i := rapid.IntRange(0, len(h.events)-1).Draw(t, "event")
 			j := sort.Search(len(h.events), func(j int) bool { return h.events[j].At.After(h.events[i].At) })
-			if !bytes.Equal(encoded(t, StateAt("m1", h.events, h.events[i].At)), encoded(t, Fold("m1", h.events[:j]))) {
+			if !bytes.Equal(encoded(t, StateAt("m1", h.events, h.events[i].At), p), encoded(t, Fold("m1", h.events[:j]), p)) {
 				t.Fatalf("StateAt(%v) differs from the fold of the first %d events", h.events[i].At, j)
 			}
 		}

@@ -10,9 +10,10 @@ import (
 
 // LoadOptions tune a load.
 type LoadOptions struct {
-	// SnapshotSchema is the state schema the caller can restore. A snapshot
-	// of any other schema is ignored and every event is returned. Zero asks
-	// for the whole log without a snapshot.
+	// SnapshotSchema is the newest state schema the caller can restore: a
+	// snapshot of that schema or an older one is returned; one of a newer
+	// schema (written by a newer release) is ignored and every event is
+	// returned. Zero asks for the whole log without a snapshot.
 	SnapshotSchema int
 	// Consistent asks for a strongly consistent read, where the store has a
 	// choice; the service asks for one after a conflict.
@@ -224,7 +225,7 @@ func (s *Service) load(ctx context.Context, member string, consistent bool) (*St
 	}
 	st := NewState(member)
 	if str.Snapshot != nil {
-		restored, ok, err := RestoreSnapshot(*str.Snapshot)
+		restored, ok, err := RestoreSnapshot(*str.Snapshot, s.Policy())
 		if err != nil || !ok {
 			// An unreadable snapshot is ignored like one of another schema:
 			// the whole log is replayed instead.

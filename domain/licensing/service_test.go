@@ -44,7 +44,7 @@ func TestIdempotentRetryReturnsTheFirstAnswer(t *testing.T) {
 	}
 	// The key survives a snapshot: the answer comes from the snapshot's state.
 	st, _ := svc.Load(ctx, "m1")
-	snap, _ := licensing.EncodeSnapshot(st)
+	snap, _ := licensing.EncodeSnapshot(st, licensing.DefaultPolicy())
 	if _, err := store.SaveSnapshot(ctx, snap); err != nil {
 		t.Fatal(err)
 	}

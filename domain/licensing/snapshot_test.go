@@ -1,6 +1,8 @@
 package licensing
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -62,7 +64,7 @@ func longHistoryOf(tb fataler, n, batchMax int) *history {
 
 func TestSnapshotOfTenThousandEventsIsSmall(t *testing.T) {
 	h := longHistory(t, 10000)
-	snap, err := EncodeSnapshot(h.state)
+	snap, err := EncodeSnapshot(h.state, DefaultPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,24 +81,120 @@ func TestSnapshotOfTenThousandEventsIsSmall(t *testing.T) {
 
 func TestSnapshotOfAnotherSchemaIsIgnored(t *testing.T) {
 	h := longHistory(t, 50)
-	snap, err := EncodeSnapshot(h.state)
+	p := DefaultPolicy()
+	snap, err := EncodeSnapshot(h.state, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap.Schema = StateSchema + 1
-	if s, ok, err := RestoreSnapshot(snap); s != nil || ok || err != nil {
+	if s, ok, err := RestoreSnapshot(snap, p); s != nil || ok || err != nil {
 		t.Errorf("RestoreSnapshot(schema %d) = %v, %v, %v; want ignored", snap.Schema, s, ok, err)
 	}
 	snap.Schema = StateSchema
 	snap.Version++
-	if _, _, err := RestoreSnapshot(snap); err == nil {
+	if _, _, err := RestoreSnapshot(snap, p); err == nil {
 		t.Errorf("RestoreSnapshot of a snapshot labelled with the wrong version = nil error")
 	}
 	snap.Version--
-	snap.Data = []byte(strings.Replace(string(snap.Data), `"m":"m1"`, `"m":"m1","extra":1`, 1))
-	if _, _, err := RestoreSnapshot(snap); err == nil {
-		t.Errorf("RestoreSnapshot of an unreadable snapshot = nil error")
+	for name, data := range map[string][]byte{
+		"cut short":           snap.Data[:len(snap.Data)-3],
+		"with bytes after it": append(bytes.Clone(snap.Data), 7),
+		"empty":               nil,
+	} {
+		if _, _, err := RestoreSnapshot(Snapshot{Stream: snap.Stream, Version: snap.Version, Schema: StateSchema, Data: data}, p); err == nil {
+			t.Errorf("RestoreSnapshot of a snapshot %s = nil error", name)
+		}
 	}
+}
+
+// TestSnapshotKeepsWhatTheQuotasCanSee: the snapshot keeps only the
+// acquisition times the policy's title quotas can look at, decides like the
+// whole fold under that policy, and is ignored under other quotas.
+func TestSnapshotKeepsWhatTheQuotasCanSee(t *testing.T) {
+	p := DefaultPolicy() // northlight: 3 downloads of a title per 365 days
+	h := longHistory(t, 3000)
+	st := h.state
+	snap, err := EncodeSnapshot(st, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, ok, err := RestoreSnapshot(snap, p)
+	if err != nil || !ok {
+		t.Fatalf("RestoreSnapshot = %v, %v", ok, err)
+	}
+	held := 0
+	for title, times := range restored.downloads {
+		held += len(times)
+		tt, _ := p.Title(title)
+		if q := p.Terms(tt.Studio).TitleQuota; q == nil || len(times) > q.Count {
+			t.Errorf("snapshot keeps %d acquisitions of %s (quota %v)", len(times), title, q)
+		}
+	}
+	t.Logf("the fold holds acquisitions of %d titles, the snapshot %d times", len(st.downloads), held)
+	now := st.LastEventAt.Add(time.Hour)
+	for _, title := range sortedKeys(p.Titles) {
+		c := Acquire{Member: "m1", Plan: "premium", Device: "device-9", Title: title}
+		_, want := Decide(st, c, p, now, func() string { return "x" })
+		_, got := Decide(restored, c, p, now, func() string { return "x" })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Acquire %s after restore = %v, from the whole fold %v", title, got, want)
+		}
+	}
+	looser := strings.Replace(string(DefaultPolicyJSON()), `"count": 3, "window": "365d"`, `"count": 5, "window": "365d"`, 1)
+	other, err := ParsePolicy(strings.NewReader(looser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.QuotaDigest() == p.QuotaDigest() {
+		t.Fatalf("policies with other quotas have the same digest %s", p.QuotaDigest())
+	}
+	if s, ok, err := RestoreSnapshot(snap, other); s != nil || ok || err != nil {
+		t.Errorf("RestoreSnapshot under other quotas = %v, %v, %v; want ignored, for a replay", s != nil, ok, err)
+	}
+}
+
+// TestSnapshotOfTheFirstSchemaIsStillRead: a stored JSON snapshot restores
+// to a state that decides like the fold it came from: downloads, renewals,
+// and playback uploads already seen.
+func TestSnapshotOfTheFirstSchemaIsStillRead(t *testing.T) {
+	p := DefaultPolicy()
+	h := longHistory(t, 2000)
+	old, err := encodeJSON(h.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, ok, err := RestoreSnapshot(Snapshot{Stream: "m1", Version: h.state.Version, Schema: 1, Data: old}, p)
+	if err != nil || !ok {
+		t.Fatalf("RestoreSnapshot(schema 1) = %v, %v", ok, err)
+	}
+	now := h.state.LastEventAt.Add(time.Minute)
+	var cmds []Command
+	for _, title := range sortedKeys(p.Titles) {
+		cmds = append(cmds, Acquire{Member: "m1", Plan: "premium", Device: "device-1", Title: title})
+	}
+	for _, l := range h.state.Licences(now) {
+		cmds = append(cmds, Renew{"m1", "premium", l.Device, l.ID})
+	}
+	for _, e := range h.events[len(h.events)-200:] {
+		if pr, ok := e.Payload.(*PlaybackRecorded); ok {
+			var again []PlaybackInput
+			for _, a := range pr.Accepted {
+				again = append(again, PlaybackInput{ID: a.ID, Licence: a.Licence, Kind: a.Kind, PositionMs: a.PositionMs, DeviceTime: a.DeviceTime})
+			}
+			cmds = append(cmds, RecordPlayback{"m1", pr.Device, again})
+		}
+	}
+	for _, c := range cmds {
+		want, wantErr := Decide(h.state, c, p, now, func() string { return "x" })
+		got, gotErr := Decide(restored, c, p, now, func() string { return "x" })
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("%T %+v after a schema 1 restore = %s, %v; from the fold %s, %v", c, c, g, gotErr, w, wantErr)
+		}
+	}
+	now2, _ := EncodeSnapshot(h.state, p)
+	t.Logf("%d decisions alike; schema 1: %d bytes of JSON; schema 2: %d bytes", len(cmds), len(old), len(now2.Data))
 }
 
 func TestIdempotencyKeysAreBounded(t *testing.T) {
@@ -138,16 +236,16 @@ func TestSnapshotStaysBoundedUnderAbuse(t *testing.T) {
 		h.state.Apply(Event{Version: h.state.Version + 1, At: t0.Add(at), Key: fmt.Sprintf("%s%d", key[:120], i), Fingerprint: "f",
 			Payload: &DeviceReleased{Device: "d0", Reason: ReasonDeviceRemoved}})
 	}
-	snap, err := EncodeSnapshot(h.state)
+	snap, err := EncodeSnapshot(h.state, DefaultPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d versions: snapshot %d bytes, %d licences, %d playback ids, %d keys", h.state.Version, len(snap.Data), len(h.state.licences), len(h.state.playback.ids), len(h.state.requests))
+	t.Logf("%d versions: snapshot %d bytes, %d licences, %d playback ids, %d keys", h.state.Version, len(snap.Data), len(h.state.licences), h.state.playback.count, len(h.state.requests))
 	if len(snap.Data) > 160<<10 {
 		t.Errorf("snapshot is %d bytes, want at most 160 KiB", len(snap.Data))
 	}
-	if len(h.state.playback.ids) > 2*MaxPlaybackIDs || len(h.state.licences) > 2*MaxEndedLicences {
-		t.Errorf("state holds %d playback ids and %d licences, want at most %d and %d", len(h.state.playback.ids), len(h.state.licences), MaxPlaybackIDs, 2*MaxEndedLicences)
+	if h.state.playback.count > 2*MaxPlaybackIDs || len(h.state.licences) > 2*MaxEndedLicences {
+		t.Errorf("state holds %d playback ids and %d licences, want at most %d and %d", h.state.playback.count, len(h.state.licences), MaxPlaybackIDs, 2*MaxEndedLicences)
 	}
 	// Forgotten ids never let a duplicate in: older uploads are refused.
 	res := mustTry(t, h, 3000*time.Minute, RecordPlayback{"m1", "d0", []PlaybackInput{{ID: "L1-0", Licence: "L1", Kind: PlaybackKeepalive, DeviceTime: t0}}})

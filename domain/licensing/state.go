@@ -46,10 +46,9 @@ type Licence struct {
 
 	// FirstPlayAt is the device time of the earliest START in the current
 	// term (zero if none); Plays counts the STARTs in the current term.
-	FirstPlayAt  time.Time
-	Plays        int
-	LastPosition int64
-	LastPlayedAt time.Time
+	// (Where a member left off is the viewing read model's business.)
+	FirstPlayAt time.Time
+	Plays       int
 }
 
 // Released reports whether the licence has been released.
@@ -226,7 +225,7 @@ func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []Pl
 			}
 		}
 	case *PlaybackRecorded:
-		s.playback.note(p)
+		s.playback.note(p, e.At)
 		var l *Licence
 		for i := range p.Accepted {
 			pe := &p.Accepted[i]
@@ -257,10 +256,6 @@ func (l *Licence) applyPlayback(pe *PlaybackEntry) {
 		if l.FirstPlayAt.IsZero() || pe.DeviceTime.Before(l.FirstPlayAt) {
 			l.FirstPlayAt = pe.DeviceTime
 		}
-	}
-	if !pe.DeviceTime.Before(l.LastPlayedAt) {
-		l.LastPlayedAt = pe.DeviceTime
-		l.LastPosition = pe.PositionMs
 	}
 }
 
@@ -304,8 +299,8 @@ func (s *State) trimRequests(now time.Time) {
 }
 
 // prune forgets what no rule can look at after time t: licences past
-// retention, acquisitions older than MaxLookback, playback ids older than
-// PlaybackHorizon, and old idempotency keys.
+// retention, acquisitions older than MaxLookback and old idempotency keys
+// (playback ids are forgotten as uploads come, see playbackMemory).
 func (s *State) prune(t time.Time) {
 	for id, l := range s.licences {
 		if l.forgotten(t) {

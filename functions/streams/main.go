@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/streams"
 )
@@ -31,7 +32,26 @@ func main() {
 	if every == 0 {
 		every = dynamo.DefaultSnapshotEvery
 	}
+	policy, err := policyOf(os.Getenv("POLICY_FILE"))
+	if err != nil {
+		slog.Error("policy", "error", err)
+		os.Exit(1)
+	}
 	store := dynamo.New(db, cfg.Table, every)
-	p := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: every}
+	p := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: every, Policy: policy}
 	lambda.Start(p.Handle)
+}
+
+// policyOf reads the policy POLICY_FILE names (the shipped one if none), as
+// the API function does: snapshots keep what its quotas can look at.
+func policyOf(path string) (*licensing.Policy, error) {
+	if path == "" {
+		return licensing.DefaultPolicy(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return licensing.ParsePolicy(f)
 }

@@ -55,7 +55,7 @@ func (m *benchMember) snapshot(b *testing.B) {
 	if st.Version-m.lastSnap < dynamo.DefaultSnapshotEvery && m.lastSnap > 0 {
 		return
 	}
-	snap, err := licensing.EncodeSnapshot(st)
+	snap, err := licensing.EncodeSnapshot(st, licensing.DefaultPolicy())
 	if err != nil {
 		b.Fatal(err)
 	}

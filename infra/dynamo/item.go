@@ -66,7 +66,8 @@ type snapshotItem struct {
 	Version int64  `dynamodbav:"v"`
 	Schema  int    `dynamodbav:"ss"`
 	Data    []byte `dynamodbav:"d"`
-	Codec   string `dynamodbav:"z"`
+	// Codec is "deflate" or "none".
+	Codec string `dynamodbav:"z"`
 }
 
 // MarshalStoredEvent is the item an event is stored as; the embedded store's
@@ -124,6 +125,8 @@ func UnmarshalStoredEvent(av map[string]types.AttributeValue) (e licensing.Store
 
 const maxSnapshotBytes = 16 << 20 // decompressed
 
+// marshalSnapshot stores a snapshot's data compressed with DEFLATE, or as
+// it is when that is no smaller (the compact encoding often is not).
 func marshalSnapshot(s licensing.Snapshot) (map[string]types.AttributeValue, error) {
 	var buf bytes.Buffer
 	w, err := flate.NewWriter(&buf, flate.BestSpeed)
@@ -136,9 +139,13 @@ func marshalSnapshot(s licensing.Snapshot) (map[string]types.AttributeValue, err
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
+	data, codec := buf.Bytes(), "deflate"
+	if len(data) >= len(s.Data) {
+		data, codec = s.Data, "none"
+	}
 	av, err := attributevalue.MarshalMap(snapshotItem{
 		PK: PartitionKey(s.Stream), SK: snapshotSK, Kind: kindSnapshot, Stream: s.Stream,
-		Version: s.Version, Schema: s.Schema, Data: buf.Bytes(), Codec: "deflate",
+		Version: s.Version, Schema: s.Schema, Data: data, Codec: codec,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal snapshot of %s v%d: %w", s.Stream, s.Version, err)
@@ -154,12 +161,17 @@ func unmarshalSnapshot(av map[string]types.AttributeValue) (licensing.Snapshot, 
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return licensing.Snapshot{}, fmt.Errorf("unmarshal snapshot item: %w", err)
 	}
-	if it.Codec != "deflate" {
+	data := it.Data
+	switch it.Codec {
+	case "none":
+	case "deflate":
+		var err error
+		data, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(it.Data)), maxSnapshotBytes+1))
+		if err != nil || len(data) > maxSnapshotBytes {
+			return licensing.Snapshot{}, fmt.Errorf("snapshot of %s v%d: cannot decompress", it.Stream, it.Version)
+		}
+	default:
 		return licensing.Snapshot{}, fmt.Errorf("snapshot of %s: unknown codec %q", it.Stream, it.Codec)
-	}
-	data, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(it.Data)), maxSnapshotBytes+1))
-	if err != nil || len(data) > maxSnapshotBytes {
-		return licensing.Snapshot{}, fmt.Errorf("snapshot of %s v%d: cannot decompress", it.Stream, it.Version)
 	}
 	return licensing.Snapshot{Stream: it.Stream, Version: it.Version, Schema: it.Schema, Data: data}, nil
 }

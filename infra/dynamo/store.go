@@ -90,7 +90,7 @@ func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOpti
 	}
 	var snap *licensing.Snapshot
 	if len(items) > 0 && isSnapshot(items[0]) {
-		if sn, err := unmarshalSnapshot(items[0]); err == nil && opts.SnapshotSchema != 0 && sn.Schema == opts.SnapshotSchema && sn.Stream == stream {
+		if sn, err := unmarshalSnapshot(items[0]); err == nil && sn.Schema >= 1 && sn.Schema <= opts.SnapshotSchema && sn.Stream == stream {
 			snap = &sn
 		}
 		items = items[1:]

@@ -5,7 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/storetest"
 )
 
 // TestScreenItemFitsOneWriteUnit: a heartbeat must cost at most one write
@@ -37,4 +41,35 @@ func TestScreenItemFitsOneWriteUnit(t *testing.T) {
 		Device: "living-room-tv", Title: "tt-first-light", Runtime: time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at,
 		State: viewing.Playing, PrevState: viewing.Playing, Seq: 120, Key: "7c2e9a10-5b3f-4d8e-a1c4-viewstart001", Fingerprint: strings.Repeat("f", 24)})
 	t.Logf("a typical screen item is %d bytes", itemSize(typical))
+}
+
+// TestRealisticSnapshotFitsOneReadUnit: the snapshot item of a realistic
+// member with 10,000 events (storetest.RealisticHistory: six titles, three
+// devices, every request keyed, a download a day or so) is at most 4 KB,
+// one read unit; a member twice as busy stays well under two.
+func TestRealisticSnapshotFitsOneReadUnit(t *testing.T) {
+	p := licensing.DefaultPolicy()
+	end := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name  string
+		log   []licensing.Event
+		limit int
+	}{
+		{"realistic", storetest.RealisticHistory("m-realistic", 10000, end, 1), 4096},
+		{"twice as busy", storetest.RealisticHistoryPaced("m-busy", 10000, end, 2, 0.5), 8192},
+	} {
+		snap, err := licensing.EncodeSnapshot(licensing.Fold(c.name, c.log), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		item, err := marshalSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		span := c.log[len(c.log)-1].At.Sub(c.log[0].At)
+		t.Logf("%s: %d events over %.0f days: snapshot %d bytes encoded, item %d bytes (%s)", c.name, len(c.log), span.Hours()/24, len(snap.Data), itemSize(item), item["z"].(*types.AttributeValueMemberS).Value)
+		if n := itemSize(item); n > c.limit {
+			t.Errorf("%s: the snapshot item is %d bytes, want at most %d", c.name, n, c.limit)
+		}
+	}
 }

@@ -115,7 +115,7 @@ func (s *Store) Load(ctx context.Context, name string, opts licensing.LoadOption
 	s.mu.Lock()
 	if st := s.streams[name]; st != nil {
 		stored = st.events
-		if sn := st.snap; sn != nil && opts.SnapshotSchema != 0 && sn.Schema == opts.SnapshotSchema {
+		if sn := st.snap; sn != nil && sn.Schema >= 1 && sn.Schema <= opts.SnapshotSchema {
 			c := *sn
 			c.Data = bytes.Clone(sn.Data)
 			out.Snapshot = &c

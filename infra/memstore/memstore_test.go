@@ -241,7 +241,7 @@ func TestStats(t *testing.T) {
 	if err := s.Append(ctx, "m", 1, nil); err == nil {
 		t.Fatalf("Append(m, 1, no events) = nil, want an error")
 	}
-	snap, err := licensing.EncodeSnapshot(licensing.Fold("m", []licensing.Event{acquiredAt(1, "a")}))
+	snap, err := licensing.EncodeSnapshot(licensing.Fold("m", []licensing.Event{acquiredAt(1, "a")}), licensing.DefaultPolicy())
 	if err != nil {
 		t.Fatalf("EncodeSnapshot error: %v", err)
 	}

@@ -27,9 +27,9 @@ type Report struct {
 }
 
 // Members rebuilds the snapshot of each member from its whole log (the
-// snapshot held is ignored), writing it at the log's head. progress is
-// called after each member.
-func Members(ctx context.Context, s Store, members []string, progress func(done int)) Report {
+// snapshot held is ignored), writing it at the log's head for policy p (the
+// API's). progress is called after each member.
+func Members(ctx context.Context, s Store, p *licensing.Policy, members []string, progress func(done int)) Report {
 	var r Report
 	for i, m := range members {
 		if err := ctx.Err(); err != nil {
@@ -37,7 +37,7 @@ func Members(ctx context.Context, s Store, members []string, progress func(done 
 			break
 		}
 		r.Members++
-		n, written, err := One(ctx, s, m)
+		n, written, err := One(ctx, s, p, m)
 		r.Events += n
 		switch {
 		case err != nil:
@@ -57,9 +57,9 @@ func Members(ctx context.Context, s Store, members []string, progress func(done 
 	return r
 }
 
-// One rebuilds one member's snapshot and returns how many events it folded
-// and whether it wrote the snapshot.
-func One(ctx context.Context, s Store, member string) (events int, written bool, err error) {
+// One rebuilds one member's snapshot for policy p and returns how many
+// events it folded and whether it wrote the snapshot.
+func One(ctx context.Context, s Store, p *licensing.Policy, member string) (events int, written bool, err error) {
 	str, err := s.Load(ctx, member, licensing.LoadOptions{Consistent: true})
 	if err != nil {
 		return 0, false, err
@@ -67,7 +67,7 @@ func One(ctx context.Context, s Store, member string) (events int, written bool,
 	if len(str.Events) == 0 {
 		return 0, false, nil
 	}
-	snap, err := licensing.EncodeSnapshot(licensing.Fold(member, str.Events))
+	snap, err := licensing.EncodeSnapshot(licensing.Fold(member, str.Events), p)
 	if err != nil {
 		return len(str.Events), false, err
 	}

@@ -40,13 +40,13 @@ func check(t *testing.T, s rebuild.Store, members []string) {
 	ctx := context.Background()
 	// A snapshot of a state schema that no longer exists, at the head.
 	str, _ := s.Load(ctx, members[0], licensing.LoadOptions{})
-	old, _ := licensing.EncodeSnapshot(licensing.Fold(members[0], str.Events))
+	old, _ := licensing.EncodeSnapshot(licensing.Fold(members[0], str.Events), licensing.DefaultPolicy())
 	old.Schema = licensing.StateSchema - 1
 	if _, err := s.SaveSnapshot(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	done := 0
-	r := rebuild.Members(ctx, s, append(slices.Clone(members), "nobody"), func(n int) { done = n })
+	r := rebuild.Members(ctx, s, licensing.DefaultPolicy(), append(slices.Clone(members), "nobody"), func(n int) { done = n })
 	if r.Members != len(members)+1 || r.Written != len(members) || r.Empty != 1 || r.Failed != 0 || r.Events != 3*len(members) || done != len(members)+1 {
 		t.Errorf("rebuild = %+v (progress %d)", r, done)
 	}
@@ -57,7 +57,7 @@ func check(t *testing.T, s rebuild.Store, members []string) {
 		}
 	}
 	// Again: everything is up to date.
-	if r := rebuild.Members(ctx, s, members, nil); r.UpToDate != len(members) || r.Written != 0 {
+	if r := rebuild.Members(ctx, s, licensing.DefaultPolicy(), members, nil); r.UpToDate != len(members) || r.Written != 0 {
 		t.Errorf("second rebuild = %+v, want all up to date", r)
 	}
 }

@@ -97,20 +97,28 @@ type Parts struct {
 
 	db            *dynamodb.Client // Dynamo's client
 	snapshotEvery int
+	policy        *licensing.Policy
+}
+
+// Policy reads the policy document at path, or returns the shipped policy
+// when path is empty: what POLICY_FILE says, for every process.
+func Policy(path string) (*licensing.Policy, error) {
+	if path == "" {
+		return licensing.DefaultPolicy(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	defer f.Close()
+	return licensing.ParsePolicy(f)
 }
 
 // Build builds the service from c.
 func Build(ctx context.Context, c Config) (*Parts, error) {
-	policy := licensing.DefaultPolicy()
-	if c.PolicyFile != "" {
-		f, err := os.Open(c.PolicyFile)
-		if err != nil {
-			return nil, fmt.Errorf("policy: %w", err)
-		}
-		defer f.Close()
-		if policy, err = licensing.ParsePolicy(f); err != nil {
-			return nil, err
-		}
+	policy, err := Policy(c.PolicyFile)
+	if err != nil {
+		return nil, err
 	}
 	spec := c.SigningKeys
 	if spec == "" {
@@ -127,7 +135,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Parts{Signer: signer, snapshotEvery: c.Dynamo.SnapshotEvery}
+	p := &Parts{Signer: signer, snapshotEvery: c.Dynamo.SnapshotEvery, policy: policy}
 	if p.snapshotEvery == 0 {
 		p.snapshotEvery = dynamo.DefaultSnapshotEvery
 	}
@@ -167,9 +175,9 @@ func (p *Parts) Handler(c Config) http.Handler {
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
 	if p.Memory != nil {
-		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, SnapshotEvery: p.snapshotEvery}
+		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 	}
-	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, SnapshotEvery: p.snapshotEvery}
+	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

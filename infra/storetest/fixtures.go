@@ -114,9 +114,9 @@ func history(from int64, n int, tag string) []licensing.Event {
 // snapshotOf encodes the state folded from events.
 func snapshotOf(t *testing.T, stream string, events []licensing.Event) licensing.Snapshot {
 	t.Helper()
-	snap, err := licensing.EncodeSnapshot(licensing.Fold(stream, events))
+	snap, err := licensing.EncodeSnapshot(licensing.Fold(stream, events), licensing.DefaultPolicy())
 	if err != nil {
-		t.Fatalf("EncodeSnapshot(Fold(%s, %d events)) error: %v", stream, len(events), err)
+		t.Fatalf("EncodeSnapshot(Fold(%s, %d events), licensing.DefaultPolicy()) error: %v", stream, len(events), err)
 	}
 	return snap
 }

@@ -44,16 +44,16 @@ func testSnapshot(t *testing.T, s Store) {
 		t.Errorf("%s.Version() = %d, want 8", call, str.Version())
 	}
 	// What was loaded folds to the state the whole log folds to.
-	st, ok, err := licensing.RestoreSnapshot(*str.Snapshot)
+	st, ok, err := licensing.RestoreSnapshot(*str.Snapshot, licensing.DefaultPolicy())
 	if err != nil || !ok {
-		t.Fatalf("RestoreSnapshot(%s) = %v, %v; want ok", call, ok, err)
+		t.Fatalf("RestoreSnapshot(%s, licensing.DefaultPolicy()) = %v, %v; want ok", call, ok, err)
 	}
 	for _, e := range str.Events {
 		st.Apply(e)
 	}
-	got, err := licensing.EncodeSnapshot(st)
+	got, err := licensing.EncodeSnapshot(st, licensing.DefaultPolicy())
 	if err != nil {
-		t.Fatalf("EncodeSnapshot(restored state) error: %v", err)
+		t.Fatalf("EncodeSnapshot(restored state, licensing.DefaultPolicy()) error: %v", err)
 	}
 	if want := snapshotOf(t, stream, events); !bytes.Equal(got.Data, want.Data) {
 		t.Errorf("snapshot v3 + events 4..8 folds to %s, want %s", got.Data, want.Data)
@@ -96,6 +96,21 @@ func testSnapshotOtherSchema(t *testing.T, s Store) {
 	call = fmt.Sprintf("Load(%s, schema %d)", stream, other.Schema)
 	str = load(t, s, stream, other.Schema)
 	checkSnapshot(t, call, str.Snapshot, other)
+	checkEvents(t, call, str.Events, events[4:])
+}
+
+// testSnapshotOlderSchema: a snapshot of an older state schema is returned
+// to a reader of a newer one, which converts it (data versioning).
+func testSnapshotOlderSchema(t *testing.T, s Store) {
+	stream := streamID(t)
+	events := history(1, 5, "n")
+	mustAppend(t, s, stream, 0, events)
+	older := snapshotOf(t, stream, events[:4])
+	older.Schema = licensing.StateSchema - 1
+	save(t, s, older, true)
+	call := fmt.Sprintf("Load(%s, StateSchema) with a schema %d snapshot", stream, older.Schema)
+	str := load(t, s, stream, licensing.StateSchema)
+	checkSnapshot(t, call, str.Snapshot, older)
 	checkEvents(t, call, str.Events, events[4:])
 }
 

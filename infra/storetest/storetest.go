@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"CancelledContext", testCancelledContext},
 		{"Snapshot", testSnapshot},
 		{"SnapshotOtherSchema", testSnapshotOtherSchema},
+		{"SnapshotOlderSchema", testSnapshotOlderSchema},
 		{"SnapshotOnlyForward", testSnapshotOnlyForward},
 		{"SnapshotBeyondStream", testSnapshotBeyondStream},
 		{"SnapshotConcurrent", testSnapshotConcurrent},

@@ -99,7 +99,7 @@ func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 	if str.Snapshot == nil || len(str.Events) >= 4 || str.Snapshot.Version+int64(len(str.Events)) != n {
 		t.Fatalf("Load = snapshot %+v and %d events, want a snapshot near v%d", str.Snapshot, len(str.Events), n)
 	}
-	st, ok, err := licensing.RestoreSnapshot(*str.Snapshot)
+	st, ok, err := licensing.RestoreSnapshot(*str.Snapshot, licensing.DefaultPolicy())
 	if err != nil || !ok {
 		t.Fatalf("RestoreSnapshot = %v, %v", ok, err)
 	}

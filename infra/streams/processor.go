@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -30,6 +31,9 @@ type Processor struct {
 	// SnapshotEvery: a member gets a snapshot each time its log crosses a
 	// multiple of this many events.
 	SnapshotEvery int
+	// Policy is the policy snapshots are kept for (their acquisition times
+	// are those its quotas can look at): the API's. Nil means the shipped one.
+	Policy *licensing.Policy
 	// Counters, when set, gets every event's counter changes, once per event.
 	Counters licensing.CounterStore
 	// Progress, when set, gets what heartbeats, stops and offline playback
@@ -232,7 +236,7 @@ func (p *Processor) snapshot(ctx context.Context, member string, recs []record) 
 	}
 	st := licensing.NewState(member)
 	if str.Snapshot != nil {
-		restored, ok, err := licensing.RestoreSnapshot(*str.Snapshot)
+		restored, ok, err := licensing.RestoreSnapshot(*str.Snapshot, p.policy())
 		if err != nil || !ok {
 			if str, err = p.Store.Load(ctx, member, licensing.LoadOptions{Consistent: true}); err != nil {
 				return fmt.Errorf("load %s without snapshot: %w", member, err)
@@ -247,7 +251,7 @@ func (p *Processor) snapshot(ctx context.Context, member string, recs []record) 
 	for _, e := range str.Events {
 		st.Apply(e)
 	}
-	snap, err := licensing.EncodeSnapshot(st)
+	snap, err := licensing.EncodeSnapshot(st, p.policy())
 	if err != nil {
 		return err
 	}
@@ -255,6 +259,16 @@ func (p *Processor) snapshot(ctx context.Context, member string, recs []record) 
 		return fmt.Errorf("save snapshot of %s v%d: %w", member, snap.Version, err)
 	}
 	return nil
+}
+
+// shippedPolicy is the shipped policy, parsed once.
+var shippedPolicy = sync.OnceValue(licensing.DefaultPolicy)
+
+func (p *Processor) policy() *licensing.Policy {
+	if p.Policy != nil {
+		return p.Policy
+	}
+	return shippedPolicy()
 }
 
 func (p *Processor) log() *slog.Logger {

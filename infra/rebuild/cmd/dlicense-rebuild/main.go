@@ -5,7 +5,8 @@
 //	dlicense-rebuild -counters          every counter, recounted from every log
 //	                                    (pause the stream function first)
 //
-// It reads TABLE_NAME, AWS_REGION and DYNAMODB_ENDPOINT like the functions.
+// It reads TABLE_NAME, AWS_REGION, DYNAMODB_ENDPOINT and POLICY_FILE like
+// the functions (snapshots keep what the policy's quotas can look at).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/rebuild"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func main() {
@@ -51,6 +53,10 @@ func run(member string, all, counters bool) error {
 		return err
 	}
 	store := dynamo.New(db, cfg.Table, cfg.SnapshotEvery)
+	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	if err != nil {
+		return err
+	}
 	members := []string{member}
 	if all {
 		members = nil
@@ -74,7 +80,7 @@ func run(member string, all, counters bool) error {
 		return err
 	}
 	bar := progressbar.Default(int64(len(members)), "rebuilding snapshots")
-	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, members, func(done int) { bar.Set(done) })
+	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, policy, members, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
 	fmt.Printf("members %d, events folded %d, snapshots written %d, up to date %d, empty %d, failed %d; %d round trips, %.1f read and %.1f write units\n",
