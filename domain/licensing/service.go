@@ -58,11 +58,38 @@ type SnapshotStore interface {
 	SaveSnapshot(ctx context.Context, snap Snapshot) (saved bool, err error)
 }
 
+// Counted is what one member's events change in the counters: the changes
+// of each event that changes any, in version order.
+type Counted struct {
+	Member  string
+	Changes []Changes
+}
+
+// Changes are the counter changes of one event.
+type Changes struct {
+	Version int64
+	Deltas  []CounterDelta
+}
+
+// CountedOf collects the counter changes of a member's events, in order.
+func CountedOf(member string, events []Event) Counted {
+	c := Counted{Member: member}
+	for _, e := range events {
+		if d := CounterDeltas(e); len(d) > 0 {
+			c.Changes = append(c.Changes, Changes{Version: e.Version, Deltas: d})
+		}
+	}
+	return c
+}
+
 // CounterStore keeps the counter read models.
 type CounterStore interface {
-	// AddCounts applies the counter changes of one event, once per token
-	// (the event's identity), however often it is called with it.
-	AddCounts(ctx context.Context, token string, deltas []CounterDelta) error
+	// AddCounts applies the changes of members' events, each event once
+	// however often and however late it comes: the store remembers, per
+	// member, the last version it counted, and applies only later ones,
+	// atomically with that memory. failed lists the members whose changes
+	// were not applied when err is not nil.
+	AddCounts(ctx context.Context, counted []Counted) (failed []string, err error)
 	// Counts reads a counter scope.
 	Counts(ctx context.Context, scope string) (Counts, error)
 }
@@ -219,18 +246,26 @@ func (s *Service) Load(ctx context.Context, member string) (*State, error) {
 }
 
 func (s *Service) load(ctx context.Context, member string, consistent bool) (*State, error) {
-	str, err := s.Store.Load(ctx, member, LoadOptions{SnapshotSchema: StateSchema, Consistent: consistent})
+	st, _, err := LoadState(ctx, s.Store, member, s.Policy(), consistent)
+	return st, err
+}
+
+// LoadState loads a member's state for policy p: the latest usable snapshot
+// restored (one of another schema, kept for other quotas or unreadable is
+// passed over, and the whole log replayed) and the events after it folded
+// in. It returns the snapshot it started from, if any. The service, the
+// stream function and a rebuild all load this way.
+func LoadState(ctx context.Context, store EventStore, member string, p *Policy, consistent bool) (*State, *Snapshot, error) {
+	str, err := store.Load(ctx, member, LoadOptions{SnapshotSchema: StateSchema, Consistent: consistent})
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", member, err)
+		return nil, nil, fmt.Errorf("load %s: %w", Pseudonym(member), err)
 	}
 	st := NewState(member)
 	if str.Snapshot != nil {
-		restored, ok, err := RestoreSnapshot(*str.Snapshot, s.Policy())
+		restored, ok, err := RestoreSnapshot(*str.Snapshot, p)
 		if err != nil || !ok {
-			// An unreadable snapshot is ignored like one of another schema:
-			// the whole log is replayed instead.
-			if str, err = s.Store.Load(ctx, member, LoadOptions{Consistent: consistent}); err != nil {
-				return nil, fmt.Errorf("load %s without snapshot: %w", member, err)
+			if str, err = store.Load(ctx, member, LoadOptions{Consistent: consistent}); err != nil {
+				return nil, nil, fmt.Errorf("load %s without snapshot: %w", Pseudonym(member), err)
 			}
 		} else {
 			st = restored
@@ -238,11 +273,11 @@ func (s *Service) load(ctx context.Context, member string, consistent bool) (*St
 	}
 	for _, e := range str.Events {
 		if e.Version != st.Version+1 {
-			return nil, fmt.Errorf("load %s: event v%d follows v%d", member, e.Version, st.Version)
+			return nil, nil, fmt.Errorf("load %s: event v%d follows v%d", Pseudonym(member), e.Version, st.Version)
 		}
 		st.Apply(e)
 	}
-	return st, nil
+	return st, str.Snapshot, nil
 }
 
 // History returns a member's whole log, without snapshots, for replay.

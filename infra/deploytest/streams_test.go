@@ -94,8 +94,8 @@ func checkStreamEvents(d *deployment) []string {
 		if pf := get(e.props, "ParallelizationFactor"); pf != nil && value(pf) != "1" {
 			problems = append(problems, fmt.Sprintf("%s: ParallelizationFactor %q; it must be 1 (or unset) to keep each member's records in order", where, value(pf)))
 		}
-		if age, err := strconv.Atoi(value(get(e.props, "MaximumRecordAgeInSeconds"))); err != nil || age < 60 || age > 600 {
-			problems = append(problems, fmt.Sprintf("%s: MaximumRecordAgeInSeconds %q; it must be set, from 60 to 600 (counters rely on ten-minute transaction tokens)", where, value(get(e.props, "MaximumRecordAgeInSeconds"))))
+		if age, err := strconv.Atoi(value(get(e.props, "MaximumRecordAgeInSeconds"))); err != nil || (age != -1 && age < 86400) {
+			problems = append(problems, fmt.Sprintf("%s: MaximumRecordAgeInSeconds %q; it must be -1 or at least the stream's 24-hour retention: records are never too old to count, and an outage must not drop them", where, value(get(e.props, "MaximumRecordAgeInSeconds"))))
 		}
 		if get(e.props, "DestinationConfig", "OnFailure", "Type") != nil {
 			problems = append(problems, fmt.Sprintf("%s: DestinationConfig.OnFailure.Type makes SAM grant its own policy; grant it in Policies instead", where))

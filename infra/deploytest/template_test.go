@@ -393,6 +393,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"stream filter removed", "template", "FilterCriteria:", "FilterCriteriaDisabled:", checkStreamEvents},
 		{"stream filter not JSON", "template", `"S": ["event"]}}}}'`, `"S": ["event"]}}}'`, checkStreamEvents},
 		{"no partial batch responses", "template", "- ReportBatchItemFailures", "- ReportItemFailures", checkStreamEvents},
+		{"records dropped after ten minutes", "template", "MaximumRecordAgeInSeconds: -1", "MaximumRecordAgeInSeconds: 540", checkStreamEvents},
 		{"parallel shard pollers", "template", "ParallelizationFactor: 1", "ParallelizationFactor: 2", checkStreamEvents},
 		{"hidden destination policy", "template", "OnFailure:\n", "OnFailure:\n                Type: SQS\n", checkStreamEvents},
 		{"stream of another resource", "template", "Stream: !GetAtt LicensingTable.StreamArn", "Stream: !Ref OtherStream", checkStreamEvents},

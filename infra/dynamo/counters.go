@@ -2,10 +2,11 @@ package dynamo
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,43 +33,155 @@ func counterKey(scope string, shard int) map[string]types.AttributeValue {
 	}
 }
 
-// AddCounts applies the counter changes of one event in one transaction.
-// token identifies the event (member and version): DynamoDB applies a
-// transaction with a token it has seen in the last ten minutes only once,
-// so a redelivered event is not counted twice. The stream function's
-// maximum record age is kept under ten minutes for that reason.
-func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.CounterDelta) error {
-	if len(deltas) == 0 {
-		return nil
-	}
-	h := fnv.New32a()
-	h.Write([]byte(token))
-	shard := int(h.Sum32() % CounterShards)
-	byScope := map[string][]licensing.CounterDelta{}
-	var scopes []string
-	for _, d := range deltas {
-		if _, ok := byScope[d.Scope]; !ok {
-			scopes = append(scopes, d.Scope)
+// countedSK is the sort key, in a member's partition, of the item that
+// remembers the last version of the member counted (its "cv"). It does not
+// start with "e#", so loads never read it.
+const (
+	countedSK   = "c#counted"
+	kindCounted = "counted"
+)
+
+// maxTransactItems is DynamoDB's limit on the items of one transaction.
+const maxTransactItems = 100
+
+// countAttempts bounds the transactions tried for one chunk of members:
+// each lost race on a counter item (TransactionConflict) tries again.
+const countAttempts = 8
+
+// AddCounts implements licensing.CounterStore. Members are counted in
+// transactions of up to 100 items: each member's "counted" item, moved to
+// its last version on the condition that it was below its first, and one
+// update per counter scope with the changes of every member of the
+// transaction summed (a scope's shard picked by the transaction). A member
+// counted already, in part or whole (a redelivered record, a retried write
+// whose answer was lost, at any age), fails its condition: the transaction
+// is cancelled and DynamoDB sends back the version it holds; its counted
+// changes are dropped and the rest is tried again. Nothing rests on
+// DynamoDB's ten-minute memory of transaction tokens.
+func (s *Store) AddCounts(ctx context.Context, counted []licensing.Counted) ([]string, error) {
+	var pending []licensing.Counted
+	for _, c := range counted {
+		if len(c.Changes) > 0 {
+			pending = append(pending, c)
 		}
-		byScope[d.Scope] = append(byScope[d.Scope], d)
 	}
+	var failed []string
+	var firstErr error
+	for len(pending) > 0 {
+		n := chunkOf(pending)
+		if err := s.countChunk(ctx, slices.Clone(pending[:n])); err != nil {
+			for _, c := range pending[:n] {
+				failed = append(failed, c.Member)
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		pending = pending[n:]
+	}
+	return failed, firstErr
+}
+
+// chunkOf is how many of the first members fit one transaction: their
+// counted items and the scopes they change.
+func chunkOf(counted []licensing.Counted) int {
+	scopes := map[string]bool{}
+	for i, c := range counted {
+		for _, ch := range c.Changes {
+			for _, d := range ch.Deltas {
+				scopes[d.Scope] = true
+			}
+		}
+		if i > 0 && i+1+len(scopes) > maxTransactItems {
+			return i
+		}
+	}
+	return len(counted)
+}
+
+func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error {
+	for attempt := 1; len(chunk) > 0; attempt++ {
+		in := s.countTransaction(chunk)
+		out, err := s.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			record(ctx, false, out.ConsumedCapacity...)
+			return nil
+		}
+		record(ctx, false)
+		var tce *types.TransactionCanceledException
+		conflict := false
+		if errors.As(err, &tce) {
+			trimmed := false
+			for i, r := range tce.CancellationReasons {
+				switch aws.ToString(r.Code) {
+				case "ConditionalCheckFailed":
+					if i < len(chunk) {
+						chunk[i] = countedAfter(chunk[i], countedVersion(r.Item))
+						trimmed = true
+					}
+				case "TransactionConflict":
+					conflict = true
+				}
+			}
+			if trimmed {
+				chunk = slices.DeleteFunc(chunk, func(c licensing.Counted) bool { return len(c.Changes) == 0 })
+				continue
+			}
+		}
+		if (!conflict && !transient(err)) || attempt >= countAttempts {
+			return fmt.Errorf("count %d members: %w", len(chunk), unavailable(err))
+		}
+		if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countTransaction is the transaction of a chunk: the members' counted
+// items first, in order, then one update per scope.
+func (s *Store) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWriteItemsInput {
+	in := &dynamodb.TransactWriteItemsInput{ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
+	sums := map[string]map[string]int64{}
+	var scopes []string
+	h := fnv.New32a()
+	for _, c := range chunk {
+		first, last := c.Changes[0].Version, c.Changes[len(c.Changes)-1].Version
+		fmt.Fprintf(h, "%s#%d;", c.Member, first)
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
+			TableName: &s.table, Key: key(PartitionKey(c.Member), countedSK),
+			UpdateExpression:         aws.String("SET #it = :it, #cv = :last"),
+			ConditionExpression:      aws.String("attribute_not_exists(#cv) OR #cv < :first"),
+			ExpressionAttributeNames: map[string]string{"#it": "it", "#cv": "cv"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":it": str(kindCounted), ":last": num(last), ":first": num(first),
+			},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}})
+		for _, ch := range c.Changes {
+			for _, d := range ch.Deltas {
+				if sums[d.Scope] == nil {
+					sums[d.Scope] = map[string]int64{}
+					scopes = append(scopes, d.Scope)
+				}
+				sums[d.Scope][d.Field] += d.Delta
+			}
+		}
+	}
+	shard := int(h.Sum32() % CounterShards)
 	sort.Strings(scopes)
-	sum := sha256.Sum256([]byte(token))
-	in := &dynamodb.TransactWriteItemsInput{
-		ClientRequestToken:     aws.String(hex.EncodeToString(sum[:18])),
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
-	}
 	for _, scope := range scopes {
 		names := map[string]string{"#it": "it"}
 		values := map[string]types.AttributeValue{":it": &types.AttributeValueMemberS{Value: kindCounter}}
+		fields := slices.Sorted(maps.Keys(sums[scope]))
 		expr := "SET #it = :it ADD "
-		for i, d := range byScope[scope] {
+		for i, f := range fields {
 			if i > 0 {
 				expr += ", "
 			}
 			n, v := fmt.Sprintf("#f%d", i), fmt.Sprintf(":v%d", i)
-			names[n] = d.Field
-			values[v] = &types.AttributeValueMemberN{Value: strconv.FormatInt(d.Delta, 10)}
+			names[n] = f
+			values[v] = num(sums[scope][f])
 			expr += n + " " + v
 		}
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
@@ -76,12 +189,39 @@ func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.
 			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
 		}})
 	}
-	out, err := s.db.TransactWriteItems(ctx, in)
+	return in
+}
+
+// countedAfter keeps the changes of versions after v.
+func countedAfter(c licensing.Counted, v int64) licensing.Counted {
+	i := 0
+	for i < len(c.Changes) && c.Changes[i].Version <= v {
+		i++
+	}
+	c.Changes = c.Changes[i:]
+	return c
+}
+
+func countedVersion(item map[string]types.AttributeValue) int64 {
+	n, _ := item["cv"].(*types.AttributeValueMemberN)
+	if n == nil {
+		return 0
+	}
+	v, _ := strconv.ParseInt(n.Value, 10, 64)
+	return v
+}
+
+// SetCounted records that a member's events up to version are counted (a
+// counter rebuild counted them from the log).
+func (s *Store) SetCounted(ctx context.Context, member string, version int64) error {
+	item := key(PartitionKey(member), countedSK)
+	item["it"], item["cv"] = str(kindCounted), num(version)
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 	if err != nil {
 		record(ctx, false)
-		return fmt.Errorf("add counts for %s: %w", token, unavailable(err))
+		return fmt.Errorf("set counted of %s: %w", licensing.Pseudonym(member), unavailable(err))
 	}
-	record(ctx, false, out.ConsumedCapacity...)
+	record(ctx, false, one(out.ConsumedCapacity)...)
 	return nil
 }
 

@@ -17,8 +17,8 @@ func TestAdminCountsNeedTheAdminScope(t *testing.T) {
 	store := memstore.New()
 	svc := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
 	// Counts as the stream function would have left them.
-	store.AddCounts(context.Background(), "m1#1", licensing.CounterDeltas(licensing.Event{Version: 1, At: t0,
-		Payload: &licensing.LicenceAcquired{Licence: "L1", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: t0.AddDate(0, 0, 30)}}))
+	store.AddCounts(context.Background(), []licensing.Counted{licensing.CountedOf("m1", []licensing.Event{{Version: 1, At: t0,
+		Payload: &licensing.LicenceAcquired{Licence: "L1", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: t0.AddDate(0, 0, 30)}}})})
 	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Counters: store, Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 
 	get := func(path string, scopes ...string) (int, map[string]any) {

@@ -38,8 +38,9 @@ type Store struct {
 
 	loads, appends, conflicts, snapshots atomic.Int64
 
-	counts      map[string]licensing.Counts
-	countTokens map[string]bool
+	counts map[string]licensing.Counts
+	// counted is, per member, the last version counted.
+	counted map[string]int64
 }
 
 // stream is one member's log: stored events in version order (events[i]
@@ -290,27 +291,50 @@ func cloneStored(events []licensing.StoredEvent) []licensing.StoredEvent {
 	return out
 }
 
-// AddCounts implements licensing.CounterStore; a token is applied once,
-// however often it comes (the store remembers every token).
-func (s *Store) AddCounts(ctx context.Context, token string, deltas []licensing.CounterDelta) error {
+// AddCounts implements licensing.CounterStore: each member's changes after
+// the last version counted for it, atomically.
+func (s *Store) AddCounts(ctx context.Context, counted []licensing.Counted) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		failed := make([]string, len(counted))
+		for i, c := range counted {
+			failed[i] = c.Member
+		}
+		return failed, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counted == nil {
+		s.counted, s.counts = map[string]int64{}, map[string]licensing.Counts{}
+	}
+	for _, c := range counted {
+		for _, ch := range c.Changes {
+			if ch.Version <= s.counted[c.Member] {
+				continue
+			}
+			s.counted[c.Member] = ch.Version
+			for _, d := range ch.Deltas {
+				if s.counts[d.Scope] == nil {
+					s.counts[d.Scope] = licensing.Counts{}
+				}
+				s.counts[d.Scope][d.Field] += d.Delta
+			}
+		}
+	}
+	return nil, nil
+}
+
+// SetCounted records that a member's events up to version are counted (a
+// counter rebuild counted them).
+func (s *Store) SetCounted(ctx context.Context, member string, version int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.countTokens == nil {
-		s.countTokens, s.counts = map[string]bool{}, map[string]licensing.Counts{}
+	if s.counted == nil {
+		s.counted, s.counts = map[string]int64{}, map[string]licensing.Counts{}
 	}
-	if s.countTokens[token] {
-		return nil
-	}
-	s.countTokens[token] = true
-	for _, d := range deltas {
-		if s.counts[d.Scope] == nil {
-			s.counts[d.Scope] = licensing.Counts{}
-		}
-		s.counts[d.Scope][d.Field] += d.Delta
-	}
+	s.counted[member] = version
 	return nil
 }
 
@@ -336,7 +360,7 @@ func (s *Store) ReplaceCounts(ctx context.Context, scope string, counts licensin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.counts == nil {
-		s.countTokens, s.counts = map[string]bool{}, map[string]licensing.Counts{}
+		s.counted, s.counts = map[string]int64{}, map[string]licensing.Counts{}
 	}
 	c := licensing.Counts{}
 	for f, v := range counts {

@@ -79,6 +79,8 @@ func One(ctx context.Context, s Store, p *licensing.Policy, member string) (even
 type CounterStore interface {
 	ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error
 	CounterScopes(ctx context.Context, fn func(scope string) error) error
+	// SetCounted records that a member's events up to version are counted.
+	SetCounted(ctx context.Context, member string, version int64) error
 }
 
 // CounterReport counts what a counter rebuild did.
@@ -87,9 +89,11 @@ type CounterReport struct {
 }
 
 // Counters recounts every counter from the logs of members and replaces
-// what the store holds, clearing scopes no event counts any more. Run it
-// with the stream function paused (its event source mapping disabled), for
-// when a counter definition changes; then resume it.
+// what the store holds, clearing scopes no event counts any more, and
+// records for each member the version counted up to, so that the stream
+// function, resumed, does not count those events again. Run it with the
+// stream function paused (its event source mapping disabled), for when a
+// counter definition changes; then resume it.
 func Counters(ctx context.Context, s Store, cs CounterStore, members []string, progress func(done int)) (CounterReport, error) {
 	var r CounterReport
 	totals := map[string]licensing.Counts{}
@@ -99,6 +103,9 @@ func Counters(ctx context.Context, s Store, cs CounterStore, members []string, p
 			return r, fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
 		}
 		r.Members++
+		if err := cs.SetCounted(ctx, m, str.Version()); err != nil {
+			return r, err
+		}
 		for _, e := range str.Events {
 			r.Events++
 			for _, d := range licensing.CounterDeltas(e) {

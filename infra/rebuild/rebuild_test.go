@@ -93,11 +93,23 @@ func TestRebuildCounters(t *testing.T) {
 		ctx := context.Background()
 		// Counts gone wrong (as after a changed definition), and a scope
 		// that no event counts any more.
-		counters.AddCounts(ctx, "bogus", []licensing.CounterDelta{{Scope: licensing.TitleScope("tt-first-light"), Field: licensing.FieldGranted, Delta: 40}})
-		counters.AddCounts(ctx, "stale", []licensing.CounterDelta{{Scope: licensing.TitleScope("tt-gone"), Field: licensing.FieldGranted, Delta: 3}})
+		wrong := func(scope string, n int64) licensing.Counted {
+			return licensing.Counted{Member: "m-old", Changes: []licensing.Changes{{Version: n, Deltas: []licensing.CounterDelta{{Scope: scope, Field: licensing.FieldGranted, Delta: n}}}}}
+		}
+		counters.AddCounts(ctx, []licensing.Counted{wrong(licensing.TitleScope("tt-first-light"), 40)})
+		counters.AddCounts(ctx, []licensing.Counted{wrong(licensing.TitleScope("tt-gone"), 43)})
 		r, err := rebuild.Counters(ctx, s, cs, members, nil)
 		if err != nil || r.Members != 2 || r.Events != 6 || r.Cleared != 1 {
 			t.Fatalf("rebuild.Counters = %+v, %v", r, err)
+		}
+		// The stream function, resumed, is handed events the rebuild counted
+		// already: they are not counted again.
+		str, err := s.Load(ctx, "m-a", licensing.LoadOptions{Consistent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failed, err := counters.AddCounts(ctx, []licensing.Counted{licensing.CountedOf("m-a", str.Events)}); err != nil {
+			t.Fatalf("AddCounts(recounted events) = %v, %v", failed, err)
 		}
 		for title, want := range map[string]int64{"tt-first-light": 2, "tt-paper-moons": 2, "tt-low-tide": 2, "tt-gone": 0} {
 			c, err := counters.Counts(ctx, licensing.TitleScope(title))

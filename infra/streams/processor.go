@@ -83,28 +83,55 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 			byMember[key] = append(byMember[key], rec)
 		}
 	}
-	var resp events.DynamoDBEventResponse
+	var counted []licensing.Counted
+	firstCounted := map[string]record{} // member → its first record that counts
 	for _, key := range order {
-		seq := failedAt[key]
 		recs := byMember[key]
 		if len(recs) > 0 && recs[0].view != nil {
 			if r, err := p.screens(ctx, recs[0].member, recs); err != nil {
 				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(r.member), "error", err)
-				seq = r.seq
+				failedAt[key] = r.seq
 			}
 		} else if len(recs) > 0 {
 			m := recs[0].member
 			if err := p.snapshot(ctx, m, recs); err != nil {
-				// Retry from the member's first record; snapshots and counts
-				// are idempotent, so handling them again is harmless.
+				// Retry from the member's first record; snapshots, counts and
+				// resume points are idempotent, so handling them again is harmless.
 				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", licensing.Pseudonym(m), "error", err)
-				seq = recs[0].seq
-			} else if r, err := p.readModels(ctx, m, recs); err != nil {
-				p.log().ErrorContext(ctx, "read models failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
-				seq = r.seq
+				failedAt[key] = recs[0].seq
+			} else if r, err := p.offline(ctx, m, recs); err != nil {
+				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+				failedAt[key] = r.seq
+			} else if p.Counters != nil {
+				c := licensing.Counted{Member: m}
+				for _, r := range recs {
+					if d := licensing.CounterDeltas(r.decoded); len(d) > 0 {
+						if len(c.Changes) == 0 {
+							firstCounted[m] = r
+						}
+						c.Changes = append(c.Changes, licensing.Changes{Version: r.event.Version, Deltas: d})
+					}
+				}
+				if len(c.Changes) > 0 {
+					counted = append(counted, c)
+				}
 			}
 		}
-		if seq != "" {
+	}
+	// The counter changes of the whole batch, summed: a few transactions.
+	if len(counted) > 0 {
+		failed, err := p.Counters.AddCounts(ctx, counted)
+		for _, m := range failed {
+			r := firstCounted[m]
+			p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+			if key := dynamo.PartitionKey(m); failedAt[key] == "" || compareSeq(r.seq, failedAt[key]) < 0 {
+				failedAt[key] = r.seq
+			}
+		}
+	}
+	var resp events.DynamoDBEventResponse
+	for _, key := range order {
+		if seq := failedAt[key]; seq != "" {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
 		}
 	}
@@ -166,20 +193,14 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 	return rec, true, nil
 }
 
-// readModels applies a member's events, in order, to the read models: the
-// counter changes of each, once (its token is the member and version), and
-// what an offline playback upload adds to resume points, once. On a failure
-// it returns the record that failed: the records before it are done.
-func (p *Processor) readModels(ctx context.Context, member string, recs []record) (record, error) {
+// offline applies what a member's offline playback uploads add to resume
+// points, record by record, each once. On a failure it returns the record
+// that failed: the records before it are done.
+func (p *Processor) offline(ctx context.Context, member string, recs []record) (record, error) {
+	if p.Progress == nil {
+		return record{}, nil
+	}
 	for _, r := range recs {
-		if deltas := licensing.CounterDeltas(r.decoded); p.Counters != nil && len(deltas) > 0 {
-			if err := p.Counters.AddCounts(ctx, fmt.Sprintf("%s#%d", member, r.event.Version), deltas); err != nil {
-				return r, err
-			}
-		}
-		if p.Progress == nil {
-			continue
-		}
 		for _, pr := range viewing.OfflineProgress(r.decoded) {
 			if err := p.Progress.AddProgress(ctx, member, []viewing.Progress{pr}); err != nil {
 				return r, err
@@ -223,40 +244,27 @@ func (p *Processor) screens(ctx context.Context, member string, recs []record) (
 }
 
 // snapshot writes a member's snapshot when its records cross a multiple of
-// SnapshotEvery: one Query and one conditional write per crossing.
+// SnapshotEvery: one eventually consistent load (a stale one only makes
+// the snapshot older) and one conditional write per crossing.
 func (p *Processor) snapshot(ctx context.Context, member string, recs []record) error {
 	every := int64(max(p.SnapshotEvery, 1))
 	first, last := recs[0].event.Version, recs[len(recs)-1].event.Version
 	if (first-1)/every == last/every {
 		return nil
 	}
-	str, err := p.Store.Load(ctx, member, licensing.LoadOptions{SnapshotSchema: licensing.StateSchema, Consistent: true})
+	st, held, err := licensing.LoadState(ctx, p.Store, member, p.policy(), false)
 	if err != nil {
-		return fmt.Errorf("load %s: %w", member, err)
+		return err
 	}
-	st := licensing.NewState(member)
-	if str.Snapshot != nil {
-		restored, ok, err := licensing.RestoreSnapshot(*str.Snapshot, p.policy())
-		if err != nil || !ok {
-			if str, err = p.Store.Load(ctx, member, licensing.LoadOptions{Consistent: true}); err != nil {
-				return fmt.Errorf("load %s without snapshot: %w", member, err)
-			}
-		} else {
-			st = restored
-		}
-	}
-	if str.Snapshot != nil && str.Snapshot.Version >= last {
-		return nil // another delivery got here first
-	}
-	for _, e := range str.Events {
-		st.Apply(e)
+	if held != nil && held.Schema == licensing.StateSchema && held.Version >= st.Version {
+		return nil // nothing newer to write: another delivery got here first, or the read is stale
 	}
 	snap, err := licensing.EncodeSnapshot(st, p.policy())
 	if err != nil {
 		return err
 	}
 	if _, err := p.Store.SaveSnapshot(ctx, snap); err != nil {
-		return fmt.Errorf("save snapshot of %s v%d: %w", member, snap.Version, err)
+		return fmt.Errorf("save snapshot of %s v%d: %w", licensing.Pseudonym(member), snap.Version, err)
 	}
 	return nil
 }
