@@ -125,13 +125,22 @@ type Service struct {
 	// time up to Backoff·2^attempt.
 	Backoff  time.Duration
 	Observer Observer
+	// Cache keeps recently used members' states (nil: none). A command on
+	// a cached state goes straight to the conditional append; a lost race
+	// reloads. A cached state that refuses or changes nothing is checked
+	// against a fresh load before the answer is given.
+	Cache *StateCache
 }
 
-// NewService returns a service with default retry settings.
+// DefaultCacheSize is how many member states a service keeps by default.
+const DefaultCacheSize = 256
+
+// NewService returns a service with default retry settings and a state
+// cache of DefaultCacheSize members.
 func NewService(store EventStore, policy *Policy, clock Clock, ids IDSource) *Service {
 	return &Service{
 		Store: store, Policy: func() *Policy { return policy }, Clock: clock, IDs: ids,
-		MaxAttempts: 8, Backoff: 5 * time.Millisecond,
+		MaxAttempts: 8, Backoff: 5 * time.Millisecond, Cache: NewStateCache(DefaultCacheSize),
 	}
 }
 
@@ -164,14 +173,19 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	member := cmd.MemberID()
 	request := s.IDs.NewID()
 	consistent := false
+	st := s.Cache.take(member)
+	cached := st != nil
 	for attempt := 1; ; attempt++ {
-		st, err := s.load(ctx, member, consistent)
-		if err != nil {
-			return Result{}, err
+		if st == nil {
+			var err error
+			if st, err = s.load(ctx, member, consistent); err != nil {
+				return Result{}, err
+			}
 		}
 		now := s.now()
 		if key != "" {
 			if r, ok := st.Request(key, now); ok {
+				s.Cache.put(st)
 				if r.Fingerprint != fp {
 					return Result{}, Errorf(KindConflict, CodeKeyReused, "this idempotency key was used for a different request")
 				}
@@ -180,10 +194,19 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		}
 		policy := s.Policy()
 		d, err := Decide(st, cmd, policy, now, s.IDs.NewID)
+		if cached && (err != nil || len(d.Events) == 0) {
+			// A cached state may be behind the log: a refusal, or an answer
+			// that appends nothing, is given from a fresh load only.
+			st, cached = nil, false
+			attempt--
+			continue
+		}
 		if err != nil {
+			s.Cache.put(st)
 			return Result{}, err
 		}
 		if len(d.Events) == 0 {
+			s.Cache.put(st)
 			return d.Result, nil
 		}
 		events := make([]Event, len(d.Events))
@@ -198,10 +221,13 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				res.Licences = append(res.Licences, touched...)
 				res.Playback = append(res.Playback, playback...)
 			}
+			s.Cache.put(st)
 			return res, nil
 		}
+		expected := st.Version
+		st, cached = nil, false // stale, or the append failed: load again
 		if !errors.Is(err, ErrConflict) {
-			return Result{}, fmt.Errorf("append to %s at v%d: %w", member, st.Version, err)
+			return Result{}, fmt.Errorf("append to %s at v%d: %w", Pseudonym(member), expected, err)
 		}
 		if attempt >= s.MaxAttempts {
 			return Result{}, Errorf(KindUnavailable, CodeContention, "too many concurrent changes to this account; retry shortly")

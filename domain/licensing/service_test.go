@@ -138,3 +138,66 @@ func TestCheckAcquiresNothing(t *testing.T) {
 		t.Errorf("Check appended %d times, want 0", n)
 	}
 }
+
+// TestAWarmCacheGoesStraightToTheAppend: a member's second command on the
+// same service reads nothing: it is decided on the cached state and
+// appended conditionally.
+func TestAWarmCacheGoesStraightToTheAppend(t *testing.T) {
+	store := memstore.New()
+	svc := newService(store)
+	ctx := context.Background()
+	for i, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
+		if _, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: title}, fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := store.Stats(); st.Loads != 1 || st.Appends != 3 {
+		t.Errorf("three commands on a warm service: %d loads, %d appends; want 1 and 3", st.Loads, st.Appends)
+	}
+	if takes, hits := svc.Cache.Stats(); takes != 3 || hits != 2 {
+		t.Errorf("cache: %d takes, %d hits; want 3 and 2", takes, hits)
+	}
+}
+
+// TestRacingInstancesWithCaches: two services (two warm Lambda instances)
+// on one store. Each one's cache falls behind the other's appends: a
+// command on a stale state loses its race and is decided again on a fresh
+// load, and a refusal or a no-op from a stale state is never answered.
+func TestRacingInstancesWithCaches(t *testing.T) {
+	store := memstore.New()
+	a, b := newService(store), newService(store)
+	ctx := context.Background()
+	acquire := func(svc *licensing.Service, device, title string) (licensing.Result, error) {
+		return svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: device, Title: title}, "")
+	}
+	first, err := acquire(a, "d1", "tt-first-light") // a caches v1
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acquire(b, "d1", "tt-paper-moons"); err != nil { // b appends v2
+		t.Fatal(err)
+	}
+	// a's cache is at v1: its append at v2 loses, it reloads and decides again.
+	if res, err := acquire(a, "d1", "tt-low-tide"); err != nil || res.Version != 3 {
+		t.Fatalf("a on a stale cache = %+v, %v; want a grant at v3", res, err)
+	}
+	// b releases everything on d1; a, whose cache still holds the licences,
+	// would refuse a second device on basic: it must look again.
+	if _, err := b.Execute(ctx, licensing.ReleaseDevice{Member: "m1", Device: "d1", Reason: licensing.ReasonDeviceRemoved}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acquire(a, "d2", "tt-first-light"); err != nil {
+		t.Fatalf("a after b freed the device = %v; want a grant (the refusal came from a stale cache)", err)
+	} else if res.Licences[0].Device != "d2" {
+		t.Errorf("granted %+v, want on d2", res.Licences[0])
+	}
+	// And the release a knows nothing of answers from the log, not from a's cache.
+	res, err := a.Execute(ctx, licensing.Release{Member: "m1", Device: "d1", Licence: first.Licences[0].ID, Reason: licensing.ReasonDeleted}, "")
+	if err != nil || res.Licences[0].Status != licensing.StatusReleased {
+		t.Errorf("release of a licence b released = %+v, %v; want it released already", res, err)
+	}
+	log, _ := a.History(ctx, "m1")
+	if len(log) != 5 {
+		t.Errorf("the log holds %d events, want 5 (three grants, a device release, a grant)", len(log))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,11 +47,14 @@ type Config struct {
 	PlanClaim string
 	// QuietMetrics turns the EMF metric lines off (for local runs).
 	QuietMetrics bool
+	// StateCache is how many member states the service keeps warm (0:
+	// licensing.DefaultCacheSize; negative: none).
+	StateCache int
 }
 
 // FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
 // DYNAMODB_ENDPOINT, AWS_REGION, SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS,
-// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER and PLAN_CLAIM.
+// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM and STATE_CACHE.
 func FromEnv() (Config, error) {
 	c := Config{
 		Store:                envOr("STORE", "dynamo"),
@@ -73,6 +77,16 @@ func FromEnv() (Config, error) {
 	}
 	if c.SigningKeys == "" && c.SigningKeysParameter == "" {
 		return c, fmt.Errorf("set SIGNING_KEYS or SIGNING_KEYS_PARAMETER")
+	}
+	if v := os.Getenv("STATE_CACHE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return c, fmt.Errorf("STATE_CACHE=%q: want a number of members from 0 (none) to 1000000", v)
+		}
+		c.StateCache = n
+		if n == 0 {
+			c.StateCache = -1
+		}
 	}
 	return c, nil
 }
@@ -155,6 +169,9 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		store, views = p.Dynamo, p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
+	if c.StateCache != 0 {
+		p.Service.Cache = licensing.NewStateCache(max(c.StateCache, 0))
+	}
 	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
 	p.Service.Observer.Conflict = httpapi.CountConflict
 	return p, nil

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -21,10 +22,12 @@ func TestFromEnv(t *testing.T) {
 		{"no keys", map[string]string{"STORE": "memory"}, "SIGNING_KEYS"},
 		{"bad snapshot interval", map[string]string{"TABLE_NAME": "t", "SNAPSHOT_EVERY": "0", "SIGNING_KEYS": key.Encode()}, "SNAPSHOT_EVERY"},
 		{"memory", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode()}, ""},
+		{"bad state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "-3"}, "STATE_CACHE"},
+		{"no state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "0"}, ""},
 		{"dynamo", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT"} {
+			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()
@@ -45,8 +48,20 @@ func TestBuildRefusesBadKeysAndPolicies(t *testing.T) {
 		t.Errorf("Build(missing policy file) = nil error")
 	}
 	p, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "i"})
-	if err != nil || p.Memory == nil || p.Service == nil || p.Signer.KeyID() != "k1" {
-		t.Errorf("Build(memory) = %+v, %v", p, err)
+	if err != nil || p.Memory == nil || p.Service == nil || p.Signer.KeyID() != "k1" || p.Service.Cache == nil {
+		t.Errorf("Build(memory) = %+v, %v; want a service with a state cache", p, err)
+	}
+	t.Setenv("STATE_CACHE", "0")
+	t.Setenv("STORE", "memory")
+	t.Setenv("SIGNING_KEYS", key.Encode())
+	c, err := setup.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := setup.Build(ctx, c); err != nil || p.Service.Cache.Len() != 0 {
+		t.Errorf("Build(STATE_CACHE=0) = %v; want no cache", err)
+	} else if _, err := p.Service.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil || p.Service.Cache.Len() != 0 {
+		t.Errorf("with STATE_CACHE=0, a command left %d states cached (%v)", p.Service.Cache.Len(), err)
 	}
 }
 
