@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild clean build build-ApiFunction build-StreamsFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
@@ -70,6 +70,12 @@ load:
 ## every counter (COUNTERS=1, stream function paused); TABLE_NAME, AWS_REGION set
 rebuild:
 	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER)))
+
+## redrive: replay the records of dead-letter messages through the stream
+## function (FILE=message.json, or QUEUE=url for the whole queue); TABLE_NAME
+## and AWS_REGION set, or DYNAMODB_ENDPOINT for DynamoDB Local
+redrive:
+	$(GO) run ./infra/streams/cmd/dlicense-redrive $(if $(QUEUE),-queue $(QUEUE),-file $(FILE))
 
 ## fuzz: search for crashers in request handling, policy loading and event
 ## upcasting (FUZZTIME each, default 1m); `make test` runs their seed corpora

@@ -71,6 +71,10 @@ type Poller struct {
 	Backoff time.Duration
 	// Log receives failures and dead letters (slog.Default() if nil).
 	Log *slog.Logger
+	// DeadLetterDir, when set, is where each dead letter is also written as
+	// the message Lambda would send to the on-failure destination, for
+	// dlicense-redrive.
+	DeadLetterDir string
 
 	mu        sync.Mutex // one pass at a time
 	shards    map[string]*shard
@@ -376,10 +380,18 @@ func (p *Poller) deliver(ctx context.Context, s *shard, recs []types.Record, nex
 // bury gives records up: logged, and kept on the dead-letter list.
 func (p *Poller) bury(ctx context.Context, shardID string, recs []events.DynamoDBEventRecord, err error) {
 	first, last := recs[0].Change.SequenceNumber, recs[len(recs)-1].Change.SequenceNumber
-	p.log().ErrorContext(ctx, "stream records sent to the dead-letter list", "shard", shardID, "first", first, "last", last, "records", len(recs), "error", err)
+	d := DeadLetter{ShardID: shardID, Records: recs, Err: err}
+	path := ""
+	if p.DeadLetterDir != "" {
+		var werr error
+		if path, werr = writeDeadLetter(p.DeadLetterDir, d.Message(p.StreamArn, time.Now())); werr != nil {
+			p.log().ErrorContext(ctx, "dead letter not written", "dir", p.DeadLetterDir, "error", werr)
+		}
+	}
+	p.log().ErrorContext(ctx, "stream records sent to the dead-letter list", "shard", shardID, "first", first, "last", last, "records", len(recs), "message", path, "error", err)
 	p.deadMu.Lock()
 	defer p.deadMu.Unlock()
-	p.dead = append(p.dead, DeadLetter{ShardID: shardID, Records: recs, Err: err})
+	p.dead = append(p.dead, d)
 }
 
 func (p *Poller) batchSize() int32 {

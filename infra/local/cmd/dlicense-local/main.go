@@ -147,6 +147,11 @@ func streamFunction(ctx context.Context, parts *setup.Parts, cfg setup.Config) (
 	if err != nil {
 		return "", nil, err
 	}
+	// Batches the function gives up on are written as Lambda's on-failure
+	// destination would carry them, for dlicense-redrive.
+	if root, err := local.ModuleRoot(); err == nil {
+		poller.DeadLetterDir = filepath.Join(root, ".cache", "dead-letters")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
