@@ -98,9 +98,11 @@ SCOPE ?=
 run:
 	$(LOCAL) serve -store memory
 
-## run-dynamodb: the same API against DynamoDB Local (table from template.yaml)
+## run-dynamodb: the same API against DynamoDB Local (table from template.yaml);
+## STREAM_OUTAGE=30s makes the stream function fail that long after the start,
+## so batches go to the dead letters in .cache/dead-letters (see make redrive)
 run-dynamodb:
-	$(WITH_DDB) $(LOCAL) serve -store dynamo
+	$(WITH_DDB) $(LOCAL) serve -store dynamo $(if $(STREAM_OUTAGE),-stream-outage $(STREAM_OUTAGE))
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
 token:

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +69,7 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:3000", "loopback address to listen on")
 	store := fs.String("store", "memory", "memory (embedded) or dynamo (DynamoDB Local at $DYNAMODB_ENDPOINT)")
+	outage := fs.Duration("stream-outage", 0, "with -store dynamo: the stream function fails for this long after the start, so batches go to the dead letters (to try dlicense-redrive)")
 	fs.Parse(args)
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || !net.ParseIP(host).IsLoopback() {
@@ -101,7 +103,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	how, stopStreams, err := streamFunction(ctx, parts, cfg)
+	how, stopStreams, err := streamFunction(ctx, parts, cfg, *outage)
 	if err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func serve(args []string) error {
 // streamFunction runs the stream function beside the API, fed as Lambda
 // would feed it: in-process behind the embedded store, or by polling
 // DynamoDB Local's stream. It says how, and returns a function stopping it.
-func streamFunction(ctx context.Context, parts *setup.Parts, cfg setup.Config) (string, func(), error) {
+func streamFunction(ctx context.Context, parts *setup.Parts, cfg setup.Config, outage time.Duration) (string, func(), error) {
 	if parts.Memory != nil {
 		streams.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), slog.Default())
 		return "in-process, on every append", func() {}, nil
@@ -151,6 +153,17 @@ func streamFunction(ctx context.Context, parts *setup.Parts, cfg setup.Config) (
 	// destination would carry them, for dlicense-redrive.
 	if root, err := local.ModuleRoot(); err == nil {
 		poller.DeadLetterDir = filepath.Join(root, ".cache", "dead-letters")
+	}
+	if outage > 0 {
+		until, h := time.Now().Add(outage), poller.Handler
+		poller.Handler = lambda.NewHandler(func(ctx context.Context, ev json.RawMessage) (json.RawMessage, error) {
+			if time.Now().Before(until) {
+				return nil, errors.New("stream function outage (-stream-outage)")
+			}
+			out, err := h.Invoke(ctx, ev)
+			return json.RawMessage(out), err
+		})
+		poller.Retries = 1
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
