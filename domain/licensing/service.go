@@ -18,6 +18,9 @@ type LoadOptions struct {
 	// Consistent asks for a strongly consistent read, where the store has a
 	// choice; the service asks for one after a conflict.
 	Consistent bool
+	// After, when positive, asks only for the events after that version,
+	// without a snapshot: a holder of the state at After catches up.
+	After int64
 }
 
 // Stream is a loaded member stream: the latest usable snapshot, if any, and
@@ -172,16 +175,15 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
 	request := s.IDs.NewID()
-	consistent := false
 	st := s.Cache.take(member)
 	cached := st != nil
-	for attempt := 1; ; attempt++ {
-		if st == nil {
-			var err error
-			if st, err = s.load(ctx, member, consistent); err != nil {
-				return Result{}, err
-			}
+	if st == nil {
+		var err error
+		if st, err = s.load(ctx, member, false); err != nil {
+			return Result{}, err
 		}
+	}
+	for attempt := 1; ; attempt++ {
 		now := s.now()
 		if key != "" {
 			if r, ok := st.Request(key, now); ok {
@@ -196,8 +198,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		d, err := Decide(st, cmd, policy, now, s.IDs.NewID)
 		if cached && (err != nil || len(d.Events) == 0) {
 			// A cached state may be behind the log: a refusal, or an answer
-			// that appends nothing, is given from a fresh load only.
-			st, cached = nil, false
+			// that appends nothing, is given only once it has caught up.
+			cached = false
+			if st, err = s.catchUp(ctx, st, false); err != nil {
+				return Result{}, err
+			}
 			attempt--
 			continue
 		}
@@ -224,10 +229,8 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			s.Cache.put(st)
 			return res, nil
 		}
-		expected := st.Version
-		st, cached = nil, false // stale, or the append failed: load again
 		if !errors.Is(err, ErrConflict) {
-			return Result{}, fmt.Errorf("append to %s at v%d: %w", Pseudonym(member), expected, err)
+			return Result{}, fmt.Errorf("append to %s at v%d: %w", Pseudonym(member), st.Version, err)
 		}
 		if attempt >= s.MaxAttempts {
 			return Result{}, Errorf(KindUnavailable, CodeContention, "too many concurrent changes to this account; retry shortly")
@@ -235,15 +238,16 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		if s.Observer.Conflict != nil {
 			s.Observer.Conflict(ctx, member, attempt)
 		}
-		consistent = true
 		if err := Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Result{}, err
 		}
+		// The state is behind the log: read what it lacks, consistently (the
+		// state is untouched by the refused append), and decide again.
+		cached = false
+		if st, err = s.catchUp(ctx, st, true); err != nil {
+			return Result{}, err
+		}
 	}
-}
-
-func (s *Service) sleep(ctx context.Context, attempt int) error {
-	return Backoff(ctx, s.Backoff, attempt)
 }
 
 // Backoff waits before retry number attempt of a lost race: a random time up
@@ -261,6 +265,22 @@ func Backoff(ctx context.Context, base time.Duration, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// catchUp brings a state up to the log: one read of the events after its
+// version (strongly consistent if asked), folded in.
+func (s *Service) catchUp(ctx context.Context, st *State, consistent bool) (*State, error) {
+	str, err := s.Store.Load(ctx, st.Member, LoadOptions{After: st.Version, Consistent: consistent})
+	if err != nil {
+		return nil, fmt.Errorf("catch up %s from v%d: %w", Pseudonym(st.Member), st.Version, err)
+	}
+	for _, e := range str.Events {
+		if e.Version != st.Version+1 {
+			return nil, fmt.Errorf("catch up %s: event v%d follows v%d", Pseudonym(st.Member), e.Version, st.Version)
+		}
+		st.Apply(e)
+	}
+	return st, nil
 }
 
 // Load returns a member's current state.

@@ -78,6 +78,10 @@ func EncodeSnapshot(s *State, p *Policy) (Snapshot, error) {
 		}
 	}
 
+	index := make(map[string]int, len(s.list))
+	for i, l := range s.list {
+		index[l.ID] = i
+	}
 	w.uint(uint64(len(s.requests)))
 	for _, r := range s.requests {
 		w.token(r.Key)
@@ -86,7 +90,7 @@ func EncodeSnapshot(s *State, p *Policy) (Snapshot, error) {
 		w.uint(uint64(s.Version - r.Version))
 		w.uint(uint64(len(r.Licences)))
 		for _, v := range r.Licences {
-			w.view(v)
+			w.view(v, index, s.list)
 		}
 		w.uint(uint64(len(r.Playback)))
 		for _, pr := range r.Playback {
@@ -225,7 +229,7 @@ func decodeSnapshot(data []byte, p *Policy) (*State, bool, error) {
 		q := Request{Key: r.token(), Fingerprint: r.fingerprint(), At: r.time(r.base)}
 		q.Version = s.Version - int64(r.uint())
 		for range r.count() {
-			q.Licences = append(q.Licences, r.view())
+			q.Licences = append(q.Licences, r.view(s.list))
 		}
 		for range r.count() {
 			q.Playback = append(q.Playback, PlaybackResult{ID: r.token(), Code: r.ref()})

@@ -177,8 +177,77 @@ func (w *snapshotWriter) fingerprint(f string) {
 	w.str(f)
 }
 
-// view writes a licence as a request's answer showed it.
-func (w *snapshotWriter) view(v LicenceView) {
+// view writes a licence as a request's answer showed it: for a licence the
+// state still holds (index i of its list), the status and only the fields
+// that differ from it (it was renewed, played or released since); else
+// every field.
+func (w *snapshotWriter) view(v LicenceView, index map[string]int, list []*Licence) {
+	i, ok := index[v.ID]
+	if !ok {
+		w.uint(0)
+		w.fullView(v)
+		return
+	}
+	w.uint(uint64(i) + 1)
+	w.ref(string(v.Status))
+	base := list[i].view(v.Status)
+	var mask uint64
+	for bit, differs := range viewDiffs(v, base) {
+		if differs {
+			mask |= 1 << bit
+		}
+	}
+	w.uint(mask)
+	if mask&viewWhole != 0 {
+		w.fullView(v)
+		return
+	}
+	if mask&viewExpires != 0 {
+		w.time(v.ExpiresAt, v.IssuedAt)
+	}
+	if mask&viewPlayable != 0 {
+		w.time(v.PlayableUntil, v.ExpiresAt)
+	}
+	if mask&viewRenewals != 0 {
+		w.uint(uint64(v.Renewals))
+	}
+	if mask&viewPlays != 0 {
+		w.uint(uint64(v.Plays))
+	}
+	if mask&viewFirstPlay != 0 {
+		w.time(fromOpt(v.FirstPlayAt), v.IssuedAt)
+	}
+	if mask&viewReleased != 0 {
+		w.time(fromOpt(v.ReleasedAt), v.IssuedAt)
+		w.ref(string(v.ReleaseReason))
+	}
+}
+
+// The fields in which a remembered answer may differ from its licence now.
+const (
+	viewExpires = 1 << iota
+	viewPlayable
+	viewRenewals
+	viewPlays
+	viewFirstPlay
+	viewReleased
+	viewWhole // the identity fields differ: the whole view follows
+)
+
+func viewDiffs(v, base LicenceView) []bool {
+	sameOpt := func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+	return []bool{
+		!v.ExpiresAt.Equal(base.ExpiresAt),
+		!v.PlayableUntil.Equal(v.ExpiresAt),
+		v.Renewals != base.Renewals,
+		v.Plays != base.Plays,
+		!sameOpt(v.FirstPlayAt, base.FirstPlayAt),
+		!sameOpt(v.ReleasedAt, base.ReleasedAt) || v.ReleaseReason != base.ReleaseReason,
+		v.Title != base.Title || v.Studio != base.Studio || v.Device != base.Device || !v.IssuedAt.Equal(base.IssuedAt),
+	}
+}
+
+func (w *snapshotWriter) fullView(v LicenceView) {
 	w.token(v.ID)
 	w.ref(v.Title)
 	w.ref(v.Studio)
@@ -334,7 +403,51 @@ func (r *snapshotReader) fingerprint() string {
 	return r.str()
 }
 
-func (r *snapshotReader) view() LicenceView {
+func (r *snapshotReader) view(list []*Licence) LicenceView {
+	i := r.uint()
+	if i == 0 {
+		return r.fullView()
+	}
+	if i > uint64(len(list)) {
+		r.fail(fmt.Errorf("a view of licence %d of %d", i, len(list)))
+		return LicenceView{}
+	}
+	status := Status(r.ref())
+	v := list[i-1].view(status)
+	mask := r.uint()
+	if mask&viewWhole != 0 {
+		return r.fullView()
+	}
+	if mask&viewExpires != 0 {
+		v.ExpiresAt = r.time(v.IssuedAt)
+	}
+	v.PlayableUntil = v.ExpiresAt
+	if mask&viewPlayable != 0 {
+		v.PlayableUntil = r.time(v.ExpiresAt)
+	}
+	if mask&viewRenewals != 0 {
+		v.Renewals = int(r.uint())
+	}
+	if mask&viewPlays != 0 {
+		v.Plays = int(r.uint())
+	}
+	if mask&viewFirstPlay != 0 {
+		v.FirstPlayAt = nil
+		if t := r.time(v.IssuedAt); !t.IsZero() {
+			v.FirstPlayAt = &t
+		}
+	}
+	if mask&viewReleased != 0 {
+		v.ReleasedAt = nil
+		if t := r.time(v.IssuedAt); !t.IsZero() {
+			v.ReleasedAt = &t
+		}
+		v.ReleaseReason = ReleaseReason(r.ref())
+	}
+	return v
+}
+
+func (r *snapshotReader) fullView() LicenceView {
 	v := LicenceView{ID: r.token(), Title: r.ref(), Studio: r.ref(), Device: r.ref(), Status: Status(r.ref())}
 	v.IssuedAt = r.time(r.base)
 	v.ExpiresAt = r.time(v.IssuedAt)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,39 @@ func TestSnapshotStaysBoundedUnderAbuse(t *testing.T) {
 	res := mustTry(t, h, 3000*time.Minute, RecordPlayback{"m1", "d0", []PlaybackInput{{ID: "L1-0", Licence: "L1", Kind: PlaybackKeepalive, DeviceTime: t0}}})
 	if c := res.Playback[0].Code; c == PlaybackAccepted {
 		t.Errorf("re-upload of a forgotten id = %s, want it refused", c)
+	}
+}
+
+// TestRememberedAnswersSurviveASnapshot: the answers kept for idempotency
+// keys come back exactly from a snapshot, though their licences were
+// played, renewed and released since (views are kept as differences).
+func TestRememberedAnswersSurviveASnapshot(t *testing.T) {
+	p := DefaultPolicy()
+	st := NewState("m1")
+	at := func(m int) time.Time { return t0.Add(time.Duration(m)*time.Minute + 123*time.Millisecond) }
+	add := func(m int, key string, pl Payload) {
+		st.Apply(Event{Version: st.Version + 1, At: at(m), Key: key, Fingerprint: "0123456789abcdef01234567", Payload: pl})
+	}
+	add(1, "k1", &LicenceAcquired{Licence: "ab23cd45ef67gh89jk01", Title: "tt-low-tide", Studio: "harbour", Device: "d1", ExpiresAt: at(1).Add(7 * day)})
+	add(2, "k2", &PlaybackRecorded{Device: "d1", Accepted: []PlaybackEntry{{ID: "e1", Licence: "ab23cd45ef67gh89jk01", Kind: PlaybackStart, DeviceTime: at(2)}},
+		Results: []PlaybackResult{{ID: "e1", Code: PlaybackAccepted}, {ID: "6f1c7a52-0b1e-4c3d-9e8f-0123456789ab", Code: PlaybackUnknownLicence}}})
+	add(3, "k3", &LicenceRenewed{Licence: "ab23cd45ef67gh89jk01", ExpiresAt: at(3).Add(7 * day), Renewal: 1})
+	add(4, "k4", &LicenceAcquired{Licence: "L-two", Title: "tt-first-light", Studio: "open-reel", Device: "d2", ExpiresAt: at(4).Add(30 * day)})
+	add(5, "6f1c7a52-0b1e-4c3d-9e8f-0123456789ab", &DeviceReleased{Device: "d1", Licences: []string{"ab23cd45ef67gh89jk01"}, Reason: ReasonDeviceRemoved})
+	add(6, "k6", &LicenceAcquired{Licence: "L-gone", Title: "tt-paper-moons", Studio: "open-reel", Device: "d2", ExpiresAt: at(6).Add(30 * day)})
+	// A remembered answer about a licence the state forgot keeps every field.
+	st.requests[len(st.requests)-1].Licences[0].ID = "L-forgotten"
+	snap, err := EncodeSnapshot(st, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, ok, err := RestoreSnapshot(snap, p)
+	if err != nil || !ok {
+		t.Fatalf("RestoreSnapshot = %v, %v", ok, err)
+	}
+	if !reflect.DeepEqual(restored.requests, st.requests) {
+		got, _ := json.Marshal(restored.requests)
+		want, _ := json.Marshal(st.requests)
+		t.Errorf("remembered answers after a snapshot:\n%s\nwant\n%s", got, want)
 	}
 }

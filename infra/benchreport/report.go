@@ -14,11 +14,12 @@ import (
 // Report is every figure of one benchmark run.
 type Report struct {
 	Machine Machine
-	// Domain, Acquire, Streams and Viewing are the go test benchmark runs.
-	Domain, Acquire, Streams, Viewing *Bench
-	Load                              *Load
-	Sizes                             []Size
-	Startup                           []Startup
+	// Domain, Acquire, Streams, Realistic and Viewing are the go test
+	// benchmark runs.
+	Domain, Acquire, Streams, Realistic, Viewing *Bench
+	Load                                         *Load
+	Sizes                                        []Size
+	Startup                                      []Startup
 	// Failures are the parts that could not be measured, with why.
 	Failures []string
 	Took     time.Duration
@@ -33,20 +34,26 @@ type target struct {
 // targets are the goals of the figures that have one, by "benchmark unit"
 // (a unit without its "@…" suffix).
 var targets = map[string]target{
-	"BenchmarkDecideAcquireTypical ns/op": {5000, "≤ 5 µs"},
-	"BenchmarkFold10000Events ns/op":      {5e6, "≤ 5 ms"},
-	"BenchmarkFold10000EventsLight ns/op": {5e6, "≤ 5 ms"},
-	"BenchmarkAcquire RCU/acquire":        {0.5, "≤ 0.5"},
-	"BenchmarkAcquire WCU/acquire":        {1, "≤ 1"},
-	"BenchmarkAcquire roundtrips/acquire": {2, "2"},
-	"BenchmarkAcquire latency-ratio":      {1.2, "≤ 1.2"},
-	"BenchmarkStreamFunction WCU/event":   {1.25, "≤ 1.25"},
-	"BenchmarkViewing requests/heartbeat": {1, "1"},
-	"BenchmarkViewing WCU/heartbeat":      {1, "≤ 1"},
-	"BenchmarkViewing RCU/heartbeat":      {0, "no read"},
-	"BenchmarkViewing requests/start":     {2, "≤ 2"},
-	"BenchmarkViewing requests/resume":    {1, "1"},
-	"BenchmarkViewing RCU/resume":         {0.5, "≤ 0.5"},
+	"BenchmarkDecideAcquireTypical ns/op":          {5000, "≤ 5 µs"},
+	"BenchmarkFold10000Events ns/op":               {5e6, "≤ 5 ms"},
+	"BenchmarkFold10000EventsLight ns/op":          {5e6, "≤ 5 ms"},
+	"BenchmarkAcquire RCU/acquire":                 {0.5, "≤ 0.5"},
+	"BenchmarkAcquire WCU/acquire":                 {1, "≤ 1"},
+	"BenchmarkAcquire roundtrips/acquire":          {2, "2"},
+	"BenchmarkAcquire latency-ratio":               {1.2, "≤ 1.2"},
+	"BenchmarkStreamFunction WCU/event":            {1.25, "≤ 1.25"},
+	"BenchmarkRealisticLoad RCU-mean/acquire":      {0.5, "≤ 0.5"},
+	"BenchmarkRealisticLoad RCU-p99/acquire":       {1, "≤ 1"},
+	"BenchmarkRealisticLoad requests/acquire-warm": {1, "1"},
+	"BenchmarkRealisticLoad p50-ratio-10000/10":    {1.1, "≤ 1.1"},
+	"BenchmarkRealisticLoad snapshot-bytes@rest":   {4096, "≤ 4 KB"},
+	"BenchmarkRealisticLoad stream-WCU/event":      {1, "≤ 1.0"},
+	"BenchmarkViewing requests/heartbeat":          {1, "1"},
+	"BenchmarkViewing WCU/heartbeat":               {1, "≤ 1"},
+	"BenchmarkViewing RCU/heartbeat":               {0, "no read"},
+	"BenchmarkViewing requests/start":              {2, "≤ 2"},
+	"BenchmarkViewing requests/resume":             {1, "1"},
+	"BenchmarkViewing RCU/resume":                  {0.5, "≤ 0.5"},
 }
 
 // descriptions say what each benchmark measures.
@@ -62,6 +69,11 @@ var descriptions = map[string]string{
 		"alternating; snapshots kept up as the stream function does",
 	"BenchmarkStreamFunction": "the stream function on batches of 100 records from 20 members " +
 		"(a download, four playback uploads, a deletion): snapshots and counters",
+	"BenchmarkRealisticLoad": "the realistic profile: two members with a realistic 10,000-event history (six titles, keyed " +
+		"requests, about a download a day for six years) and six with 10 events; 8 API instances, each with its own state cache, " +
+		"handed requests as Lambda routes them (the most recently used idle one); every member downloads a season at once " +
+		"(5 to 10 titles within a second, every request keyed) then deletes it; the stream function polls the table's stream " +
+		"in the background with a one-second pause, as Lambda's batching window, so snapshots lag behind bursts",
 	"BenchmarkViewing": "16 screens at once over 100 premium members and 11 titles, the stream function polling the " +
 		"table's stream in the background (resume points); each screen, member after member: a start, 20 heartbeats " +
 		"(every fifth paused), a resume read from another device, a stop. DynamoDB Local reports a start's strongly " +
@@ -71,21 +83,32 @@ var descriptions = map[string]string{
 
 // labels name the units of the figures.
 var labels = map[string]string{
-	"ns/op":              "time per iteration",
-	"RCU/acquire":        "read units per acquire",
-	"WCU/acquire":        "write units per acquire",
-	"roundtrips/acquire": "round trips per acquire",
-	"p50-µs":             "p50 latency",
-	"latency-ratio":      "p50 latency ratio, 10,000 / 10 events",
-	"RCU/event":          "read units per event",
-	"WCU/event":          "write units per event",
-	"records/s":          "records per second through the handler",
-	"snapshot-bytes":     "snapshot bytes",
-	"playback-entries":   "playback entries",
-	"active-licences":    "active licences",
-	"licences":           "licences",
-	"heartbeats/s":       "heartbeats per second, 16 screens",
-	"stream-WCU/report":  "stream function write units per heartbeat or stop (resume points)",
+	"ns/op":                 "time per iteration",
+	"RCU/acquire":           "read units per acquire",
+	"WCU/acquire":           "write units per acquire",
+	"roundtrips/acquire":    "round trips per acquire",
+	"p50-µs":                "p50 latency",
+	"latency-ratio":         "p50 latency ratio, 10,000 / 10 events",
+	"RCU/event":             "read units per event",
+	"WCU/event":             "write units per event",
+	"records/s":             "records per second through the handler",
+	"snapshot-bytes":        "snapshot bytes",
+	"playback-entries":      "playback entries",
+	"active-licences":       "active licences",
+	"licences":              "licences",
+	"heartbeats/s":          "heartbeats per second, 16 screens",
+	"stream-WCU/report":     "stream function write units per heartbeat or stop (resume points)",
+	"RCU-mean/acquire":      "read units per acquisition, mean",
+	"RCU-p99/acquire":       "read units per acquisition, p99",
+	"WCU-mean/acquire":      "write units per acquisition, mean",
+	"requests-mean/acquire": "DynamoDB requests per acquisition, mean",
+	"requests-p99/acquire":  "DynamoDB requests per acquisition, p99",
+	"requests/acquire-warm": "DynamoDB requests per acquisition, warm instance, no contention",
+	"p50-ratio-10000/10":    "acquisition p50 latency, 10,000-event members ÷ 10-event ones",
+	"snapshot-bytes@rest":   "snapshot of a 10,000-event member, as seeded (bytes)",
+	"snapshot-bytes@after":  "snapshot of a 10,000-event member after the bursts (bytes)",
+	"stream-WCU/event":      "stream function write units per event (snapshots, counters)",
+	"acquisitions":          "acquisitions measured",
 }
 
 func label(unit string) string {
@@ -218,6 +241,10 @@ func (r Report) Markdown() string {
 		b.WriteString("## DynamoDB Local: stream function\n\n")
 		benchSection(&b, r.Streams)
 	}
+	if r.Realistic != nil {
+		b.WriteString("## DynamoDB Local: the realistic profile\n\n")
+		benchSection(&b, r.Realistic)
+	}
 	if r.Viewing != nil {
 		b.WriteString("## DynamoDB Local: viewing\n\n")
 		benchSection(&b, r.Viewing)
@@ -278,6 +305,17 @@ func (r Report) headlines(b *strings.Builder) {
 	if x, ok := find(r.Streams, "BenchmarkStreamFunction"); ok {
 		w, _ := x.Get("WCU/event")
 		rows = append(rows, row{"stream function write units per event", value(w, ""), verdict(x.Name, "WCU/event", w)})
+	}
+	if x, ok := find(r.Realistic, "BenchmarkRealisticLoad"); ok {
+		get := func(unit string) float64 { v, _ := x.Get(unit); return v }
+		rows = append(rows,
+			row{"realistic profile: read units per acquisition, mean / p99", value(get("RCU-mean/acquire"), "") + " / " + value(get("RCU-p99/acquire"), ""),
+				verdict(x.Name, "RCU-mean/acquire", get("RCU-mean/acquire")) + ", " + verdict(x.Name, "RCU-p99/acquire", get("RCU-p99/acquire"))},
+			row{"realistic profile: DynamoDB requests per acquisition, warm instance", value(get("requests/acquire-warm"), ""), verdict(x.Name, "requests/acquire-warm", get("requests/acquire-warm"))},
+			row{"realistic profile: acquisition p50, 10,000 ÷ 10 events", value(get("p50-ratio-10000/10"), ""), verdict(x.Name, "p50-ratio-10000/10", get("p50-ratio-10000/10"))},
+			row{"realistic 10,000-event member's snapshot, at rest / after a burst", fmt.Sprintf("%s / %s", bytesOf(get("snapshot-bytes@rest")), bytesOf(get("snapshot-bytes@after"))),
+				verdict(x.Name, "snapshot-bytes@rest", get("snapshot-bytes@rest"))},
+			row{"realistic profile: stream function write units per event", value(get("stream-WCU/event"), ""), verdict(x.Name, "stream-WCU/event", get("stream-WCU/event"))})
 	}
 	if x, ok := find(r.Viewing, "BenchmarkViewing"); ok {
 		get := func(unit string) float64 { v, _ := x.Get(unit); return v }
@@ -455,7 +493,7 @@ func (r Report) load(b *strings.Builder) {
 
 func (r Report) raw(b *strings.Builder) {
 	var lines []string
-	for _, bench := range []*Bench{r.Domain, r.Acquire, r.Streams, r.Viewing} {
+	for _, bench := range []*Bench{r.Domain, r.Acquire, r.Streams, r.Realistic, r.Viewing} {
 		if bench == nil {
 			continue
 		}

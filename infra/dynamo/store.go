@@ -80,6 +80,9 @@ func New(db API, table string, snapshotEvery int) *Store {
 // costs at most a conflict on append, after which the service reloads with
 // a consistent read.
 func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+	if opts.After > 0 {
+		return s.loadAfter(ctx, stream, opts)
+	}
 	var limit int32
 	if opts.SnapshotSchema != 0 {
 		limit = s.firstPage
@@ -159,6 +162,32 @@ func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOpti
 			return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
 		}
 		res.Events[i] = e
+	}
+	return res, nil
+}
+
+// loadAfter reads the events after opts.After: one Query bounded by
+// versions, for a holder of the state at that version.
+func (s *Store) loadAfter(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+	items, _, err := s.events(ctx, stream, EventKey(opts.After+1), EventKey(1<<62-1), 0, opts.Consistent)
+	if err != nil {
+		return licensing.Stream{}, err
+	}
+	stored, err := appendEvents(stream, nil, items)
+	if err != nil {
+		return licensing.Stream{}, err
+	}
+	slices.Reverse(stored)
+	res := licensing.Stream{}
+	for i, se := range stored {
+		if se.Version != opts.After+int64(i)+1 {
+			return licensing.Stream{}, fmt.Errorf("load %s after v%d: event v%d follows v%d: the log has a gap", stream, opts.After, se.Version, opts.After+int64(i))
+		}
+		e, err := licensing.DecodeEvent(se)
+		if err != nil {
+			return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
+		}
+		res.Events = append(res.Events, e)
 	}
 	return res, nil
 }

@@ -114,7 +114,9 @@ func (s *Store) Load(ctx context.Context, name string, opts licensing.LoadOption
 	var out licensing.Stream
 	var stored []licensing.StoredEvent
 	s.mu.Lock()
-	if st := s.streams[name]; st != nil {
+	if st := s.streams[name]; st != nil && opts.After > 0 {
+		stored = st.events[min(opts.After, int64(len(st.events))):]
+	} else if st != nil {
 		stored = st.events
 		if sn := st.snap; sn != nil && sn.Schema >= 1 && sn.Schema <= opts.SnapshotSchema {
 			c := *sn

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpcastOldSchema", testUpcastOldSchema},
 		{"UndecodableEvent", testUndecodableEvent},
 		{"NoAliasing", testNoAliasing},
+		{"LoadAfter", testLoadAfter},
 		{"CancelledContext", testCancelledContext},
 		{"Snapshot", testSnapshot},
 		{"SnapshotOtherSchema", testSnapshotOtherSchema},
@@ -402,5 +403,24 @@ func testCancelledContext(t *testing.T, s Store) {
 	}
 	if str := load(t, s, stream, 0); str.Version() != 0 {
 		t.Errorf("Load(%s) after cancelled appends = v%d, want v0", stream, str.Version())
+	}
+}
+
+// testLoadAfter: a holder of the state at a version reads only the events
+// after it, with or without a snapshot in the way.
+func testLoadAfter(t *testing.T, s Store) {
+	stream := streamID(t)
+	events := history(1, 9, "a")
+	mustAppend(t, s, stream, 0, events)
+	save(t, s, snapshotOf(t, stream, events[:7]), true)
+	for _, after := range []int64{1, 4, 8, 9} {
+		str, err := s.Load(t.Context(), stream, licensing.LoadOptions{After: after, SnapshotSchema: licensing.StateSchema, Consistent: true})
+		if err != nil {
+			t.Fatalf("Load(after v%d) = %v", after, err)
+		}
+		if str.Snapshot != nil {
+			t.Errorf("Load(after v%d) returned a snapshot", after)
+		}
+		checkEvents(t, fmt.Sprintf("Load(%s, after v%d)", stream, after), str.Events, events[after:])
 	}
 }

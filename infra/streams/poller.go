@@ -71,6 +71,11 @@ type Poller struct {
 	Backoff time.Duration
 	// Log receives failures and dead letters (slog.Default() if nil).
 	Log *slog.Logger
+	// StartAtLatest starts the shards found first at their newest record, as
+	// an event source mapping with StartingPosition LATEST does (shards
+	// that appear later start at their oldest). By default they start at
+	// their oldest (TRIM_HORIZON).
+	StartAtLatest bool
 	// DeadLetterDir, when set, is where each dead letter is also written as
 	// the message Lambda would send to the on-failure destination, for
 	// dlicense-redrive.
@@ -254,8 +259,12 @@ func (p *Poller) ready(s *shard) bool {
 // refresh reads the shard list and starts every new shard at its oldest
 // record. It returns how many shards are new.
 func (p *Poller) refresh(ctx context.Context) (int, error) {
+	start := types.ShardIteratorTypeTrimHorizon
 	if p.shards == nil {
 		p.shards = map[string]*shard{}
+		if p.StartAtLatest {
+			start = types.ShardIteratorTypeLatest
+		}
 	}
 	added := 0
 	in := &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(p.StreamArn)}
@@ -272,7 +281,7 @@ func (p *Poller) refresh(ctx context.Context) (int, error) {
 			if id == "" || p.shards[id] != nil {
 				continue
 			}
-			p.shards[id] = &shard{id: id, parent: aws.ToString(sh.ParentShardId), pos: position{kind: types.ShardIteratorTypeTrimHorizon}}
+			p.shards[id] = &shard{id: id, parent: aws.ToString(sh.ParentShardId), pos: position{kind: start}}
 			p.order = append(p.order, id)
 			added++
 		}

@@ -4,7 +4,7 @@
 // against the local API on DynamoDB Local at a few concurrency levels, the
 // Lambda bootstrap sizes and the handler initialisation time.
 //
-//	dlicense-benchreport [-write docs/benchmarks.md] [-only domain,acquire,streams,viewing,load,sizes,startup]
+//	dlicense-benchreport [-write docs/benchmarks.md] [-only domain,acquire,streams,realistic,viewing,load,sizes,startup]
 //
 // `make bench` runs it with -write docs/benchmarks.md. The command output
 // goes to standard error as it runs; the report to standard output.
@@ -29,12 +29,12 @@ import (
 	"github.com/dlicense/dlicense/infra/local"
 )
 
-var parts = []string{"domain", "acquire", "streams", "viewing", "load", "sizes", "startup"}
+var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "load", "sizes", "startup"}
 
 type options struct {
 	write, only, phase                   string
 	domainTime, acquireTime, streamsTime string
-	viewingTime                          string
+	viewingTime, realisticTime           string
 	levels                               string
 	load                                 benchreport.LoadOptions
 	startupRuns                          int
@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&o.domainTime, "domain-benchtime", "2s", "-benchtime of the domain benchmarks")
 	flag.StringVar(&o.acquireTime, "acquire-benchtime", "300x", "-benchtime of the DynamoDB acquire benchmark")
 	flag.StringVar(&o.streamsTime, "streams-benchtime", "3x", "-benchtime of the stream function benchmark")
+	flag.StringVar(&o.realisticTime, "realistic-benchtime", "5x", "-benchtime of the realistic profile (rounds of bursts)")
 	flag.StringVar(&o.viewingTime, "viewing-benchtime", "3x", "-benchtime of the viewing benchmark (rounds of 16 screens over 100 members)")
 	flag.StringVar(&o.levels, "levels", "1,4,16", "load generator concurrency levels")
 	flag.IntVar(&o.load.Members, "load-members", 50, "simulated members per level")
@@ -117,7 +118,7 @@ func report(ctx context.Context, o options) error {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", part, err))
 		fmt.Fprintf(os.Stderr, "dlicense-benchreport: %s: %v\n", part, err)
 	}
-	if want["acquire"] || want["streams"] || want["viewing"] || want["load"] {
+	if want["acquire"] || want["streams"] || want["realistic"] || want["viewing"] || want["load"] {
 		tmp, err := os.MkdirTemp("", "benchreport-")
 		if err != nil {
 			return err
@@ -142,6 +143,7 @@ func report(ctx context.Context, o options) error {
 	// while is slower, which would weigh on the later figures.
 	rep.Acquire = bench("acquire", true, o.acquireTime, "^BenchmarkAcquire$", "./infra/dynamo/")
 	rep.Streams = bench("streams", true, o.streamsTime, "^BenchmarkStreamFunction$", "./infra/streams/")
+	rep.Realistic = bench("realistic", true, o.realisticTime, "^BenchmarkRealisticLoad$", "./infra/streams/")
 	rep.Viewing = bench("viewing", true, o.viewingTime, "^BenchmarkViewing$", "./infra/streams/")
 	if want["load"] && ctx.Err() == nil {
 		if l, err := load(ctx, r, o); err != nil {
