@@ -58,7 +58,7 @@ bench-domain:
 bench-dynamo:
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkAcquire$$' -benchtime 300x ./infra/dynamo/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkStreamFunction$$' -benchtime 3x ./infra/streams/
-	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRealisticLoad$$' -benchtime 5x ./infra/streams/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRealisticLoad$$' -benchtime 10x ./infra/streams/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkViewing$$' -benchtime 3x ./infra/streams/
 
 ## load: the load generator against the API of a running `make run` (start

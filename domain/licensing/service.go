@@ -143,7 +143,7 @@ const DefaultCacheSize = 256
 func NewService(store EventStore, policy *Policy, clock Clock, ids IDSource) *Service {
 	return &Service{
 		Store: store, Policy: func() *Policy { return policy }, Clock: clock, IDs: ids,
-		MaxAttempts: 8, Backoff: 5 * time.Millisecond, Cache: NewStateCache(DefaultCacheSize),
+		MaxAttempts: 8, Backoff: 5 * time.Millisecond, Cache: NewStateCache(DefaultCacheSize, DefaultCacheIdle),
 	}
 }
 
@@ -175,7 +175,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
 	request := s.IDs.NewID()
-	st := s.Cache.take(member)
+	st := s.Cache.take(member, s.now())
 	cached := st != nil
 	if st == nil {
 		var err error
@@ -187,7 +187,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		now := s.now()
 		if key != "" {
 			if r, ok := st.Request(key, now); ok {
-				s.Cache.put(st)
+				s.Cache.put(st, now)
 				if r.Fingerprint != fp {
 					return Result{}, Errorf(KindConflict, CodeKeyReused, "this idempotency key was used for a different request")
 				}
@@ -207,11 +207,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			continue
 		}
 		if err != nil {
-			s.Cache.put(st)
+			s.Cache.put(st, now)
 			return Result{}, err
 		}
 		if len(d.Events) == 0 {
-			s.Cache.put(st)
+			s.Cache.put(st, now)
 			return d.Result, nil
 		}
 		events := make([]Event, len(d.Events))
@@ -226,7 +226,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				res.Licences = append(res.Licences, touched...)
 				res.Playback = append(res.Playback, playback...)
 			}
-			s.Cache.put(st)
+			s.Cache.put(st, now)
 			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {
@@ -241,11 +241,21 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		if err := Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Result{}, err
 		}
-		// The state is behind the log: read what it lacks, consistently (the
-		// state is untouched by the refused append), and decide again.
+		// The state is behind the log: read what it lacks (the state is
+		// untouched by the refused append) and decide again. What made it
+		// stale was mostly written a while ago (another instance served the
+		// member last), so the first catch-up reads eventually consistent,
+		// at half the price; if that sees nothing new, or a later attempt
+		// loses again, strongly consistent.
 		cached = false
-		if st, err = s.catchUp(ctx, st, true); err != nil {
+		before := st.Version
+		if st, err = s.catchUp(ctx, st, attempt > 1); err != nil {
 			return Result{}, err
+		}
+		if st.Version == before && attempt == 1 {
+			if st, err = s.catchUp(ctx, st, true); err != nil {
+				return Result{}, err
+			}
 		}
 	}
 }

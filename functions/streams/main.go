@@ -37,7 +37,7 @@ func main() {
 		slog.Error("policy", "error", err)
 		os.Exit(1)
 	}
-	store := dynamo.New(db, cfg.Table, every)
+	store := dynamo.New(db, cfg.Table)
 	p := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: every, Policy: policy}
 	lambda.Start(p.Handle)
 }

@@ -48,7 +48,7 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 		if err != nil {
 			return err
 		}
-		store := dynamo.New(db, cfg.Table, dynamo.DefaultSnapshotEvery)
+		store := dynamo.New(db, cfg.Table)
 		_ = &streams.Processor{Store: store, Counters: store, SnapshotEvery: dynamo.DefaultSnapshotEvery}
 		return nil
 	}

@@ -19,11 +19,6 @@ import (
 // change stream.
 const streamFunction = "StreamsFunction"
 
-// snapshotFunctions must read the same snapshot cadence: the API function
-// (the store it loads with) and the stream function (the snapshots it
-// writes).
-var snapshotFunctions = []string{"ApiFunction", streamFunction}
-
 // The stream function may only see INSERTs of event items and INSERTs or
 // MODIFYs of screen items (heartbeats): never snapshots, counters or resume
 // points (its own writes), TTL removals or anything else. Each filter of its
@@ -186,34 +181,25 @@ func (d *deployment) env(fn *yaml.Node, name string) *yaml.Node {
 	return get(d.root, "Globals", "Function", "Environment", "Variables", name)
 }
 
-// checkSnapshotEvery: the functions that load members and the one that
-// snapshots them agree on SNAPSHOT_EVERY, and a parameter it refers to is
-// one of the template's.
+// checkSnapshotEvery: the stream function takes its snapshot cadence from
+// the template's SnapshotEvery parameter, so that a deployment sets it in one
+// place (loads do not depend on it).
 func checkSnapshotEvery(d *deployment) []string {
-	var problems []string
 	ids, fns := d.resources("AWS::Serverless::Function")
-	var first *yaml.Node
-	for _, name := range snapshotFunctions {
-		i := slices.Index(ids, name)
-		if i < 0 {
-			problems = append(problems, fmt.Sprintf("%s: no such function", name))
-			continue
-		}
-		v := d.env(fns[i], "SNAPSHOT_EVERY")
-		switch {
-		case v == nil || v.Kind != yaml.ScalarNode:
-			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY is not set", name))
-			continue
-		case v.Tag == "!Ref" && get(d.root, "Parameters", v.Value) == nil:
-			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", name, v.Value))
-		}
-		if first == nil {
-			first = v
-		} else if v.Tag != first.Tag || v.Value != first.Value {
-			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY %s %s, but %s has %s %s", name, v.Tag, v.Value, snapshotFunctions[0], first.Tag, first.Value))
-		}
+	i := slices.Index(ids, streamFunction)
+	if i < 0 {
+		return []string{streamFunction + ": no such function"}
 	}
-	return problems
+	v := d.env(fns[i], "SNAPSHOT_EVERY")
+	switch {
+	case v == nil || v.Kind != yaml.ScalarNode:
+		return []string{streamFunction + ": SNAPSHOT_EVERY is not set"}
+	case v.Tag != "!Ref" || v.Value != "SnapshotEvery":
+		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY is %s %s, want !Ref SnapshotEvery", streamFunction, v.Tag, v.Value)}
+	case get(d.root, "Parameters", v.Value) == nil:
+		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", streamFunction, v.Value)}
+	}
+	return nil
 }
 
 func TestStreamEventIsFilteredAndOrdered(t *testing.T) {

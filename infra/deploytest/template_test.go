@@ -398,7 +398,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"hidden destination policy", "template", "OnFailure:\n", "OnFailure:\n                Type: SQS\n", checkStreamEvents},
 		{"stream of another resource", "template", "Stream: !GetAtt LicensingTable.StreamArn", "Stream: !Ref OtherStream", checkStreamEvents},
 		{"no stream event", "template", "Type: DynamoDB", "Type: SQS", checkStreamEvents},
-		{"snapshot cadences differ", "template", "SNAPSHOT_EVERY: !Ref SnapshotEvery", `SNAPSHOT_EVERY: "8"`, checkSnapshotEvery},
+		{"cadence not from the parameter", "template", "SNAPSHOT_EVERY: !Ref SnapshotEvery", `SNAPSHOT_EVERY: "8"`, checkSnapshotEvery},
 		{"stream function without a cadence", "template", "TABLE_NAME: !Ref LicensingTable\n          SNAPSHOT_EVERY: !Ref SnapshotEvery\n", "TABLE_NAME: !Ref LicensingTable\n", checkSnapshotEvery},
 		{"cadence of a missing parameter", "template", "  SnapshotEvery:\n    Type: Number", "  SnapshotInterval:\n    Type: Number", checkSnapshotEvery},
 	}

@@ -114,12 +114,15 @@ func median(ds []time.Duration) time.Duration {
 
 // BenchmarkAcquire measures what one licence acquisition costs on DynamoDB
 // Local for a member with 10 events of history and one with 10,000,
-// alternating between them so both see the same conditions.
+// alternating between them so both see the same conditions, without the
+// state cache: a load and a conditional write (BenchmarkRealisticLoad
+// measures the warm instance).
 func BenchmarkAcquire(b *testing.B) {
 	db, table := localTable(b)
-	store := dynamo.New(db, table, 0)
+	store := dynamo.New(db, table)
 	// A typical member: one download kept and one deleted a day.
 	svc := licensing.NewService(store, capPolicy(b, 100, 20), &dailyClock{at: t0}, &counterIDs{})
+	svc.Cache = nil // every acquisition loads: the cost of a load, by history length
 	small := seedMember(b, store, svc, "bench-small", 10)
 	large := seedMember(b, store, svc, "bench-large", 10000)
 	for i := 0; i < 20; i++ { // warm up the connection pool and the JIT

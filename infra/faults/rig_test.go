@@ -58,9 +58,9 @@ func newRig(t *testing.T, policy *licensing.Policy, plan faults.Plan, seed uint6
 	if err != nil {
 		t.Fatal(err)
 	}
-	faulty := dynamo.New(db, name, 4)
+	faulty := dynamo.New(db, name)
 	svc := licensing.NewService(faulty, policy, fixedClock(t0), &ids{prefix: "L" + randomHex(2) + "-"})
-	return &rig{clean: dynamo.New(clean, name, 4), tr: tr, svc: svc, faulty: faulty, db: db, table: name}
+	return &rig{clean: dynamo.New(clean, name), tr: tr, svc: svc, faulty: faulty, db: db, table: name}
 }
 
 func randomHex(n int) string {

@@ -72,7 +72,7 @@ func TestRebuildMemory(t *testing.T) {
 func TestRebuildDynamo(t *testing.T) {
 	ctx := context.Background()
 	db, name := dynamolocal.Table(t)
-	s := dynamo.New(db, name, 0)
+	s := dynamo.New(db, name)
 	members := []string{"m-a", "m-b", "m-c"}
 	seed(t, s, members)
 	var listed []string
@@ -124,7 +124,7 @@ func TestRebuildCounters(t *testing.T) {
 	})
 	t.Run("dynamo", func(t *testing.T) {
 		db, name := dynamolocal.Table(t)
-		s := dynamo.New(db, name, 0)
+		s := dynamo.New(db, name)
 		run(t, s, s, s)
 	})
 }

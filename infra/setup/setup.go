@@ -50,11 +50,15 @@ type Config struct {
 	// StateCache is how many member states the service keeps warm (0:
 	// licensing.DefaultCacheSize; negative: none).
 	StateCache int
+	// StateCacheIdle is how long a cached state may stay unused (0:
+	// licensing.DefaultCacheIdle).
+	StateCacheIdle time.Duration
 }
 
 // FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
 // DYNAMODB_ENDPOINT, AWS_REGION, SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS,
-// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM and STATE_CACHE.
+// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE and
+// STATE_CACHE_IDLE.
 func FromEnv() (Config, error) {
 	c := Config{
 		Store:                envOr("STORE", "dynamo"),
@@ -87,6 +91,13 @@ func FromEnv() (Config, error) {
 		if n == 0 {
 			c.StateCache = -1
 		}
+	}
+	if v := os.Getenv("STATE_CACHE_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return c, fmt.Errorf("STATE_CACHE_IDLE=%q: want a duration from 1s to 1h", v)
+		}
+		c.StateCacheIdle = d
 	}
 	return c, nil
 }
@@ -165,12 +176,19 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 			return nil, err
 		}
 		p.db = db
-		p.Dynamo = dynamo.New(db, c.Dynamo.Table, c.Dynamo.SnapshotEvery)
+		p.Dynamo = dynamo.New(db, c.Dynamo.Table)
 		store, views = p.Dynamo, p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
-	if c.StateCache != 0 {
-		p.Service.Cache = licensing.NewStateCache(max(c.StateCache, 0))
+	if c.StateCache != 0 || c.StateCacheIdle != 0 {
+		size, idle := c.StateCache, c.StateCacheIdle
+		if size == 0 {
+			size = licensing.DefaultCacheSize
+		}
+		if idle == 0 {
+			idle = licensing.DefaultCacheIdle
+		}
+		p.Service.Cache = licensing.NewStateCache(max(size, 0), idle)
 	}
 	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
 	p.Service.Observer.Conflict = httpapi.CountConflict

@@ -24,10 +24,12 @@ func TestFromEnv(t *testing.T) {
 		{"memory", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode()}, ""},
 		{"bad state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "-3"}, "STATE_CACHE"},
 		{"no state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "0"}, ""},
+		{"bad cache idle time", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE_IDLE": "10"}, "STATE_CACHE_IDLE"},
+		{"cache idle time", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE_IDLE": "5m"}, ""},
 		{"dynamo", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE"} {
+			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()

@@ -21,7 +21,7 @@ import (
 func BenchmarkStreamFunction(b *testing.B) {
 	ctx := context.Background()
 	db, name := dynamolocal.Table(b)
-	store := dynamo.New(db, name, 4)
+	store := dynamo.New(db, name)
 	p := &streams.Processor{Store: store, Counters: store, SnapshotEvery: 4}
 	// Each member's log: acquire, 4 playback uploads, release; repeated.
 	const members, perMember = 20, 60

@@ -51,7 +51,7 @@ func (l *lossyDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 func TestCountersAreExactAtAnyAge(t *testing.T) {
 	raw, table := dynamolocal.Table(t)
 	db := &lossyDB{Client: raw}
-	store := dynamo.New(db, table, 4)
+	store := dynamo.New(db, table)
 	ctx := context.Background()
 	seq := 0
 	var recs []events.DynamoDBEventRecord

@@ -81,7 +81,7 @@ func catchUpSlowly(t *testing.T, p *streams.Poller) {
 
 func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table, 4)
+	store := dynamo.New(db, cfg.Table)
 	const member, n = "m-long", 2000
 	appendLog(t, store, member, n)
 
@@ -113,7 +113,7 @@ func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 
 func TestPollerRedeliversFromFailedRecord(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table, 4)
+	store := dynamo.New(db, cfg.Table)
 	const member = "m-retry"
 	appendLog(t, store, member, 30)
 

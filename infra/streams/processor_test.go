@@ -30,7 +30,7 @@ func stores(t *testing.T, run func(t *testing.T, s streams.Store)) {
 	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
 	t.Run("dynamo", func(t *testing.T) {
 		db, name := dynamolocal.Table(t)
-		run(t, dynamo.New(db, name, 4))
+		run(t, dynamo.New(db, name))
 	})
 }
 

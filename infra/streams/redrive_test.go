@@ -23,7 +23,7 @@ import (
 // and hands them to it: the snapshot and the counts are there.
 func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table, 4)
+	store := dynamo.New(db, cfg.Table)
 	proc := &streams.Processor{Store: store, Counters: store, SnapshotEvery: 4}
 	var down atomic.Bool
 	down.Store(true)

@@ -69,7 +69,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func BenchmarkViewing(b *testing.B) {
 	ctx := context.Background()
 	db, cfg := localTable(b)
-	store := dynamo.New(db, cfg.Table, 0)
+	store := dynamo.New(db, cfg.Table)
 	policy := licensing.DefaultPolicy()
 	svc := viewing.NewService(store, policy, setup.SystemClock{}, setup.RandomIDs{})
 	var titles []string

@@ -47,7 +47,7 @@ func main() {
 	flag.StringVar(&o.domainTime, "domain-benchtime", "2s", "-benchtime of the domain benchmarks")
 	flag.StringVar(&o.acquireTime, "acquire-benchtime", "300x", "-benchtime of the DynamoDB acquire benchmark")
 	flag.StringVar(&o.streamsTime, "streams-benchtime", "3x", "-benchtime of the stream function benchmark")
-	flag.StringVar(&o.realisticTime, "realistic-benchtime", "5x", "-benchtime of the realistic profile (rounds of bursts)")
+	flag.StringVar(&o.realisticTime, "realistic-benchtime", "10x", "-benchtime of the realistic profile (rounds of bursts, a day apart)")
 	flag.StringVar(&o.viewingTime, "viewing-benchtime", "3x", "-benchtime of the viewing benchmark (rounds of 16 screens over 100 members)")
 	flag.StringVar(&o.levels, "levels", "1,4,16", "load generator concurrency levels")
 	flag.IntVar(&o.load.Members, "load-members", 50, "simulated members per level")

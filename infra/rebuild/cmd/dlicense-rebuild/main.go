@@ -52,7 +52,7 @@ func run(member string, all, counters bool) error {
 	if err != nil {
 		return err
 	}
-	store := dynamo.New(db, cfg.Table, cfg.SnapshotEvery)
+	store := dynamo.New(db, cfg.Table)
 	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
 	if err != nil {
 		return err

@@ -72,7 +72,7 @@ func run(file, queue string) error {
 	if every == 0 {
 		every = dynamo.DefaultSnapshotEvery
 	}
-	store := dynamo.New(db, cfg.Table, every)
+	store := dynamo.New(db, cfg.Table)
 	proc := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: every, Policy: policy}
 	r := &streams.Redriver{Streams: client, Handler: lambda.NewHandler(proc.Handle), Filter: filter}
 
