@@ -175,7 +175,10 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
 	request := s.IDs.NewID()
-	st := s.Cache.take(member, s.now())
+	var st *State
+	if s.Cache != nil {
+		st = s.Cache.take(member, s.now())
+	}
 	cached := st != nil
 	if st == nil {
 		var err error

@@ -55,7 +55,7 @@ func (m *benchMember) snapshot(b *testing.B) {
 	if st.Version-m.lastSnap < dynamo.DefaultSnapshotEvery && m.lastSnap > 0 {
 		return
 	}
-	snap, err := licensing.EncodeSnapshot(st, licensing.DefaultPolicy())
+	snap, err := licensing.EncodeSnapshot(st, m.svc.Policy()) // for the quotas the service decides by
 	if err != nil {
 		b.Fatal(err)
 	}
