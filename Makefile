@@ -46,7 +46,7 @@ cfn-lint:
 ## bench: every figure in one report, written to docs/benchmarks.md: the
 ## domain and DynamoDB Local benchmarks (licensing and viewing), the load
 ## generator on DynamoDB Local, bootstrap sizes, handler initialisation
-## (3–4 minutes)
+## (about 2 minutes)
 bench:
 	$(GO) run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md
 
