@@ -115,8 +115,9 @@ type Observer struct {
 	Conflict func(ctx context.Context, stream string, attempt int)
 }
 
-// Service runs commands against member streams: load, decide, append, and
-// on a lost race reload (consistently) and decide again.
+// Service runs commands against member streams: load (or take the cached
+// state), decide, append, and on a lost race read the events after the
+// state's version and decide again.
 type Service struct {
 	Store  EventStore
 	Policy func() *Policy
@@ -130,8 +131,8 @@ type Service struct {
 	Observer Observer
 	// Cache keeps recently used members' states (nil: none). A command on
 	// a cached state goes straight to the conditional append; a lost race
-	// reloads. A cached state that refuses or changes nothing is checked
-	// against a fresh load before the answer is given.
+	// catches up. A cached state that refuses or changes nothing is caught
+	// up before the answer is given.
 	Cache *StateCache
 }
 

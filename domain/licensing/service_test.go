@@ -207,7 +207,7 @@ func TestRacingInstancesWithCaches(t *testing.T) {
 	if _, err := acquire(b, "d1", "tt-paper-moons"); err != nil { // b appends v2
 		t.Fatal(err)
 	}
-	// a's cache is at v1: its append at v2 loses, it reloads and decides again.
+	// a's cache is at v1: its append at v2 loses, it catches up and decides again.
 	if res, err := acquire(a, "d1", "tt-low-tide"); err != nil || res.Version != 3 {
 		t.Fatalf("a on a stale cache = %+v, %v; want a grant at v3", res, err)
 	}

@@ -66,12 +66,13 @@ func New(db API, table string) *Store {
 // Load implements licensing.EventStore with a descending Query from the
 // top of the member's partition limited to two items: the snapshot and the
 // newest event. When the snapshot covers that event, or the one before it,
-// that is the whole load: one request, one read unit or less for a snapshot
-// within 3.5 KB. A snapshot that lags further costs a second Query bounded
-// by versions: exactly the events between the snapshot and the newest,
-// never an older one nor the rest of the partition. A stream without a
-// usable snapshot (none, another state schema, unreadable, or one the log
-// does not reach) is read to its start, page by page.
+// that is the whole load: one request, half a read unit (eventually
+// consistent) while the snapshot and that event fit in 4 KB. A snapshot
+// that lags further costs a second Query bounded by versions: exactly the
+// events between the snapshot and the newest, never an older one nor the
+// rest of the partition. A stream without a usable snapshot (none, another
+// state schema, unreadable, or one the log does not reach) is read to its
+// start, page by page.
 //
 // Reads are eventually consistent unless opts.Consistent: a stale read
 // costs at most a conflict on append, after which the service catches up.
@@ -87,7 +88,6 @@ func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOpti
 	if err != nil {
 		return licensing.Stream{}, err
 	}
-
 	var snap *licensing.Snapshot
 	if len(items) > 0 && isSnapshot(items[0]) {
 		if sn, err := unmarshalSnapshot(items[0]); err == nil && sn.Schema >= 1 && sn.Schema <= opts.SnapshotSchema && sn.Stream == stream {
@@ -347,7 +347,7 @@ func (s *Store) transact(ctx context.Context, stream string, expected int64, eve
 }
 
 // conflict builds the conflict error. It reads nothing: the loser of a race
-// reloads anyway, so the stream's real version is not worth a request
+// catches up anyway, so the stream's real version is not worth a request
 // (Current -1).
 func (s *Store) conflict(_ context.Context, stream string, expected int64) error {
 	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: -1}
