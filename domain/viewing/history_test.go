@@ -1,0 +1,200 @@
+package viewing
+
+import (
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"pgregory.net/rapid"
+)
+
+func TestHistoryKeysSortByStartNewestLast(t *testing.T) {
+	var keys []string
+	var want []string
+	for i := range 50 {
+		started := t0.Add(time.Duration(i*37%50) * time.Minute)
+		view := NewViewID(i%4, fmt.Sprintf("r%03d", i))
+		k := HistoryKey(started, view)
+		if !ValidHistoryKey(k) {
+			t.Fatalf("HistoryKey(%v, %s) = %q, not valid", started, view, k)
+		}
+		keys = append(keys, k)
+		want = append(want, fmt.Sprintf("%d/%s", started.UnixMilli(), view))
+	}
+	sort.Strings(keys)
+	sort.Strings(want)
+	for i, k := range keys {
+		parts := strings.SplitN(strings.TrimPrefix(k, "h#"), "#", 2)
+		ms := strings.TrimLeft(parts[0], "0")
+		if got := ms + "/" + parts[1]; got != want[i] {
+			t.Fatalf("key %d in order is %s, want %s", i, got, want[i])
+		}
+	}
+	for _, bad := range []string{"", "h#", "h#123#v0-x", "h#00000000000x1#v0-x", "h#0000000000001#nope", "r#0000000000001#v0-x", "h#0000000000001-v0-x"} {
+		if ValidHistoryKey(bad) {
+			t.Errorf("ValidHistoryKey(%q) = true", bad)
+		}
+	}
+}
+
+func TestCursorsAreBoundToTheirMember(t *testing.T) {
+	key := HistoryKey(t0, "v1-abc")
+	c := EncodeCursor("m-1", key)
+	if got, err := DecodeCursor("m-1", c); err != nil || got != key {
+		t.Fatalf("DecodeCursor(own) = %q, %v; want %q", got, err, key)
+	}
+	if _, err := DecodeCursor("m-2", c); err != ErrBadCursor {
+		t.Errorf("another member's cursor: %v, want ErrBadCursor", err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(c)
+	forged := base64.RawURLEncoding.EncodeToString(append(raw[:9:9], "r#-#tt-first-light"...))
+	for _, bad := range []string{"", "!!!", c + "=", "AAAA", forged, strings.Repeat("A", 400), base64.RawURLEncoding.EncodeToString(append([]byte{2}, raw[1:]...))} {
+		if _, err := DecodeCursor("m-1", bad); err != ErrBadCursor {
+			t.Errorf("DecodeCursor(%q) = %v, want ErrBadCursor", bad, err)
+		}
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		s := rapid.String().Draw(t, "cursor")
+		if k, err := DecodeCursor("m-1", s); err == nil && !ValidHistoryKey(k) {
+			t.Fatalf("DecodeCursor(%q) = %q, a key no history holds", s, k)
+		}
+	})
+}
+
+func TestTotalsAndClose(t *testing.T) {
+	v := &View{ID: "v0-a", Title: "tt-first-light", Device: "tv", Profile: "kid", Started: t0}
+	e := EntryOf(v)
+	var tot Totals
+	tot.Add(Progress{View: "v0-a", At: t0.Add(30 * time.Second), PositionMs: 30_000, WatchedMs: 30_000})
+	tot.Add(Progress{View: "v0-a", At: t0.Add(60 * time.Second), PositionMs: 900_000, WatchedMs: 30_000}) // skipped ahead
+	tot.Add(Progress{View: "v0-a", At: t0.Add(90 * time.Second), PositionMs: 40_000, WatchedMs: 30_000})  // and back
+	got := e.Close(tot, Stopped)
+	if got.WatchedMs != 90_000 || got.FurthestMs != 900_000 || got.PositionMs != 40_000 || !got.LastSeen.Equal(t0.Add(90*time.Second)) || got.Ended != Stopped {
+		t.Errorf("closed entry = %+v", got)
+	}
+	if got.Title != "tt-first-light" || got.Device != "tv" || got.Profile != "kid" || !got.Started.Equal(t0) {
+		t.Errorf("closed entry lost its view: %+v", got)
+	}
+	rules := licensing.ViewingRules{Completion: 0.95}
+	if Completed(got.FurthestMs, 0, rules) || !Completed(950_000, 1000*time.Second, rules) || Completed(949_999, 1000*time.Second, rules) {
+		t.Error("Completed: wrong at the completion share")
+	}
+	if en := EndEngagement(got, 900*time.Second, rules); en != (Engagement{WatchedMs: 90_000, Completions: 1}) {
+		t.Errorf("EndEngagement = %+v", en)
+	}
+}
+
+func entry(title string, startMin int, view string) HistoryEntry {
+	s := t0.Add(time.Duration(startMin) * time.Minute)
+	return HistoryEntry{Title: title, View: view, Started: s, LastSeen: s}
+}
+
+func titles(r Row) string {
+	var out []string
+	for _, e := range r.Entries {
+		out = append(out, e.Title)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestRowMovesATitleToTheFront(t *testing.T) {
+	var r Row
+	for i, e := range []HistoryEntry{
+		entry("a", 0, "v0-1"), entry("b", 1, "v0-2"), entry("c", 2, "v1-3"), entry("a", 3, "v0-4"), entry("b", 4, "v1-5"),
+	} {
+		if !r.Watch(e) {
+			t.Fatalf("view %d changed nothing", i)
+		}
+	}
+	if got := titles(r); got != "b,a,c" {
+		t.Fatalf("row after a b c a b = %s, want b,a,c", got)
+	}
+	// A late record of an older view of a changes nothing.
+	if r.Watch(entry("a", 0, "v0-1")) || titles(r) != "b,a,c" {
+		t.Errorf("an older view moved the row: %s", titles(r))
+	}
+	// The end of a's latest view updates its figures in place.
+	end := entry("a", 3, "v0-4")
+	end.LastSeen, end.PositionMs, end.FurthestMs = t0.Add(40*time.Minute), 2_000_000, 2_100_000
+	if !r.Watch(end) || titles(r) != "b,a,c" || r.Entries[1].PositionMs != 2_000_000 || r.Entries[1].FurthestMs != 2_100_000 {
+		t.Errorf("end of a's view: %+v", r.Entries)
+	}
+	if r.Watch(end) {
+		t.Error("the same report twice changed the row")
+	}
+	// A view that started earlier but is seen later goes where it started.
+	if !r.Watch(entry("d", 2, "v2-6")) || titles(r) != "b,a,d,c" {
+		t.Errorf("row = %s, want b,a,d,c", titles(r))
+	}
+}
+
+func TestRowHoldsTheLatestTitles(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 120).Draw(t, "views")
+		var r Row
+		latest := map[string]int{} // title → latest start
+		for i := range n {
+			title := fmt.Sprintf("t%d", rapid.IntRange(0, 60).Draw(t, "title"))
+			start := rapid.IntRange(0, 500).Draw(t, "start")
+			r.Watch(entry(title, start, NewViewID(0, fmt.Sprintf("%04d", i))))
+			if s, ok := latest[title]; !ok || start > s {
+				latest[title] = start
+			}
+		}
+		// Expected: titles by latest start, newest first, at most RowLength.
+		type ts struct {
+			title string
+			start int
+		}
+		var all []ts
+		for ti, s := range latest {
+			all = append(all, ts{ti, s})
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].start > all[j].start })
+		if len(r.Entries) > RowLength {
+			t.Fatalf("row holds %d titles", len(r.Entries))
+		}
+		seen := map[string]bool{}
+		for i, e := range r.Entries {
+			if seen[e.Title] {
+				t.Fatalf("%s twice in the row", e.Title)
+			}
+			seen[e.Title] = true
+			if want := t0.Add(time.Duration(latest[e.Title]) * time.Minute); !e.Started.Equal(want) {
+				t.Fatalf("%s at start %v, want its latest %v", e.Title, e.Started, want)
+			}
+			if i > 0 && e.Started.After(r.Entries[i-1].Started) {
+				t.Fatalf("row out of order at %d", i)
+			}
+		}
+		// Every title newer than the row's last one is in it.
+		if len(r.Entries) > 0 {
+			oldest := r.Entries[len(r.Entries)-1].Started
+			for _, x := range all {
+				if t0.Add(time.Duration(x.start)*time.Minute).After(oldest) && !seen[x.title] {
+					t.Fatalf("%s (start %d) is missing from the row", x.title, x.start)
+				}
+			}
+		}
+		if want := min(len(latest), RowLength); len(r.Entries) != want {
+			t.Fatalf("row holds %d titles, want %d", len(r.Entries), want)
+		}
+	})
+}
+
+func TestRank(t *testing.T) {
+	got := Rank(map[string]Engagement{
+		"a": {Views: 3, WatchedMs: 100}, "b": {Views: 1, WatchedMs: 500}, "c": {Views: 5, WatchedMs: 100}, "d": {Views: 5, WatchedMs: 100},
+	}, 3)
+	var order []string
+	for _, r := range got {
+		order = append(order, r.Title)
+	}
+	if strings.Join(order, ",") != "b,c,d" {
+		t.Errorf("Rank = %v, want b,c,d", order)
+	}
+}
