@@ -65,7 +65,11 @@ func ValidHistoryKey(k string) bool {
 // Totals is what a view has reported so far: the running sums the stream
 // function keeps for an open view, and what closes its history entry.
 type Totals struct {
-	View       string
+	View    string
+	Device  string
+	Started time.Time
+	// Ended is why the view ended, once it has.
+	Ended      EndReason
 	LastSeen   time.Time
 	PositionMs int64
 	FurthestMs int64
@@ -82,19 +86,20 @@ func (t *Totals) Add(p Progress) {
 	t.FurthestMs = max(t.FurthestMs, p.PositionMs)
 }
 
-// Close is the entry with the view's totals, ended for reason.
-func (e HistoryEntry) Close(t Totals, reason EndReason) HistoryEntry {
-	e.WatchedMs, e.FurthestMs = t.WatchedMs, max(t.FurthestMs, t.PositionMs)
-	if !t.LastSeen.IsZero() {
-		e.LastSeen, e.PositionMs = t.LastSeen, t.PositionMs
+// Closed is the history entry of a view of title (and profile) that
+// ended with totals t.
+func Closed(title, profile string, t Totals) HistoryEntry {
+	return HistoryEntry{
+		View: t.View, Profile: profile, Title: title, Device: t.Device, Started: t.Started,
+		LastSeen: t.LastSeen, PositionMs: t.PositionMs, FurthestMs: max(t.FurthestMs, t.PositionMs), WatchedMs: t.WatchedMs, Ended: t.Ended,
 	}
-	e.Ended = reason
-	return e
 }
 
-// EntryOf is the history entry a view opens: its title, device and start.
+// EntryOf is the history entry a view opens: its title, device, start and
+// the position it starts from.
 func EntryOf(v *View) HistoryEntry {
-	return HistoryEntry{View: v.ID, Profile: v.Profile, Title: v.Title, Device: v.Device, Started: v.Started, LastSeen: v.Started}
+	return HistoryEntry{View: v.ID, Profile: v.Profile, Title: v.Title, Device: v.Device, Started: v.Started, LastSeen: v.Started,
+		PositionMs: v.PositionMs, FurthestMs: v.PositionMs}
 }
 
 // Completed reports whether a view (or a title's resume point) got into

@@ -67,23 +67,59 @@ func TestCursorsAreBoundToTheirMember(t *testing.T) {
 
 func TestTotalsAndClose(t *testing.T) {
 	v := &View{ID: "v0-a", Title: "tt-first-light", Device: "tv", Profile: "kid", Started: t0}
-	e := EntryOf(v)
-	var tot Totals
-	tot.Add(Progress{View: "v0-a", At: t0.Add(30 * time.Second), PositionMs: 30_000, WatchedMs: 30_000})
-	tot.Add(Progress{View: "v0-a", At: t0.Add(60 * time.Second), PositionMs: 900_000, WatchedMs: 30_000}) // skipped ahead
-	tot.Add(Progress{View: "v0-a", At: t0.Add(90 * time.Second), PositionMs: 40_000, WatchedMs: 30_000})  // and back
-	got := e.Close(tot, Stopped)
-	if got.WatchedMs != 90_000 || got.FurthestMs != 900_000 || got.PositionMs != 40_000 || !got.LastSeen.Equal(t0.Add(90*time.Second)) || got.Ended != Stopped {
-		t.Errorf("closed entry = %+v", got)
+	if e := EntryOf(v); e.Title != "tt-first-light" || e.Device != "tv" || e.Profile != "kid" || !e.Started.Equal(t0) || e.Ended != "" {
+		t.Errorf("EntryOf = %+v", e)
 	}
-	if got.Title != "tt-first-light" || got.Device != "tv" || got.Profile != "kid" || !got.Started.Equal(t0) {
-		t.Errorf("closed entry lost its view: %+v", got)
+	var r Resume
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	beat := func(seq string, s int, pos int64) Progress {
+		return Progress{Title: "tt-first-light", Profile: "kid", View: "v0-a", Device: "tv", Started: t0, At: at(s), PositionMs: pos, WatchedMs: 30_000, Seq: PadSeq(seq)}
+	}
+	for _, p := range []Progress{beat("1", 30, 30_000), beat("2", 60, 900_000), beat("2", 60, 900_000), beat("3", 90, 40_000)} {
+		if _, closed := r.Apply(p); closed != nil {
+			t.Fatalf("a heartbeat closed %+v", closed)
+		}
+	}
+	stop := beat("4", 100, 45_000)
+	stop.WatchedMs, stop.End = 10_000, Stopped
+	_, closed := r.Apply(stop)
+	if len(closed) != 1 || len(r.Open) != 1 {
+		t.Fatalf("the stop closed %+v, left %+v open", closed, r.Open)
+	}
+	// Delivered again while its totals are open, the stop gives them again;
+	// once they are closed, nothing.
+	if _, again := r.Apply(stop); len(again) != 1 || again[0] != closed[0] {
+		t.Errorf("the stop again gave %+v, want %+v", again, closed)
+	}
+	if tot, ok := r.Close(0, "v0-a", Stopped); !ok || tot != closed[0] {
+		t.Errorf("Close = %+v, %v; want %+v", tot, ok, closed[0])
+	}
+	if _, again := r.Apply(stop); again != nil {
+		t.Errorf("the stop after Close gave %+v", again)
+	}
+	got := Closed("tt-first-light", "kid", closed[0])
+	want := HistoryEntry{View: "v0-a", Profile: "kid", Title: "tt-first-light", Device: "tv", Started: t0, LastSeen: at(100), PositionMs: 45_000, FurthestMs: 900_000, WatchedMs: 100_000, Ended: Stopped}
+	if got != want {
+		t.Errorf("closed entry = %+v\nwant %+v", got, want)
+	}
+	// A new view in the slot whose former view of this title was never
+	// seen to end closes it as expired.
+	r.Apply(beat("5", 200, 1_000))
+	next := Progress{Title: "tt-first-light", Profile: "kid", View: "v0-b", Device: "phone", Started: at(300), At: at(330), PositionMs: 5_000, WatchedMs: 30_000, Seq: PadSeq("6")}
+	if _, closed := r.Apply(next); len(closed) != 1 || closed[0].View != "v0-a" || closed[0].Ended != Expired {
+		t.Errorf("the next view closed %+v, want v0-a expired", closed)
+	}
+	if tot, ok := r.Close(0, "v0-a", EndedByMember); ok {
+		t.Errorf("closing a view closed already gave %+v", tot)
+	}
+	if tot, ok := r.Close(0, "v0-b", EndedByMember); !ok || tot.WatchedMs != 30_000 || tot.Ended != EndedByMember {
+		t.Errorf("Close(v0-b) = %+v, %v", tot, ok)
 	}
 	rules := licensing.ViewingRules{Completion: 0.95}
 	if Completed(got.FurthestMs, 0, rules) || !Completed(950_000, 1000*time.Second, rules) || Completed(949_999, 1000*time.Second, rules) {
 		t.Error("Completed: wrong at the completion share")
 	}
-	if en := EndEngagement(got, 900*time.Second, rules); en != (Engagement{WatchedMs: 90_000, Completions: 1}) {
+	if en := EndEngagement(got, 900*time.Second, rules); en != (Engagement{WatchedMs: 100_000, Completions: 1}) {
 		t.Errorf("EndEngagement = %+v", en)
 	}
 }

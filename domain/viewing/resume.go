@@ -32,6 +32,10 @@ type Resume struct {
 	// Version is the last offline contribution applied: the version of a
 	// PlaybackRecorded event in the member's licensing log.
 	Version int64
+	// Open holds, per screen slot, the running totals of the slot's view of
+	// this title until the view is seen to end: what closes its history
+	// entry.
+	Open map[int]Totals
 }
 
 // Progress is one contribution to a resume point: a heartbeat or stop of a
@@ -39,10 +43,13 @@ type Resume struct {
 // the plays of one title in an offline upload (Version set).
 // Contributions are applied once each, however often they are delivered.
 type Progress struct {
-	Profile    string
-	Title      string
-	Device     string
-	View       string
+	Profile string
+	Title   string
+	Device  string
+	View    string
+	// Started is the view's start; End is set on its last report (a stop).
+	Started    time.Time
+	End        EndReason
 	At         time.Time
 	PositionMs int64
 	WatchedMs  int64
@@ -69,17 +76,44 @@ func PadSeq(seq string) string {
 // Either moves the position only if it was reported no earlier than the
 // position held: a late upload, or a screen's record handled after a newer
 // upload, never rewinds a newer position.
-func (r *Resume) Apply(p Progress) bool {
-	changed := false
+//
+// An online one also adds to its view's running totals (Open). It returns
+// the totals of views that ended: its own, if it is the view's stop (even
+// if it was applied before, as long as the totals are open), which stay
+// open until Close; and the slot's former view of this title, if that was
+// not seen to end (taken as expired), which it removes to make room.
+func (r *Resume) Apply(p Progress) (changed bool, closed []Totals) {
 	if p.Seq != "" {
 		if p.Seq <= r.Seqs[p.Slot] {
-			return false
+			if open, ok := r.Open[p.Slot]; ok && p.End != "" && open.View == p.View {
+				open.Ended = p.End
+				return false, []Totals{open}
+			}
+			return false, nil
 		}
 		if r.Seqs == nil {
 			r.Seqs = map[int]string{}
 		}
 		r.Seqs[p.Slot], r.WatchedMs = p.Seq, r.WatchedMs+p.WatchedMs
 		changed = true
+		open, ok := r.Open[p.Slot]
+		if ok && open.View != p.View {
+			open.Ended = Expired
+			closed = append(closed, open)
+			open = Totals{}
+		}
+		if open.View == "" {
+			open = Totals{View: p.View, Device: p.Device, Started: p.Started}
+		}
+		open.Add(p)
+		if r.Open == nil {
+			r.Open = map[int]Totals{}
+		}
+		r.Open[p.Slot] = open
+		if p.End != "" {
+			open.Ended = p.End
+			closed = append(closed, open)
+		}
 	} else if p.Version > r.Version && p.WatchedMs > 0 {
 		r.Version, r.WatchedMs = p.Version, r.WatchedMs+p.WatchedMs
 		changed = true
@@ -88,7 +122,20 @@ func (r *Resume) Apply(p Progress) bool {
 		r.move(p)
 		changed = true
 	}
-	return changed
+	return changed, closed
+}
+
+// Close ends the running totals of view in slot, for reason: it returns
+// them (ok false if the slot's open view of this title is another, or
+// none, as when the view was closed already).
+func (r *Resume) Close(slot int, view string, reason EndReason) (Totals, bool) {
+	open, ok := r.Open[slot]
+	if !ok || open.View != view {
+		return Totals{}, false
+	}
+	delete(r.Open, slot)
+	open.Ended = reason
+	return open, true
 }
 
 // CheckProgress checks that contributions can be applied together: one
@@ -125,7 +172,10 @@ func ProgressOf(v *View, seq string) (Progress, bool) {
 	if v == nil || !(v.Ended == Stopped || v.Ended == "" && v.Seq > 0) {
 		return Progress{}, false
 	}
-	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, At: v.LastSeen, PositionMs: v.PositionMs, Slot: v.Slot, Seq: PadSeq(seq)}
+	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, Started: v.Started, At: v.LastSeen, PositionMs: v.PositionMs, Slot: v.Slot, Seq: PadSeq(seq)}
+	if v.Ended == Stopped {
+		p.End = Stopped
+	}
 	if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
 		p.WatchedMs = v.LastSeen.Sub(v.PrevSeen).Milliseconds()
 	}

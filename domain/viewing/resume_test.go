@@ -42,7 +42,7 @@ func TestResumeApply(t *testing.T) {
 		}(), false, 95_000, 720_000, "phone"},
 	}
 	for _, s := range steps {
-		if changed := r.Apply(s.p); changed != s.changed || r.PositionMs != s.pos || r.WatchedMs != s.watched || r.Device != s.device {
+		if changed, _ := r.Apply(s.p); changed != s.changed || r.PositionMs != s.pos || r.WatchedMs != s.watched || r.Device != s.device {
 			t.Errorf("%s: Apply = %v, resume %+v; want changed %v at %d, %d watched, on %s", s.name, changed, r, s.changed, s.pos, s.watched, s.device)
 		}
 	}

@@ -206,7 +206,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 	for _, v := range slots {
 		if v.Live(now) && v.Device == c.Device {
 			view.Slot, view.ID = v.Slot, NewViewID(v.Slot, newID())
-			view.Former = &Former{ID: v.ID, Reason: Replaced}
+			view.Former = FormerOf(v, Replaced)
 			return Decision{Claim: Claim{View: view, Expect: v.ID, Replace: true}}, nil
 		}
 	}
@@ -227,7 +227,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 		claim := Claim{View: view}
 		if held != nil {
 			claim.Expect = held.ID
-			view.Former = &Former{ID: held.ID, Reason: held.EndReasonAt(now)}
+			view.Former = FormerOf(held, held.EndReasonAt(now))
 		}
 		return Decision{Claim: claim}, nil
 	}

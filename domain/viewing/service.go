@@ -37,11 +37,69 @@ type Store interface {
 }
 
 // ProgressStore keeps resume points up; the stream function writes them.
+//
+// A view's running totals are closed in two steps, so that none is lost
+// if recording its history entry fails: the totals are read (AddProgress
+// returns a stop's, OpenTotals any view's), the entry is recorded, and only
+// then CloseView removes them.
 type ProgressStore interface {
 	// AddProgress applies the contributions of one member to one resume
 	// point (same profile and title), in order, each exactly once
-	// (Resume.Apply), however often they are delivered.
-	AddProgress(ctx context.Context, member string, ps []Progress) error
+	// (Resume.Apply), however often they are delivered. It returns the
+	// totals of views that ended: a stop's (still open, until CloseView),
+	// and those of a slot's former view of the title never seen to end
+	// (removed).
+	AddProgress(ctx context.Context, member string, ps []Progress) (closed []Totals, err error)
+	// OpenTotals returns the running totals of view in slot of the resume
+	// point of profile and title, read strongly consistent (nil if they are
+	// not open there).
+	OpenTotals(ctx context.Context, member, profile, title string, slot int, view string) (*Totals, error)
+	// CloseView removes the running totals of view in slot (Resume.Close):
+	// the totals, or nil if they are not open there (closed already, or
+	// never opened).
+	CloseView(ctx context.Context, member, profile, title string, slot int, view string, reason EndReason) (*Totals, error)
+}
+
+// HistoryChange is what the stream function learnt of one view: that it
+// opened (its start) or closed (its end, with its totals).
+type HistoryChange struct {
+	Entry  HistoryEntry
+	Closed bool
+	// Count is what the change adds to its title's engagement on the day
+	// the view started: StartEngagement for an open, EndEngagement for a
+	// close. A close that finds no open entry (its start was never seen)
+	// counts the view's start too.
+	Count Engagement
+}
+
+// HistoryStore keeps the history read models: the stream function writes
+// them, the API reads them.
+type HistoryStore interface {
+	// RecordHistory applies the changes of a batch, each once however often
+	// it is delivered: an open writes its entry if the view has none, a
+	// close writes its entry's totals if it is not closed yet; each counts
+	// only when it writes.
+	RecordHistory(ctx context.Context, changes []HistoryMemberChange) error
+	// History returns up to limit entries of member, newest first, those
+	// before the entry keyed after (all from the newest if ""), and whether
+	// there are more.
+	History(ctx context.Context, member, after string, limit int) ([]HistoryEntry, bool, error)
+	// WatchRow records entries in the recently watched row of a member's
+	// profile (Row.Watch).
+	WatchRow(ctx context.Context, member, profile string, es []HistoryEntry) error
+	// Row returns the recently watched row of a member's profile (empty if
+	// none).
+	Row(ctx context.Context, member, profile string) (*Row, error)
+	// Engagement returns a title's counts on a day (YYYY-MM-DD).
+	Engagement(ctx context.Context, title, day string) (Engagement, error)
+	// DayEngagement returns the counts of every title watched on a day.
+	DayEngagement(ctx context.Context, day string) (map[string]Engagement, error)
+}
+
+// HistoryMemberChange is a HistoryChange of one member.
+type HistoryMemberChange struct {
+	Member string
+	HistoryChange
 }
 
 // Service runs viewing commands: it reads, decides with the pure rules and

@@ -88,10 +88,19 @@ type View struct {
 	Former *Former
 }
 
-// Former is a view that gave up its slot, and why.
+// Former is a view that gave up its slot, and why; with its title,
+// profile and start, so the stream function can close its history entry.
 type Former struct {
-	ID     string
-	Reason EndReason
+	ID      string
+	Reason  EndReason
+	Title   string
+	Profile string
+	Started time.Time
+}
+
+// FormerOf is v as the view that gives up its slot for reason.
+func FormerOf(v *View, reason EndReason) *Former {
+	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started}
 }
 
 // Live reports whether the view counts against the limit at now.

@@ -200,7 +200,7 @@ func TestStreamSampleEventsThroughTheLambdaPath(t *testing.T) {
 			for _, f := range st.seed {
 				seed(t, store, samples[f])
 			}
-			p := &streams.Processor{Store: store, Progress: store, SnapshotEvery: 4}
+			p := &streams.Processor{Store: store, Progress: store, History: store, SnapshotEvery: 4}
 			out, err := lambda.NewHandler(p.Handle).Invoke(ctx, payload)
 			if err != nil {
 				t.Fatalf("Invoke = %v", err)

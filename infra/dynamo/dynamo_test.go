@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/storetest"
@@ -38,6 +39,12 @@ func TestViewingContract(t *testing.T) {
 	db, table := localTable(t)
 	store := dynamo.New(db, table)
 	storetest.RunViewing(t, func(t *testing.T) storetest.ViewingStore { return store })
+}
+
+func TestHistoryContract(t *testing.T) {
+	db, table := localTable(t)
+	store := dynamo.New(db, table)
+	storetest.RunHistory(t, func(t *testing.T) viewing.HistoryStore { return store })
 }
 
 func TestTableComesFromTheTemplate(t *testing.T) {

@@ -74,6 +74,11 @@ type screenItem struct {
 	Fingerprint  string `dynamodbav:"f,omitempty"`
 	FormerID     string `dynamodbav:"fv,omitempty"`
 	FormerReason string `dynamodbav:"fr,omitempty"`
+	// The former view's title, profile and start: the stream function
+	// closes its history entry with them.
+	FormerTitle   string `dynamodbav:"ft,omitempty"`
+	FormerProfile string `dynamodbav:"fpf,omitempty"`
+	FormerStarted int64  `dynamodbav:"fsa,omitempty"`
 }
 
 // resumeItem is a resume point as stored.
@@ -123,6 +128,7 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 	}
 	if v.Former != nil {
 		it.FormerID, it.FormerReason = v.Former.ID, string(v.Former.Reason)
+		it.FormerTitle, it.FormerProfile, it.FormerStarted = v.Former.Title, v.Former.Profile, ms(v.Former.Started)
 	}
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
@@ -153,7 +159,8 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 		Ended: viewing.EndReason(it.Ended), EndedAt: fromMs(it.EndedAt), Key: it.Key, Fingerprint: it.Fingerprint,
 	}
 	if it.FormerID != "" {
-		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason)}
+		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason),
+			Title: it.FormerTitle, Profile: it.FormerProfile, Started: fromMs(it.FormerStarted)}
 	}
 	return member, v, true, nil
 }
@@ -172,8 +179,43 @@ func unmarshalResume(av map[string]types.AttributeValue) (*viewing.Resume, error
 			}
 			r.Seqs[slot] = sq.Value
 		}
+		if t, ok := openTotals(av, slot); ok {
+			if r.Open == nil {
+				r.Open = map[int]viewing.Totals{}
+			}
+			r.Open[slot] = t
+		}
 	}
 	return r, nil
+}
+
+// The running totals of a slot's open view of a title live in the title's
+// resume point, in flat attributes c<slot>v (view), …d (device), …s
+// (started), …w (watched), …f (furthest), …p (position), …a (last seen):
+// flat, so that ADD works on them.
+func openAttr(slot int, field string) string { return "c" + strconv.Itoa(slot) + field }
+
+var openFields = []string{"v", "d", "s", "w", "f", "p", "a"}
+
+func openTotals(av map[string]types.AttributeValue, slot int) (viewing.Totals, bool) {
+	v, ok := av[openAttr(slot, "v")].(*types.AttributeValueMemberS)
+	if !ok {
+		return viewing.Totals{}, false
+	}
+	n := func(f string) int64 {
+		x, _ := av[openAttr(slot, f)].(*types.AttributeValueMemberN)
+		if x == nil {
+			return 0
+		}
+		i, _ := strconv.ParseInt(x.Value, 10, 64)
+		return i
+	}
+	d, _ := av[openAttr(slot, "d")].(*types.AttributeValueMemberS)
+	t := viewing.Totals{View: v.Value, Started: fromMs(n("s")), WatchedMs: n("w"), FurthestMs: n("f"), PositionMs: n("p"), LastSeen: fromMs(n("a"))}
+	if d != nil {
+		t.Device = d.Value
+	}
+	return t, true
 }
 
 // ReadForStart implements viewing.Store with one strongly consistent
@@ -377,16 +419,16 @@ func (s *Store) Resume(ctx context.Context, member, profile, title string) (*vie
 // again; if only the position is newer, the time is written alone. Each
 // offline contribution is two conditional updates: its time, once per event
 // version; its position, only if newer.
-func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) error {
+func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) ([]viewing.Totals, error) {
 	if err := viewing.CheckProgress(ps); err != nil {
-		return fmt.Errorf("add progress for %s: %w", licensing.Pseudonym(member), err)
+		return nil, fmt.Errorf("add progress for %s: %w", licensing.Pseudonym(member), err)
 	}
 	bySlot := map[int][]viewing.Progress{}
 	var slots []int
 	for _, p := range ps {
 		if p.Seq == "" {
 			if err := s.addOffline(ctx, member, p); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -395,32 +437,57 @@ func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Pro
 		}
 		bySlot[p.Slot] = append(bySlot[p.Slot], p)
 	}
+	var closed []viewing.Totals
 	for _, slot := range slots {
-		if err := s.addOnline(ctx, member, bySlot[slot]); err != nil {
-			return err
+		// A slot's contributions, view after view.
+		run := bySlot[slot]
+		for len(run) > 0 {
+			n := 1
+			for n < len(run) && run[n].View == run[0].View {
+				n++
+			}
+			c, err := s.addOnline(ctx, member, run[:n])
+			closed = append(closed, c...)
+			if err != nil {
+				return closed, err
+			}
+			run = run[n:]
 		}
 	}
-	return nil
+	return closed, nil
 }
 
-// addOnline writes the sum of one slot's contributions, in order, each once.
-func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progress) error {
+// addOnline writes the sum of one view's contributions from its slot, in
+// order, each once: to the title's time and position, and to the view's
+// running totals. A slot whose totals are another view's (one never seen to
+// end) has them closed first, as expired. A stop returns the view's totals
+// (left open until CloseView), also when it was applied before.
+func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progress) ([]viewing.Totals, error) {
+	var closed []viewing.Totals
 	withPosition := true
+	slot, view := ps[0].Slot, ps[0].View
+	end := ps[len(ps)-1].End
+	var held *viewing.Resume // the item as the last failed write found it
 	for attempt := 0; len(ps) > 0; attempt++ {
-		if attempt > 2*len(ps)+2 {
-			return fmt.Errorf("resume point of %s: progress from %s not applied", ps[0].Title, ps[0].Seq)
+		if attempt > 2*len(ps)+4 {
+			return closed, fmt.Errorf("resume point of %s: progress from %s not applied", ps[0].Title, ps[0].Seq)
 		}
 		first, last := ps[0], ps[len(ps)-1]
-		var watched int64
+		var watched, furthest int64
 		for _, p := range ps {
 			watched += p.WatchedMs
+			furthest = max(furthest, p.PositionMs)
 		}
-		sq := "#" + seqAttr(first.Slot)
+		sq := "#" + seqAttr(slot)
+		c := func(f string) string { return "#" + openAttr(slot, f) }
 		values := map[string]types.AttributeValue{
 			":it": str(kindResume), ":t": str(last.Title), ":last": str(last.Seq), ":first": str(first.Seq), ":w": num(watched),
+			":cv": str(view), ":cd": str(last.Device), ":cs": num(ms(last.Started)), ":cf": num(furthest),
+			":cp": num(last.PositionMs), ":ca": num(ms(last.At)),
 		}
-		update := "SET #it = :it, #t = :t, " + sq + " = :last"
-		cond := "(attribute_not_exists(" + sq + ") OR " + sq + " < :first)"
+		update := "SET #it = :it, #t = :t, " + sq + " = :last, " +
+			c("v") + " = :cv, " + c("d") + " = :cd, " + c("s") + " = :cs, " + c("f") + " = :cf, " + c("p") + " = :cp, " + c("a") + " = :ca"
+		cond := "(attribute_not_exists(" + sq + ") OR " + sq + " < :first) AND (attribute_not_exists(" + c("v") + ") OR " + c("v") + " = :cv)"
 		if last.Profile != "" {
 			update += ", #pf = :pf"
 			values[":pf"] = str(last.Profile)
@@ -430,24 +497,144 @@ func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progr
 			cond += " AND (attribute_not_exists(#at) OR #at <= :at)"
 			values[":pos"], values[":at"], values[":dev"], values[":vid"] = num(last.PositionMs), num(ms(last.At)), str(last.Device), str(last.View)
 		}
-		held, err := s.updateResume(ctx, member, last, update+" ADD #w :w", cond, values)
-		if err != nil || held == nil {
-			return err
+		update += " ADD #w :w, " + c("w") + " :w"
+		k := key(ViewingPartition(member), resumeSK(last.Profile, last.Title))
+		old, applied, err := s.updateOld(ctx, k, update, cond, values)
+		if err != nil {
+			return closed, fmt.Errorf("update resume point of %s: %w", last.Title, err)
 		}
-		applied := held.Seqs[first.Slot]
+		if applied {
+			// The view's totals now: those it held, and these.
+			tot := viewing.Totals{View: view, Device: first.Device, Started: first.Started}
+			if prev, ok := openTotals(old, slot); ok {
+				tot = prev
+			}
+			for _, p := range ps {
+				tot.Add(p)
+			}
+			if tot.FurthestMs > furthest {
+				// The furthest position is the greatest reported: put back the
+				// greater one the update replaced (after a seek backwards).
+				if _, _, err := s.update(ctx, k, "SET "+c("f")+" = :f", c("v")+" = :cv AND "+c("f")+" < :f",
+					map[string]types.AttributeValue{":f": num(tot.FurthestMs), ":cv": str(view)}); err != nil {
+					return closed, fmt.Errorf("update resume point of %s: %w", last.Title, err)
+				}
+			}
+			if end != "" {
+				tot.Ended = end
+				closed = append(closed, tot)
+			}
+			return closed, nil
+		}
+		if held, err = unmarshalResume(old); err != nil {
+			return closed, err
+		}
+		applied0 := held.Seqs[slot]
 		i := 0
-		for i < len(ps) && ps[i].Seq <= applied {
+		for i < len(ps) && ps[i].Seq <= applied0 {
 			i++
 		}
-		if i == 0 {
-			// None applied: the position held is newer. Add the time alone.
-			withPosition = false
+		if i > 0 { // applied already, in part or whole
+			ps = ps[i:]
+			continue
 		}
-		ps = ps[i:]
+		if o, ok := held.Open[slot]; ok && o.View != view {
+			// The slot's former view of this title was never seen to end.
+			t, err := s.CloseView(ctx, member, last.Profile, last.Title, slot, o.View, viewing.Expired)
+			if err != nil {
+				return closed, err
+			}
+			if t != nil {
+				closed = append(closed, *t)
+			}
+			continue
+		}
+		// None applied: the position held is newer. Add the time alone.
+		withPosition = false
 	}
-	return nil
+	// Every contribution was applied before: a stop still gives its totals,
+	// while they are open.
+	if end != "" && held != nil {
+		if o, ok := held.Open[slot]; ok && o.View == view {
+			o.Ended = end
+			closed = append(closed, o)
+		}
+	}
+	return closed, nil
 }
 
+// OpenTotals implements viewing.ProgressStore with one strongly consistent
+// GetItem of the resume point.
+func (s *Store) OpenTotals(ctx context.Context, member, profile, title string, slot int, view string) (*viewing.Totals, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), resumeSK(profile, title)), ConsistentRead: aws.Bool(true),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, true)
+		return nil, fmt.Errorf("read the resume point of %s: %w", title, unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	t, ok := openTotals(out.Item, slot)
+	if !ok || t.View != view {
+		return nil, nil
+	}
+	return &t, nil
+}
+
+// CloseView implements viewing.ProgressStore: one conditional UpdateItem
+// that removes the slot's running totals if they are the view's, and
+// returns them.
+func (s *Store) CloseView(ctx context.Context, member, profile, title string, slot int, view string, reason viewing.EndReason) (*viewing.Totals, error) {
+	var remove []string
+	for _, f := range openFields {
+		remove = append(remove, "#"+openAttr(slot, f))
+	}
+	cv := "#" + openAttr(slot, "v")
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), resumeSK(profile, title)),
+		UpdateExpression: aws.String("REMOVE " + strings.Join(remove, ", ")), ConditionExpression: aws.String(cv + " = :v"),
+		ExpressionAttributeNames: names(strings.Join(remove, " ")), ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(view)},
+		ReturnValues: types.ReturnValueAllOld, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return nil, nil // not open there: closed already, or never opened
+		}
+		return nil, fmt.Errorf("close view in the resume point of %s: %w", title, unavailable(err))
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	t, ok := openTotals(out.Attributes, slot)
+	if !ok {
+		return nil, nil
+	}
+	t.Ended = reason
+	return &t, nil
+}
+
+// updateOld is update returning, when it writes, the item as it was.
+func (s *Store) updateOld(ctx context.Context, k map[string]types.AttributeValue, update, cond string, values map[string]types.AttributeValue) (old map[string]types.AttributeValue, applied bool, err error) {
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: k,
+		UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: names(update + " " + cond), ExpressionAttributeValues: values,
+		ReturnValues:                        types.ReturnValueAllOld,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+	})
+	if err == nil {
+		record(ctx, false, one(out.ConsumedCapacity)...)
+		return out.Attributes, true, nil
+	}
+	record(ctx, false)
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, false, unavailable(err)
+	}
+	return ccf.Item, false, nil
+}
 func (s *Store) addOffline(ctx context.Context, member string, p viewing.Progress) error {
 	base := "SET #it = :it, #t = :t"
 	values := func() map[string]types.AttributeValue {

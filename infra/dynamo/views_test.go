@@ -22,7 +22,7 @@ func TestScreenItemFitsOneWriteUnit(t *testing.T) {
 		Runtime: 24 * time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at, PositionMs: viewing.MaxPositionMs,
 		State: viewing.Paused, PrevState: viewing.Paused, Seq: viewing.MaxSeq, Ended: viewing.EndedByMember, EndedAt: at,
 		Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24),
-		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember},
+		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember, Title: id("t"), Profile: id("p"), Started: at},
 	}
 	item, err := MarshalScreen(id("m"), v)
 	if err != nil {
@@ -34,7 +34,7 @@ func TestScreenItemFitsOneWriteUnit(t *testing.T) {
 		t.Logf("the largest screen item is %d bytes", n)
 	}
 	member, back, ok, err := UnmarshalScreen(item)
-	if err != nil || !ok || member != id("m") || back.ID != v.ID || back.Former.ID != v.Former.ID || !back.EndedAt.Equal(at) {
+	if err != nil || !ok || member != id("m") || back.ID != v.ID || *back.Former != *v.Former || !back.EndedAt.Equal(at) {
 		t.Errorf("UnmarshalScreen(MarshalScreen(v)) = %s, %+v, %v, %v", member, back, ok, err)
 	}
 	typical, _ := MarshalScreen("4f8a2c1e-6b3d-4e9a-8c7f-2d1b0a9e8f7c", &viewing.View{ID: "v1-abcdefghjkmnpqrstvwx", Slot: 1,

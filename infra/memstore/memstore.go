@@ -35,6 +35,12 @@ type Store struct {
 	// each resume point by resumeKey.
 	screens map[string][]*viewing.View
 	resumes map[string]*viewing.Resume
+	// history holds each member's history entries by key, rows each
+	// recently watched row by member and profile, engagement each title's
+	// counts by title and day.
+	history    map[string]map[string]viewing.HistoryEntry
+	rows       map[string]*viewing.Row
+	engagement map[string]map[string]viewing.Engagement // day → title → counts
 
 	loads, appends, conflicts, snapshots atomic.Int64
 
@@ -66,7 +72,10 @@ var (
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{streams: map[string]*stream{}, screens: map[string][]*viewing.View{}, resumes: map[string]*viewing.Resume{}}
+	return &Store{
+		streams: map[string]*stream{}, screens: map[string][]*viewing.View{}, resumes: map[string]*viewing.Resume{},
+		history: map[string]map[string]viewing.HistoryEntry{}, rows: map[string]*viewing.Row{}, engagement: map[string]map[string]viewing.Engagement{},
+	}
 }
 
 // Stats counts the calls a store has served, failed ones included: a

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/storetest"
 )
@@ -22,6 +23,10 @@ func TestContract(t *testing.T) {
 
 func TestViewingContract(t *testing.T) {
 	storetest.RunViewing(t, func(*testing.T) storetest.ViewingStore { return memstore.New() })
+}
+
+func TestHistoryContract(t *testing.T) {
+	storetest.RunHistory(t, func(*testing.T) viewing.HistoryStore { return memstore.New() })
 }
 
 func TestContractSharedStore(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -12,6 +13,7 @@ import (
 var (
 	_ viewing.Store         = (*Store)(nil)
 	_ viewing.ProgressStore = (*Store)(nil)
+	_ viewing.HistoryStore  = (*Store)(nil)
 )
 
 // ScreenChange is a write of one screen slot, as a subscriber hears it: the
@@ -178,19 +180,20 @@ func cloneResume(r *viewing.Resume) *viewing.Resume {
 	}
 	c := *r
 	c.Seqs = maps.Clone(r.Seqs)
+	c.Open = maps.Clone(r.Open)
 	return &c
 }
 
 // AddProgress implements viewing.ProgressStore.
-func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) error {
+func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) ([]viewing.Totals, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if len(ps) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := viewing.CheckProgress(ps); err != nil {
-		return fmt.Errorf("add progress: %w", err)
+		return nil, fmt.Errorf("add progress: %w", err)
 	}
 	key := resumeKey(member, ps[0].Profile, ps[0].Title)
 	s.mu.Lock()
@@ -200,10 +203,165 @@ func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Pro
 		r = &viewing.Resume{}
 		s.resumes[key] = r
 	}
+	var closed []viewing.Totals
 	for _, p := range ps {
-		r.Apply(p)
+		_, c := r.Apply(p)
+		closed = append(closed, c...)
+	}
+	return closed, nil
+}
+
+// OpenTotals implements viewing.ProgressStore.
+func (s *Store) OpenTotals(ctx context.Context, member, profile, title string, slot int, view string) (*viewing.Totals, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.resumes[resumeKey(member, profile, title)]
+	if r == nil {
+		return nil, nil
+	}
+	t, ok := r.Open[slot]
+	if !ok || t.View != view {
+		return nil, nil
+	}
+	return &t, nil
+}
+
+// CloseView implements viewing.ProgressStore.
+func (s *Store) CloseView(ctx context.Context, member, profile, title string, slot int, view string, reason viewing.EndReason) (*viewing.Totals, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.resumes[resumeKey(member, profile, title)]
+	if r == nil {
+		return nil, nil
+	}
+	t, ok := r.Close(slot, view, reason)
+	if !ok {
+		return nil, nil
+	}
+	return &t, nil
+}
+
+// RecordHistory implements viewing.HistoryStore.
+func (s *Store) RecordHistory(ctx context.Context, changes []viewing.HistoryMemberChange) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		h := s.history[c.Member]
+		if h == nil {
+			h = map[string]viewing.HistoryEntry{}
+			s.history[c.Member] = h
+		}
+		key := c.Entry.Key()
+		held, exists := h[key]
+		count := c.Count
+		switch {
+		case !c.Closed && exists:
+			continue
+		case c.Closed && exists && held.Ended != "":
+			continue
+		case c.Closed && !exists:
+			count.Add(viewing.StartEngagement(c.Entry))
+		}
+		h[key] = c.Entry
+		day := viewing.Day(c.Entry.Started)
+		if s.engagement[day] == nil {
+			s.engagement[day] = map[string]viewing.Engagement{}
+		}
+		e := s.engagement[day][c.Entry.Title]
+		e.Add(count)
+		s.engagement[day][c.Entry.Title] = e
 	}
 	return nil
+}
+
+// History implements viewing.HistoryStore.
+func (s *Store) History(ctx context.Context, member, after string, limit int) ([]viewing.HistoryEntry, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(s.history[member]))
+	slices.Reverse(keys)
+	var out []viewing.HistoryEntry
+	for _, k := range keys {
+		if after != "" && k >= after {
+			continue
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, s.history[member][k])
+	}
+	return out, false, nil
+}
+
+// WatchRow implements viewing.HistoryStore.
+func (s *Store) WatchRow(ctx context.Context, member, profile string, es []viewing.HistoryEntry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := resumeKey(member, profile, "")
+	r := s.rows[k]
+	if r == nil {
+		r = &viewing.Row{Profile: profile}
+		s.rows[k] = r
+	}
+	changed := false
+	for _, e := range es {
+		changed = r.Watch(e) || changed
+	}
+	if changed {
+		r.Version++
+	}
+	return nil
+}
+
+// Row implements viewing.HistoryStore.
+func (s *Store) Row(ctx context.Context, member, profile string) (*viewing.Row, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rows[resumeKey(member, profile, "")]
+	if r == nil {
+		return &viewing.Row{Profile: profile}, nil
+	}
+	c := *r
+	c.Entries = slices.Clone(r.Entries)
+	return &c, nil
+}
+
+// Engagement implements viewing.HistoryStore.
+func (s *Store) Engagement(ctx context.Context, title, day string) (viewing.Engagement, error) {
+	if err := ctx.Err(); err != nil {
+		return viewing.Engagement{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.engagement[day][title], nil
+}
+
+// DayEngagement implements viewing.HistoryStore.
+func (s *Store) DayEngagement(ctx context.Context, day string) (map[string]viewing.Engagement, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.engagement[day]), nil
 }
 
 func resumeKey(member, profile, title string) string {

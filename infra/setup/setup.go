@@ -210,9 +210,9 @@ func (p *Parts) Handler(c Config) http.Handler {
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
 	if p.Memory != nil {
-		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
+		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, History: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 	}
-	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
+	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, History: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

@@ -39,7 +39,10 @@ type Processor struct {
 	// Progress, when set, gets what heartbeats, stops and offline playback
 	// uploads add to resume points, once each.
 	Progress viewing.ProgressStore
-	Log      *slog.Logger
+	// History, when set with Progress, gets the views that start and end:
+	// history entries, the recently watched rows and engagement counts.
+	History viewing.HistoryStore
+	Log     *slog.Logger
 }
 
 // record is one decoded stream record: an event appended to a member's
@@ -85,10 +88,11 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	}
 	var counted []licensing.Counted
 	firstCounted := map[string]record{} // member → its first record that counts
+	var vc viewChanges
 	for _, key := range order {
 		recs := byMember[key]
 		if len(recs) > 0 && recs[0].view != nil {
-			if r, err := p.screens(ctx, recs[0].member, recs); err != nil {
+			if r, err := p.screens(ctx, recs[0].member, recs, &vc); err != nil {
 				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(r.member), "error", err)
 				failedAt[key] = r.seq
 			}
@@ -116,6 +120,12 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 					counted = append(counted, c)
 				}
 			}
+		}
+	}
+	// The history changes of the whole batch: a few transactions.
+	for m, r := range p.recordViews(ctx, &vc) {
+		if key := dynamo.ViewingPartition(m); failedAt[key] == "" || compareSeq(r.seq, failedAt[key]) < 0 {
+			failedAt[key] = r.seq
 		}
 	}
 	// The counter changes of the whole batch, summed: a few transactions.
@@ -202,7 +212,7 @@ func (p *Processor) offline(ctx context.Context, member string, recs []record) (
 	}
 	for _, r := range recs {
 		for _, pr := range viewing.OfflineProgress(r.decoded) {
-			if err := p.Progress.AddProgress(ctx, member, []viewing.Progress{pr}); err != nil {
+			if _, err := p.Progress.AddProgress(ctx, member, []viewing.Progress{pr}); err != nil {
 				return r, err
 			}
 		}
@@ -210,37 +220,186 @@ func (p *Processor) offline(ctx context.Context, member string, recs []record) (
 	return record{}, nil
 }
 
-// screens applies what a member's screen writes report to resume points:
-// one AddProgress per resume point, with its records in order. On a
-// failure it returns the first record of the resume point that failed.
-func (p *Processor) screens(ctx context.Context, member string, recs []record) (record, error) {
+// viewChanges is what a batch's screen writes change in the history read
+// models: history entries opened and closed, with the record each came
+// from, and the running totals to remove once their entries are recorded.
+type viewChanges struct {
+	changes []viewing.HistoryMemberChange
+	from    []record
+	closes  []closing
+}
+
+// closing is a view's running totals to remove from its resume point.
+type closing struct {
+	rec     record
+	member  string
+	profile string
+	title   string
+	slot    int
+	view    string
+	reason  viewing.EndReason
+}
+
+// screens applies what a member's screen writes report to resume points,
+// slot by slot in record order, and adds to vc the history changes they
+// make: a start opens the view's entry (and closes the slot's former
+// view), a stop or an end closes it with the running totals. On a failure
+// it returns the first record that failed.
+func (p *Processor) screens(ctx context.Context, member string, recs []record, vc *viewChanges) (record, error) {
 	if p.Progress == nil {
 		return record{}, nil
 	}
-	type point struct{ profile, title string }
-	var order []point
-	firsts := map[point]record{}
-	byPoint := map[point][]viewing.Progress{}
+	var slots []int
+	bySlot := map[int][]record{}
 	for _, r := range recs {
-		pr, ok := viewing.ProgressOf(r.view, r.seq)
-		if !ok {
-			continue
+		if _, seen := bySlot[r.view.Slot]; !seen {
+			slots = append(slots, r.view.Slot)
 		}
-		k := point{pr.Profile, pr.Title}
-		if _, seen := byPoint[k]; !seen {
-			order = append(order, k)
-			firsts[k] = r
-		}
-		byPoint[k] = append(byPoint[k], pr)
+		bySlot[r.view.Slot] = append(bySlot[r.view.Slot], r)
 	}
 	var failed record
 	var firstErr error
-	for _, k := range order {
-		if err := p.Progress.AddProgress(ctx, member, byPoint[k]); err != nil && (firstErr == nil || compareSeq(firsts[k].seq, failed.seq) < 0) {
-			failed, firstErr = firsts[k], err
+	for _, slot := range slots {
+		if r, err := p.slot(ctx, member, bySlot[slot], vc); err != nil && (firstErr == nil || compareSeq(r.seq, failed.seq) < 0) {
+			failed, firstErr = r, err
 		}
 	}
 	return failed, firstErr
+}
+
+// slot handles one slot's records in order: runs of progress of one view
+// go to its resume point in one AddProgress.
+func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *viewChanges) (record, error) {
+	var run []viewing.Progress
+	var runFirst record
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		closed, err := p.Progress.AddProgress(ctx, member, run)
+		if err != nil {
+			return err
+		}
+		for _, t := range closed {
+			p.closeView(member, run[0].Profile, run[0].Title, run[0].Slot, t, runFirst, vc)
+		}
+		run = nil
+		return nil
+	}
+	for _, r := range recs {
+		v := r.view
+		if v.Seq == 0 && v.Ended == "" { // the write of a start
+			if f := v.Former; f != nil && f.Title != "" {
+				if err := flush(); err != nil {
+					return runFirst, err
+				}
+				t, err := p.Progress.OpenTotals(ctx, member, f.Profile, f.Title, v.Slot, f.ID)
+				if err != nil {
+					return r, err
+				}
+				if t != nil {
+					t.Ended = f.Reason
+					p.closeView(member, f.Profile, f.Title, v.Slot, *t, r, vc)
+				}
+			}
+			if p.History != nil {
+				e := viewing.EntryOf(v)
+				vc.changes = append(vc.changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Count: viewing.StartEngagement(e)}})
+				vc.from = append(vc.from, r)
+			}
+		}
+		if pr, ok := viewing.ProgressOf(v, r.seq); ok {
+			if len(run) > 0 && run[0].View != pr.View {
+				if err := flush(); err != nil {
+					return runFirst, err
+				}
+			}
+			if len(run) == 0 {
+				runFirst = r
+			}
+			run = append(run, pr)
+		}
+		if v.Ended != "" && v.Ended != viewing.Stopped {
+			// Ended from another screen, or by a plan change.
+			if err := flush(); err != nil {
+				return runFirst, err
+			}
+			t, err := p.Progress.OpenTotals(ctx, member, v.Profile, v.Title, v.Slot, v.ID)
+			if err != nil {
+				return r, err
+			}
+			if t != nil {
+				t.Ended = v.Ended
+				p.closeView(member, v.Profile, v.Title, v.Slot, *t, r, vc)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return runFirst, err
+	}
+	return record{}, nil
+}
+
+// closeView adds the close of a view's history entry, with its totals, and
+// the removal of the totals once it is recorded. A view whose totals were
+// removed already (one the slot's next view found never ended) has only its
+// entry closed.
+func (p *Processor) closeView(member, profile, title string, slot int, t viewing.Totals, r record, vc *viewChanges) {
+	if p.History != nil {
+		e := viewing.Closed(title, profile, t)
+		tt, _ := p.policy().Title(title)
+		count := viewing.EndEngagement(e, tt.Runtime.D(), p.policy().Viewing)
+		vc.changes = append(vc.changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: true, Count: count}})
+		vc.from = append(vc.from, r)
+	}
+	vc.closes = append(vc.closes, closing{rec: r, member: member, profile: profile, title: title, slot: slot, view: t.View, reason: t.Ended})
+}
+
+// record writes a batch's history changes (entries, engagement counts), the
+// recently watched rows they touch, then removes the running totals of the
+// views closed. It returns, per member that failed, its first record.
+func (p *Processor) recordViews(ctx context.Context, vc *viewChanges) map[string]record {
+	failed := map[string]record{}
+	fail := func(member string, r record, err error, what string) {
+		if f, ok := failed[member]; !ok || compareSeq(r.seq, f.seq) < 0 {
+			failed[member] = r
+		}
+		p.log().ErrorContext(ctx, what+" failed", "sequence", r.seq, "member", licensing.Pseudonym(member), "error", err)
+	}
+	if p.History != nil && len(vc.changes) > 0 {
+		if err := p.History.RecordHistory(ctx, vc.changes); err != nil {
+			for i, c := range vc.changes {
+				fail(c.Member, vc.from[i], err, "history")
+			}
+			return failed
+		}
+		type rowKey struct{ member, profile string }
+		var order []rowKey
+		rows := map[rowKey][]viewing.HistoryEntry{}
+		firsts := map[rowKey]record{}
+		for i, c := range vc.changes {
+			k := rowKey{c.Member, c.Entry.Profile}
+			if _, seen := rows[k]; !seen {
+				order = append(order, k)
+				firsts[k] = vc.from[i]
+			}
+			rows[k] = append(rows[k], c.Entry)
+		}
+		for _, k := range order {
+			if err := p.History.WatchRow(ctx, k.member, k.profile, rows[k]); err != nil {
+				fail(k.member, firsts[k], err, "recently watched row")
+			}
+		}
+	}
+	for _, c := range vc.closes {
+		if _, ok := failed[c.member]; ok {
+			continue // kept open: the retry records them again
+		}
+		if _, err := p.Progress.CloseView(ctx, c.member, c.profile, c.title, c.slot, c.view, c.reason); err != nil {
+			fail(c.member, c.rec, err, "closing a view")
+		}
+	}
+	return failed
 }
 
 // snapshot writes a member's snapshot when its records cross a multiple of

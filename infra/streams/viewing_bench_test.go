@@ -80,7 +80,7 @@ func BenchmarkViewing(b *testing.B) {
 	}
 	slices.Sort(titles)
 
-	proc := &streams.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: 4}
+	proc := &streams.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: 4}
 	var streamMeter dynamo.Meter
 	handle := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(dynamo.WithMeter(ctx, &streamMeter), ev)

@@ -1,0 +1,460 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+var _ viewing.HistoryStore = (*Store)(nil)
+
+// Item kinds of the history read models.
+const (
+	kindHistory    = "history"
+	kindRow        = "row"
+	kindEngagement = "engagement"
+)
+
+// historyItem is one view of a member's history, in the member's viewing
+// partition under viewing.HistoryKey: the stream function writes it when
+// it sees the view start, and its totals once when it sees the view end.
+type historyItem struct {
+	PK       string `dynamodbav:"pk"`
+	SK       string `dynamodbav:"sk"`
+	Kind     string `dynamodbav:"it"`
+	View     string `dynamodbav:"vid"`
+	Title    string `dynamodbav:"t"`
+	Profile  string `dynamodbav:"pf,omitempty"`
+	Device   string `dynamodbav:"dev"`
+	Started  int64  `dynamodbav:"sa"`
+	LastSeen int64  `dynamodbav:"ls"`
+	Position int64  `dynamodbav:"pos"`
+	Furthest int64  `dynamodbav:"fp"`
+	Watched  int64  `dynamodbav:"w"`
+	Ended    string `dynamodbav:"er,omitempty"`
+}
+
+func marshalHistory(member string, e viewing.HistoryEntry) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMap(historyItem{
+		PK: ViewingPartition(member), SK: e.Key(), Kind: kindHistory, View: e.View, Title: e.Title, Profile: e.Profile,
+		Device: e.Device, Started: ms(e.Started), LastSeen: ms(e.LastSeen), Position: e.PositionMs, Furthest: e.FurthestMs,
+		Watched: e.WatchedMs, Ended: string(e.Ended),
+	})
+}
+
+func unmarshalHistory(av map[string]types.AttributeValue) (viewing.HistoryEntry, error) {
+	var it historyItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return viewing.HistoryEntry{}, fmt.Errorf("unmarshal history item: %w", err)
+	}
+	return viewing.HistoryEntry{
+		View: it.View, Title: it.Title, Profile: it.Profile, Device: it.Device, Started: fromMs(it.Started), LastSeen: fromMs(it.LastSeen),
+		PositionMs: it.Position, FurthestMs: it.Furthest, WatchedMs: it.Watched, Ended: viewing.EndReason(it.Ended),
+	}, nil
+}
+
+// engagementKey is the item of a title's engagement on a day in one of
+// CounterShards partitions of the day: a premiere is written on several
+// partitions, and a day's titles are read with one Query per shard.
+func engagementKey(day string, shard int, title string) map[string]types.AttributeValue {
+	return key(fmt.Sprintf("g#%s#%d", day, shard), "t#"+title)
+}
+
+// RecordHistory implements viewing.HistoryStore with transactions of up to
+// 100 items: each change's history entry, written on a condition (an open
+// if the entry does not exist; a close if it exists and is not closed),
+// and one ADD per title and day with the counts of the transaction's
+// changes summed (the shard picked by the transaction). A change applied
+// already fails its condition: the transaction is cancelled, the change
+// dropped and the rest written again. A close that finds no entry (its
+// start was never seen) writes the whole entry and counts its start too.
+func (s *Store) RecordHistory(ctx context.Context, changes []viewing.HistoryMemberChange) error {
+	// One write per entry: a transaction may not write an item twice. A
+	// close supersedes an open of its view (it writes the entry whole if
+	// the open never landed); a second open or close of a view is dropped.
+	var pending []viewing.HistoryMemberChange
+	at := map[[2]string]int{}
+	for _, c := range changes {
+		k := [2]string{c.Member, c.Entry.Key()}
+		i, seen := at[k]
+		switch {
+		case !seen:
+			at[k] = len(pending)
+			pending = append(pending, c)
+		case c.Closed && !pending[i].Closed:
+			pending[i] = c
+		}
+	}
+	for len(pending) > 0 {
+		n := historyChunk(pending)
+		if err := s.recordChunk(ctx, slices.Clone(pending[:n])); err != nil {
+			return err
+		}
+		pending = pending[n:]
+	}
+	return nil
+}
+
+// historyChunk is how many of the first changes fit one transaction: their
+// entries and the engagement items they add to.
+func historyChunk(changes []viewing.HistoryMemberChange) int {
+	scopes := map[string]bool{}
+	for i, c := range changes {
+		scopes[viewing.Day(c.Entry.Started)+"#"+c.Entry.Title] = true
+		if i > 0 && i+1+len(scopes) > maxTransactItems {
+			return i
+		}
+	}
+	return len(changes)
+}
+
+// historyChange is a change as a transaction writes it: create means the
+// entry is written whole, on the condition that it does not exist.
+type historyChange struct {
+	viewing.HistoryMemberChange
+	create bool
+}
+
+func (s *Store) recordChunk(ctx context.Context, chunk []viewing.HistoryMemberChange) error {
+	cs := make([]historyChange, len(chunk))
+	for i, c := range chunk {
+		cs[i] = historyChange{HistoryMemberChange: c, create: !c.Closed}
+	}
+	for attempt := 1; len(cs) > 0; attempt++ {
+		in, err := s.historyTransaction(cs)
+		if err != nil {
+			return err
+		}
+		out, err := s.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			record(ctx, false, out.ConsumedCapacity...)
+			return nil
+		}
+		record(ctx, false)
+		var tce *types.TransactionCanceledException
+		conflict := false
+		if errors.As(err, &tce) {
+			changed := false
+			for i, r := range tce.CancellationReasons {
+				switch aws.ToString(r.Code) {
+				case "ConditionalCheckFailed":
+					if i >= len(cs) {
+						continue
+					}
+					changed = true
+					if cs[i].Closed && !cs[i].create && len(r.Item) == 0 {
+						// A close of an entry never opened: write it whole,
+						// and count its start too.
+						cs[i].create = true
+						cs[i].Count.Add(viewing.StartEngagement(cs[i].Entry))
+						continue
+					}
+					cs[i].Entry.View = "" // applied already: dropped below
+				case "TransactionConflict":
+					conflict = true
+				}
+			}
+			if changed {
+				cs = slices.DeleteFunc(cs, func(c historyChange) bool { return c.Entry.View == "" })
+				continue
+			}
+		}
+		if (!conflict && !transient(err)) || attempt >= countAttempts {
+			return fmt.Errorf("record %d history changes: %w", len(cs), unavailable(err))
+		}
+		if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// historyTransaction is the transaction of a chunk: the entries first, in
+// order, then one ADD per title and day.
+func (s *Store) historyTransaction(cs []historyChange) (*dynamodb.TransactWriteItemsInput, error) {
+	in := &dynamodb.TransactWriteItemsInput{ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
+	sums := map[[2]string]viewing.Engagement{}
+	var scopes [][2]string
+	h := fnv.New32a()
+	for _, c := range cs {
+		fmt.Fprintf(h, "%s#%s;", c.Member, c.Entry.View)
+		item, err := marshalHistory(c.Member, c.Entry)
+		if err != nil {
+			return nil, err
+		}
+		if c.create {
+			in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{
+				TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(sk)"),
+			}})
+		} else {
+			var sets []string
+			values := map[string]types.AttributeValue{}
+			names := map[string]string{}
+			for _, a := range slices.Sorted(maps.Keys(item)) {
+				if a == "pk" || a == "sk" {
+					continue
+				}
+				names["#"+a], values[":"+a] = a, item[a]
+				sets = append(sets, "#"+a+" = :"+a)
+			}
+			names["#er"] = "er"
+			in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
+				TableName: &s.table, Key: key(ViewingPartition(c.Member), c.Entry.Key()),
+				UpdateExpression:         aws.String("SET " + strings.Join(sets, ", ")),
+				ConditionExpression:      aws.String("attribute_exists(sk) AND attribute_not_exists(#er)"),
+				ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}})
+		}
+		k := [2]string{viewing.Day(c.Entry.Started), c.Entry.Title}
+		if _, ok := sums[k]; !ok {
+			scopes = append(scopes, k)
+		}
+		e := sums[k]
+		e.Add(c.Count)
+		sums[k] = e
+	}
+	shard := int(h.Sum32() % CounterShards)
+	sort.Slice(scopes, func(i, j int) bool { return scopes[i][0]+scopes[i][1] < scopes[j][0]+scopes[j][1] })
+	for _, k := range scopes {
+		e := sums[k]
+		if e == (viewing.Engagement{}) {
+			continue
+		}
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
+			TableName: &s.table, Key: engagementKey(k[0], shard, k[1]),
+			UpdateExpression:         aws.String("SET #it = :it, #t = :t ADD #n :n, #w :w, #c :c"),
+			ExpressionAttributeNames: map[string]string{"#it": "it", "#t": "t", "#n": "n", "#w": "w", "#c": "c"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":it": str(kindEngagement), ":t": str(k[1]), ":n": num(e.Views), ":w": num(e.WatchedMs), ":c": num(e.Completions),
+			},
+		}})
+	}
+	return in, nil
+}
+
+// History implements viewing.HistoryStore with one eventually consistent
+// Query, newest first, from after (exclusive).
+func (s *Store) History(ctx context.Context, member, after string, limit int) ([]viewing.HistoryEntry, bool, error) {
+	pk := ViewingPartition(member)
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(pk), ":lo": str("h#"), ":hi": str("h#~"),
+		},
+		ScanIndexForward:       aws.Bool(false),
+		Limit:                  aws.Int32(int32(limit + 1)),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	if after != "" {
+		in.ExclusiveStartKey = key(pk, after)
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		record(ctx, true)
+		return nil, false, fmt.Errorf("query history: %w", unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	var entries []viewing.HistoryEntry
+	for _, item := range out.Items {
+		e, err := unmarshalHistory(item)
+		if err != nil {
+			return nil, false, err
+		}
+		entries = append(entries, e)
+	}
+	more := len(entries) > limit
+	if more {
+		entries = entries[:limit]
+	}
+	return entries, more, nil
+}
+
+// rowSK is the item of a profile's recently watched row.
+func rowSK(profile string) string {
+	if profile == "" {
+		profile = "-"
+	}
+	return "w#" + profile
+}
+
+// rowEntry is a row entry as stored, in the row item's JSON attribute.
+type rowEntry struct {
+	Title    string `json:"t"`
+	View     string `json:"v"`
+	Started  int64  `json:"s"`
+	Position int64  `json:"p"`
+	Furthest int64  `json:"f"`
+	At       int64  `json:"a"`
+}
+
+func (s *Store) readRow(ctx context.Context, member, profile string, consistent bool) (*viewing.Row, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), rowSK(profile)), ConsistentRead: aws.Bool(consistent),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, true)
+		return nil, fmt.Errorf("read row: %w", unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	r := &viewing.Row{Profile: profile}
+	if len(out.Item) == 0 {
+		return r, nil
+	}
+	if v, ok := out.Item["ver"].(*types.AttributeValueMemberN); ok {
+		r.Version, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	d, _ := out.Item["d"].(*types.AttributeValueMemberS)
+	if d == nil {
+		return r, nil
+	}
+	var es []rowEntry
+	if err := json.Unmarshal([]byte(d.Value), &es); err != nil {
+		return nil, fmt.Errorf("row of %s: %w", licensing.Pseudonym(member), err)
+	}
+	for _, e := range es {
+		r.Entries = append(r.Entries, viewing.RowEntry{Title: e.Title, View: e.View, Started: fromMs(e.Started), PositionMs: e.Position, FurthestMs: e.Furthest, At: fromMs(e.At)})
+	}
+	return r, nil
+}
+
+// Row implements viewing.HistoryStore with one eventually consistent
+// GetItem.
+func (s *Store) Row(ctx context.Context, member, profile string) (*viewing.Row, error) {
+	return s.readRow(ctx, member, profile, false)
+}
+
+// rowAttempts bounds the read-and-write rounds of one row update.
+const rowAttempts = 8
+
+// WatchRow implements viewing.HistoryStore: a strongly consistent read of
+// the row, then a write conditioned on its version; a lost race reads again.
+func (s *Store) WatchRow(ctx context.Context, member, profile string, es []viewing.HistoryEntry) error {
+	for attempt := 1; ; attempt++ {
+		r, err := s.readRow(ctx, member, profile, true)
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, e := range es {
+			changed = r.Watch(e) || changed
+		}
+		if !changed {
+			return nil
+		}
+		stored := make([]rowEntry, len(r.Entries))
+		for i, e := range r.Entries {
+			stored[i] = rowEntry{Title: e.Title, View: e.View, Started: ms(e.Started), Position: e.PositionMs, Furthest: e.FurthestMs, At: ms(e.At)}
+		}
+		d, err := json.Marshal(stored)
+		if err != nil {
+			return err
+		}
+		item := key(ViewingPartition(member), rowSK(profile))
+		item["it"], item["pf"], item["ver"], item["d"] = str(kindRow), str(profile), num(r.Version+1), str(string(d))
+		cond, values := "attribute_not_exists(sk)", map[string]types.AttributeValue{}
+		if r.Version > 0 {
+			cond, values[":v"] = "ver = :v", num(r.Version)
+		}
+		in := &dynamodb.PutItemInput{TableName: &s.table, Item: item, ConditionExpression: aws.String(cond), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
+		if len(values) > 0 {
+			in.ExpressionAttributeValues = values
+		}
+		out, err := s.db.PutItem(ctx, in)
+		if err == nil {
+			record(ctx, false, one(out.ConsumedCapacity)...)
+			return nil
+		}
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) || attempt >= rowAttempts {
+			return fmt.Errorf("write row: %w", unavailable(err))
+		}
+		if err := licensing.Backoff(ctx, 5*time.Millisecond, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+func engagementOf(item map[string]types.AttributeValue) (title string, e viewing.Engagement) {
+	n := func(a string) int64 {
+		x, _ := item[a].(*types.AttributeValueMemberN)
+		if x == nil {
+			return 0
+		}
+		v, _ := strconv.ParseInt(x.Value, 10, 64)
+		return v
+	}
+	t, _ := item["t"].(*types.AttributeValueMemberS)
+	if t != nil {
+		title = t.Value
+	}
+	return title, viewing.Engagement{Views: n("n"), WatchedMs: n("w"), Completions: n("c")}
+}
+
+// Engagement implements viewing.HistoryStore: one BatchGetItem of the
+// title's shards of the day, summed.
+func (s *Store) Engagement(ctx context.Context, title, day string) (viewing.Engagement, error) {
+	keys := make([]map[string]types.AttributeValue, CounterShards)
+	for i := range keys {
+		keys[i] = engagementKey(day, i, title)
+	}
+	var sum viewing.Engagement
+	err := s.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+		_, e := engagementOf(item)
+		sum.Add(e)
+		return nil
+	})
+	return sum, err
+}
+
+// DayEngagement implements viewing.HistoryStore: one Query per shard of the
+// day (more if a shard holds over 1 MB), summed by title.
+func (s *Store) DayEngagement(ctx context.Context, day string) (map[string]viewing.Engagement, error) {
+	out := map[string]viewing.Engagement{}
+	for shard := range CounterShards {
+		in := &dynamodb.QueryInput{
+			TableName:                 &s.table,
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(fmt.Sprintf("g#%s#%d", day, shard))},
+			ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+		}
+		for {
+			page, err := s.db.Query(ctx, in)
+			if err != nil {
+				record(ctx, true)
+				return nil, fmt.Errorf("query engagement of %s: %w", day, unavailable(err))
+			}
+			record(ctx, true, one(page.ConsumedCapacity)...)
+			for _, item := range page.Items {
+				t, e := engagementOf(item)
+				sum := out[t]
+				sum.Add(e)
+				out[t] = sum
+			}
+			if page.LastEvaluatedKey == nil {
+				break
+			}
+			in.ExclusiveStartKey = page.LastEvaluatedKey
+		}
+	}
+	return out, nil
+}
