@@ -2,6 +2,7 @@ package viewing
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -226,9 +227,9 @@ func (r *Row) Watch(e HistoryEntry) bool {
 // Engagement is what a title drew on one day: views started, time watched
 // and views completed, counted by the stream function once per view.
 type Engagement struct {
-	Views       int64
-	WatchedMs   int64
-	Completions int64
+	Views       int64 `json:"views"`
+	WatchedMs   int64 `json:"watched_ms"`
+	Completions int64 `json:"completions"`
 }
 
 // Add adds o to e.
@@ -256,7 +257,7 @@ func EndEngagement(e HistoryEntry, runtime time.Duration, rules licensing.Viewin
 
 // Ranked is a title's engagement on a day, for the most watched ranking.
 type Ranked struct {
-	Title string
+	Title string `json:"title_id"`
 	Engagement
 }
 
@@ -281,4 +282,161 @@ func Rank(counts map[string]Engagement, n int) []Ranked {
 		out = out[:n]
 	}
 	return out
+}
+
+// CodeBadCursor: a history cursor this member was not given (400).
+const CodeBadCursor = "INVALID_CURSOR"
+
+// Watched is a history entry as the API shows it.
+type Watched struct {
+	View       string     `json:"view_id"`
+	Title      string     `json:"title_id"`
+	Profile    string     `json:"profile_id,omitempty"`
+	Device     string     `json:"device_id"`
+	Started    time.Time  `json:"started_at"`
+	LastSeen   time.Time  `json:"last_seen_at"`
+	WatchedMs  int64      `json:"watched_ms"`
+	PositionMs int64      `json:"position_ms"`
+	FurthestMs int64      `json:"furthest_ms"`
+	Completed  bool       `json:"completed"`
+	Ended      *EndReason `json:"ended"`
+}
+
+// HistoryPage is a page of a member's history, newest first; Next is the
+// cursor of the page after it ("" on the last page).
+type HistoryPage struct {
+	Entries []Watched `json:"entries"`
+	Next    string    `json:"next_cursor,omitempty"`
+}
+
+// RowTitle is a title of the recently watched row as the API shows it:
+// where the latest view of it left off, as of its last report the row was
+// told of.
+type RowTitle struct {
+	Title        string    `json:"title_id"`
+	View         string    `json:"view_id"`
+	Started      time.Time `json:"started_at"`
+	PositionMs   int64     `json:"position_ms"`
+	ResumeFromMs int64     `json:"resume_from_ms"`
+	Completed    bool      `json:"completed"`
+	RuntimeMs    int64     `json:"runtime_ms,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func (s *Service) historyStore() (HistoryStore, error) {
+	if s.History == nil {
+		return nil, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing history is not configured")
+	}
+	return s.History, nil
+}
+
+// HistoryPage reads a page of a member's history: limit entries (0:
+// DefaultPageSize; 1 to MaxPageSize), from the newest, or after the
+// cursor a previous page gave.
+func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit int) (HistoryPage, error) {
+	h, err := s.historyStore()
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	if err := checkIDs("member", member); err != nil {
+		return HistoryPage{}, err
+	}
+	if limit == 0 {
+		limit = DefaultPageSize
+	}
+	if limit < 1 || limit > MaxPageSize {
+		return HistoryPage{}, invalid("limit", "limit must be from 1 to %d", MaxPageSize)
+	}
+	after := ""
+	if cursor != "" {
+		if after, err = DecodeCursor(member, cursor); err != nil {
+			e := licensing.Errorf(licensing.KindInvalid, CodeBadCursor, "this cursor was not given for this history")
+			e.Field = "cursor"
+			return HistoryPage{}, e
+		}
+	}
+	entries, more, err := h.History(ctx, member, after, limit)
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("history of %s: %w", licensing.Pseudonym(member), err)
+	}
+	policy := s.Policy()
+	page := HistoryPage{Entries: make([]Watched, len(entries))}
+	for i, e := range entries {
+		t, _ := policy.Title(e.Title)
+		w := Watched{View: e.View, Title: e.Title, Profile: e.Profile, Device: e.Device, Started: e.Started, LastSeen: e.LastSeen,
+			WatchedMs: e.WatchedMs, PositionMs: e.PositionMs, FurthestMs: e.FurthestMs, Completed: Completed(e.FurthestMs, t.Runtime.D(), policy.Viewing)}
+		if e.Ended != "" {
+			r := e.Ended
+			w.Ended = &r
+		}
+		page.Entries[i] = w
+	}
+	if more && len(entries) > 0 {
+		page.Next = EncodeCursor(member, entries[len(entries)-1].Key())
+	}
+	return page, nil
+}
+
+// RecentlyWatched reads the recently watched row of a member's profile.
+func (s *Service) RecentlyWatched(ctx context.Context, member, profile string) ([]RowTitle, error) {
+	h, err := s.historyStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIDs("member", member); err != nil {
+		return nil, err
+	}
+	if profile != "" && !licensing.ValidID(profile) {
+		return nil, invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
+	}
+	row, err := h.Row(ctx, member, profile)
+	if err != nil {
+		return nil, fmt.Errorf("row of %s: %w", licensing.Pseudonym(member), err)
+	}
+	policy := s.Policy()
+	out := make([]RowTitle, len(row.Entries))
+	for i, e := range row.Entries {
+		t, _ := policy.Title(e.Title)
+		rt := RowTitle{Title: e.Title, View: e.View, Started: e.Started, PositionMs: e.PositionMs, RuntimeMs: t.Runtime.D().Milliseconds(),
+			Completed: Completed(e.FurthestMs, t.Runtime.D(), policy.Viewing), UpdatedAt: e.At}
+		if !rt.Completed {
+			rt.ResumeFromMs = e.PositionMs
+		}
+		out[i] = rt
+	}
+	return out, nil
+}
+
+// TitleEngagement reads a title's engagement on a day.
+func (s *Service) TitleEngagement(ctx context.Context, title, day string) (Engagement, error) {
+	h, err := s.historyStore()
+	if err != nil {
+		return Engagement{}, err
+	}
+	if err := checkIDs("title_id", title); err != nil {
+		return Engagement{}, err
+	}
+	if _, err := time.Parse(time.DateOnly, day); err != nil {
+		return Engagement{}, invalid("day", "day must be YYYY-MM-DD")
+	}
+	return h.Engagement(ctx, title, day)
+}
+
+// MostWatched ranks a day's titles by time watched (Rank), the first n.
+func (s *Service) MostWatched(ctx context.Context, day string, n int) ([]Ranked, error) {
+	h, err := s.historyStore()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := time.Parse(time.DateOnly, day); err != nil {
+		return nil, invalid("day", "day must be YYYY-MM-DD")
+	}
+	if n < 1 || n > MaxPageSize {
+		return nil, invalid("limit", "limit must be from 1 to %d", MaxPageSize)
+	}
+	counts, err := h.DayEngagement(ctx, day)
+	if err != nil {
+		return nil, err
+	}
+	return Rank(counts, n), nil
 }

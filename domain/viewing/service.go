@@ -115,6 +115,8 @@ type Service struct {
 	MaxAttempts int
 	// Backoff is the base wait before a start tries again.
 	Backoff time.Duration
+	// History serves the history reads (nil: not configured).
+	History HistoryStore
 }
 
 // NewService returns a service with default retry settings.

@@ -252,6 +252,27 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("end = %v, want %s, already STOPPED", doc, view)
 			}
 		}},
+		{"history.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// History comes from the stream function, which does not run here.
+			if entries, ok := doc["entries"].([]any); !ok || len(entries) != 0 || doc["next_cursor"] != nil {
+				t.Errorf("history = %v, want an empty first page", doc)
+			}
+		}},
+		{"recently-watched.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if titles, ok := doc["titles"].([]any); !ok || len(titles) != 0 || doc["profile_id"] != "family" {
+				t.Errorf("recently watched = %v, want the family profile's empty row", doc)
+			}
+		}},
+		{"admin-title-engagement.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["title_id"] != "tt-first-light" || doc["views"] != 0.0 || doc["watched_ms"] != 0.0 || doc["completions"] != 0.0 {
+				t.Errorf("title engagement = %v", doc)
+			}
+		}},
+		{"admin-most-watched.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if titles, ok := doc["titles"].([]any); !ok || len(titles) != 0 || doc["day"] != "2026-11-02" {
+				t.Errorf("most watched = %v", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

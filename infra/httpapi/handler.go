@@ -67,6 +67,10 @@ var Routes = []string{
 	"GET /v1/views",
 	"DELETE /v1/views/{view}",
 	"GET /v1/titles/{title}/resume",
+	"GET /v1/history",
+	"GET /v1/recently-watched",
+	"GET /v1/admin/titles/{title}/days/{day}/engagement",
+	"GET /v1/admin/days/{day}/most-watched",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -93,7 +97,8 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	a := &api{svc: svc, signer: signer, opts: opts}
 	mux := http.NewServeMux()
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
-		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume}
+		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
+		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

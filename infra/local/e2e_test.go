@@ -78,6 +78,16 @@ func (e *env) token(t *testing.T, member, plan string) string {
 	return tok
 }
 
+// adminToken is a token with the admin scope.
+func (e *env) adminToken(t *testing.T) string {
+	t.Helper()
+	tok, err := e.issuer.Mint("ops", "basic", []string{httpapi.AdminScope}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // call makes one request and decodes a JSON answer.
 func (e *env) call(t *testing.T, method, path, token, body string, headers ...string) (int, http.Header, map[string]any) {
 	t.Helper()

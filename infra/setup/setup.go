@@ -166,10 +166,11 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 	}
 	var store licensing.EventStore
 	var views viewing.Store
+	var history viewing.HistoryStore
 	switch c.Store {
 	case "memory":
 		p.Memory = memstore.New()
-		store, views = p.Memory, p.Memory
+		store, views, history = p.Memory, p.Memory, p.Memory
 	default:
 		db, err := dynamo.NewClient(ctx, c.Dynamo)
 		if err != nil {
@@ -177,7 +178,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		}
 		p.db = db
 		p.Dynamo = dynamo.New(db, c.Dynamo.Table)
-		store, views = p.Dynamo, p.Dynamo
+		store, views, history = p.Dynamo, p.Dynamo, p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
 	if c.StateCache != 0 || c.StateCacheIdle != 0 {
@@ -191,6 +192,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		p.Service.Cache = licensing.NewStateCache(max(size, 0), idle)
 	}
 	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
+	p.Viewing.History = history
 	p.Service.Observer.Conflict = httpapi.CountConflict
 	return p, nil
 }

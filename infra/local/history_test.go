@@ -1,0 +1,117 @@
+package local_test
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+func TestHistoryEndToEnd(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo"} {
+		t.Run(store, func(t *testing.T) { watchedHistory(t, start(t, store)) })
+	}
+}
+
+// watchedHistory: a member watches titles in the order a, b, c, a, b (each
+// started, played and stopped), then reads the history a page at a time,
+// the recently watched row, and the engagement; cursors and page sizes
+// that are not the member's own are refused; another member sees nothing.
+func watchedHistory(t *testing.T, e *env) {
+	bob := e.token(t, "bob-history", "premium")
+	order := []string{"tt-first-light", "tt-paper-moons", "tt-low-tide", "tt-first-light", "tt-paper-moons"}
+	for i, title := range order {
+		status, _, doc := e.call(t, "POST", "/v1/devices/tv/views", bob, fmt.Sprintf(`{"title_id":%q}`, title))
+		if status != 201 {
+			t.Fatalf("start %s = %d %v", title, status, doc)
+		}
+		view := viewID(doc)
+		if status, _, doc := e.call(t, "POST", "/v1/devices/tv/views/"+view+"/heartbeat", bob, fmt.Sprintf(`{"position_ms":%d,"state":"playing","seq":1}`, (i+1)*60_000)); status != 200 {
+			t.Fatalf("heartbeat = %d %v", status, doc)
+		}
+		if status, _, doc := e.call(t, "POST", "/v1/devices/tv/views/"+view+"/stop", bob, fmt.Sprintf(`{"position_ms":%d}`, (i+1)*61_000)); status != 200 {
+			t.Fatalf("stop = %d %v", status, doc)
+		}
+		time.Sleep(3 * time.Millisecond) // starts in distinct milliseconds
+	}
+	e.catchUp(t)
+
+	// Two entries a page, newest first, to the end.
+	var titles []string
+	cursor, pages := "", 0
+	for {
+		path := "/v1/history?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		status, _, doc := e.call(t, "GET", path, bob, "")
+		if status != 200 {
+			t.Fatalf("GET %s = %d %v", path, status, doc)
+		}
+		pages++
+		for _, x := range doc["entries"].([]any) {
+			entry := x.(map[string]any)
+			titles = append(titles, entry["title_id"].(string))
+			if entry["ended"] != string(viewing.Stopped) || entry["device_id"] != "tv" {
+				t.Errorf("entry %v, want a view stopped on the tv", entry)
+			}
+		}
+		next, _ := doc["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	want := []string{"tt-paper-moons", "tt-first-light", "tt-low-tide", "tt-paper-moons", "tt-first-light"}
+	if strings.Join(titles, ",") != strings.Join(want, ",") || pages != 3 {
+		t.Errorf("history in %d pages = %v, want %v in 3", pages, titles, want)
+	}
+
+	// The row: one entry per title, the latest watched first.
+	status, _, doc := e.call(t, "GET", "/v1/recently-watched", bob, "")
+	var row []string
+	for _, x := range doc["titles"].([]any) {
+		row = append(row, x.(map[string]any)["title_id"].(string))
+	}
+	if status != 200 || strings.Join(row, ",") != "tt-paper-moons,tt-first-light,tt-low-tide" {
+		t.Errorf("recently watched = %d %v", status, doc)
+	}
+	first := doc["titles"].([]any)[0].(map[string]any)
+	if first["position_ms"] != 5*61_000.0 || first["resume_from_ms"] != 5*61_000.0 || first["completed"] != false {
+		t.Errorf("row entry of tt-paper-moons = %v, want where its last view stopped", first)
+	}
+
+	// Bad input: another member's cursor, a forged one, page sizes out of range.
+	alice := e.token(t, "alice-history", "premium")
+	for _, path := range []string{"/v1/history?cursor=" + url.QueryEscape(cursor), "/v1/history?cursor=bm90LWEtY3Vyc29y", "/v1/history?cursor=%25%25"} {
+		if status, _, doc := e.call(t, "GET", path, alice, ""); status != 400 || doc["code"] != viewing.CodeBadCursor {
+			t.Errorf("alice GET %s = %d %v, want 400 %s", path, status, doc, viewing.CodeBadCursor)
+		}
+	}
+	for _, limit := range []string{"0", "101", "-1", "ten"} {
+		if status, _, doc := e.call(t, "GET", "/v1/history?limit="+limit, bob, ""); status != 400 || doc["code"] != "INVALID_INPUT" {
+			t.Errorf("limit=%s: %d %v, want 400 INVALID_INPUT", limit, status, doc)
+		}
+	}
+	if status, _, doc := e.call(t, "GET", "/v1/history", alice, ""); status != 200 || len(doc["entries"].([]any)) != 0 {
+		t.Errorf("alice's history = %d %v, want empty", status, doc)
+	}
+
+	// Engagement, for an operator.
+	admin := e.adminToken(t)
+	day := time.Now().UTC().Format(time.DateOnly)
+	status, _, doc = e.call(t, "GET", "/v1/admin/titles/tt-first-light/days/"+day+"/engagement", admin, "")
+	if status != 200 || doc["views"] != 2.0 || doc["watched_ms"] == 0.0 {
+		t.Errorf("engagement of tt-first-light = %d %v, want 2 views", status, doc)
+	}
+	status, _, doc = e.call(t, "GET", "/v1/admin/days/"+day+"/most-watched?limit=2", admin, "")
+	if ranked, _ := doc["titles"].([]any); status != 200 || len(ranked) != 2 {
+		t.Errorf("most watched = %d %v, want the top two", status, doc)
+	}
+	if status, _, doc := e.call(t, "GET", "/v1/admin/days/"+day+"/most-watched", bob, ""); status != 403 {
+		t.Errorf("most watched without the admin scope = %d %v, want 403", status, doc)
+	}
+}
