@@ -356,6 +356,9 @@ func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit 
 		}
 	}
 	entries, more, err := h.History(ctx, member, after, limit)
+	if errors.Is(err, ErrErasurePending) {
+		return HistoryPage{}, erasureInProgress()
+	}
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("history of %s: %w", licensing.Pseudonym(member), err)
 	}
@@ -439,4 +442,50 @@ func (s *Service) MostWatched(ctx context.Context, day string, n int) ([]Ranked,
 		return nil, err
 	}
 	return Rank(counts, n), nil
+}
+
+// CodeErasureInProgress: the member's viewing data is being erased; the
+// history and the row can be read again once it is done (409).
+const CodeErasureInProgress = "ERASURE_IN_PROGRESS"
+
+// ErrErasurePending is a store's answer to a history read, or to a second
+// erasure, while an erasure of the member's viewing data is under way.
+var ErrErasurePending = errors.New("an erasure of this member's viewing data is under way")
+
+func erasureInProgress() error {
+	return licensing.Errorf(licensing.KindConflict, CodeErasureInProgress, "this account's viewing history is being erased; try again shortly")
+}
+
+// Erasure is a request to erase a member's viewing data: everything about
+// views started before At (history entries, resume points and their
+// running totals, the recently watched rows, the screens). Engagement
+// counts are aggregates and stay; licensing events are the licence
+// store's and stay.
+type Erasure struct {
+	Member string    `json:"-"`
+	At     time.Time `json:"requested_at"`
+	State  string    `json:"state"` // "pending", then "done"
+}
+
+// Erase starts the erasure of a member's viewing data: the screens end at
+// once (a player's next heartbeat is told its view is gone) and the rows
+// are emptied; the stream function erases the rest, in order after every
+// write before it, so no record written before the erasure can bring any
+// of it back. A second erasure while one is under way is refused.
+func (s *Service) Erase(ctx context.Context, member string) (Erasure, error) {
+	h, err := s.historyStore()
+	if err != nil {
+		return Erasure{}, err
+	}
+	if err := checkIDs("member", member); err != nil {
+		return Erasure{}, err
+	}
+	at := s.Clock.Now().UTC().Truncate(time.Millisecond)
+	if err := h.BeginErasure(ctx, member, at); err != nil {
+		if errors.Is(err, ErrErasurePending) {
+			return Erasure{}, erasureInProgress()
+		}
+		return Erasure{}, fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+	}
+	return Erasure{Member: member, At: at, State: "pending"}, nil
 }

@@ -94,6 +94,22 @@ type HistoryStore interface {
 	Engagement(ctx context.Context, title, day string) (Engagement, error)
 	// DayEngagement returns the counts of every title watched on a day.
 	DayEngagement(ctx context.Context, day string) (map[string]Engagement, error)
+	// BeginErasure records an erasure of member's viewing data as of at:
+	// it deletes the screens and the rows, then writes the erasure, which
+	// the stream function sees after every earlier write of the member and
+	// carries out (EraseViewing). ErrErasurePending if one is under way;
+	// History answers ErrErasurePending until it is done.
+	BeginErasure(ctx context.Context, member string, at time.Time) error
+	// EraseViewing carries out the erasure of member as of at: it deletes
+	// the resume points, the rows, the history entries and screens of views
+	// started before at, then marks the erasure done. Doing it again
+	// changes nothing.
+	EraseViewing(ctx context.Context, member string, at time.Time) error
+	// Erasures returns, for those of members whose viewing data was ever
+	// erased, the time as of which it last was (under way or done): the
+	// stream function drops what any record says of a view started before
+	// it, however late the record comes (a redriven dead letter).
+	Erasures(ctx context.Context, members []string) (map[string]time.Time, error)
 }
 
 // HistoryMemberChange is a HistoryChange of one member.

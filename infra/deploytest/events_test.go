@@ -273,6 +273,18 @@ func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
 				t.Errorf("most watched = %v", doc)
 			}
 		}},
+		{"history-erase.json", 202, "application/json", func(t *testing.T, doc map[string]any) {
+			if e, _ := doc["erasure"].(map[string]any); e["state"] != "pending" || e["requested_at"] == nil {
+				t.Errorf("erase = %v, want a pending erasure", doc)
+			}
+		}},
+		{"admin-erase-member.json", 409, "application/problem+json", func(t *testing.T, doc map[string]any) {
+			// The member's own erasure is still under way: the stream
+			// function that carries it out does not run here.
+			if doc["code"] != "ERASURE_IN_PROGRESS" {
+				t.Errorf("erase again = %v, want ERASURE_IN_PROGRESS", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

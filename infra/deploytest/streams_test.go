@@ -20,14 +20,16 @@ import (
 const streamFunction = "StreamsFunction"
 
 // The stream function may only see INSERTs of event items and INSERTs or
-// MODIFYs of screen items (heartbeats): never snapshots, counters or resume
-// points (its own writes), TTL removals or anything else. Each filter of its
+// MODIFYs of screen items (heartbeats) and of erasures under way: never
+// snapshots, counters, resume points, history or its marking an erasure
+// done (its own writes), TTL removals or anything else. Each filter of its
 // event must pin the item kind to one of these and the change to those
 // allowed for it (Lambda passes a record matching any filter), and every
 // kind must have a filter.
 var allowedChanges = map[string][]string{
-	"event":  {"INSERT"},
-	"screen": {"INSERT", "MODIFY"},
+	"event":   {"INSERT"},
+	"screen":  {"INSERT", "MODIFY"},
+	"erasure": {"INSERT", "MODIFY"},
 }
 
 // streamEvent is one DynamoDB event of a function.
@@ -234,7 +236,7 @@ func TestStreamFilterSemantics(t *testing.T) {
 	passes := func(r any) bool {
 		return slices.ContainsFunc(patterns, func(p map[string]any) bool { return matches(p, r) })
 	}
-	for _, r := range []any{record("INSERT", "event"), record("INSERT", "screen"), record("MODIFY", "screen")} {
+	for _, r := range []any{record("INSERT", "event"), record("INSERT", "screen"), record("MODIFY", "screen"), record("INSERT", "erasure"), record("MODIFY", "erasure")} {
 		if !passes(r) {
 			t.Errorf("the filter drops %v", r)
 		}
@@ -242,6 +244,7 @@ func TestStreamFilterSemantics(t *testing.T) {
 	for _, r := range []any{
 		record("INSERT", "snapshot"), record("MODIFY", "snapshot"), record("MODIFY", "event"),
 		record("INSERT", "resume"), record("MODIFY", "resume"), record("MODIFY", "counter"), record("REMOVE", "screen"),
+		record("INSERT", "history"), record("MODIFY", "history"), record("MODIFY", "row"), record("MODIFY", "engagement"), record("MODIFY", "erased"),
 		map[string]any{"eventName": "REMOVE", "dynamodb": map[string]any{"Keys": map[string]any{}}},
 	} {
 		if passes(r) {

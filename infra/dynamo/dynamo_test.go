@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/storetest"
@@ -44,7 +43,7 @@ func TestViewingContract(t *testing.T) {
 func TestHistoryContract(t *testing.T) {
 	db, table := localTable(t)
 	store := dynamo.New(db, table)
-	storetest.RunHistory(t, func(t *testing.T) viewing.HistoryStore { return store })
+	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStore { return store })
 }
 
 func TestTableComesFromTheTemplate(t *testing.T) {

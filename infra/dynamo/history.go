@@ -257,10 +257,10 @@ func (s *Store) History(ctx context.Context, member, after string, limit int) ([
 		TableName:              &s.table,
 		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(pk), ":lo": str("h#"), ":hi": str("h#~"),
+			":pk": str(pk), ":lo": str("h#"), ":hi": str(historyUpper),
 		},
 		ScanIndexForward:       aws.Bool(false),
-		Limit:                  aws.Int32(int32(limit + 1)),
+		Limit:                  aws.Int32(int32(limit + 2)), // the erasure item, and one to tell whether there are more
 		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 	}
 	if after != "" {
@@ -274,6 +274,12 @@ func (s *Store) History(ctx context.Context, member, after string, limit int) ([
 	record(ctx, true, one(out.ConsumedCapacity)...)
 	var entries []viewing.HistoryEntry
 	for _, item := range out.Items {
+		if sk, _ := item["sk"].(*types.AttributeValueMemberS); sk != nil && sk.Value == erasureSK {
+			if k, _ := item["it"].(*types.AttributeValueMemberS); k != nil && k.Value == kindErasure {
+				return nil, false, viewing.ErrErasurePending
+			}
+			continue
+		}
 		e, err := unmarshalHistory(item)
 		if err != nil {
 			return nil, false, err
@@ -455,6 +461,233 @@ func (s *Store) DayEngagement(ctx context.Context, day string) (map[string]viewi
 			}
 			in.ExclusiveStartKey = page.LastEvaluatedKey
 		}
+	}
+	return out, nil
+}
+
+// The erasure of a member's viewing data is one item in the viewing
+// partition, in the history's key range (so that a history read sees it
+// first): it = "erasure" while under way (the stream function's filter
+// passes it), "erased" once done; at = as of when (Unix ms).
+const (
+	erasureSK    = "h#~erasure"
+	kindErasure  = "erasure"
+	kindErased   = "erased"
+	historyUpper = "h#~~" // above every history key and the erasure
+)
+
+// MarshalErasure is the item of a pending erasure; the embedded store's
+// stream feed builds the same record from it.
+func MarshalErasure(member string, at time.Time) map[string]types.AttributeValue {
+	item := key(ViewingPartition(member), erasureSK)
+	item["it"], item["at"] = str(kindErasure), num(ms(at))
+	return item
+}
+
+// UnmarshalErasure reads a pending erasure item, as a stream record's new
+// image carries it. ok is false for items of other kinds.
+func UnmarshalErasure(av map[string]types.AttributeValue) (member string, at time.Time, ok bool, err error) {
+	if k, _ := av["it"].(*types.AttributeValueMemberS); k == nil || k.Value != kindErasure {
+		return "", time.Time{}, false, nil
+	}
+	pk, _ := av["pk"].(*types.AttributeValueMemberS)
+	n, _ := av["at"].(*types.AttributeValueMemberN)
+	if pk == nil || n == nil {
+		return "", time.Time{}, false, fmt.Errorf("erasure item without pk or at")
+	}
+	member, found := strings.CutPrefix(pk.Value, "v#")
+	v, perr := strconv.ParseInt(n.Value, 10, 64)
+	if !found || perr != nil {
+		return "", time.Time{}, false, fmt.Errorf("erasure item %s: bad key or time", pk.Value)
+	}
+	return member, fromMs(v), true, nil
+}
+
+// partitionItems queries a member's viewing partition with begins_with on
+// each prefix, page by page, calling fn with each item.
+func (s *Store) partitionItems(ctx context.Context, member string, prefixes []string, fn func(map[string]types.AttributeValue)) error {
+	for _, prefix := range prefixes {
+		in := &dynamodb.QueryInput{
+			TableName:              &s.table,
+			KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": str(ViewingPartition(member)), ":p": str(prefix),
+			},
+			ConsistentRead:         aws.Bool(true),
+			ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		}
+		for {
+			out, err := s.db.Query(ctx, in)
+			if err != nil {
+				record(ctx, true)
+				return fmt.Errorf("query the viewing data of %s: %w", licensing.Pseudonym(member), unavailable(err))
+			}
+			record(ctx, true, one(out.ConsumedCapacity)...)
+			for _, item := range out.Items {
+				fn(item)
+			}
+			if out.LastEvaluatedKey == nil {
+				break
+			}
+			in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+	}
+	return nil
+}
+
+// deleteKeys deletes items with BatchWriteItem, 25 at a time, retrying
+// what DynamoDB leaves unprocessed.
+func (s *Store) deleteKeys(ctx context.Context, keys []map[string]types.AttributeValue) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 25)
+		var reqs []types.WriteRequest
+		for _, k := range keys[:n] {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
+		}
+		pending := map[string][]types.WriteRequest{s.table: reqs}
+		for attempt := 1; len(pending) > 0; attempt++ {
+			if attempt > batchGetAttempts {
+				return fmt.Errorf("delete: %d items unprocessed", len(pending[s.table]))
+			}
+			if attempt > 1 {
+				if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+					return err
+				}
+			}
+			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+			if err != nil {
+				record(ctx, false)
+				return fmt.Errorf("delete: %w", unavailable(err))
+			}
+			record(ctx, false, out.ConsumedCapacity...)
+			pending = out.UnprocessedItems
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+func keyOf(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": item["pk"], "sk": item["sk"]}
+}
+
+// BeginErasure implements viewing.HistoryStore: a strongly consistent read
+// of the erasure item, the deletion of the screens and rows, then the
+// erasure item, written on the condition that no erasure is under way.
+func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) error {
+	pk := ViewingPartition(member)
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(pk, erasureSK), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+	if err != nil {
+		record(ctx, true)
+		return fmt.Errorf("read the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	if k, _ := out.Item["it"].(*types.AttributeValueMemberS); k != nil && k.Value == kindErasure {
+		return viewing.ErrErasurePending
+	}
+	var keys []map[string]types.AttributeValue
+	if err := s.partitionItems(ctx, member, []string{"s#", "w#"}, func(item map[string]types.AttributeValue) {
+		keys = append(keys, keyOf(item))
+	}); err != nil {
+		return err
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return fmt.Errorf("end the screens of %s: %w", licensing.Pseudonym(member), err)
+	}
+	put, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &s.table, Item: MarshalErasure(member, at),
+		ConditionExpression:       aws.String("attribute_not_exists(sk) OR #it = :done"),
+		ExpressionAttributeNames:  map[string]string{"#it": "it"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":done": str(kindErased)},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return viewing.ErrErasurePending
+		}
+		return fmt.Errorf("write the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+	}
+	record(ctx, false, one(put.ConsumedCapacity)...)
+	return nil
+}
+
+// EraseViewing implements viewing.HistoryStore: strongly consistent Queries
+// of the member's resume points, rows, history and screens, BatchWriteItem
+// deletes of what is older than the erasure, then the erasure item marked
+// done (on the condition that it is this erasure).
+func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) error {
+	cut := ms(at)
+	var keys []map[string]types.AttributeValue
+	err := s.partitionItems(ctx, member, []string{"r#", "w#", "h#", "s#"}, func(item map[string]types.AttributeValue) {
+		sk := item["sk"].(*types.AttributeValueMemberS).Value
+		switch {
+		case sk == erasureSK:
+			return
+		case strings.HasPrefix(sk, "h#"), strings.HasPrefix(sk, "s#"):
+			// Only views started before the erasure.
+			if n, _ := item["sa"].(*types.AttributeValueMemberN); n != nil {
+				if v, _ := strconv.ParseInt(n.Value, 10, 64); v >= cut {
+					return
+				}
+			}
+		}
+		keys = append(keys, keyOf(item))
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: key(ViewingPartition(member), erasureSK),
+		UpdateExpression:          aws.String("SET #it = :done"),
+		ConditionExpression:       aws.String("#at = :at"),
+		ExpressionAttributeNames:  map[string]string{"#at": "at", "#it": "it"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":done": str(kindErased), ":at": num(cut)},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, false)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return nil // another erasure since: it is that one's to mark
+		}
+		return fmt.Errorf("mark the erasure of %s done: %w", licensing.Pseudonym(member), unavailable(err))
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	return nil
+}
+
+// Erasures implements viewing.HistoryStore with one eventually consistent
+// BatchGetItem of the members' erasure items (more if over 100 members).
+func (s *Store) Erasures(ctx context.Context, members []string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for len(members) > 0 {
+		n := min(len(members), 100)
+		keys := make([]map[string]types.AttributeValue, n)
+		for i, m := range members[:n] {
+			keys[i] = key(ViewingPartition(m), erasureSK)
+		}
+		err := s.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+			pk, _ := item["pk"].(*types.AttributeValueMemberS)
+			at, _ := item["at"].(*types.AttributeValueMemberN)
+			if pk == nil || at == nil {
+				return fmt.Errorf("erasure item without pk or at")
+			}
+			v, err := strconv.ParseInt(at.Value, 10, 64)
+			if err != nil {
+				return fmt.Errorf("erasure item %s: %w", pk.Value, err)
+			}
+			out[strings.TrimPrefix(pk.Value, "v#")] = fromMs(v)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		members = members[n:]
 	}
 	return out, nil
 }

@@ -71,6 +71,8 @@ var Routes = []string{
 	"GET /v1/recently-watched",
 	"GET /v1/admin/titles/{title}/days/{day}/engagement",
 	"GET /v1/admin/days/{day}/most-watched",
+	"DELETE /v1/history",
+	"DELETE /v1/admin/members/{member}/viewing",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -98,7 +100,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
-		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched}
+		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

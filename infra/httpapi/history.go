@@ -107,3 +107,31 @@ func (a *api) mostWatched(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"day": day, "titles": ranked})
 }
+
+// eraseHistory erases the caller's viewing data: 202 while the stream
+// function carries it out.
+func (a *api) eraseHistory(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
+	a.erase(w, r, id.Member)
+}
+
+// eraseMember erases a member's viewing data for an operator (a closed
+// account).
+func (a *api) eraseMember(w http.ResponseWriter, r *http.Request) {
+	if !a.adminViewing(w, r) {
+		return
+	}
+	a.erase(w, r, r.PathValue("member"))
+}
+
+func (a *api) erase(w http.ResponseWriter, r *http.Request, member string) {
+	e, err := a.opts.Viewing.Erase(r.Context(), member)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"erasure": e})
+}

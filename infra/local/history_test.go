@@ -115,3 +115,71 @@ func watchedHistory(t *testing.T, e *env) {
 		t.Errorf("most watched without the admin scope = %d %v, want 403", status, doc)
 	}
 }
+
+func TestErasureEndToEnd(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo"} {
+		t.Run(store, func(t *testing.T) { erasure(t, start(t, store), store) })
+	}
+}
+
+// erasure: a member with a history, a row and a screen still playing
+// erases their viewing data; the screen is told to stop, reads during the
+// erasure are refused, and afterwards nothing of theirs is readable, a late
+// heartbeat brings nothing back, the engagement counts stay, and a new view
+// counts again.
+func erasure(t *testing.T, e *env, store string) {
+	carol := e.token(t, "carol-erasure", "premium")
+	var playing string
+	for i, title := range []string{"tt-first-light", "tt-paper-moons"} {
+		_, _, doc := e.call(t, "POST", "/v1/devices/tv/views", carol, fmt.Sprintf(`{"title_id":%q}`, title))
+		playing = viewID(doc)
+		e.call(t, "POST", "/v1/devices/tv/views/"+playing+"/heartbeat", carol, `{"position_ms":60000,"state":"playing","seq":1}`)
+		if i == 0 {
+			e.call(t, "POST", "/v1/devices/tv/views/"+playing+"/stop", carol, `{"position_ms":61000}`)
+		}
+	}
+	e.catchUp(t)
+	day := time.Now().UTC().Format(time.DateOnly)
+	admin := e.adminToken(t)
+	_, _, before := e.call(t, "GET", "/v1/admin/titles/tt-first-light/days/"+day+"/engagement", admin, "")
+
+	status, _, doc := e.call(t, "DELETE", "/v1/history", carol, "")
+	if er, _ := doc["erasure"].(map[string]any); status != 202 || er["state"] != "pending" {
+		t.Fatalf("erase = %d %v, want 202 pending", status, doc)
+	}
+	// The screen still playing is gone: its player is told to stop.
+	if status, _, doc := e.call(t, "POST", "/v1/devices/tv/views/"+playing+"/heartbeat", carol, `{"position_ms":90000,"state":"playing","seq":2}`); status != 404 || doc["code"] != viewing.CodeViewNotFound {
+		t.Errorf("heartbeat after the erasure = %d %v, want 404 %s", status, doc, viewing.CodeViewNotFound)
+	}
+	if store == "dynamo" { // the stream function has not run yet
+		if status, _, doc := e.call(t, "GET", "/v1/history", carol, ""); status != 409 || doc["code"] != viewing.CodeErasureInProgress {
+			t.Errorf("history during the erasure = %d %v, want 409 %s", status, doc, viewing.CodeErasureInProgress)
+		}
+		if status, _, doc := e.call(t, "DELETE", "/v1/admin/members/carol-erasure/viewing", admin, ""); status != 409 || doc["code"] != viewing.CodeErasureInProgress {
+			t.Errorf("a second erasure during the first = %d %v, want 409", status, doc)
+		}
+	}
+	e.catchUp(t)
+	if status, _, doc := e.call(t, "GET", "/v1/history", carol, ""); status != 200 || len(doc["entries"].([]any)) != 0 {
+		t.Errorf("history after the erasure = %d %v, want empty", status, doc)
+	}
+	if status, _, doc := e.call(t, "GET", "/v1/recently-watched", carol, ""); status != 200 || len(doc["titles"].([]any)) != 0 {
+		t.Errorf("row after the erasure = %d %v, want empty", status, doc)
+	}
+	if status, _, doc := e.call(t, "GET", "/v1/titles/tt-first-light/resume", carol, ""); status != 200 || doc["position_ms"] != 0.0 || doc["watched_ms"] != 0.0 {
+		t.Errorf("resume point after the erasure = %d %v, want none", status, doc)
+	}
+	if _, _, after := e.call(t, "GET", "/v1/admin/titles/tt-first-light/days/"+day+"/engagement", admin, ""); after["views"] != before["views"] || after["views"] == 0.0 {
+		t.Errorf("engagement after the erasure = %v, want it kept (%v)", after, before)
+	}
+	// A new view counts again.
+	_, _, doc = e.call(t, "POST", "/v1/devices/phone/views", carol, `{"title_id":"tt-low-tide"}`)
+	if viewID(doc) == "" {
+		t.Fatalf("start after the erasure = %v", doc)
+	}
+	e.catchUp(t)
+	status, _, doc = e.call(t, "GET", "/v1/history", carol, "")
+	if entries, _ := doc["entries"].([]any); status != 200 || len(entries) != 1 || entries[0].(map[string]any)["title_id"] != "tt-low-tide" {
+		t.Errorf("history after a new view = %d %v, want only it", status, doc)
+	}
+}

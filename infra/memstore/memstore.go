@@ -24,8 +24,10 @@ type Store struct {
 	mu      sync.Mutex
 	streams map[string]*stream
 	subs    []func(stream string, events []licensing.StoredEvent)
-	// screenSubs hear screen writes (views), like subs hear appends.
-	screenSubs []func(ScreenChange)
+	// screenSubs hear screen writes (views), like subs hear appends, and
+	// erasureSubs the erasures of members' viewing data.
+	screenSubs  []func(ScreenChange)
+	erasureSubs []func(viewing.Erasure)
 	// pending holds writes not yet delivered to subscribers, in write
 	// order; one goroutine at a time (draining) delivers them, outside mu.
 	pending  []batch
@@ -41,6 +43,7 @@ type Store struct {
 	history    map[string]map[string]viewing.HistoryEntry
 	rows       map[string]*viewing.Row
 	engagement map[string]map[string]viewing.Engagement // day → title → counts
+	erasures   map[string]*viewing.Erasure
 
 	loads, appends, conflicts, snapshots atomic.Int64
 
@@ -60,9 +63,10 @@ type stream struct {
 // batch is one write as subscribers hear it: an append (events) or a
 // screen write (screen).
 type batch struct {
-	stream string
-	events []licensing.StoredEvent
-	screen *ScreenChange
+	stream  string
+	events  []licensing.StoredEvent
+	screen  *ScreenChange
+	erasure *viewing.Erasure
 }
 
 var (
@@ -75,6 +79,7 @@ func New() *Store {
 	return &Store{
 		streams: map[string]*stream{}, screens: map[string][]*viewing.View{}, resumes: map[string]*viewing.Resume{},
 		history: map[string]map[string]viewing.HistoryEntry{}, rows: map[string]*viewing.Row{}, engagement: map[string]map[string]viewing.Engagement{},
+		erasures: map[string]*viewing.Erasure{},
 	}
 }
 
@@ -235,7 +240,7 @@ func (s *Store) deliver() {
 	}()
 	for {
 		s.mu.Lock()
-		todo, subs, screenSubs := s.pending, s.subs, s.screenSubs
+		todo, subs, screenSubs, erasureSubs := s.pending, s.subs, s.screenSubs, s.erasureSubs
 		s.pending = nil
 		if len(todo) == 0 {
 			s.draining = false
@@ -245,6 +250,12 @@ func (s *Store) deliver() {
 		}
 		s.mu.Unlock()
 		for _, b := range todo {
+			if b.erasure != nil {
+				for _, fn := range erasureSubs {
+					fn(*b.erasure)
+				}
+				continue
+			}
 			if b.screen != nil {
 				for _, fn := range screenSubs {
 					c := *b.screen

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/storetest"
 )
@@ -26,7 +25,7 @@ func TestViewingContract(t *testing.T) {
 }
 
 func TestHistoryContract(t *testing.T) {
-	storetest.RunHistory(t, func(*testing.T) viewing.HistoryStore { return memstore.New() })
+	storetest.RunHistory(t, func(*testing.T) storetest.HistoryStore { return memstore.New() })
 }
 
 func TestContractSharedStore(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -290,6 +291,9 @@ func (s *Store) History(ctx context.Context, member, after string, limit int) ([
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := s.erasures[member]; e != nil && e.State == "pending" {
+		return nil, false, viewing.ErrErasurePending
+	}
 	keys := slices.Sorted(maps.Keys(s.history[member]))
 	slices.Reverse(keys)
 	var out []viewing.HistoryEntry
@@ -378,4 +382,88 @@ func cloneView(v *viewing.View) *viewing.View {
 		c.Former = &f
 	}
 	return &c
+}
+
+// SubscribeErasures registers fn to hear every later erasure of a member's
+// viewing data, in write order with the screen writes and appends.
+func (s *Store) SubscribeErasures(fn func(viewing.Erasure)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.erasureSubs = append(s.erasureSubs, fn)
+}
+
+// BeginErasure implements viewing.HistoryStore.
+func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if e := s.erasures[member]; e != nil && e.State == "pending" {
+		s.mu.Unlock()
+		return viewing.ErrErasurePending
+	}
+	delete(s.screens, member)
+	for k := range s.rows {
+		if strings.HasPrefix(k, member+"\x00") {
+			delete(s.rows, k)
+		}
+	}
+	e := viewing.Erasure{Member: member, At: at, State: "pending"}
+	s.erasures[member] = &e
+	if len(s.erasureSubs) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.publish(batch{stream: member, erasure: &e})
+	return nil
+}
+
+// EraseViewing implements viewing.HistoryStore.
+func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.resumes {
+		if strings.HasPrefix(k, member+"\x00") {
+			delete(s.resumes, k)
+		}
+	}
+	for k := range s.rows {
+		if strings.HasPrefix(k, member+"\x00") {
+			delete(s.rows, k)
+		}
+	}
+	for k, e := range s.history[member] {
+		if e.Started.Before(at) {
+			delete(s.history[member], k)
+		}
+	}
+	slots := s.screens[member]
+	for i, v := range slots {
+		if v != nil && v.Started.Before(at) {
+			slots[i] = nil
+		}
+	}
+	if e := s.erasures[member]; e != nil && e.At.Equal(at) {
+		e.State = "done"
+	}
+	return nil
+}
+
+// Erasures implements viewing.HistoryStore.
+func (s *Store) Erasures(ctx context.Context, members []string) (map[string]time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, m := range members {
+		if e := s.erasures[m]; e != nil {
+			out[m] = e.At
+		}
+	}
+	return out, nil
 }

@@ -9,19 +9,29 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
+// HistoryStore is what a history store provides to run its suite: the
+// history read models, and the screens and resume points an erasure
+// deletes with them.
+type HistoryStore interface {
+	viewing.HistoryStore
+	viewing.ProgressStore
+	viewing.Store
+}
+
 // RunHistory runs the contract of history stores: entries opened and
 // closed once each however often a change is delivered, engagement counted
 // once per change, pages newest first that cover a long history exactly,
-// the recently watched row, and members kept apart.
-func RunHistory(t *testing.T, newStore func(t *testing.T) viewing.HistoryStore) {
+// the recently watched row, members kept apart, and erasure.
+func RunHistory(t *testing.T, newStore func(t *testing.T) HistoryStore) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s viewing.HistoryStore)
+		run  func(t *testing.T, s HistoryStore)
 	}{
 		{"OpenAndCloseOnce", testOpenAndCloseOnce},
 		{"PagesCoverTheHistory", testPagesCoverTheHistory},
 		{"Row", testRow},
 		{"MembersApart", testHistoryMembersApart},
+		{"Erasure", testErasure},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -46,7 +56,7 @@ func closeOf(member string, e viewing.HistoryEntry, watched int64, completed boo
 	return viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: true, Count: c}}
 }
 
-func testOpenAndCloseOnce(t *testing.T, s viewing.HistoryStore) {
+func testOpenAndCloseOnce(t *testing.T, s HistoryStore) {
 	ctx := t.Context()
 	member := streamID(t)
 	title := "tt-" + member
@@ -92,7 +102,7 @@ func testOpenAndCloseOnce(t *testing.T, s viewing.HistoryStore) {
 	}
 }
 
-func testPagesCoverTheHistory(t *testing.T, s viewing.HistoryStore) {
+func testPagesCoverTheHistory(t *testing.T, s HistoryStore) {
 	ctx := t.Context()
 	member := streamID(t)
 	const n = 1000
@@ -139,7 +149,7 @@ func testPagesCoverTheHistory(t *testing.T, s viewing.HistoryStore) {
 	}
 }
 
-func testRow(t *testing.T, s viewing.HistoryStore) {
+func testRow(t *testing.T, s HistoryStore) {
 	ctx := t.Context()
 	member := streamID(t)
 	at := func(m int) time.Time { return vt0.Add(time.Duration(m) * time.Minute) }
@@ -169,7 +179,7 @@ func testRow(t *testing.T, s viewing.HistoryStore) {
 	}
 }
 
-func testHistoryMembersApart(t *testing.T, s viewing.HistoryStore) {
+func testHistoryMembersApart(t *testing.T, s HistoryStore) {
 	ctx := t.Context()
 	alice, bob := streamID(t), streamID(t)
 	e := historyEntry("tt-"+alice, vt0, "v0-a")
@@ -187,5 +197,80 @@ func testHistoryMembersApart(t *testing.T, s viewing.HistoryStore) {
 	}
 	if r, err := s.Row(ctx, bob, ""); err != nil || len(r.Entries) != 0 {
 		t.Errorf("bob's row = %+v, %v; want empty", r, err)
+	}
+}
+
+// testErasure: an erasure ends the screens and empties the rows at once,
+// refuses history reads and a second erasure while under way, and once
+// carried out leaves nothing of the member's views started before it (not
+// even what a record handled in between wrote), keeps the engagement
+// counts and other members' data, and lets views started after it count.
+func testErasure(t *testing.T, s HistoryStore) {
+	ctx := t.Context()
+	alice, bob := streamID(t), streamID(t)
+	title := "tt-" + alice
+	a := historyEntry(title, vt0, "v0-a")
+	mustRecord := func(cs ...viewing.HistoryMemberChange) {
+		t.Helper()
+		if err := s.RecordHistory(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRecord(open(alice, a), closeOf(alice, a, 60_000, false), open(bob, historyEntry(title, vt0, "v0-b")))
+	if err := s.WatchRow(ctx, alice, "", []viewing.HistoryEntry{a}); err != nil {
+		t.Fatal(err)
+	}
+	beat := viewing.Progress{Title: title, Device: "tv", View: "v1-c", Started: vt0, At: vt0.Add(time.Minute), PositionMs: 60_000, WatchedMs: 60_000, Slot: 1, Seq: viewing.PadSeq("7")}
+	if _, err := s.AddProgress(ctx, alice, []viewing.Progress{beat}); err != nil {
+		t.Fatal(err)
+	}
+	mustClaim(t, s, alice, viewing.Claim{View: fixtureView(1, "tv")}, vt0)
+
+	at := vt0.Add(time.Hour)
+	if err := s.BeginErasure(ctx, alice, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BeginErasure(ctx, alice, at.Add(time.Second)); err != viewing.ErrErasurePending {
+		t.Errorf("a second erasure under way = %v, want ErrErasurePending", err)
+	}
+	if _, _, err := s.History(ctx, alice, "", 10); err != viewing.ErrErasurePending {
+		t.Errorf("History under way = %v, want ErrErasurePending", err)
+	}
+	if r, err := s.Row(ctx, alice, ""); err != nil || len(r.Entries) != 0 {
+		t.Errorf("Row under way = %+v, %v; want empty", r, err)
+	}
+	if views, err := s.Views(ctx, alice); err != nil || len(views) != 0 {
+		t.Errorf("screens under way = %+v, %v; want none", views, err)
+	}
+	// A record handled between the erasure's start and its carrying out.
+	b := historyEntry(title, vt0.Add(time.Minute), "v2-late")
+	mustRecord(open(alice, b))
+
+	if err := s.EraseViewing(ctx, alice, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EraseViewing(ctx, alice, at); err != nil {
+		t.Fatalf("EraseViewing again = %v, want nil", err)
+	}
+	if got, more, err := s.History(ctx, alice, "", 10); err != nil || len(got) != 0 || more {
+		t.Errorf("History after the erasure = %+v, %v, %v; want nothing", got, more, err)
+	}
+	if r, err := s.Resume(ctx, alice, "", title); err != nil || r != nil {
+		t.Errorf("Resume after the erasure = %+v, %v; want none", r, err)
+	}
+	if e, err := s.Engagement(ctx, title, viewing.Day(vt0)); err != nil || e.Views != 3 || e.WatchedMs != 60_000 {
+		t.Errorf("Engagement after the erasure = %+v, %v; want the counts kept", e, err)
+	}
+	if got, _, err := s.History(ctx, bob, "", 10); err != nil || len(got) != 1 {
+		t.Errorf("bob's history = %+v, %v; want his entry", got, err)
+	}
+	// Views started after the erasure count again; so may another erasure.
+	c := historyEntry(title, at.Add(time.Minute), "v0-new")
+	mustRecord(open(alice, c))
+	if got, _, err := s.History(ctx, alice, "", 10); err != nil || len(got) != 1 || got[0].View != "v0-new" {
+		t.Errorf("History after a new view = %+v, %v", got, err)
+	}
+	if err := s.BeginErasure(ctx, alice, at.Add(time.Hour)); err != nil {
+		t.Errorf("a new erasure after one done = %v", err)
 	}
 }

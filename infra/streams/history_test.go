@@ -163,3 +163,88 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 	}
 	_ = b2
 }
+
+// TestErasureHoldsAgainstLateRecords: a member's records before an
+// erasure, the erasure, and views after it, in one batch: only the views
+// after it are left. The records before it handled again afterwards (a
+// dead letter redriven late) bring nothing back.
+func TestErasureHoldsAgainstLateRecords(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	var recs []events.DynamoDBEventRecord
+	seq := 0
+	mem.SubscribeScreens(func(c memstore.ScreenChange) {
+		seq++
+		r, err := streams.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
+		if err != nil {
+			t.Error(err)
+		}
+		recs = append(recs, r)
+	})
+	mem.SubscribeErasures(func(e viewing.Erasure) {
+		seq++
+		r, err := streams.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
+		if err != nil {
+			t.Error(err)
+		}
+		recs = append(recs, r)
+	})
+	clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
+	policy := licensing.DefaultPolicy()
+	svc := viewing.NewService(mem, policy, clock, &ids{})
+	svc.History = mem
+	const member = "m-erased"
+	watch := func(device, title string) {
+		t.Helper()
+		st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: device, Title: title}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.add(30 * time.Second)
+		if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: device, View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: device, View: st.View.ID, PositionMs: 31_000}); err != nil {
+			t.Fatal(err)
+		}
+		clock.add(time.Second)
+	}
+	watch("tv", "tt-first-light")
+	watch("phone", "tt-paper-moons")
+	before := len(recs)
+	if _, err := svc.Erase(ctx, member); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Second)
+	watch("tablet", "tt-low-tide")
+
+	p := &streams.Processor{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy}
+	handle := func(rs []events.DynamoDBEventRecord) {
+		t.Helper()
+		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: rs}); err != nil || len(resp.BatchItemFailures) > 0 {
+			t.Fatalf("Handle = %+v, %v", resp, err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		entries, _, err := mem.History(ctx, member, "", 10)
+		if err != nil || len(entries) != 1 || entries[0].Title != "tt-low-tide" || entries[0].Ended != viewing.Stopped {
+			t.Errorf("%s: history = %+v, %v; want only the view after the erasure", when, entries, err)
+		}
+		for _, title := range []string{"tt-first-light", "tt-paper-moons"} {
+			if r, _ := mem.Resume(ctx, member, "", title); r != nil {
+				t.Errorf("%s: resume point of %s = %+v, want none", when, title, r)
+			}
+		}
+		row, _ := mem.Row(ctx, member, "")
+		if len(row.Entries) != 1 || row.Entries[0].Title != "tt-low-tide" {
+			t.Errorf("%s: row = %+v, want only tt-low-tide", when, row.Entries)
+		}
+	}
+	handle(recs)
+	check("after the batch")
+	handle(recs[:before]) // the records before the erasure, again, late
+	check("after late records")
+	handle(recs) // the whole batch again
+	check("after the batch again")
+}

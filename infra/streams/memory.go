@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/memstore"
 )
 
@@ -23,7 +24,7 @@ const (
 // store, as Lambda runs it behind the table's stream: every later append
 // and screen write becomes the events.DynamoDBEvent DynamoDB Streams would
 // carry for it (INSERT or MODIFY records with increasing 21-digit sequence
-// numbers, filtered by EventFilters), handed to h as JSON. Batch item failures are retried from
+// numbers, filtered by EventFilters; erasures too), handed to h as JSON. Batch item failures are retried from
 // the first failed record a few times, then logged and dropped.
 //
 // Delivery is synchronous, one append at a time, in write order: when an
@@ -56,6 +57,18 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 			}
 		}
 		deliver(ctx, h, log, stream, recs)
+	})
+	store.SubscribeErasures(func(e viewing.Erasure) {
+		ctx := context.Background()
+		seq++
+		r, err := ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
+		if err != nil {
+			log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(e.Member), "error", err)
+			return
+		}
+		if filter.Match(r) {
+			deliver(ctx, h, log, e.Member, []events.DynamoDBEventRecord{r})
+		}
 	})
 	store.SubscribeScreens(func(c memstore.ScreenChange) {
 		ctx := context.Background()

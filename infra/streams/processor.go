@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -53,6 +55,9 @@ type record struct {
 	event   licensing.StoredEvent
 	decoded licensing.Event
 	view    *viewing.View
+	// erasure, when set, is the time as of which the member's viewing data
+	// is to be erased.
+	erasure time.Time
 }
 
 // Handle implements the Lambda handler. Records are grouped by partition
@@ -89,9 +94,28 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	var counted []licensing.Counted
 	firstCounted := map[string]record{} // member → its first record that counts
 	var vc viewChanges
+	if p.History != nil && p.Progress != nil {
+		// Erasures of the members of the batch: what any record says of a
+		// view started before one is dropped.
+		seen := map[string]bool{}
+		var members []string
+		for _, key := range order {
+			recs := byMember[key]
+			if len(recs) == 0 || seen[recs[0].member] || !slices.ContainsFunc(recs, viewingRecord) {
+				continue
+			}
+			seen[recs[0].member] = true
+			members = append(members, recs[0].member)
+		}
+		erased, err := p.History.Erasures(ctx, members)
+		if err != nil {
+			return events.DynamoDBEventResponse{}, fmt.Errorf("read the erasures of %d members: %w", len(members), err)
+		}
+		vc.erased = erased
+	}
 	for _, key := range order {
 		recs := byMember[key]
-		if len(recs) > 0 && recs[0].view != nil {
+		if len(recs) > 0 && (recs[0].view != nil || !recs[0].erasure.IsZero()) {
 			if r, err := p.screens(ctx, recs[0].member, recs, &vc); err != nil {
 				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(r.member), "error", err)
 				failedAt[key] = r.seq
@@ -103,7 +127,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 				// resume points are idempotent, so handling them again is harmless.
 				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", licensing.Pseudonym(m), "error", err)
 				failedAt[key] = recs[0].seq
-			} else if r, err := p.offline(ctx, m, recs); err != nil {
+			} else if r, err := p.offline(ctx, m, recs, vc.erased[m]); err != nil {
 				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
 				failedAt[key] = r.seq
 			} else if p.Counters != nil {
@@ -148,6 +172,13 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	return resp, nil
 }
 
+// viewingRecord reports whether a record says anything of viewing: a screen
+// write, an erasure, or an offline playback upload.
+func viewingRecord(r record) bool {
+	_, upload := r.decoded.Payload.(*licensing.PlaybackRecorded)
+	return r.view != nil || !r.erasure.IsZero() || upload
+}
+
 // partition is a record's partition key ("" if it has none).
 func partition(r events.DynamoDBEventRecord) string {
 	if pk, ok := r.Change.Keys["pk"]; ok && pk.DataType() == events.DataTypeString {
@@ -170,6 +201,13 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 		item, err := ToSDK(r.Change.NewImage)
 		if err != nil {
 			return rec, false, err
+		}
+		if member, at, ok, err := dynamo.UnmarshalErasure(item); ok || err != nil {
+			if err == nil && member != rec.member {
+				err = fmt.Errorf("erasure of %s in the partition of %s", licensing.Pseudonym(member), licensing.Pseudonym(rec.member))
+			}
+			rec.erasure = at
+			return rec, err == nil, err
 		}
 		member, v, ok, err := dynamo.UnmarshalScreen(item)
 		if err != nil || !ok {
@@ -206,11 +244,14 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 // offline applies what a member's offline playback uploads add to resume
 // points, record by record, each once. On a failure it returns the record
 // that failed: the records before it are done.
-func (p *Processor) offline(ctx context.Context, member string, recs []record) (record, error) {
+func (p *Processor) offline(ctx context.Context, member string, recs []record, erased time.Time) (record, error) {
 	if p.Progress == nil {
 		return record{}, nil
 	}
 	for _, r := range recs {
+		if r.decoded.At.Before(erased) {
+			continue // played before the member's viewing data was erased
+		}
 		for _, pr := range viewing.OfflineProgress(r.decoded) {
 			if _, err := p.Progress.AddProgress(ctx, member, []viewing.Progress{pr}); err != nil {
 				return r, err
@@ -227,6 +268,9 @@ type viewChanges struct {
 	changes []viewing.HistoryMemberChange
 	from    []record
 	closes  []closing
+	// erased holds, per member, the time as of which its viewing data was
+	// last erased: records of views started before it change nothing.
+	erased map[string]time.Time
 }
 
 // closing is a view's running totals to remove from its resume point.
@@ -249,6 +293,52 @@ func (p *Processor) screens(ctx context.Context, member string, recs []record, v
 	if p.Progress == nil {
 		return record{}, nil
 	}
+	// An erasure divides the records: those before it are handled, what
+	// they would add to the history dropped, and the member's viewing data
+	// erased, before those after it.
+	for len(recs) > 0 {
+		n := slices.IndexFunc(recs, func(r record) bool { return !r.erasure.IsZero() })
+		if n < 0 {
+			n = len(recs)
+		}
+		if r, err := p.screenSegment(ctx, member, recs[:n], vc); err != nil {
+			return r, err
+		}
+		if n == len(recs) {
+			break
+		}
+		if r := recs[n]; p.History != nil {
+			vc.drop(member)
+			if err := p.History.EraseViewing(ctx, member, r.erasure); err != nil {
+				return r, err
+			}
+			if r.erasure.After(vc.erased[member]) {
+				if vc.erased == nil {
+					vc.erased = map[string]time.Time{}
+				}
+				vc.erased[member] = r.erasure
+			}
+		}
+		recs = recs[n+1:]
+	}
+	return record{}, nil
+}
+
+// drop forgets the history changes and closes of member gathered so far.
+func (vc *viewChanges) drop(member string) {
+	keep := 0
+	for i, c := range vc.changes {
+		if c.Member != member {
+			vc.changes[keep], vc.from[keep] = c, vc.from[i]
+			keep++
+		}
+	}
+	vc.changes, vc.from = vc.changes[:keep], vc.from[:keep]
+	vc.closes = slices.DeleteFunc(vc.closes, func(c closing) bool { return c.member == member })
+}
+
+// screenSegment handles screen writes slot by slot, in record order.
+func (p *Processor) screenSegment(ctx context.Context, member string, recs []record, vc *viewChanges) (record, error) {
 	var slots []int
 	bySlot := map[int][]record{}
 	for _, r := range recs {
@@ -288,6 +378,9 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 	}
 	for _, r := range recs {
 		v := r.view
+		if v.Started.Before(vc.erased[member]) {
+			continue // a view started before the member's viewing data was erased
+		}
 		if v.Seq == 0 && v.Ended == "" { // the write of a start
 			if f := v.Former; f != nil && f.Title != "" {
 				if err := flush(); err != nil {

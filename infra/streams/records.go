@@ -37,6 +37,13 @@ func ScreenRecord(member string, v *viewing.View, insert bool, seq string) (even
 	return newImageRecord(item, name, fmt.Sprintf("%s-%s-%d", member, v.ID, v.Seq), v.LastSeen, seq)
 }
 
+// ErasureRecord is the stream record DynamoDB Streams carries for the write
+// of a pending erasure of a member's viewing data (an INSERT or, after an
+// earlier erasure, a MODIFY: the function treats both alike).
+func ErasureRecord(member string, at time.Time, seq string) (events.DynamoDBEventRecord, error) {
+	return newImageRecord(dynamo.MarshalErasure(member, at), "MODIFY", fmt.Sprintf("%s-erasure-%d", member, at.UnixMilli()), at, seq)
+}
+
 func newImageRecord(item map[string]types.AttributeValue, name, id string, at time.Time, seq string) (events.DynamoDBEventRecord, error) {
 	image, err := FromSDK(item)
 	if err != nil {
