@@ -20,7 +20,7 @@ import (
 
 // viewingOps are the viewing operations the benchmark measures, in the
 // order a screen makes them.
-var viewingOps = []string{"start", "heartbeat", "resume", "stop"}
+var viewingOps = []string{"start", "heartbeat", "resume", "stop", "history", "row"}
 
 // opStats are one operation's latencies and DynamoDB usage.
 type opStats struct {
@@ -72,6 +72,7 @@ func BenchmarkViewing(b *testing.B) {
 	store := dynamo.New(db, cfg.Table)
 	policy := licensing.DefaultPolicy()
 	svc := viewing.NewService(store, policy, setup.SystemClock{}, setup.RandomIDs{})
+	svc.History = store
 	var titles []string
 	for id, t := range policy.Titles {
 		if t.Runtime > 0 && t.Availability(id, time.Now()) == nil {
@@ -144,6 +145,14 @@ func BenchmarkViewing(b *testing.B) {
 						_, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: device, View: view.View.ID, PositionMs: pos})
 						return err
 					})
+					mine["history"].measure(b, func(ctx context.Context) error {
+						_, err := svc.HistoryPage(ctx, member, "", viewing.DefaultPageSize)
+						return err
+					})
+					mine["row"].measure(b, func(ctx context.Context) error {
+						_, err := svc.RecentlyWatched(ctx, member, "")
+						return err
+					})
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -155,13 +164,88 @@ func BenchmarkViewing(b *testing.B) {
 		wg.Wait()
 		wall += time.Since(began)
 	}
+	// How stale the row is on a quiet table: from a stop to the row showing
+	// it, with the stream function polling in the background as
+	// dlicense-local runs it (a pause of DefaultInterval between polls;
+	// Lambda adds the template's one-second batching window instead).
+	if err := poller.CatchUp(ctx); err != nil { // the rounds' backlog
+		b.Fatal(err)
+	}
+	staleness := make([]time.Duration, 0, 20)
+	for i := range 20 {
+		member, title := fmt.Sprintf("stale-%02d", i), titles[i%len(titles)]
+		st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: title}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		stopped := time.Now()
+		if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: "tv", View: st.View.ID, PositionMs: 700_000}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			row, err := svc.RecentlyWatched(ctx, member, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(row) > 0 && row[0].PositionMs == 700_000 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		staleness = append(staleness, time.Since(stopped))
+	}
 	stopPolling()
 	<-polled
 	if err := poller.CatchUp(ctx); err != nil {
 		b.Fatal(err)
 	}
 	reports := len(stats["heartbeat"].latencies) + len(stats["stop"].latencies)
+	writes := reports + len(stats["start"].latencies)
 	b.ReportMetric(streamMeter.Usage().WriteUnits/float64(reports), "stream-WCU/report")
+	b.ReportMetric(streamMeter.Usage().WriteUnits/float64(writes), "stream-WCU/viewing-event")
+	b.ReportMetric(streamMeter.Usage().ReadUnits/float64(writes), "stream-RCU/viewing-event")
+
+	// At real time a heartbeat comes every 30 s and the stream function
+	// handles each write in a batch of its own, with nothing to sum: views
+	// of 20 heartbeats, each write handed to the function alone.
+	var paced dynamo.Meter
+	pacedEvents := 0
+	handleOne := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		return proc.Handle(dynamo.WithMeter(ctx, &paced), ev)
+	}
+	one := localPoller(b, db, cfg, lambda.NewHandler(handleOne))
+	one.BatchSize, one.StartAtLatest = 1, true
+	if err := one.CatchUp(ctx); err != nil { // iterators at the stream's end
+		b.Fatal(err)
+	}
+	for i := range 20 {
+		member, title := fmt.Sprintf("paced-%02d", i), titles[i%len(titles)]
+		st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: title}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		pacedEvents++
+		for seq := int64(1); seq <= beats; seq++ {
+			if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: "tv", View: st.View.ID, PositionMs: seq * 30_000, State: viewing.Playing, Seq: seq}); err != nil {
+				b.Fatal(err)
+			}
+			pacedEvents++
+			if err := one.CatchUp(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: "tv", View: st.View.ID, PositionMs: 700_000}); err != nil {
+			b.Fatal(err)
+		}
+		pacedEvents++
+		if err := one.CatchUp(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(paced.Usage().WriteUnits/float64(pacedEvents), "stream-WCU/viewing-event-paced")
+	b.ReportMetric(paced.Usage().ReadUnits/float64(pacedEvents), "stream-RCU/viewing-event-paced")
+	b.ReportMetric(float64(percentile(staleness, 0.5).Microseconds()), "row-staleness-p50-µs")
+	b.ReportMetric(float64(percentile(staleness, 0.99).Microseconds()), "row-staleness-p99-µs")
 	for _, op := range viewingOps {
 		s := stats[op]
 		n := float64(len(s.latencies))
