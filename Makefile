@@ -68,9 +68,12 @@ load:
 	$(GO) run ./infra/loadgen/cmd/dlicense-load -url http://127.0.0.1:3000 $(LOAD_ARGS)
 
 ## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1), or recount
-## every counter (COUNTERS=1, stream function paused); TABLE_NAME, AWS_REGION set
+## every counter (COUNTERS=1, stream function paused); with VIEWING=1, the
+## recently watched rows from the history entries (MEMBER=… or ALL=1);
+## ENGAGEMENT=1 recounts every engagement count too (stream function
+## paused); TABLE_NAME, AWS_REGION set
 rebuild:
-	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER)))
+	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
 
 ## redrive: replay the records of dead-letter messages through the stream
 ## function (FILE=message.json, or QUEUE=url for the whole queue); TABLE_NAME

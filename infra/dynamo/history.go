@@ -348,6 +348,21 @@ func (s *Store) Row(ctx context.Context, member, profile string) (*viewing.Row, 
 	return s.readRow(ctx, member, profile, false)
 }
 
+// rowItem is a row as stored.
+func rowItem(member, profile string, r *viewing.Row) (map[string]types.AttributeValue, error) {
+	stored := make([]rowEntry, len(r.Entries))
+	for i, e := range r.Entries {
+		stored[i] = rowEntry{Title: e.Title, View: e.View, Started: ms(e.Started), Position: e.PositionMs, Furthest: e.FurthestMs, At: ms(e.At)}
+	}
+	d, err := json.Marshal(stored)
+	if err != nil {
+		return nil, err
+	}
+	item := key(ViewingPartition(member), rowSK(profile))
+	item["it"], item["pf"], item["ver"], item["d"] = str(kindRow), str(profile), num(r.Version), str(string(d))
+	return item, nil
+}
+
 // rowAttempts bounds the read-and-write rounds of one row update.
 const rowAttempts = 8
 
@@ -366,16 +381,12 @@ func (s *Store) WatchRow(ctx context.Context, member, profile string, es []viewi
 		if !changed {
 			return nil
 		}
-		stored := make([]rowEntry, len(r.Entries))
-		for i, e := range r.Entries {
-			stored[i] = rowEntry{Title: e.Title, View: e.View, Started: ms(e.Started), Position: e.PositionMs, Furthest: e.FurthestMs, At: ms(e.At)}
-		}
-		d, err := json.Marshal(stored)
+		next := *r
+		next.Version++
+		item, err := rowItem(member, profile, &next)
 		if err != nil {
 			return err
 		}
-		item := key(ViewingPartition(member), rowSK(profile))
-		item["it"], item["pf"], item["ver"], item["d"] = str(kindRow), str(profile), num(r.Version+1), str(string(d))
 		cond, values := "attribute_not_exists(sk)", map[string]types.AttributeValue{}
 		if r.Version > 0 {
 			cond, values[":v"] = "ver = :v", num(r.Version)
@@ -690,4 +701,120 @@ func (s *Store) Erasures(ctx context.Context, members []string) (map[string]time
 		members = members[n:]
 	}
 	return out, nil
+}
+
+// ViewingMembers calls fn with every member that has a viewing history:
+// one Scan of the table (history items only), a member once (a partition's
+// items come together).
+func (s *Store) ViewingMembers(ctx context.Context, fn func(member string) error) error {
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("begins_with(pk, :v) AND begins_with(sk, :h) AND #it = :k"),
+		ProjectionExpression:      aws.String("pk"),
+		ExpressionAttributeNames:  map[string]string{"#it": "it"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str("v#"), ":h": str("h#"), ":k": str(kindHistory)},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	last := ""
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			record(ctx, true)
+			return fmt.Errorf("scan %s: %w", s.table, unavailable(err))
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, it := range out.Items {
+			pk, _ := it["pk"].(*types.AttributeValueMemberS)
+			if pk == nil || pk.Value == last {
+				continue
+			}
+			last = pk.Value
+			if err := fn(strings.TrimPrefix(pk.Value, "v#")); err != nil {
+				return err
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// ReplaceRows replaces a member's recently watched rows: a Query of the
+// rows held, deletes of those of other profiles, a PutItem per row.
+func (s *Store) ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error {
+	var stale []map[string]types.AttributeValue
+	if err := s.partitionItems(ctx, member, []string{"w#"}, func(item map[string]types.AttributeValue) {
+		sk := item["sk"].(*types.AttributeValueMemberS).Value
+		for profile := range rows {
+			if rowSK(profile) == sk {
+				return
+			}
+		}
+		stale = append(stale, keyOf(item))
+	}); err != nil {
+		return err
+	}
+	if err := s.deleteKeys(ctx, stale); err != nil {
+		return err
+	}
+	for profile, r := range rows {
+		item, err := rowItem(member, profile, r)
+		if err != nil {
+			return err
+		}
+		out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+		if err != nil {
+			record(ctx, false)
+			return fmt.Errorf("write row: %w", unavailable(err))
+		}
+		record(ctx, false, one(out.ConsumedCapacity)...)
+	}
+	return nil
+}
+
+// ReplaceEngagement replaces every engagement count: a Scan for the items
+// held and deletes of them all, then one PutItem per title and day with its
+// totals on shard 0.
+func (s *Store) ReplaceEngagement(ctx context.Context, counts map[string]map[string]viewing.Engagement) (int, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("#it = :k"),
+		ProjectionExpression:      aws.String("pk, sk"),
+		ExpressionAttributeNames:  map[string]string{"#it": "it"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindEngagement)},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	var held []map[string]types.AttributeValue
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			record(ctx, true)
+			return 0, fmt.Errorf("scan %s: %w", s.table, unavailable(err))
+		}
+		record(ctx, true, one(out.ConsumedCapacity)...)
+		for _, it := range out.Items {
+			held = append(held, keyOf(it))
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	if err := s.deleteKeys(ctx, held); err != nil {
+		return 0, err
+	}
+	for day, titles := range counts {
+		for title, e := range titles {
+			item := engagementKey(day, 0, title)
+			item["it"], item["t"], item["n"], item["w"], item["c"] = str(kindEngagement), str(title), num(e.Views), num(e.WatchedMs), num(e.Completions)
+			out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+			if err != nil {
+				record(ctx, false)
+				return len(held), fmt.Errorf("write engagement: %w", unavailable(err))
+			}
+			record(ctx, false, one(out.ConsumedCapacity)...)
+		}
+	}
+	return len(held), nil
 }

@@ -467,3 +467,61 @@ func (s *Store) Erasures(ctx context.Context, members []string) (map[string]time
 	}
 	return out, nil
 }
+
+// ViewingMembers calls fn with every member that has a viewing history, in
+// order.
+func (s *Store) ViewingMembers(ctx context.Context, fn func(member string) error) error {
+	s.mu.Lock()
+	var members []string
+	for m, h := range s.history {
+		if len(h) > 0 {
+			members = append(members, m)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(members)
+	for _, m := range members {
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReplaceRows replaces a member's recently watched rows.
+func (s *Store) ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.rows {
+		if strings.HasPrefix(k, member+"\x00") {
+			delete(s.rows, k)
+		}
+	}
+	for profile, r := range rows {
+		c := *r
+		c.Entries = slices.Clone(r.Entries)
+		s.rows[resumeKey(member, profile, "")] = &c
+	}
+	return nil
+}
+
+// ReplaceEngagement replaces every engagement count.
+func (s *Store) ReplaceEngagement(ctx context.Context, counts map[string]map[string]viewing.Engagement) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cleared := 0
+	for _, titles := range s.engagement {
+		cleared += len(titles)
+	}
+	s.engagement = map[string]map[string]viewing.Engagement{}
+	for day, titles := range counts {
+		s.engagement[day] = maps.Clone(titles)
+	}
+	return cleared, nil
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/memstore"
@@ -126,5 +127,82 @@ func TestRebuildCounters(t *testing.T) {
 		db, name := dynamolocal.Table(t)
 		s := dynamo.New(db, name)
 		run(t, s, s, s)
+	})
+}
+
+// TestRebuildViewing: rows gone wrong and engagement counted under an old
+// definition are rebuilt from the history entries, under the policy given:
+// a lower completion share completes more views.
+func TestRebuildViewing(t *testing.T) {
+	run := func(t *testing.T, s rebuild.ViewingStore) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+		entry := func(title, profile string, min int, view string, watchedMs int64) viewing.HistoryEntry {
+			at := t0.Add(time.Duration(min) * time.Minute)
+			return viewing.HistoryEntry{View: view, Title: title, Profile: profile, Device: "tv", Started: at, LastSeen: at.Add(time.Hour),
+				PositionMs: watchedMs, FurthestMs: watchedMs, WatchedMs: watchedMs, Ended: viewing.Stopped}
+		}
+		var changes []viewing.HistoryMemberChange
+		for _, c := range []struct {
+			member string
+			e      viewing.HistoryEntry
+		}{
+			{"m-a", entry("tt-first-light", "", 0, "v0-1", 3_000_000)}, // 50 of 106 minutes
+			{"m-a", entry("tt-paper-moons", "kids", 1, "v1-2", 600_000)},
+			{"m-a", entry("tt-first-light", "", 2, "v0-3", 6_300_000)}, // in the credits
+			{"m-b", entry("tt-first-light", "", 3, "v0-4", 60_000)},
+		} {
+			changes = append(changes, viewing.HistoryMemberChange{Member: c.member, HistoryChange: viewing.HistoryChange{Entry: c.e, Closed: true}})
+		}
+		// Recorded without counts (as if counted under another definition)
+		// and a row that says something else.
+		if err := s.RecordHistory(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WatchRow(ctx, "m-a", "", []viewing.HistoryEntry{entry("tt-gone", "", 9, "v0-9", 1)}); err != nil {
+			t.Fatal(err)
+		}
+		var members []string
+		if err := s.ViewingMembers(ctx, func(m string) error { members = append(members, m); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(members)
+		if !slices.Equal(members, []string{"m-a", "m-b"}) {
+			t.Fatalf("ViewingMembers = %v", members)
+		}
+		policy := licensing.DefaultPolicy()
+		policy.Viewing.Completion = 0.4 // a new definition: 40 % of the runtime completes a view
+		var done []int
+		r, err := rebuild.Viewing(ctx, s, policy, members, true, func(n int) { done = append(done, n) })
+		if err != nil || r.Members != 2 || r.Entries != 4 || r.Rows != 3 || r.Counts != 2 || !slices.Equal(done, []int{1, 2}) {
+			t.Fatalf("rebuild.Viewing = %+v, %v, progress %v", r, err, done)
+		}
+		row, _ := s.Row(ctx, "m-a", "")
+		if len(row.Entries) != 1 || row.Entries[0].Title != "tt-first-light" || row.Entries[0].View != "v0-3" {
+			t.Errorf("m-a's row = %+v, want tt-first-light's latest view alone", row.Entries)
+		}
+		if kids, _ := s.Row(ctx, "m-a", "kids"); len(kids.Entries) != 1 || kids.Entries[0].Title != "tt-paper-moons" {
+			t.Errorf("m-a's kids row = %+v", kids.Entries)
+		}
+		day := viewing.Day(t0)
+		if e, _ := s.Engagement(ctx, "tt-first-light", day); e != (viewing.Engagement{Views: 3, WatchedMs: 9_360_000, Completions: 2}) {
+			t.Errorf("tt-first-light recounted = %+v", e)
+		}
+		if e, _ := s.Engagement(ctx, "tt-paper-moons", day); e.Views != 1 || e.WatchedMs != 600_000 {
+			t.Errorf("tt-paper-moons recounted = %+v", e)
+		}
+		// Again: the same.
+		r, err = rebuild.Viewing(ctx, s, policy, members, true, nil)
+		if err != nil || r.Cleared != 2 {
+			t.Errorf("second rebuild = %+v, %v; want the 2 counts replaced", r, err)
+		}
+		if e, _ := s.Engagement(ctx, "tt-first-light", day); e.Views != 3 {
+			t.Errorf("tt-first-light after a second recount = %+v", e)
+		}
+	}
+	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
+	t.Run("dynamo", func(t *testing.T) {
+		db, name := dynamolocal.Table(t)
+		run(t, dynamo.New(db, name))
 	})
 }

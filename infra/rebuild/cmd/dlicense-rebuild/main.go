@@ -4,6 +4,12 @@
 //	dlicense-rebuild -all               every member's snapshot (scans the table)
 //	dlicense-rebuild -counters          every counter, recounted from every log
 //	                                    (pause the stream function first)
+//	dlicense-rebuild -viewing -member m-1
+//	dlicense-rebuild -viewing -all      recently watched rows, rebuilt from the
+//	                                    history entries
+//	dlicense-rebuild -engagement        the rows and every engagement count,
+//	                                    recounted from every history (pause the
+//	                                    stream function first)
 //
 // It reads TABLE_NAME, AWS_REGION, DYNAMODB_ENDPOINT and POLICY_FILE like
 // the functions (snapshots keep what the policy's quotas can look at).
@@ -27,13 +33,25 @@ func main() {
 	member := flag.String("member", "", "rebuild this member")
 	all := flag.Bool("all", false, "rebuild every member")
 	counters := flag.Bool("counters", false, "recount every counter from every log")
+	views := flag.Bool("viewing", false, "rebuild the recently watched rows from the history entries")
+	engagement := flag.Bool("engagement", false, "rebuild the rows and recount every engagement count from every history")
 	flag.Parse()
+	if *engagement {
+		*views, *all = true, true
+	}
 	if *counters {
 		*all = true
 	}
-	if (*member == "") == !*all {
-		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all | -counters")
+	if (*member == "") == !*all || *counters && *views {
+		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all | -counters | -viewing (-member ID | -all) | -engagement")
 		os.Exit(2)
+	}
+	if *views {
+		if err := runViewing(*member, *engagement); err != nil {
+			fmt.Fprintln(os.Stderr, "dlicense-rebuild:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*member, *all, *counters); err != nil {
 		fmt.Fprintln(os.Stderr, "dlicense-rebuild:", err)
@@ -89,4 +107,44 @@ func run(member string, all, counters bool) error {
 		return r.LastError
 	}
 	return nil
+}
+
+// runViewing rebuilds the viewing read models of one member ("" for every
+// member with a history).
+func runViewing(member string, engagement bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cfg, err := dynamo.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	db, err := dynamo.NewClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	store := dynamo.New(db, cfg.Table)
+	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	if err != nil {
+		return err
+	}
+	members := []string{member}
+	if member == "" {
+		members = nil
+		spin := progressbar.Default(-1, "listing members with a history")
+		if err := store.ViewingMembers(ctx, func(m string) error {
+			members = append(members, m)
+			return spin.Add(1)
+		}); err != nil {
+			return err
+		}
+		spin.Finish()
+	}
+	var meter dynamo.Meter
+	bar := progressbar.Default(int64(len(members)), "rebuilding rows")
+	r, err := rebuild.Viewing(dynamo.WithMeter(ctx, &meter), store, policy, members, engagement, func(done int) { bar.Set(done) })
+	bar.Finish()
+	u := meter.Usage()
+	fmt.Printf("members %d, history entries %d, rows written %d, erasures under way skipped %d, engagement counts written %d (%d cleared); %d round trips, %.1f read and %.1f write units\n",
+		r.Members, r.Entries, r.Rows, r.Erasing, r.Counts, r.Cleared, u.RoundTrips, u.ReadUnits, u.WriteUnits)
+	return err
 }

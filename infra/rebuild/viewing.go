@@ -1,0 +1,115 @@
+package rebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
+)
+
+// ViewingStore is what a rebuild of the viewing read models reads and
+// writes: the history entries are the record of every view, and the rows
+// and engagement counts are rebuilt from them.
+type ViewingStore interface {
+	viewing.HistoryStore
+	// ViewingMembers calls fn with every member that has a viewing history.
+	ViewingMembers(ctx context.Context, fn func(member string) error) error
+	// ReplaceRows replaces a member's recently watched rows, by profile
+	// (profiles not given are deleted).
+	ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error
+	// ReplaceEngagement replaces every engagement count with counts (by day,
+	// then title), and returns how many counts held before it cleared.
+	ReplaceEngagement(ctx context.Context, counts map[string]map[string]viewing.Engagement) (cleared int, err error)
+}
+
+// ViewingReport counts what a viewing rebuild did.
+type ViewingReport struct {
+	Members int
+	Entries int
+	Rows    int // rows written
+	Counts  int // title-days counted (with engagement)
+	Cleared int // counts held before
+	Erasing int // members skipped: an erasure of theirs is under way
+}
+
+// Viewing rebuilds the recently watched rows of members from their history
+// entries and, with engagement, recounts the engagement of every title and
+// day from them under policy p (what completes a view, for a new
+// definition), replacing what the store holds. Run it with the stream
+// function paused. Views of members whose viewing data was erased are no
+// longer in any history: a recount counts them no more.
+func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members []string, engagement bool, progress func(done int)) (ViewingReport, error) {
+	var r ViewingReport
+	counts := map[string]map[string]viewing.Engagement{}
+	for i, m := range members {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		rows := map[string]*viewing.Row{}
+		after := ""
+		for {
+			page, more, err := s.History(ctx, m, after, viewing.MaxPageSize)
+			if errors.Is(err, viewing.ErrErasurePending) {
+				r.Erasing++ // its erasure waits for the stream function
+				rows = nil
+				break
+			}
+			if err != nil {
+				return r, fmt.Errorf("history of %s: %w", licensing.Pseudonym(m), err)
+			}
+			for _, e := range page {
+				r.Entries++
+				row := rows[e.Profile]
+				if row == nil {
+					row = &viewing.Row{Profile: e.Profile}
+					rows[e.Profile] = row
+				}
+				row.Watch(e)
+				if engagement {
+					day := viewing.Day(e.Started)
+					if counts[day] == nil {
+						counts[day] = map[string]viewing.Engagement{}
+					}
+					c := counts[day][e.Title]
+					c.Add(viewing.StartEngagement(e))
+					if e.Ended != "" {
+						t, _ := p.Title(e.Title)
+						c.Add(viewing.EndEngagement(e, t.Runtime.D(), p.Viewing))
+					}
+					counts[day][e.Title] = c
+				}
+			}
+			if !more || len(page) == 0 {
+				break
+			}
+			after = page[len(page)-1].Key()
+		}
+		if rows == nil {
+			continue
+		}
+		for _, row := range rows {
+			row.Version = 1
+		}
+		if err := s.ReplaceRows(ctx, m, rows); err != nil {
+			return r, fmt.Errorf("rows of %s: %w", licensing.Pseudonym(m), err)
+		}
+		r.Members++
+		r.Rows += len(rows)
+		if progress != nil {
+			progress(i + 1)
+		}
+	}
+	if engagement {
+		for _, titles := range counts {
+			r.Counts += len(titles)
+		}
+		cleared, err := s.ReplaceEngagement(ctx, counts)
+		r.Cleared = cleared
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
