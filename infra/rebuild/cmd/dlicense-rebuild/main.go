@@ -144,7 +144,7 @@ func runViewing(member string, engagement bool) error {
 	r, err := rebuild.Viewing(dynamo.WithMeter(ctx, &meter), store, policy, members, engagement, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
-	fmt.Printf("members %d, history entries %d, rows written %d, erasures under way skipped %d, engagement counts written %d (%d cleared); %d round trips, %.1f read and %.1f write units\n",
+	fmt.Printf("members %d, history entries %d, rows written %d, erasures under way skipped %d, engagement counts written %d (%d items cleared); %d round trips, %.1f read and %.1f write units\n",
 		r.Members, r.Entries, r.Rows, r.Erasing, r.Counts, r.Cleared, u.RoundTrips, u.ReadUnits, u.WriteUnits)
 	return err
 }
