@@ -193,13 +193,15 @@ func (r *Row) Watch(e HistoryEntry) bool {
 		cur := r.Entries[i]
 		switch {
 		case cur.View == e.View:
-			if !e.LastSeen.After(cur.At) && e.FurthestMs <= cur.FurthestMs {
+			next := cur
+			if !e.LastSeen.Before(cur.At) { // a report no older (a stop may share its start's millisecond)
+				next.PositionMs, next.At = e.PositionMs, e.LastSeen
+			}
+			next.FurthestMs = max(cur.FurthestMs, e.FurthestMs)
+			if next == cur {
 				return false
 			}
-			if e.LastSeen.After(cur.At) {
-				r.Entries[i].PositionMs, r.Entries[i].At = e.PositionMs, e.LastSeen
-			}
-			r.Entries[i].FurthestMs = max(cur.FurthestMs, e.FurthestMs)
+			r.Entries[i] = next
 			return true
 		case e.Started.Before(cur.Started) || e.Started.Equal(cur.Started) && e.View < cur.View:
 			return false

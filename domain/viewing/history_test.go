@@ -162,6 +162,14 @@ func TestRowMovesATitleToTheFront(t *testing.T) {
 	if r.Watch(end) {
 		t.Error("the same report twice changed the row")
 	}
+	// A stop in the millisecond of its start still moves the position.
+	quick := entry("e", 50, "v3-7")
+	r.Watch(quick)
+	quick.PositionMs = 42_000
+	if !r.Watch(quick) || r.Entries[0].PositionMs != 42_000 {
+		t.Errorf("a stop in its start's millisecond: %+v", r.Entries[0])
+	}
+	r.Entries = r.Entries[1:]
 	// A view that started earlier but is seen later goes where it started.
 	if !r.Watch(entry("d", 2, "v2-6")) || titles(r) != "b,a,d,c" {
 		t.Errorf("row = %s, want b,a,d,c", titles(r))

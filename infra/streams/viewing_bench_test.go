@@ -190,6 +190,9 @@ func BenchmarkViewing(b *testing.B) {
 			if len(row) > 0 && row[0].PositionMs == 700_000 {
 				break
 			}
+			if time.Since(stopped) > 30*time.Second {
+				b.Fatalf("the row of %s never showed its stop: %+v", member, row)
+			}
 			time.Sleep(2 * time.Millisecond)
 		}
 		staleness = append(staleness, time.Since(stopped))
