@@ -100,8 +100,31 @@ func chunkOf(counted []licensing.Counted) int {
 }
 
 func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error {
-	for attempt := 1; len(chunk) > 0; attempt++ {
-		in := s.countTransaction(chunk)
+	return s.transactUntilDone(ctx, "count members", func() (*dynamodb.TransactWriteItemsInput, int, error) {
+		return s.countTransaction(chunk), len(chunk), nil
+	}, func(i int, item map[string]types.AttributeValue) {
+		chunk[i] = countedAfter(chunk[i], countedVersion(item))
+	}, func() int {
+		chunk = slices.DeleteFunc(chunk, func(c licensing.Counted) bool { return len(c.Changes) == 0 })
+		return len(chunk)
+	})
+}
+
+// transactUntilDone writes the transaction build makes (its first n items
+// conditional, one per change) until it is written or nothing is left: a
+// cancellation calls failed for each change whose condition failed (with
+// the item DynamoDB returns), then trim, which drops what is done and says
+// how many changes are left, and the rest is tried again; a conflict with
+// another transaction, or a transient error, is retried with backoff, up to
+// countAttempts tries.
+func (s *Store) transactUntilDone(ctx context.Context, what string, build func() (*dynamodb.TransactWriteItemsInput, int, error),
+	failed func(i int, item map[string]types.AttributeValue), trim func() int) error {
+	left := 1
+	for attempt := 1; left > 0; attempt++ {
+		in, n, err := build()
+		if err != nil {
+			return err
+		}
 		out, err := s.db.TransactWriteItems(ctx, in)
 		if err == nil {
 			record(ctx, false, out.ConsumedCapacity...)
@@ -115,8 +138,8 @@ func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error
 			for i, r := range tce.CancellationReasons {
 				switch aws.ToString(r.Code) {
 				case "ConditionalCheckFailed":
-					if i < len(chunk) {
-						chunk[i] = countedAfter(chunk[i], countedVersion(r.Item))
+					if i < n {
+						failed(i, r.Item)
 						trimmed = true
 					}
 				case "TransactionConflict":
@@ -124,12 +147,12 @@ func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error
 				}
 			}
 			if trimmed {
-				chunk = slices.DeleteFunc(chunk, func(c licensing.Counted) bool { return len(c.Changes) == 0 })
+				left = trim()
 				continue
 			}
 		}
 		if (!conflict && !transient(err)) || attempt >= countAttempts {
-			return fmt.Errorf("count %d members: %w", len(chunk), unavailable(err))
+			return fmt.Errorf("%s (%d in the transaction): %w", what, n, unavailable(err))
 		}
 		if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
 			return err

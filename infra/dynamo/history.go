@@ -136,53 +136,22 @@ func (s *Store) recordChunk(ctx context.Context, chunk []viewing.HistoryMemberCh
 	for i, c := range chunk {
 		cs[i] = historyChange{HistoryMemberChange: c, create: !c.Closed}
 	}
-	for attempt := 1; len(cs) > 0; attempt++ {
+	return s.transactUntilDone(ctx, "record history changes", func() (*dynamodb.TransactWriteItemsInput, int, error) {
 		in, err := s.historyTransaction(cs)
-		if err != nil {
-			return err
+		return in, len(cs), err
+	}, func(i int, item map[string]types.AttributeValue) {
+		if cs[i].Closed && !cs[i].create && len(item) == 0 {
+			// A close of an entry never opened: write it whole, and count
+			// its start too.
+			cs[i].create = true
+			cs[i].Count.Add(viewing.StartEngagement(cs[i].Entry))
+			return
 		}
-		out, err := s.db.TransactWriteItems(ctx, in)
-		if err == nil {
-			record(ctx, false, out.ConsumedCapacity...)
-			return nil
-		}
-		record(ctx, false)
-		var tce *types.TransactionCanceledException
-		conflict := false
-		if errors.As(err, &tce) {
-			changed := false
-			for i, r := range tce.CancellationReasons {
-				switch aws.ToString(r.Code) {
-				case "ConditionalCheckFailed":
-					if i >= len(cs) {
-						continue
-					}
-					changed = true
-					if cs[i].Closed && !cs[i].create && len(r.Item) == 0 {
-						// A close of an entry never opened: write it whole,
-						// and count its start too.
-						cs[i].create = true
-						cs[i].Count.Add(viewing.StartEngagement(cs[i].Entry))
-						continue
-					}
-					cs[i].Entry.View = "" // applied already: dropped below
-				case "TransactionConflict":
-					conflict = true
-				}
-			}
-			if changed {
-				cs = slices.DeleteFunc(cs, func(c historyChange) bool { return c.Entry.View == "" })
-				continue
-			}
-		}
-		if (!conflict && !transient(err)) || attempt >= countAttempts {
-			return fmt.Errorf("record %d history changes: %w", len(cs), unavailable(err))
-		}
-		if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
-			return err
-		}
-	}
-	return nil
+		cs[i].Entry.View = "" // applied already: dropped
+	}, func() int {
+		cs = slices.DeleteFunc(cs, func(c historyChange) bool { return c.Entry.View == "" })
+		return len(cs)
+	})
 }
 
 // historyTransaction is the transaction of a chunk: the entries first, in

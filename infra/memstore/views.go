@@ -403,11 +403,7 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 		return viewing.ErrErasurePending
 	}
 	delete(s.screens, member)
-	for k := range s.rows {
-		if strings.HasPrefix(k, member+"\x00") {
-			delete(s.rows, k)
-		}
-	}
+	deleteMember(s.rows, member)
 	e := viewing.Erasure{Member: member, At: at, State: "pending"}
 	s.erasures[member] = &e
 	if len(s.erasureSubs) == 0 {
@@ -425,16 +421,8 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.resumes {
-		if strings.HasPrefix(k, member+"\x00") {
-			delete(s.resumes, k)
-		}
-	}
-	for k := range s.rows {
-		if strings.HasPrefix(k, member+"\x00") {
-			delete(s.rows, k)
-		}
-	}
+	deleteMember(s.resumes, member)
+	deleteMember(s.rows, member)
 	for k, e := range s.history[member] {
 		if e.Started.Before(at) {
 			delete(s.history[member], k)
@@ -495,11 +483,7 @@ func (s *Store) ReplaceRows(ctx context.Context, member string, rows map[string]
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.rows {
-		if strings.HasPrefix(k, member+"\x00") {
-			delete(s.rows, k)
-		}
-	}
+	deleteMember(s.rows, member)
 	for profile, r := range rows {
 		c := *r
 		c.Entries = slices.Clone(r.Entries)
@@ -524,4 +508,13 @@ func (s *Store) ReplaceEngagement(ctx context.Context, counts map[string]map[str
 		s.engagement[day] = maps.Clone(titles)
 	}
 	return cleared, nil
+}
+
+// deleteMember deletes the entries of m keyed by resumeKey for member.
+func deleteMember[V any](m map[string]V, member string) {
+	for k := range m {
+		if strings.HasPrefix(k, member+"\x00") {
+			delete(m, k)
+		}
+	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/rebuild"
 	"github.com/dlicense/dlicense/infra/setup"
@@ -62,16 +63,7 @@ func main() {
 func run(member string, all, counters bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg, err := dynamo.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	db, err := dynamo.NewClient(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	store := dynamo.New(db, cfg.Table)
-	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	store, policy, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -114,16 +106,7 @@ func run(member string, all, counters bool) error {
 func runViewing(member string, engagement bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg, err := dynamo.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	db, err := dynamo.NewClient(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	store := dynamo.New(db, cfg.Table)
-	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	store, policy, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -147,4 +130,21 @@ func runViewing(member string, engagement bool) error {
 	fmt.Printf("members %d, history entries %d, rows written %d, erasures under way skipped %d, engagement counts written %d (%d items cleared); %d round trips, %.1f read and %.1f write units\n",
 		r.Members, r.Entries, r.Rows, r.Erasing, r.Counts, r.Cleared, u.RoundTrips, u.ReadUnits, u.WriteUnits)
 	return err
+}
+
+// open is the table and the policy, from the environment.
+func open(ctx context.Context) (*dynamo.Store, *licensing.Policy, error) {
+	cfg, err := dynamo.ConfigFromEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := dynamo.NewClient(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return dynamo.New(db, cfg.Table), policy, nil
 }
