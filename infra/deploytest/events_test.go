@@ -117,15 +117,20 @@ type step struct {
 
 // TestSampleEventsThroughTheLambdaPath builds the API exactly as the Lambda
 // does (setup.Build, algnhsa, lambda.NewHandler: what lambda.Start wraps the
-// handler in), but on the embedded store, and feeds it every sample event in
-// the order a device would send them.
+// handler in), on the embedded store, and feeds it every sample event in the
+// order a device would send them.
 func TestSampleEventsThroughTheLambdaPath(t *testing.T) {
-	ctx := context.Background()
 	key, err := tokens.GenerateKey("test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"}
+	runSamples(t, setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"})
+}
+
+// runSamples feeds every sample event, in a device's order, to the API
+// built from cfg as the Lambda builds it.
+func runSamples(t *testing.T, cfg setup.Config) {
+	ctx := context.Background()
 	parts, err := setup.Build(ctx, cfg)
 	if err != nil {
 		t.Fatalf("setup.Build = %v", err)

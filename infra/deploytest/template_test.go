@@ -27,7 +27,7 @@ const jwksRoute = "GET /.well-known/jwks.json"
 var expectedActions = map[string][]string{
 	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "ssm:GetParameter"},
 	"StreamsFunction": {
-		"dynamodb:BatchWriteItem", "dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage",
 	},
 }

@@ -29,6 +29,9 @@ type Config struct {
 	SnapshotEvery int
 	// MaxAttempts is how many times the SDK tries a call (4 if 0).
 	MaxAttempts int
+	// HTTPClient, when set, carries the DynamoDB client's calls (tests
+	// record them with it).
+	HTTPClient aws.HTTPClient
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -99,6 +102,9 @@ func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options))
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.DisableValidateResponseChecksum = true
+		}
+		if c.HTTPClient != nil {
+			o.HTTPClient = c.HTTPClient
 		}
 	}}, optFns...)...), nil
 }
