@@ -65,6 +65,10 @@ type ProgressStore interface {
 type HistoryChange struct {
 	Entry  HistoryEntry
 	Closed bool
+	// EndOnly marks a close that knows only why the view ended (it ended
+	// before any report, so it has no totals): it sets the entry's end and
+	// nothing else, or writes the entry as given if there is none.
+	EndOnly bool
 	// Count is what the change adds to its title's engagement on the day
 	// the view started: StartEngagement for an open, EndEngagement for a
 	// close. A close that finds no open entry (its start was never seen)

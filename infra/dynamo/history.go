@@ -97,7 +97,13 @@ func (s *Store) RecordHistory(ctx context.Context, changes []viewing.HistoryMemb
 		case !seen:
 			at[k] = len(pending)
 			pending = append(pending, c)
-		case c.Closed && !pending[i].Closed:
+		case c.EndOnly && !pending[i].Closed:
+			// The end of a view opened in the same batch: the open's entry,
+			// ended (written whole if the open never landed).
+			end := pending[i]
+			end.Entry.Ended, end.Closed, end.Count = c.Entry.Ended, true, viewing.Engagement{}
+			pending[i] = end
+		case c.Closed && (!pending[i].Closed || pending[i].EndOnly && !c.EndOnly):
 			pending[i] = c
 		}
 	}
@@ -167,11 +173,21 @@ func (s *Store) historyTransaction(cs []historyChange) (*dynamodb.TransactWriteI
 		if err != nil {
 			return nil, err
 		}
-		if c.create {
+		switch {
+		case c.create:
 			in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{
 				TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(sk)"),
 			}})
-		} else {
+		case c.EndOnly:
+			in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
+				TableName: &s.table, Key: key(ViewingPartition(c.Member), c.Entry.Key()),
+				UpdateExpression:                    aws.String("SET #er = :er"),
+				ConditionExpression:                 aws.String("attribute_exists(sk) AND attribute_not_exists(#er)"),
+				ExpressionAttributeNames:            map[string]string{"#er": "er"},
+				ExpressionAttributeValues:           map[string]types.AttributeValue{":er": str(string(c.Entry.Ended))},
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}})
+		default:
 			var sets []string
 			values := map[string]types.AttributeValue{}
 			names := map[string]string{}
@@ -599,18 +615,40 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 // done (on the condition that it is this erasure).
 func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) error {
 	cut := ms(at)
+	held, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(ViewingPartition(member), erasureSK), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+	if err != nil {
+		record(ctx, true)
+		return fmt.Errorf("read the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+	}
+	record(ctx, true, one(held.ConsumedCapacity)...)
+	k, _ := held.Item["it"].(*types.AttributeValueMemberS)
+	if n, _ := held.Item["at"].(*types.AttributeValueMemberN); k != nil && k.Value == kindErased && n != nil && n.Value == strconv.FormatInt(cut, 10) {
+		return nil // carried out already (a record delivered again): what came after it stays
+	}
+	num64 := func(item map[string]types.AttributeValue, a string) (int64, bool) {
+		n, _ := item[a].(*types.AttributeValueMemberN)
+		if n == nil {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(n.Value, 10, 64)
+		return v, err == nil
+	}
 	var keys []map[string]types.AttributeValue
-	err := s.partitionItems(ctx, member, []string{"r#", "w#", "h#", "s#"}, func(item map[string]types.AttributeValue) {
+	var kept []map[string]types.AttributeValue // resume points with a position reported since
+	err = s.partitionItems(ctx, member, []string{"r#", "w#", "h#", "s#"}, func(item map[string]types.AttributeValue) {
 		sk := item["sk"].(*types.AttributeValueMemberS).Value
 		switch {
 		case sk == erasureSK:
 			return
 		case strings.HasPrefix(sk, "h#"), strings.HasPrefix(sk, "s#"):
 			// Only views started before the erasure.
-			if n, _ := item["sa"].(*types.AttributeValueMemberN); n != nil {
-				if v, _ := strconv.ParseInt(n.Value, 10, 64); v >= cut {
-					return
-				}
+			if v, ok := num64(item, "sa"); ok && v >= cut {
+				return
+			}
+		case strings.HasPrefix(sk, "r#"):
+			if v, ok := num64(item, "at"); ok && v >= cut {
+				kept = append(kept, item)
+				return
 			}
 		}
 		keys = append(keys, keyOf(item))
@@ -620,6 +658,25 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 	}
 	if err := s.deleteKeys(ctx, keys); err != nil {
 		return fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+	}
+	for _, item := range kept {
+		// Keep the position; forget the time and the totals of views from
+		// before the erasure.
+		remove := []string{}
+		for slot := range licensing.MaxScreens {
+			if v, ok := num64(item, openAttr(slot, "s")); ok && v < cut {
+				for _, f := range openFields {
+					remove = append(remove, "#"+openAttr(slot, f))
+				}
+			}
+		}
+		update := "SET #w = :zero"
+		if len(remove) > 0 {
+			update += " REMOVE " + strings.Join(remove, ", ")
+		}
+		if _, _, err := s.update(ctx, keyOf(item), update, "attribute_exists(sk)", map[string]types.AttributeValue{":zero": num(0)}); err != nil {
+			return fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+		}
 	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.table, Key: key(ViewingPartition(member), erasureSK),

@@ -468,12 +468,14 @@ func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progr
 	slot, view := ps[0].Slot, ps[0].View
 	end := ps[len(ps)-1].End
 	var held *viewing.Resume // the item as the last failed write found it
+	var floor int64          // the furthest position held, once a write found it greater
 	for attempt := 0; len(ps) > 0; attempt++ {
 		if attempt > 2*len(ps)+4 {
 			return closed, fmt.Errorf("resume point of %s: progress from %s not applied", ps[0].Title, ps[0].Seq)
 		}
 		first, last := ps[0], ps[len(ps)-1]
-		var watched, furthest int64
+		var watched int64
+		furthest := floor
 		for _, p := range ps {
 			watched += p.WatchedMs
 			furthest = max(furthest, p.PositionMs)
@@ -487,7 +489,11 @@ func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progr
 		}
 		update := "SET #it = :it, #t = :t, " + sq + " = :last, " +
 			c("v") + " = :cv, " + c("d") + " = :cd, " + c("s") + " = :cs, " + c("f") + " = :cf, " + c("p") + " = :cp, " + c("a") + " = :ca"
-		cond := "(attribute_not_exists(" + sq + ") OR " + sq + " < :first) AND (attribute_not_exists(" + c("v") + ") OR " + c("v") + " = :cv)"
+		// The furthest position is the greatest reported: the write holds
+		// only if it is no less than the one held (after a seek backwards,
+		// it is tried again with that one).
+		cond := "(attribute_not_exists(" + sq + ") OR " + sq + " < :first) AND (attribute_not_exists(" + c("v") + ") OR " + c("v") + " = :cv)" +
+			" AND (attribute_not_exists(" + c("f") + ") OR " + c("v") + " <> :cv OR " + c("f") + " <= :cf)"
 		if last.Profile != "" {
 			update += ", #pf = :pf"
 			values[":pf"] = str(last.Profile)
@@ -512,14 +518,6 @@ func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progr
 			for _, p := range ps {
 				tot.Add(p)
 			}
-			if tot.FurthestMs > furthest {
-				// The furthest position is the greatest reported: put back the
-				// greater one the update replaced (after a seek backwards).
-				if _, _, err := s.update(ctx, k, "SET "+c("f")+" = :f", c("v")+" = :cv AND "+c("f")+" < :f",
-					map[string]types.AttributeValue{":f": num(tot.FurthestMs), ":cv": str(view)}); err != nil {
-					return closed, fmt.Errorf("update resume point of %s: %w", last.Title, err)
-				}
-			}
 			if end != "" {
 				tot.Ended = end
 				closed = append(closed, tot)
@@ -536,6 +534,10 @@ func (s *Store) addOnline(ctx context.Context, member string, ps []viewing.Progr
 		}
 		if i > 0 { // applied already, in part or whole
 			ps = ps[i:]
+			continue
+		}
+		if o, ok := held.Open[slot]; ok && o.View == view && o.FurthestMs > furthest {
+			floor = o.FurthestMs // a seek backwards: keep the furthest held
 			continue
 		}
 		if o, ok := held.Open[slot]; ok && o.View != view {

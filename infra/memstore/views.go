@@ -264,6 +264,7 @@ func (s *Store) RecordHistory(ctx context.Context, changes []viewing.HistoryMemb
 		key := c.Entry.Key()
 		held, exists := h[key]
 		count := c.Count
+		entry := c.Entry
 		switch {
 		case !c.Closed && exists:
 			continue
@@ -271,8 +272,11 @@ func (s *Store) RecordHistory(ctx context.Context, changes []viewing.HistoryMemb
 			continue
 		case c.Closed && !exists:
 			count.Add(viewing.StartEngagement(c.Entry))
+		case c.EndOnly:
+			entry = held
+			entry.Ended = c.Entry.Ended
 		}
-		h[key] = c.Entry
+		h[key] = entry
 		day := viewing.Day(c.Entry.Started)
 		if s.engagement[day] == nil {
 			s.engagement[day] = map[string]viewing.Engagement{}
@@ -291,7 +295,8 @@ func (s *Store) History(ctx context.Context, member, after string, limit int) ([
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.erasures[member]; e != nil && e.State == "pending" {
+	if e := s.erasures[member]; e != nil && e.State == "pending" && after == "" {
+		// Checked on the first page, as one Query reads it with the entries.
 		return nil, false, viewing.ErrErasurePending
 	}
 	keys := slices.Sorted(maps.Keys(s.history[member]))
@@ -421,7 +426,26 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	deleteMember(s.resumes, member)
+	if e := s.erasures[member]; e != nil && e.State == "done" && e.At.Equal(at) {
+		return nil // carried out already: what came after it stays
+	}
+	for k, r := range s.resumes {
+		if !strings.HasPrefix(k, member+"\x00") {
+			continue
+		}
+		if r.At.Before(at) {
+			delete(s.resumes, k)
+			continue
+		}
+		// A position reported since: keep it, forget the time and the
+		// totals of views from before.
+		r.WatchedMs = 0
+		for slot, o := range r.Open {
+			if o.Started.Before(at) {
+				delete(r.Open, slot)
+			}
+		}
+	}
 	deleteMember(s.rows, member)
 	for k, e := range s.history[member] {
 		if e.Started.Before(at) {

@@ -39,7 +39,8 @@ type ViewingReport struct {
 // day from them under policy p (what completes a view, for a new
 // definition), replacing what the store holds. Run it with the stream
 // function paused. Views of members whose viewing data was erased are no
-// longer in any history: a recount counts them no more.
+// longer in any history: a recount counts them no more. A recount is
+// refused while an erasure is under way.
 func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members []string, engagement bool, progress func(done int)) (ViewingReport, error) {
 	var r ViewingReport
 	counts := map[string]map[string]viewing.Engagement{}
@@ -102,6 +103,12 @@ func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members [
 		}
 	}
 	if engagement {
+		if r.Erasing > 0 {
+			// Their views are counted now and will not be once erased: a
+			// recount before the erasures are done would count them anyway,
+			// and one that skips them would drop counts meant to stay.
+			return r, fmt.Errorf("%d members have an erasure under way: let the stream function carry it out, then recount", r.Erasing)
+		}
 		for _, titles := range counts {
 			r.Counts += len(titles)
 		}

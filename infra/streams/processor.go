@@ -268,6 +268,9 @@ type viewChanges struct {
 	changes []viewing.HistoryMemberChange
 	from    []record
 	closes  []closing
+	// rows are closes recorded already, for the rows.
+	rows    []viewing.HistoryMemberChange
+	rowFrom []record
 	// erased holds, per member, the time as of which its viewing data was
 	// last erased: records of views started before it change nothing.
 	erased map[string]time.Time
@@ -334,6 +337,14 @@ func (vc *viewChanges) drop(member string) {
 		}
 	}
 	vc.changes, vc.from = vc.changes[:keep], vc.from[:keep]
+	keep = 0
+	for i, c := range vc.rows {
+		if c.Member != member {
+			vc.rows[keep], vc.rowFrom[keep] = c, vc.rowFrom[i]
+			keep++
+		}
+	}
+	vc.rows, vc.rowFrom = vc.rows[:keep], vc.rowFrom[:keep]
 	vc.closes = slices.DeleteFunc(vc.closes, func(c closing) bool { return c.member == member })
 }
 
@@ -367,13 +378,42 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 			return nil
 		}
 		closed, err := p.Progress.AddProgress(ctx, member, run)
+		for _, t := range closed {
+			if t.View != run[0].View {
+				// The slot's former view of the title, never seen to end: its
+				// totals are gone from the resume point already, so its close
+				// is recorded now.
+				if cerr := p.closeNow(ctx, member, run[0].Profile, run[0].Title, run[0].Slot, t, runFirst, vc); cerr != nil && err == nil {
+					err = cerr
+				}
+				continue
+			}
+			p.closeView(member, run[0].Profile, run[0].Title, run[0].Slot, t, runFirst, vc)
+		}
 		if err != nil {
 			return err
 		}
-		for _, t := range closed {
-			p.closeView(member, run[0].Profile, run[0].Title, run[0].Slot, t, runFirst, vc)
-		}
 		run = nil
+		return nil
+	}
+	// closeEnded closes a view that ended without a report of its own (from
+	// another screen, a plan change, or its slot taken): with its totals,
+	// at once, when it has some, so that the slot's next view never finds
+	// them; with its end alone when it has none (it ended before any report).
+	closeEnded := func(r record, profile, title string, slot int, view string, reason viewing.EndReason, start viewing.HistoryEntry) error {
+		t, err := p.Progress.OpenTotals(ctx, member, profile, title, slot, view)
+		if err != nil {
+			return err
+		}
+		if t != nil {
+			t.Ended = reason
+			return p.closeNow(ctx, member, profile, title, slot, *t, r, vc)
+		}
+		if p.History != nil {
+			start.Ended = reason
+			vc.changes = append(vc.changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: start, Closed: true, EndOnly: true}})
+			vc.from = append(vc.from, r)
+		}
 		return nil
 	}
 	for _, r := range recs {
@@ -382,17 +422,13 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 			continue // a view started before the member's viewing data was erased
 		}
 		if v.Seq == 0 && v.Ended == "" { // the write of a start
-			if f := v.Former; f != nil && f.Title != "" {
+			if f := v.Former; f != nil && f.Title != "" && !f.Started.Before(vc.erased[member]) {
 				if err := flush(); err != nil {
 					return runFirst, err
 				}
-				t, err := p.Progress.OpenTotals(ctx, member, f.Profile, f.Title, v.Slot, f.ID)
-				if err != nil {
+				start := viewing.HistoryEntry{View: f.ID, Title: f.Title, Profile: f.Profile, Started: f.Started, LastSeen: f.Started}
+				if err := closeEnded(r, f.Profile, f.Title, v.Slot, f.ID, f.Reason, start); err != nil {
 					return r, err
-				}
-				if t != nil {
-					t.Ended = f.Reason
-					p.closeView(member, f.Profile, f.Title, v.Slot, *t, r, vc)
 				}
 			}
 			if p.History != nil {
@@ -417,13 +453,8 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 			if err := flush(); err != nil {
 				return runFirst, err
 			}
-			t, err := p.Progress.OpenTotals(ctx, member, v.Profile, v.Title, v.Slot, v.ID)
-			if err != nil {
+			if err := closeEnded(r, v.Profile, v.Title, v.Slot, v.ID, v.Ended, viewing.EntryOf(v)); err != nil {
 				return r, err
-			}
-			if t != nil {
-				t.Ended = v.Ended
-				p.closeView(member, v.Profile, v.Title, v.Slot, *t, r, vc)
 			}
 		}
 	}
@@ -434,18 +465,39 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 }
 
 // closeView adds the close of a view's history entry, with its totals, and
-// the removal of the totals once it is recorded. A view whose totals were
-// removed already (one the slot's next view found never ended) has only its
-// entry closed.
+// the removal of the totals once it is recorded.
 func (p *Processor) closeView(member, profile, title string, slot int, t viewing.Totals, r record, vc *viewChanges) {
 	if p.History != nil {
-		e := viewing.Closed(title, profile, t)
-		tt, _ := p.policy().Title(title)
-		count := viewing.EndEngagement(e, tt.Runtime.D(), p.policy().Viewing)
-		vc.changes = append(vc.changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: true, Count: count}})
+		e := p.closedEntry(title, profile, t)
+		vc.changes = append(vc.changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e.Entry, Closed: true, Count: e.Count}})
 		vc.from = append(vc.from, r)
 	}
 	vc.closes = append(vc.closes, closing{rec: r, member: member, profile: profile, title: title, slot: slot, view: t.View, reason: t.Ended})
+}
+
+// closedEntry is the close of a view of title with totals t, and what it
+// adds to the title's engagement.
+func (p *Processor) closedEntry(title, profile string, t viewing.Totals) viewing.HistoryChange {
+	e := viewing.Closed(title, profile, t)
+	tt, _ := p.policy().Title(title)
+	return viewing.HistoryChange{Entry: e, Closed: true, Count: viewing.EndEngagement(e, tt.Runtime.D(), p.policy().Viewing)}
+}
+
+// closeNow records a view's close at once, then removes its totals: for a
+// view whose slot a later write of the batch takes (a deferred removal
+// would leave the next view to find them). The row hears of it with the
+// batch.
+func (p *Processor) closeNow(ctx context.Context, member, profile, title string, slot int, t viewing.Totals, r record, vc *viewChanges) error {
+	if p.History != nil {
+		c := p.closedEntry(title, profile, t)
+		if err := p.History.RecordHistory(ctx, []viewing.HistoryMemberChange{{Member: member, HistoryChange: c}}); err != nil {
+			return err
+		}
+		vc.rows = append(vc.rows, viewing.HistoryMemberChange{Member: member, HistoryChange: c})
+		vc.rowFrom = append(vc.rowFrom, r)
+	}
+	_, err := p.Progress.CloseView(ctx, member, profile, title, slot, t.View, t.Ended)
+	return err
 }
 
 // record writes a batch's history changes (entries, engagement counts), the
@@ -466,17 +518,30 @@ func (p *Processor) recordViews(ctx context.Context, vc *viewChanges) map[string
 			}
 			return failed
 		}
+	}
+	if p.History != nil {
+		// The rows hear of every open and close with figures (an end alone
+		// says nothing of where the view was).
 		type rowKey struct{ member, profile string }
 		var order []rowKey
 		rows := map[rowKey][]viewing.HistoryEntry{}
 		firsts := map[rowKey]record{}
-		for i, c := range vc.changes {
+		add := func(c viewing.HistoryMemberChange, r record) {
+			if c.EndOnly {
+				return
+			}
 			k := rowKey{c.Member, c.Entry.Profile}
 			if _, seen := rows[k]; !seen {
 				order = append(order, k)
-				firsts[k] = vc.from[i]
+				firsts[k] = r
 			}
 			rows[k] = append(rows[k], c.Entry)
+		}
+		for i, c := range vc.rows {
+			add(c, vc.rowFrom[i])
+		}
+		for i, c := range vc.changes {
+			add(c, vc.from[i])
 		}
 		for _, k := range order {
 			if err := p.History.WatchRow(ctx, k.member, k.profile, rows[k]); err != nil {
