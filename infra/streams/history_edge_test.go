@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -281,6 +282,63 @@ func TestPagesDuringAnErasure(t *testing.T) {
 		}
 		if es, _, err := s.History(ctx, m, page[0].Key(), 10); err != nil || len(es) != 2 {
 			t.Errorf("page after a cursor under way = %d entries, %v; want the 2 older", len(es), err)
+		}
+	})
+}
+
+// TestAStopBeforeTheNextViewOfItsSlot: a view that stops and the slot's
+// next view of the same title, heartbeats and all, in one batch, the
+// history write failing once: the first view is closed as stopped, with
+// its totals, counted once.
+func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
+	bothStores(t, func(t *testing.T, s fullStore) {
+		ctx := context.Background()
+		r := newViewRecorder(t)
+		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
+		policy := licensing.DefaultPolicy()
+		svc := viewing.NewService(r.mem, policy, clock, &ids{})
+		const m = "m-stop-next"
+		watch := func(seconds int64, stop bool) string {
+			st, err := svc.Start(ctx, viewing.Start{Member: m, Plan: "basic", Device: "tv", Title: "tt-first-light"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock.add(time.Duration(seconds) * time.Second)
+			if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "basic", Device: "tv", View: st.View.ID, PositionMs: seconds * 1000, State: viewing.Playing, Seq: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if stop {
+				if _, err := svc.Stop(ctx, viewing.Stop{Member: m, Device: "tv", View: st.View.ID, PositionMs: seconds * 1000}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return st.View.ID
+		}
+		a := watch(60, true)
+		watch(30, false)
+		for fails := 1; fails <= 2; fails++ {
+			fh := &flakyHistory{HistoryStore: s, fail: fails}
+			p := &streams.Processor{Store: s, Progress: s, History: fh, SnapshotEvery: 4, Policy: policy}
+			recs := r.recs
+			for range 4 {
+				resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(resp.BatchItemFailures) == 0 {
+					break
+				}
+				from := resp.BatchItemFailures[0].ItemIdentifier
+				recs = slices.DeleteFunc(slices.Clone(r.recs), func(rec events.DynamoDBEventRecord) bool { return rec.Change.SequenceNumber < from })
+			}
+		}
+		for _, e := range dump(t, s, m) {
+			if e.View == a && (e.Ended != viewing.Stopped || e.WatchedMs != 60_000) {
+				t.Errorf("the stopped view = %+v, want STOPPED with 60 s watched", e)
+			}
+		}
+		if eng, _ := s.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 2 || eng.WatchedMs != 60_000 {
+			t.Errorf("engagement = %+v, want 2 views and the stopped view's 60 s", eng)
 		}
 	})
 }

@@ -422,13 +422,25 @@ func (p *Processor) slot(ctx context.Context, member string, recs []record, vc *
 			continue // a view started before the member's viewing data was erased
 		}
 		if v.Seq == 0 && v.Ended == "" { // the write of a start
+			// The former view's end. A stop or an end from elsewhere has a
+			// record of its own, before this one: if this batch holds it,
+			// its close is recorded now, before the next view's reports
+			// meet its totals. A replacement or an expiry is known only
+			// from here.
 			if f := v.Former; f != nil && f.Title != "" && !f.Started.Before(vc.erased[member]) {
 				if err := flush(); err != nil {
 					return runFirst, err
 				}
-				start := viewing.HistoryEntry{View: f.ID, Title: f.Title, Profile: f.Profile, Started: f.Started, LastSeen: f.Started}
-				if err := closeEnded(r, f.Profile, f.Title, v.Slot, f.ID, f.Reason, start); err != nil {
-					return r, err
+				switch {
+				case vc.pending(member, f.ID):
+					if from, err := p.closePendingNow(ctx, member, f.ID, vc); err != nil {
+						return from, err // retried from the record that ended it
+					}
+				case f.Reason == viewing.Replaced || f.Reason == viewing.Expired:
+					start := viewing.HistoryEntry{View: f.ID, Title: f.Title, Profile: f.Profile, Started: f.Started, LastSeen: f.Started}
+					if err := closeEnded(r, f.Profile, f.Title, v.Slot, f.ID, f.Reason, start); err != nil {
+						return r, err
+					}
 				}
 			}
 			if p.History != nil {
@@ -481,6 +493,36 @@ func (p *Processor) closedEntry(title, profile string, t viewing.Totals) viewing
 	e := viewing.Closed(title, profile, t)
 	tt, _ := p.policy().Title(title)
 	return viewing.HistoryChange{Entry: e, Closed: true, Count: viewing.EndEngagement(e, tt.Runtime.D(), p.policy().Viewing)}
+}
+
+// pending reports whether the batch holds a close of member's view, not
+// yet recorded.
+func (vc *viewChanges) pending(member, view string) bool {
+	return slices.ContainsFunc(vc.closes, func(c closing) bool { return c.member == member && c.view == view })
+}
+
+// closePendingNow records the close of member's view the batch holds now,
+// and removes its totals. On a failure it returns the record the close
+// came from.
+func (p *Processor) closePendingNow(ctx context.Context, member, view string, vc *viewChanges) (record, error) {
+	i := slices.IndexFunc(vc.closes, func(c closing) bool { return c.member == member && c.view == view })
+	c := vc.closes[i]
+	vc.closes = slices.Delete(vc.closes, i, i+1)
+	if p.History != nil {
+		j := slices.IndexFunc(vc.changes, func(h viewing.HistoryMemberChange) bool {
+			return h.Member == member && h.Closed && h.Entry.View == view
+		})
+		if j >= 0 {
+			change, from := vc.changes[j], vc.from[j]
+			vc.changes, vc.from = slices.Delete(vc.changes, j, j+1), slices.Delete(vc.from, j, j+1)
+			if err := p.History.RecordHistory(ctx, []viewing.HistoryMemberChange{change}); err != nil {
+				return from, err
+			}
+			vc.rows, vc.rowFrom = append(vc.rows, change), append(vc.rowFrom, from)
+		}
+	}
+	_, err := p.Progress.CloseView(ctx, member, c.profile, c.title, c.slot, c.view, c.reason)
+	return c.rec, err
 }
 
 // closeNow records a view's close at once, then removes its totals: for a
