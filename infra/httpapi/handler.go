@@ -177,13 +177,19 @@ func (a *api) withLicence(w http.ResponseWriter, r *http.Request, status int, me
 		}
 		out.Token = tok
 	}
-	if res.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
+	markReplayed(w, res.Replayed)
 	writeJSON(w, status, out)
 }
 
 func idempotencyKey(r *http.Request) string { return r.Header.Get("Idempotency-Key") }
+
+// markReplayed says, on every route that takes an Idempotency-Key, that the
+// answer is the first one given to the key.
+func markReplayed(w http.ResponseWriter, replayed bool) {
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+}
 
 // caller reads the identity and notes the member for the request's log line.
 func (a *api) caller(r *http.Request) (Identity, error) {
@@ -262,6 +268,7 @@ func (a *api) releaseDevice(w http.ResponseWriter, r *http.Request) {
 	if res.Licences == nil {
 		res.Licences = []licensing.LicenceView{}
 	}
+	markReplayed(w, res.Replayed)
 	writeJSON(w, http.StatusOK, map[string]any{"released": res.Licences, "replayed": res.Replayed})
 }
 
@@ -311,6 +318,7 @@ func (a *api) playback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	markReplayed(w, res.Replayed)
 	writeJSON(w, http.StatusOK, map[string]any{"results": res.Playback, "replayed": res.Replayed})
 }
 

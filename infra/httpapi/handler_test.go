@@ -229,3 +229,27 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMutatingRouteSaysItReplayed: a retry with the same
+// Idempotency-Key answers the first answer with Idempotent-Replayed: true,
+// on every route that takes a key.
+func TestEveryMutatingRouteSaysItReplayed(t *testing.T) {
+	api := newAPI()
+	_, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "premium", `{"title_id":"tt-first-light"}`, nil)
+	id := doc["licence"].(map[string]any)["licence_id"].(string)
+	upload := fmt.Sprintf(`{"events":[{"id":"e1","licence_id":%q,"kind":"START","position_ms":0,"device_time":"2026-11-02T10:00:30Z"}]}`, id)
+	for i, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/devices/tablet/licences", `{"title_id":"tt-paper-moons"}`},
+		{"POST", "/v1/devices/phone/licences/" + id + "/renew", ""},
+		{"POST", "/v1/devices/phone/playback", upload},
+		{"DELETE", "/v1/devices/phone/licences/" + id, ""},
+		{"DELETE", "/v1/devices/tablet/licences", ""},
+	} {
+		key := map[string]string{"Idempotency-Key": fmt.Sprintf("replay-%d", i)}
+		first, _ := invoke(t, api, c.method, c.path, "m1", "premium", c.body, key)
+		again, _ := invoke(t, api, c.method, c.path, "m1", "premium", c.body, key)
+		if first.StatusCode >= 300 || again.StatusCode != first.StatusCode || first.Headers["Idempotent-Replayed"] != "" || again.Headers["Idempotent-Replayed"] != "true" || again.Body != first.Body && !strings.Contains(again.Body, `"replayed":true`) {
+			t.Errorf("%s %s: first %d %q, retry %d %q (Idempotent-Replayed %q)", c.method, c.path, first.StatusCode, first.Body, again.StatusCode, again.Body, again.Headers["Idempotent-Replayed"])
+		}
+	}
+}

@@ -45,9 +45,7 @@ func (a *api) startView(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if res.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
+	markReplayed(w, res.Replayed)
 	w.Header().Set("Location", "/v1/devices/"+device+"/views/"+res.View.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"view": res.View.Screen(res.At), "heartbeat_interval_s": seconds(res.Interval),
