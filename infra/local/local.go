@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -165,13 +167,13 @@ func LoadKeys(dir string) (Keys, error) {
 	return Keys{Issuer: issuer, Signing: signing}, nil
 }
 
+// loadKey reads the key at path, or makes one: written whole to a temporary
+// file, then linked into place, which fails if another process got there
+// first; then the key on disk, whoever wrote it, is the one returned. So the
+// server and a token command started together on an empty directory agree.
 func loadKey(path, kid string) (tokens.Key, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		keys, err := tokens.ParseKeys(strings.TrimSpace(string(b)))
-		if err != nil {
-			return tokens.Key{}, fmt.Errorf("%s: %w", path, err)
-		}
-		return keys[0], nil
+	if k, err := readKey(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return k, err
 	}
 	k, err := tokens.GenerateKey(kid)
 	if err != nil {
@@ -180,14 +182,34 @@ func loadKey(path, kid string) (tokens.Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return tokens.Key{}, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(k.Encode()+"\n"), 0o600); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return tokens.Key{}, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(k.Encode() + "\n"); err != nil {
+		tmp.Close()
 		return tokens.Key{}, err
 	}
-	return k, nil
+	if err := tmp.Close(); err != nil {
+		return tokens.Key{}, err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return tokens.Key{}, err
+	}
+	return readKey(path)
+}
+
+func readKey(path string) (tokens.Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return tokens.Key{}, err
+	}
+	keys, err := tokens.ParseKeys(strings.TrimSpace(string(b)))
+	if err != nil {
+		return tokens.Key{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys[0], nil
 }
 
 // ModuleRoot finds the directory of go.mod from the working directory up.
