@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/infra/dynamolocal"
+	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -165,6 +166,34 @@ func LoadKeys(dir string) (Keys, error) {
 		return Keys{}, err
 	}
 	return Keys{Issuer: issuer, Signing: signing}, nil
+}
+
+// ServeConfig is the configuration of the local server: what the Lambda
+// reads from its environment (setup.FromEnv: POLICY_FILE, SNAPSHOT_EVERY,
+// STATE_CACHE, PLAN_CLAIM and the rest), with the store given and local
+// defaults for what a dev machine lacks: the dev signing key, the table
+// licensing-local, the issuer dlicense-local.
+func ServeConfig(store string, keys Keys) (setup.Config, error) {
+	defaults := map[string]string{"TABLE_NAME": "licensing-local", "TOKEN_ISSUER": "dlicense-local"}
+	if os.Getenv("SIGNING_KEYS_PARAMETER") == "" {
+		defaults["SIGNING_KEYS"] = keys.Signing.Encode()
+	}
+	for name, v := range defaults {
+		if os.Getenv(name) == "" {
+			if err := os.Setenv(name, v); err != nil {
+				return setup.Config{}, err
+			}
+		}
+	}
+	if err := os.Setenv("STORE", store); err != nil {
+		return setup.Config{}, err
+	}
+	c, err := setup.FromEnv()
+	if err != nil {
+		return c, err
+	}
+	c.QuietMetrics = true
+	return c, nil
 }
 
 // loadKey reads the key at path, or makes one: written whole to a temporary

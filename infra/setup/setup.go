@@ -76,6 +76,14 @@ func FromEnv() (Config, error) {
 		}
 		c.Dynamo = d
 	case "memory":
+		// The embedded store's stream function snapshots like the Lambda's.
+		if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
+			}
+			c.Dynamo.SnapshotEvery = n
+		}
 	default:
 		return c, fmt.Errorf("STORE=%q: want dynamo or memory", c.Store)
 	}
@@ -189,7 +197,10 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		if idle == 0 {
 			idle = licensing.DefaultCacheIdle
 		}
-		p.Service.Cache = licensing.NewStateCache(max(size, 0), idle)
+		p.Service.Cache = licensing.NewStateCache(size, idle)
+		if size < 0 {
+			p.Service.Cache = nil
+		}
 	}
 	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
 	p.Viewing.History = history
@@ -207,8 +218,11 @@ func (p *Parts) Handler(c Config) http.Handler {
 	return httpapi.New(p.Service, p.Signer, opts)
 }
 
+// Policy is the policy the parts decide by.
+func (p *Parts) Policy() *licensing.Policy { return p.policy }
+
 // Processor is the stream function over the parts' store, with the
-// snapshot interval the store loads with: what Lambda runs on the table's
+// configured snapshot interval and policy: what Lambda runs on the table's
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
 	if p.Memory != nil {

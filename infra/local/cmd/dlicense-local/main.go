@@ -80,13 +80,15 @@ func serve(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	cfg := setup.Config{Store: *store, SigningKeys: k.Signing.Encode(), Issuer: "dlicense-local", PlanClaim: "plan", QuietMetrics: true}
+	if *store == "dynamo" && os.Getenv("DYNAMODB_ENDPOINT") == "" {
+		return errors.New("-store dynamo needs DYNAMODB_ENDPOINT (make run-dynamodb starts DynamoDB Local)")
+	}
+	// Every setting the Lambda reads from its environment, as it reads it.
+	cfg, err := local.ServeConfig(*store, k)
+	if err != nil {
+		return err
+	}
 	if *store == "dynamo" {
-		endpoint := os.Getenv("DYNAMODB_ENDPOINT")
-		if endpoint == "" {
-			return errors.New("-store dynamo needs DYNAMODB_ENDPOINT (make run-dynamodb starts DynamoDB Local)")
-		}
-		cfg.Dynamo = dynamo.Config{Table: "licensing-local", Endpoint: endpoint}
 		db, err := dynamo.NewClient(ctx, cfg.Dynamo)
 		if err != nil {
 			return err
@@ -120,6 +122,11 @@ func serve(args []string) error {
 		return err
 	}
 	fmt.Printf("dlicense API on http://%s (store: %s)\n", ln.Addr(), *store)
+	from := "the shipped policy"
+	if cfg.PolicyFile != "" {
+		from = "POLICY_FILE=" + cfg.PolicyFile
+	}
+	fmt.Printf("policy: version %s (%s)\n", parts.Policy().Version, from)
 	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, parts.Processor().SnapshotEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
