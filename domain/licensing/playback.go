@@ -39,7 +39,7 @@ func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() stri
 	})
 	codes := make([]string, len(c.Events))
 	inBatch := make(map[string]bool, len(c.Events))
-	plays := map[string]int{} // STARTs accepted in this batch, per licence
+	plays := map[string]*batchPlays{} // STARTs accepted in this batch, per licence
 	var accepted []PlaybackEntry
 	for _, i := range order {
 		e := c.Events[i]
@@ -62,8 +62,18 @@ func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() stri
 	return Decision{Events: []Payload{&PlaybackRecorded{Device: c.Device, Accepted: accepted, Results: results}}}, nil
 }
 
+// batchPlays are the STARTs of one licence a batch accepted so far: how
+// many, and the device time of the first, which opens the playback window
+// when the licence had no play before.
+type batchPlays struct {
+	n     int
+	first time.Time
+}
+
 // judge classifies one event; an accepted one comes with its licence.
-func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, inBatch map[string]bool, plays map[string]int) (string, *Licence) {
+// Events come in device-time order, so a batch's STARTs are judged against
+// the window its own earlier STARTs opened, as separate uploads would be.
+func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, inBatch map[string]bool, plays map[string]*batchPlays) (string, *Licence) {
 	if inBatch[e.ID] {
 		return PlaybackDuplicate, nil
 	}
@@ -89,13 +99,25 @@ func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, i
 	}
 	if e.Kind == PlaybackStart && l.inTerm(e.DeviceTime) {
 		terms := p.Terms(l.Studio)
-		if terms.PlaybackWindow > 0 && !l.FirstPlayAt.IsZero() && !e.DeviceTime.Before(l.FirstPlayAt.Add(terms.PlaybackWindow)) {
+		b := plays[l.ID]
+		if b == nil {
+			b = &batchPlays{}
+			plays[l.ID] = b
+		}
+		first := l.FirstPlayAt
+		if first.IsZero() {
+			first = b.first
+		}
+		if terms.PlaybackWindow > 0 && !first.IsZero() && !e.DeviceTime.Before(first.Add(terms.PlaybackWindow)) {
 			return PlaybackOutsideLicence, nil
 		}
-		if terms.MaxPlaysPerWindow > 0 && l.Plays+plays[l.ID] >= terms.MaxPlaysPerWindow {
+		if terms.MaxPlaysPerWindow > 0 && l.Plays+b.n >= terms.MaxPlaysPerWindow {
 			return PlaybackPlayLimit, nil
 		}
-		plays[l.ID]++
+		if b.n == 0 {
+			b.first = e.DeviceTime
+		}
+		b.n++
 	}
 	return PlaybackAccepted, l
 }

@@ -95,3 +95,35 @@ func TestPlaybackBatchValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestOneUploadOpensTheWindowForItsLaterPlays: an upload holding a
+// licence's first play and later plays judges the later ones against the
+// window the first opened, as two uploads of the same plays are judged.
+func TestOneUploadOpensTheWindowForItsLaterPlays(t *testing.T) {
+	p := testPolicy(t)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	plays := []PlaybackInput{
+		{ID: "first", Kind: PlaybackStart, DeviceTime: at(time.Hour)},
+		{ID: "inside", Kind: PlaybackStart, DeviceTime: at(20 * time.Hour)},
+		{ID: "after", Kind: PlaybackStart, DeviceTime: at(50 * time.Hour)}, // the 48-hour window closed at 49 h
+	}
+	judged := func(uploads ...[]PlaybackInput) []PlaybackResult {
+		h := newHistory(t, p)
+		w := h.do(0, acq("family", "d1", "w1"))
+		var out []PlaybackResult
+		for _, u := range uploads {
+			batch := slices.Clone(u)
+			for i := range batch {
+				batch[i].Licence = w
+			}
+			out = append(out, mustTry(t, h, 60*time.Hour, RecordPlayback{"m1", "d1", batch}).Playback...)
+		}
+		return out
+	}
+	one := judged(plays)
+	apart := judged(plays[:1], plays[1:])
+	want := []PlaybackResult{{"first", PlaybackAccepted}, {"inside", PlaybackAccepted}, {"after", PlaybackOutsideLicence}}
+	if !slices.Equal(one, want) || !slices.Equal(apart, want) {
+		t.Errorf("one upload: %v\ntwo uploads: %v\nwant both %v", one, apart, want)
+	}
+}
