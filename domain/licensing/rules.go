@@ -194,8 +194,19 @@ func (c Acquire) decide(s *State, p *Policy, now time.Time, newID func() string)
 	}
 	return Decision{Events: []Payload{&LicenceAcquired{
 		Licence: newID(), Plan: c.Plan, Title: c.Title, Studio: title.Studio, Device: c.Device,
-		ExpiresAt: now.Add(terms.LicenceDuration).UTC(),
+		ExpiresAt: expiry(title, now, terms.LicenceDuration),
 	}}}, nil
+}
+
+// expiry is when a licence granted or renewed at now ends: after the
+// studio's licence duration, but never after the title's availability end
+// (the rights end there).
+func expiry(t Title, now time.Time, d time.Duration) time.Time {
+	end := now.Add(d).UTC()
+	if t.AvailableUntil != nil && t.AvailableUntil.Before(end) {
+		end = t.AvailableUntil.UTC()
+	}
+	return end
 }
 
 // held returns the licence if the member holds it on the device at now.
@@ -237,8 +248,9 @@ func (c Renew) decide(s *State, p *Policy, now time.Time, _ func() string) (Deci
 	if err := denied(fail); err != nil {
 		return Decision{}, err
 	}
+	title, _ := p.Title(l.Title)
 	return Decision{Events: []Payload{&LicenceRenewed{
-		Licence: l.ID, Plan: c.Plan, ExpiresAt: now.Add(terms.LicenceDuration).UTC(), Renewal: l.Renewals + 1, Ref: refOf(l),
+		Licence: l.ID, Plan: c.Plan, ExpiresAt: expiry(title, now, terms.LicenceDuration), Renewal: l.Renewals + 1, Ref: refOf(l),
 	}}}, nil
 }
 

@@ -195,7 +195,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				if r.Fingerprint != fp {
 					return Result{}, Errorf(KindConflict, CodeKeyReused, "this idempotency key was used for a different request")
 				}
-				return Result{Version: r.Version, Licences: r.Licences, Playback: r.Playback, Replayed: true}, nil
+				return Result{Version: r.Version, Licences: s.Policy().annotated(r.Licences), Playback: r.Playback, Replayed: true}, nil
 			}
 		}
 		policy := s.Policy()
@@ -216,6 +216,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		}
 		if len(d.Events) == 0 {
 			s.Cache.put(st, now)
+			d.Result.Licences = policy.annotated(d.Result.Licences)
 			return d.Result, nil
 		}
 		events := make([]Event, len(d.Events))
@@ -231,6 +232,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				res.Playback = append(res.Playback, playback...)
 			}
 			s.Cache.put(st, now)
+			res.Licences = policy.annotated(res.Licences)
 			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,5 +230,56 @@ func TestRacingInstancesWithCaches(t *testing.T) {
 	log, _ := a.History(ctx, "m1")
 	if len(log) != 5 {
 		t.Errorf("the log holds %d events, want 5 (three grants, a device release, a grant)", len(log))
+	}
+}
+
+// TestRightsBoundTheLicence: a licence granted or renewed close to the end
+// of its title's availability expires there, and the answer says so; a
+// title whose rights run on is not capped.
+func TestRightsBoundTheLicence(t *testing.T) {
+	end := t0.Add(10 * 24 * time.Hour)
+	doc := strings.Replace(string(licensing.DefaultPolicyJSON()), `"tt-first-light":    {`, fmt.Sprintf(`"tt-first-light":    { "available_until": %q,`, end.Format(time.RFC3339)), 1)
+	policy, err := licensing.ParsePolicy(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	svc := licensing.NewService(memstore.New(), policy, settableClock{&now}, &ids{})
+	ctx := context.Background()
+	capped, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := capped.Licences[0]; !l.ExpiresAt.Equal(end) || !l.PlayableUntil.Equal(end) || l.ExpiryCappedBy != licensing.CappedByAvailability {
+		t.Errorf("grant = expires %v, playable until %v, capped by %q; want %v, by %s", l.ExpiresAt, l.PlayableUntil, l.ExpiryCappedBy, end, licensing.CappedByAvailability)
+	}
+	if again, _ := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "k1"); again.Licences[0].ExpiryCappedBy != licensing.CappedByAvailability {
+		t.Errorf("the retried grant = %+v, want it capped too", again.Licences[0])
+	}
+	free, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-paper-moons"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := free.Licences[0]; l.ExpiryCappedBy != "" || !l.ExpiresAt.After(end) {
+		t.Errorf("a title with no availability end = %+v, want the studio's duration, uncapped", l)
+	}
+	// A renewal five days before the end: capped again.
+	now = end.Add(-5 * 24 * time.Hour)
+	renewed, err := svc.Execute(ctx, licensing.Renew{Member: "m1", Plan: "premium", Device: "d1", Licence: capped.Licences[0].ID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := renewed.Licences[0]; !l.ExpiresAt.Equal(end) || l.ExpiryCappedBy != licensing.CappedByAvailability || l.Renewals != 1 {
+		t.Errorf("renewal = %+v, want it to expire at %v, capped", l, end)
+	}
+	// Sync shows the same.
+	v, err := svc.Sync(ctx, "m1", "d1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range v.Active {
+		if l.Title == "tt-first-light" && l.ExpiryCappedBy != licensing.CappedByAvailability {
+			t.Errorf("sync = %+v, want the capped licence said so", l)
+		}
 	}
 }

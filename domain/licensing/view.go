@@ -29,6 +29,34 @@ type LicenceView struct {
 	FirstPlayAt   *time.Time    `json:"first_play_at,omitempty"`
 	ReleasedAt    *time.Time    `json:"released_at,omitempty"`
 	ReleaseReason ReleaseReason `json:"release_reason,omitempty"`
+	// ExpiryCappedBy says why the expiry is earlier than the studio's
+	// licence duration would make it: CappedByAvailability when it is the
+	// title's availability end (the rights end there).
+	ExpiryCappedBy string `json:"expiry_capped_by,omitempty"`
+}
+
+// CappedByAvailability: the licence expires when the title stops being
+// available, before the end of the studio's licence duration.
+const CappedByAvailability = "AVAILABILITY_END"
+
+// annotated is a copy of vs, each noting what bounds its expiry under p.
+func (p *Policy) annotated(vs []LicenceView) []LicenceView {
+	if vs == nil {
+		return nil
+	}
+	out := make([]LicenceView, len(vs))
+	for i, v := range vs {
+		p.annotate(&v)
+		out[i] = v
+	}
+	return out
+}
+
+// annotate notes on v what bounds its expiry under policy p.
+func (p *Policy) annotate(v *LicenceView) {
+	if t, ok := p.Title(v.Title); ok && t.AvailableUntil != nil && v.ExpiresAt.Equal(t.AvailableUntil.UTC()) {
+		v.ExpiryCappedBy = CappedByAvailability
+	}
 }
 
 // view is the licence as it stands right after the event that touched it,
@@ -61,5 +89,6 @@ func (l *Licence) View(p *Policy, now time.Time) LicenceView {
 	}
 	v := l.view(st)
 	v.PlayableUntil = l.EffectiveExpiry(p.Terms(l.Studio))
+	p.annotate(&v)
 	return v
 }
