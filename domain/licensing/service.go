@@ -366,6 +366,28 @@ func (s *Service) Sync(ctx context.Context, member, device string, held []string
 	return Sync(st, s.Policy(), device, held, s.now()), nil
 }
 
+// Status is a licence of member as a verifier (a DRM server) must know it
+// now: read strongly consistent, so that a licence released a moment ago is
+// known as released. A licence the member does not hold (or no longer
+// remembers, long after it ended) is KindNotFound.
+func (s *Service) Status(ctx context.Context, member, licence string) (LicenceView, error) {
+	if err := checkIDs("member", member, "licence_id", licence); err != nil {
+		return LicenceView{}, err
+	}
+	st, err := s.load(ctx, member, true)
+	if err != nil {
+		return LicenceView{}, err
+	}
+	now := s.now()
+	l := st.Licence(licence, now)
+	if l == nil {
+		e := Errorf(KindNotFound, CodeLicenceNotFound, "no licence %s", licence)
+		e.Field = "licence_id"
+		return LicenceView{}, e
+	}
+	return l.View(s.Policy(), now), nil
+}
+
 // Check decides an acquisition without appending it: nil if it would be
 // granted now, else the denial.
 func (s *Service) Check(ctx context.Context, c Acquire) error {

@@ -137,7 +137,7 @@ func runSamples(t *testing.T, cfg setup.Config) {
 	}
 	h := lambda.NewHandler(algnhsa.New(parts.Handler(cfg), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
 
-	var licence, view string
+	var licence, view, licenceToken string
 	var issued time.Time
 	samples := apiEvents(t)
 	var acquire events.APIGatewayV2HTTPRequest
@@ -149,6 +149,7 @@ func runSamples(t *testing.T, cfg setup.Config) {
 		{"acquire.json", 201, "application/json", func(t *testing.T, doc map[string]any) {
 			l, _ := doc["licence"].(map[string]any)
 			licence, _ = l["licence_id"].(string)
+			licenceToken = str(doc["token"])
 			issued, _ = time.Parse(time.RFC3339Nano, str(l["issued_at"]))
 			if licence == "" || l["status"] != "ACTIVE" || l["title_id"] != "tt-first-light" || l["device_id"] != "pixel-8a" || issued.IsZero() {
 				t.Fatalf("licence = %v, want an ACTIVE tt-first-light licence on pixel-8a", l)
@@ -189,6 +190,14 @@ func runSamples(t *testing.T, cfg setup.Config) {
 			l, _ := doc["licence"].(map[string]any)
 			if l["licence_id"] != licence || l["status"] != "RELEASED" || doc["token"] != nil {
 				t.Errorf("release = %v, want %s RELEASED without a token", doc, licence)
+			}
+		}},
+		{"licence-status.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// The licence of the sample's token was released: a verifier
+			// refuses it, though its token has not expired.
+			results, _ := doc["results"].([]any)
+			if len(results) != 1 || results[0].(map[string]any)["status"] != "RELEASED" || results[0].(map[string]any)["valid"] != false {
+				t.Errorf("licence status = %v, want the released licence refused", doc)
 			}
 		}},
 		{"release-device.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
@@ -310,6 +319,9 @@ func runSamples(t *testing.T, cfg setup.Config) {
 			continue
 		}
 		payload = personalise(payload, licence, issued)
+		if licenceToken != "" {
+			payload = []byte(strings.ReplaceAll(string(payload), "LICENCE_TOKEN_EXAMPLE", licenceToken))
+		}
 		if view != "" {
 			payload = []byte(strings.ReplaceAll(string(payload), exampleView, view))
 		}

@@ -41,10 +41,18 @@ type Options struct {
 	Viewing *viewing.Service
 	// Now is the clock of the admin counts ("active today"); time.Now if nil.
 	Now func() time.Time
+	// VerifyLicence checks a licence token the service signed and returns
+	// its member and licence id; it serves the licence status route (none
+	// if nil).
+	VerifyLicence func(token string) (member, licence string, err error)
 }
 
 // AdminScope is the JWT scope the admin routes require.
 const AdminScope = "admin"
+
+// StatusScope is the JWT scope of a verifier (a DRM server) that asks
+// whether licences still hold.
+const StatusScope = "licence-status"
 
 // Routes lists every route the handler serves, as "METHOD /path" with the
 // mux's wildcards; the template's routes are checked against it.
@@ -73,6 +81,7 @@ var Routes = []string{
 	"GET /v1/admin/days/{day}/most-watched",
 	"DELETE /v1/history",
 	"DELETE /v1/admin/members/{member}/viewing",
+	"POST /v1/licence-status",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -100,7 +109,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
-		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember}
+		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

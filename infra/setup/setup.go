@@ -211,7 +211,14 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 // Handler is the API over the parts: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing}
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing,
+		VerifyLicence: func(token string) (string, string, error) {
+			claims, err := tokens.Verify(token, p.Signer.JWKS(), c.Issuer, time.Now())
+			if err != nil {
+				return "", "", err
+			}
+			return claims.Member, claims.ID, nil
+		}}
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}

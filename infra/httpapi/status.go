@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// MaxStatusTokens is how many licence tokens one status request may ask about.
+const MaxStatusTokens = 100
+
+// Statuses of the licence status route: a licence's status (ACTIVE,
+// EXPIRED, RELEASED), or one of these.
+const (
+	StatusInvalidToken = "INVALID_TOKEN" // not a token this service signed, or past its exp
+	StatusUnknown      = "UNKNOWN"       // the member holds no such licence (any more)
+)
+
+// licenceStatus answers, for a verifier holding licence tokens (a DRM
+// server asked to play them), whether each licence still holds: read
+// strongly consistent from the member's log, so a licence released a
+// moment ago is refused. It needs the licence-status scope.
+func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
+	id, err := a.caller(r)
+	if err == nil && !id.HasScope(StatusScope) && !id.HasScope(AdminScope) {
+		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s scope", StatusScope)
+	}
+	if err == nil && a.opts.VerifyLicence == nil {
+		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "licence status is not configured")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var body struct {
+		Tokens []string `json:"tokens"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if len(body.Tokens) == 0 || len(body.Tokens) > MaxStatusTokens {
+		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "tokens must list 1 to 100 licence tokens", Field: "tokens"})
+		return
+	}
+	type result struct {
+		Licence string `json:"licence_id,omitempty"`
+		Status  string `json:"status"`
+		// Valid is whether the licence may be played now.
+		Valid   bool                   `json:"valid"`
+		Details *licensing.LicenceView `json:"licence,omitempty"`
+	}
+	results := make([]result, len(body.Tokens))
+	for i, tok := range body.Tokens {
+		member, lic, err := a.opts.VerifyLicence(tok)
+		if err != nil {
+			results[i] = result{Status: StatusInvalidToken}
+			continue
+		}
+		v, err := a.svc.Status(r.Context(), member, lic)
+		var le *licensing.Error
+		switch {
+		case errors.As(err, &le) && le.Kind == licensing.KindNotFound:
+			results[i] = result{Licence: lic, Status: StatusUnknown}
+		case err != nil:
+			writeError(w, r, err)
+			return
+		default:
+			results[i] = result{Licence: lic, Status: string(v.Status), Valid: v.Status == licensing.StatusActive, Details: &v}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+}
