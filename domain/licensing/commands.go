@@ -95,6 +95,37 @@ func checkIDs(pairs ...string) error {
 	return nil
 }
 
+// EnforcePlan releases, under the member's plan, the licences it no longer
+// allows: the newest are kept as long as every holding rule of the plan
+// holds, the rest are released (ReasonPlanChanged), at most
+// MaxReleasesPerCommand at a time.
+type EnforcePlan struct {
+	Member string `json:"member"`
+	Plan   string `json:"plan"`
+}
+
+// CloseAccount releases every licence a member holds (ReasonAccountClosed),
+// at most MaxReleasesPerCommand at a time.
+type CloseAccount struct {
+	Member string `json:"member"`
+}
+
+// MaxReleasesPerCommand bounds the licences one EnforcePlan or CloseAccount
+// releases (the events of one append); the next one releases the rest.
+const MaxReleasesPerCommand = 100
+
+// MemberID implements Command.
+func (c EnforcePlan) MemberID() string { return c.Member }
+
+// MemberID implements Command.
+func (c CloseAccount) MemberID() string { return c.Member }
+
+// Validate implements Command.
+func (c EnforcePlan) Validate() error { return checkIDs("member", c.Member, "plan", c.Plan) }
+
+// Validate implements Command.
+func (c CloseAccount) Validate() error { return checkIDs("member", c.Member) }
+
 // Validate implements Command.
 func (c Acquire) Validate() error {
 	return checkIDs("member", c.Member, "plan", c.Plan, "device_id", c.Device, "title_id", c.Title)

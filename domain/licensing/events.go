@@ -89,12 +89,17 @@ const (
 	ReasonDeviceRemoved  ReleaseReason = "DEVICE_REMOVED"
 	ReasonTitleWithdrawn ReleaseReason = "TITLE_WITHDRAWN"
 	ReasonAdministrative ReleaseReason = "ADMINISTRATIVE"
+	// ReasonPlanChanged: the member's plan changed and allows less than the
+	// member held; the newest licences were kept.
+	ReasonPlanChanged ReleaseReason = "PLAN_CHANGED"
+	// ReasonAccountClosed: the member's account was closed.
+	ReasonAccountClosed ReleaseReason = "ACCOUNT_CLOSED"
 )
 
 // Valid reports whether r is one of the release reasons.
 func (r ReleaseReason) Valid() bool {
 	switch r {
-	case ReasonDeleted, ReasonDeviceRemoved, ReasonTitleWithdrawn, ReasonAdministrative:
+	case ReasonDeleted, ReasonDeviceRemoved, ReasonTitleWithdrawn, ReasonAdministrative, ReasonPlanChanged, ReasonAccountClosed:
 		return true
 	}
 	return false

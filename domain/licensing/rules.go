@@ -2,6 +2,7 @@ package licensing
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -278,4 +279,81 @@ func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() strin
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}, nil
 	}
 	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason, Refs: refs}}}, nil
+}
+
+// Excess is the active licences at now that plan does not allow: walking
+// them newest first (by the start of their term), each is kept if the
+// holding rules of the plan (devices, per device, per member, per studio)
+// still hold with it and those kept before it, and is excess otherwise. A
+// plan without downloads keeps none. An unknown plan is an error.
+func Excess(s *State, p *Policy, plan string, now time.Time) ([]*Licence, error) {
+	var fail []RuleFailure
+	pl, ok := planFor(p, plan, &fail)
+	if _, known := p.Plan(plan); !known {
+		return nil, denied(fail)
+	}
+	var active []*Licence
+	for _, l := range s.list {
+		if l.Active(p, now) {
+			active = append(active, l)
+		}
+	}
+	sort.SliceStable(active, func(i, j int) bool {
+		a, b := active[i], active[j]
+		if !a.TermStart.Equal(b.TermStart) {
+			return a.TermStart.After(b.TermStart)
+		}
+		return a.ID > b.ID
+	})
+	var excess []*Licence
+	kept := tally{}
+	for _, l := range active {
+		var f []RuleFailure
+		terms := p.Terms(l.Studio)
+		if ok {
+			checkHolding(pl, terms, l.Studio, l.Device, kept, &f)
+		}
+		if !ok || len(f) > 0 {
+			excess = append(excess, l)
+			continue
+		}
+		end := l.EffectiveExpiry(terms)
+		kept.member++
+		kept.memberFrees = earliest(kept.memberFrees, end)
+		kept.devices = add(kept.devices, l.Device, end)
+		kept.studios = add(kept.studios, l.Studio, end)
+	}
+	return excess, nil
+}
+
+func (c EnforcePlan) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	excess, err := Excess(s, p, c.Plan, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	return releaseAll(s, excess, ReasonPlanChanged), nil
+}
+
+func (c CloseAccount) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	var held []*Licence
+	for _, l := range s.list {
+		if !l.Released() && now.Before(l.ExpiresAt) {
+			held = append(held, l)
+		}
+	}
+	return releaseAll(s, held, ReasonAccountClosed), nil
+}
+
+// releaseAll releases licences, the oldest first, at most
+// MaxReleasesPerCommand; none is a no-op answered with the state's version.
+func releaseAll(s *State, ls []*Licence, reason ReleaseReason) Decision {
+	if len(ls) == 0 {
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}
+	}
+	slices.SortStableFunc(ls, func(a, b *Licence) int { return a.TermStart.Compare(b.TermStart) })
+	var events []Payload
+	for _, l := range ls[:min(len(ls), MaxReleasesPerCommand)] {
+		events = append(events, &LicenceReleased{Licence: l.ID, Reason: reason, Ref: refOf(l)})
+	}
+	return Decision{Events: events}
 }

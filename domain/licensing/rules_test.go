@@ -528,3 +528,56 @@ func TestSync(t *testing.T) {
 		t.Errorf("Sync delete = %v, want %v", got, want)
 	}
 }
+
+// TestAPlanChangeKeepsTheNewestLicences: a family member (2 devices, 3 a
+// device, 4 in all) who moves to solo (1 device, 2 a device, 2 in all)
+// keeps the newest licences the new plan allows; a plan without downloads
+// keeps none; an unknown plan is refused.
+func TestAPlanChangeKeepsTheNewestLicences(t *testing.T) {
+	p := testPolicy(t)
+	h := newHistory(t, p)
+	a := h.do(0, acq("family", "d1", "p1"))
+	b := h.do(time.Hour, acq("family", "d2", "p2"))
+	c := h.do(2*time.Hour, acq("family", "d1", "p3"))
+	d := h.do(3*time.Hour, acq("family", "d1", "p4"))
+	now := t0.Add(4 * time.Hour)
+	ids := func(ls []*Licence) []string {
+		var out []string
+		for _, l := range ls {
+			out = append(out, l.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	excess, err := Excess(h.state, p, "solo", now)
+	// Newest first: d (d1), c (d1): kept, d1 full at 2; b (d2): a second
+	// device; a (d1): over 2 on d1 and in all.
+	want := []string{a, b}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(ids(excess), want) {
+		t.Errorf("Excess(solo) = %v, %v; want %v (keeping %s and %s)", ids(excess), err, want, c, d)
+	}
+	if excess, err := Excess(h.state, p, "family", now); err != nil || len(excess) != 0 {
+		t.Errorf("Excess(family) = %v, %v; want none", ids(excess), err)
+	}
+	if excess, err := Excess(h.state, p, "nodl", now); err != nil || len(excess) != 4 {
+		t.Errorf("Excess(a plan without downloads) = %v, %v; want all 4", ids(excess), err)
+	}
+	var denial *Denial
+	if _, err := Excess(h.state, p, "gold", now); !errors.As(err, &denial) || denial.Rules[0].Code != CodePlanNotEligible {
+		t.Errorf("Excess(an unknown plan) = %v, want %s", err, CodePlanNotEligible)
+	}
+	// EnforcePlan releases the excess, with the reason; again, nothing.
+	res := mustTry(t, h, 4*time.Hour, EnforcePlan{Member: "m1", Plan: "solo"})
+	if len(res.Licences) != 2 || res.Licences[0].ReleaseReason != ReasonPlanChanged {
+		t.Errorf("EnforcePlan = %+v, want 2 released, PLAN_CHANGED", res.Licences)
+	}
+	if res := mustTry(t, h, 4*time.Hour, EnforcePlan{Member: "m1", Plan: "solo"}); len(res.Licences) != 0 {
+		t.Errorf("EnforcePlan again = %+v, want nothing", res.Licences)
+	}
+	// Closing the account releases the rest.
+	res = mustTry(t, h, 5*time.Hour, CloseAccount{Member: "m1"})
+	if len(res.Licences) != 2 || res.Licences[0].ReleaseReason != ReasonAccountClosed {
+		t.Errorf("CloseAccount = %+v, want the 2 kept released, ACCOUNT_CLOSED", res.Licences)
+	}
+}

@@ -355,13 +355,30 @@ func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
 }
 
 // Sync reads a device's licences.
-func (s *Service) Sync(ctx context.Context, member, device string, held []string) (SyncView, error) {
-	if err := checkIDs("member", member, "device_id", device); err != nil {
+//
+// The member's plan applies at sync: licences it no longer allows (after a
+// downgrade) are released first, the newest kept (EnforcePlan, one
+// conditional append), and the device learns of them in the same answer.
+// An unknown plan is refused and changes nothing.
+func (s *Service) Sync(ctx context.Context, member, plan, device string, held []string) (SyncView, error) {
+	if err := checkIDs("member", member, "plan", plan, "device_id", device); err != nil {
 		return SyncView{}, err
 	}
 	st, err := s.Load(ctx, member)
 	if err != nil {
 		return SyncView{}, err
+	}
+	excess, err := Excess(st, s.Policy(), plan, s.now())
+	if err != nil {
+		return SyncView{}, err
+	}
+	if len(excess) > 0 {
+		if _, err := s.Execute(ctx, EnforcePlan{Member: member, Plan: plan}, ""); err != nil {
+			return SyncView{}, err
+		}
+		if st, err = s.load(ctx, member, true); err != nil {
+			return SyncView{}, err
+		}
 	}
 	return Sync(st, s.Policy(), device, held, s.now()), nil
 }

@@ -273,7 +273,7 @@ func TestRightsBoundTheLicence(t *testing.T) {
 		t.Errorf("renewal = %+v, want it to expire at %v, capped", l, end)
 	}
 	// Sync shows the same.
-	v, err := svc.Sync(ctx, "m1", "d1", nil)
+	v, err := svc.Sync(ctx, "m1", "premium", "d1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,6 +299,12 @@ func runSamples(t *testing.T, cfg setup.Config) {
 				t.Errorf("erase again = %v, want ERASURE_IN_PROGRESS", doc)
 			}
 		}},
+		{"admin-close-account.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// The sample member's one licence was released already.
+			if released, ok := doc["released"].([]any); !ok || len(released) != 0 || doc["more"] != false {
+				t.Errorf("close account = %v, want nothing left to release", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

@@ -82,6 +82,7 @@ var Routes = []string{
 	"DELETE /v1/history",
 	"DELETE /v1/admin/members/{member}/viewing",
 	"POST /v1/licence-status",
+	"DELETE /v1/admin/members/{member}/licences",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -109,7 +110,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
-		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus}
+		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus, a.closeAccount}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}
@@ -301,7 +302,7 @@ func (a *api) sync(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	v, err := a.svc.Sync(r.Context(), id.Member, r.PathValue("device"), held)
+	v, err := a.svc.Sync(r.Context(), id.Member, id.Plan, r.PathValue("device"), held)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -534,4 +535,23 @@ func bodyError(err error) error {
 		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnknownField, Message: "unknown field " + f, Field: f}
 	}
 	return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body could not be read"}
+}
+
+// closeAccount releases every licence of a member whose account closed
+// (admin): 200 with the licences released, and more: true if some are left
+// for another call (a call releases at most 100).
+func (a *api) closeAccount(w http.ResponseWriter, r *http.Request) {
+	if !a.adminScope(w, r) {
+		return
+	}
+	res, err := a.svc.Execute(r.Context(), licensing.CloseAccount{Member: r.PathValue("member")}, idempotencyKey(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if res.Licences == nil {
+		res.Licences = []licensing.LicenceView{}
+	}
+	markReplayed(w, res.Replayed)
+	writeJSON(w, http.StatusOK, map[string]any{"released": res.Licences, "more": len(res.Licences) == licensing.MaxReleasesPerCommand, "replayed": res.Replayed})
 }

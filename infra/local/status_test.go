@@ -65,3 +65,47 @@ func revocation(t *testing.T, e *env) {
 		}
 	}
 }
+
+func TestPlanChangeEndToEnd(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo"} {
+		t.Run(store, func(t *testing.T) { planChange(t, start(t, store)) })
+	}
+}
+
+// planChange: a premium member with downloads on three devices moves to
+// basic (one device): the first sync with the new plan releases what basic
+// no longer allows, the newest kept, with PLAN_CHANGED, and the device is
+// told to delete them; a plan the policy does not know changes nothing; an
+// operator closing the account ends the rest.
+func planChange(t *testing.T, e *env) {
+	premium, basic := e.token(t, "erin-plan", "premium"), e.token(t, "erin-plan", "basic")
+	for _, d := range []struct{ device, title string }{{"phone", "tt-first-light"}, {"tablet", "tt-paper-moons"}, {"laptop", "tt-low-tide"}} {
+		if code, _, doc := e.call(t, "POST", "/v1/devices/"+d.device+"/licences", premium, fmt.Sprintf(`{"title_id":%q}`, d.title)); code != 201 {
+			t.Fatalf("acquire on %s = %d %v", d.device, code, doc)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if code, _, doc := e.call(t, "GET", "/v1/devices/phone/licences", e.token(t, "erin-plan", "gold"), ""); code != 403 || doc["code"] != "DENIED" {
+		t.Errorf("sync with a plan the policy does not know = %d %v, want 403", code, doc)
+	}
+	code, _, doc := e.call(t, "GET", "/v1/devices/phone/licences", basic, "")
+	released, _ := doc["released"].([]any)
+	if code != 200 || len(released) != 1 || released[0].(map[string]any)["release_reason"] != "PLAN_CHANGED" || len(doc["delete"].([]any)) != 1 {
+		t.Fatalf("sync on basic = %d %v, want the phone's licence released, PLAN_CHANGED, to delete", code, doc)
+	}
+	// The newest (the laptop's) is kept; the tablet's went too.
+	if _, _, doc := e.call(t, "GET", "/v1/devices/laptop/licences", basic, ""); len(doc["active"].([]any)) != 1 {
+		t.Errorf("the laptop after the downgrade = %v, want its licence kept", doc)
+	}
+	if _, _, doc := e.call(t, "GET", "/v1/devices/tablet/licences", basic, ""); len(doc["released"].([]any)) != 1 {
+		t.Errorf("the tablet after the downgrade = %v, want its licence released", doc)
+	}
+	// The account closes: the rest end.
+	code, _, doc = e.call(t, "DELETE", "/v1/admin/members/erin-plan/licences", e.adminToken(t), "")
+	if released, _ := doc["released"].([]any); code != 200 || len(released) != 1 || released[0].(map[string]any)["release_reason"] != "ACCOUNT_CLOSED" {
+		t.Errorf("close the account = %d %v, want the laptop's licence released, ACCOUNT_CLOSED", code, doc)
+	}
+	if code, _, doc := e.call(t, "DELETE", "/v1/admin/members/erin-plan/licences", basic, ""); code != 403 {
+		t.Errorf("close an account without the admin scope = %d %v, want 403", code, doc)
+	}
+}
