@@ -83,6 +83,7 @@ const (
 	CodeTitleNotFound        = "TITLE_NOT_FOUND"
 	CodeTitleNotDownloadable = "TITLE_NOT_DOWNLOADABLE"
 	CodeTitleNotAvailable    = "TITLE_NOT_AVAILABLE"
+	CodeTitleWithdrawn       = "TITLE_WITHDRAWN"
 	CodePlanNotEligible      = "PLAN_NOT_ELIGIBLE"
 	CodeAlreadyOnDevice      = "TITLE_ALREADY_ON_DEVICE"
 	CodeDeviceDownloadLimit  = "DEVICE_DOWNLOAD_LIMIT"

@@ -94,6 +94,9 @@ func judge(s *State, p *Policy, now time.Time, device string, e PlaybackInput, i
 	if l.Released() && l.ReleasedAt.Before(end) {
 		end = l.ReleasedAt
 	}
+	if t, ok := p.Title(l.Title); ok && t.AvailableUntil != nil && t.AvailableUntil.Before(end) {
+		end = *t.AvailableUntil // the rights end there (or the title was withdrawn)
+	}
 	if e.DeviceTime.Before(l.IssuedAt.Add(-ClockSkew)) || e.DeviceTime.After(end.Add(ClockSkew)) || e.DeviceTime.After(now.Add(ClockSkew)) {
 		return PlaybackOutsideLicence, nil
 	}

@@ -149,6 +149,9 @@ type Title struct {
 	// positions past it are refused. Zero means unknown: positions up to
 	// MaxRuntime are taken and the title is never counted as completed.
 	Runtime Duration `json:"runtime,omitempty"`
+	// WithdrawnFrom is when an operator withdrew the title (not part of the
+	// policy document: see Policy.WithWithdrawals).
+	WithdrawnFrom *time.Time `json:"-"`
 }
 
 // Availability is the rule failure of a title outside its availability
@@ -156,6 +159,9 @@ type Title struct {
 // nil inside it: downloads and streams share the window.
 func (t Title) Availability(id string, now time.Time) *RuleFailure {
 	switch {
+	case t.WithdrawnFrom != nil && !now.Before(*t.WithdrawnFrom):
+		return &RuleFailure{Code: CodeTitleWithdrawn,
+			Message: fmt.Sprintf("title %s was withdrawn at %s", id, t.WithdrawnFrom.UTC().Format(time.RFC3339))}
 	case t.AvailableFrom != nil && now.Before(*t.AvailableFrom):
 		return &RuleFailure{Code: CodeTitleNotAvailable,
 			Message: fmt.Sprintf("title %s is available from %s", id, t.AvailableFrom.UTC().Format(time.RFC3339)),
@@ -468,6 +474,29 @@ func (p *Policy) Terms(studio string) Terms {
 		return t
 	}
 	return p.Defaults.resolve(StudioRules{})
+}
+
+// WithWithdrawals is p with the titles withdrawn at the given times (title
+// → from): each ends its availability there, so that no licence is granted
+// from then on, grants and renewals before it expire by then, and plays
+// after it are refused. Titles not in the catalogue are ignored.
+func (p *Policy) WithWithdrawals(ws map[string]time.Time) *Policy {
+	if len(ws) == 0 {
+		return p
+	}
+	c := *p
+	c.Titles = make(map[string]Title, len(p.Titles))
+	for id, t := range p.Titles {
+		if from, ok := ws[id]; ok {
+			from = from.UTC()
+			t.WithdrawnFrom = &from
+			if t.AvailableUntil == nil || from.Before(*t.AvailableUntil) {
+				t.AvailableUntil = &from
+			}
+		}
+		c.Titles[id] = t
+	}
+	return &c
 }
 
 // QuotaDigest identifies the policy's title quotas: which titles have one,

@@ -294,6 +294,9 @@ func Excess(s *State, p *Policy, plan string, now time.Time) ([]*Licence, error)
 	}
 	var active []*Licence
 	for _, l := range s.list {
+		if t, ok := p.Title(l.Title); ok && t.WithdrawnFrom != nil && !now.Before(*t.WithdrawnFrom) {
+			continue // withdrawn: released for that, and holds no place
+		}
 		if l.Active(p, now) {
 			active = append(active, l)
 		}
@@ -331,7 +334,50 @@ func (c EnforcePlan) decide(s *State, p *Policy, now time.Time, _ func() string)
 	if err != nil {
 		return Decision{}, err
 	}
-	return releaseAll(s, excess, ReasonPlanChanged), nil
+	withdrawn := Withdrawn(s, p, "", now)
+	ls := append(withdrawn, slices.DeleteFunc(excess, func(l *Licence) bool { return slices.Contains(withdrawn, l) })...)
+	reasons := map[*Licence]ReleaseReason{}
+	for _, l := range withdrawn {
+		reasons[l] = ReasonTitleWithdrawn
+	}
+	return releaseEach(s, ls, func(l *Licence) ReleaseReason {
+		if r, ok := reasons[l]; ok {
+			return r
+		}
+		return ReasonPlanChanged
+	}), nil
+}
+
+// Withdrawn is the active licences at now of titles withdrawn by then
+// (title "" for every title, else that one).
+func Withdrawn(s *State, p *Policy, title string, now time.Time) []*Licence {
+	var out []*Licence
+	for _, l := range s.list {
+		if title != "" && l.Title != title || l.Released() || !now.Before(l.ExpiresAt) {
+			continue
+		}
+		if t, ok := p.Title(l.Title); ok && t.WithdrawnFrom != nil && !now.Before(*t.WithdrawnFrom) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// WithdrawTitle ends a member's licences of a title withdrawn by now
+// (ReasonTitleWithdrawn); for a title not withdrawn yet it does nothing.
+type WithdrawTitle struct {
+	Member string `json:"member"`
+	Title  string `json:"title"`
+}
+
+// MemberID implements Command.
+func (c WithdrawTitle) MemberID() string { return c.Member }
+
+// Validate implements Command.
+func (c WithdrawTitle) Validate() error { return checkIDs("member", c.Member, "title_id", c.Title) }
+
+func (c WithdrawTitle) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
+	return releaseAll(s, Withdrawn(s, p, c.Title, now), ReasonTitleWithdrawn), nil
 }
 
 func (c CloseAccount) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
@@ -347,13 +393,18 @@ func (c CloseAccount) decide(s *State, p *Policy, now time.Time, _ func() string
 // releaseAll releases licences, the oldest first, at most
 // MaxReleasesPerCommand; none is a no-op answered with the state's version.
 func releaseAll(s *State, ls []*Licence, reason ReleaseReason) Decision {
+	return releaseEach(s, ls, func(*Licence) ReleaseReason { return reason })
+}
+
+// releaseEach is releaseAll with a reason per licence.
+func releaseEach(s *State, ls []*Licence, reason func(*Licence) ReleaseReason) Decision {
 	if len(ls) == 0 {
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}
 	}
 	slices.SortStableFunc(ls, func(a, b *Licence) int { return a.TermStart.Compare(b.TermStart) })
 	var events []Payload
 	for _, l := range ls[:min(len(ls), MaxReleasesPerCommand)] {
-		events = append(events, &LicenceReleased{Licence: l.ID, Reason: reason, Ref: refOf(l)})
+		events = append(events, &LicenceReleased{Licence: l.ID, Reason: reason(l), Ref: refOf(l)})
 	}
 	return Decision{Events: events}
 }

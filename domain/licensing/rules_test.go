@@ -581,3 +581,79 @@ func TestAPlanChangeKeepsTheNewestLicences(t *testing.T) {
 		t.Errorf("CloseAccount = %+v, want the 2 kept released, ACCOUNT_CLOSED", res.Licences)
 	}
 }
+
+// TestAWithdrawnTitle: from its withdrawal on, a title is not granted and
+// its plays are refused; a renewal before it expires by then and says why;
+// licences granted before the withdrawal was known end (TITLE_WITHDRAWN) by
+// WithdrawTitle or at the member's next sync (EnforcePlan), and hold no
+// place against the plan meanwhile.
+func TestAWithdrawnTitle(t *testing.T) {
+	base := testPolicy(t)
+	from := t0.Add(10 * day)
+	p := base.WithWithdrawals(map[string]time.Time{"p1": from})
+	if base.Titles["p1"].WithdrawnFrom != nil {
+		t.Fatal("WithWithdrawals changed the policy it was given")
+	}
+	h := newHistory(t, base)
+	held := h.do(0, acq("family", "d1", "p1")) // before the withdrawal was known: expires at 30 days
+	renewed := h.do(0, acq("family", "d1", "p2"))
+	h.do(0, acq("family", "d2", "p3"))
+	h.do(0, acq("family", "d2", "p4"))
+	h.policy = p // the withdrawal is known from here on
+	res := mustTry(t, h, day, Renew{Member: "m1", Plan: "family", Device: "d1", Licence: held})
+	if l := p.annotated(res.Licences)[0]; !l.ExpiresAt.Equal(from) || l.ExpiryCappedBy != CappedByWithdrawal {
+		t.Errorf("a renewal before the withdrawal = expires %v, capped by %q; want %v, %s", l.ExpiresAt, l.ExpiryCappedBy, from, CappedByWithdrawal)
+	}
+	var denial *Denial
+	if _, err := h.try(11*day, acq("family", "d1", "p1")); !errors.As(err, &denial) || denial.Rules[0].Code != CodeTitleWithdrawn {
+		t.Errorf("a grant after the withdrawal = %v, want %s", err, CodeTitleWithdrawn)
+	}
+	res = mustTry(t, h, 10*day+time.Hour, RecordPlayback{"m1", "d1", []PlaybackInput{
+		{ID: "before", Licence: held, Kind: PlaybackStart, DeviceTime: from.Add(-time.Hour)},
+	}})
+	if res.Playback[0].Code != PlaybackAccepted {
+		t.Errorf("a play before the withdrawal = %v, want accepted", res.Playback)
+	}
+	// A licence of the title granted before the withdrawal was known, and
+	// not renewed since: still held past it until something ends it.
+	h2 := newHistory(t, base)
+	old := h2.do(0, acq("family", "d1", "p1"))
+	h2.do(0, acq("family", "d1", "p2"))
+	h2.do(0, acq("family", "d2", "p3"))
+	h2.do(0, acq("family", "d2", "p4")) // 4 in all: the family plan's most
+	h2.policy = p
+	now := t0.Add(11 * day)
+	if got := idsOf(Withdrawn(h2.state, p, "", now)); !slices.Equal(got, []string{old}) {
+		t.Errorf("Withdrawn = %v, want %s", got, old)
+	}
+	if excess, _ := Excess(h2.state, p, "family", now); len(excess) != 0 {
+		t.Errorf("Excess = %v, want none: a withdrawn licence holds no place", idsOf(excess))
+	}
+	res = mustTry(t, h2, 11*day, RecordPlayback{"m1", "d1", []PlaybackInput{{ID: "after", Licence: old, Kind: PlaybackStart, DeviceTime: from.Add(time.Hour)}}})
+	if res.Playback[0].Code != PlaybackOutsideLicence {
+		t.Errorf("a play after the withdrawal = %v, want refused", res.Playback)
+	}
+	if v := h2.state.Licence(old, now).View(p, now); v.Status != StatusExpired || !v.PlayableUntil.Equal(from) {
+		t.Errorf("the licence seen after the withdrawal = %s until %v, want EXPIRED at %v", v.Status, v.PlayableUntil, from)
+	}
+	if res := mustTry(t, h2, 9*day, WithdrawTitle{Member: "m1", Title: "p1"}); len(res.Licences) != 0 {
+		t.Errorf("WithdrawTitle before the withdrawal = %+v, want nothing", res.Licences)
+	}
+	res = mustTry(t, h2, 11*day, EnforcePlan{Member: "m1", Plan: "family"})
+	if len(res.Licences) != 1 || res.Licences[0].ID != old || res.Licences[0].ReleaseReason != ReasonTitleWithdrawn {
+		t.Errorf("EnforcePlan after the withdrawal = %+v, want %s released, TITLE_WITHDRAWN", res.Licences, old)
+	}
+	if res := mustTry(t, h2, 11*day, WithdrawTitle{Member: "m1", Title: "p1"}); len(res.Licences) != 0 {
+		t.Errorf("WithdrawTitle once released = %+v, want nothing", res.Licences)
+	}
+	_ = renewed
+}
+
+func idsOf(ls []*Licence) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.ID)
+	}
+	slices.Sort(out)
+	return out
+}

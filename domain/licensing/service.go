@@ -357,8 +357,9 @@ func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
 // Sync reads a device's licences.
 //
 // The member's plan applies at sync: licences it no longer allows (after a
-// downgrade) are released first, the newest kept (EnforcePlan, one
-// conditional append), and the device learns of them in the same answer.
+// downgrade) are released first, the newest kept, and so are licences of
+// titles withdrawn since (EnforcePlan, one conditional append); the device
+// learns of them in the same answer.
 // An unknown plan is refused and changes nothing.
 func (s *Service) Sync(ctx context.Context, member, plan, device string, held []string) (SyncView, error) {
 	if err := checkIDs("member", member, "plan", plan, "device_id", device); err != nil {
@@ -372,7 +373,7 @@ func (s *Service) Sync(ctx context.Context, member, plan, device string, held []
 	if err != nil {
 		return SyncView{}, err
 	}
-	if len(excess) > 0 {
+	if len(excess) > 0 || len(Withdrawn(st, s.Policy(), "", s.now())) > 0 {
 		if _, err := s.Execute(ctx, EnforcePlan{Member: member, Plan: plan}, ""); err != nil {
 			return SyncView{}, err
 		}

@@ -52,9 +52,17 @@ func (p *Policy) annotated(vs []LicenceView) []LicenceView {
 	return out
 }
 
+// CappedByWithdrawal: the licence expires when the title is withdrawn.
+const CappedByWithdrawal = "TITLE_WITHDRAWN"
+
 // annotate notes on v what bounds its expiry under policy p.
 func (p *Policy) annotate(v *LicenceView) {
-	if t, ok := p.Title(v.Title); ok && t.AvailableUntil != nil && v.ExpiresAt.Equal(t.AvailableUntil.UTC()) {
+	t, ok := p.Title(v.Title)
+	switch {
+	case !ok:
+	case t.WithdrawnFrom != nil && v.ExpiresAt.Equal(t.WithdrawnFrom.UTC()):
+		v.ExpiryCappedBy = CappedByWithdrawal
+	case t.AvailableUntil != nil && v.ExpiresAt.Equal(t.AvailableUntil.UTC()):
 		v.ExpiryCappedBy = CappedByAvailability
 	}
 }
@@ -80,15 +88,19 @@ func (l *Licence) view(st Status) LicenceView {
 
 // View is the licence as it stands at time now under policy p.
 func (l *Licence) View(p *Policy, now time.Time) LicenceView {
+	end := l.EffectiveExpiry(p.Terms(l.Studio))
+	if t, ok := p.Title(l.Title); ok && t.AvailableUntil != nil && t.AvailableUntil.Before(end) {
+		end = t.AvailableUntil.UTC() // the rights ended (or the title was withdrawn) since the grant
+	}
 	st := StatusActive
 	switch {
 	case l.Released() && !now.Before(l.ReleasedAt):
 		st = StatusReleased
-	case !now.Before(l.EffectiveExpiry(p.Terms(l.Studio))):
+	case !now.Before(end):
 		st = StatusExpired
 	}
 	v := l.view(st)
-	v.PlayableUntil = l.EffectiveExpiry(p.Terms(l.Studio))
+	v.PlayableUntil = end
 	p.annotate(&v)
 	return v
 }
