@@ -11,7 +11,7 @@ LAMBDA_ARCH := arm64
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive clean build build-ApiFunction build-StreamsFunction
+.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
@@ -74,6 +74,13 @@ load:
 ## paused); TABLE_NAME, AWS_REGION set
 rebuild:
 	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
+
+## withdraw: end the licences of a withdrawn title (TITLE=…) or of every
+## withdrawn title of a studio (STUDIO=…) across its holders, with progress,
+## resuming where a run stopped; TABLE_NAME, AWS_REGION set, or
+## DYNAMODB_ENDPOINT for DynamoDB Local
+withdraw:
+	$(GO) run ./infra/withdraw/cmd/dlicense-withdraw $(if $(STUDIO),-studio $(STUDIO),-title $(TITLE))
 
 ## redrive: replay the records of dead-letter messages through the stream
 ## function (FILE=message.json, or QUEUE=url for the whole queue); TABLE_NAME

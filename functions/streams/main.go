@@ -38,7 +38,7 @@ func main() {
 		os.Exit(1)
 	}
 	store := dynamo.New(db, cfg.Table)
-	p := &streams.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: every, Policy: policy}
+	p := &streams.Processor{Store: store, Counters: store, Holders: store, Progress: store, History: store, SnapshotEvery: every, Policy: policy}
 	lambda.Start(p.Handle)
 }
 

@@ -305,6 +305,21 @@ func runSamples(t *testing.T, cfg setup.Config) {
 				t.Errorf("close account = %v, want nothing left to release", doc)
 			}
 		}},
+		{"admin-withdraw-title.json", 202, "application/json", func(t *testing.T, doc map[string]any) {
+			if w, _ := doc["withdrawal"].(map[string]any); w["title_id"] != "tt-first-light" || w["done"] != false {
+				t.Errorf("withdraw a title = %v", doc)
+			}
+		}},
+		{"admin-withdrawal.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if w, _ := doc["withdrawal"].(map[string]any); w["title_id"] != "tt-first-light" || w["licences_ended"] != 0.0 {
+				t.Errorf("withdrawal = %v", doc)
+			}
+		}},
+		{"admin-withdraw-studio.json", 202, "application/json", func(t *testing.T, doc map[string]any) {
+			if ws, _ := doc["withdrawals"].([]any); doc["studio_id"] != "harbour" || len(ws) == 0 {
+				t.Errorf("withdraw a studio = %v", doc)
+			}
+		}},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {

@@ -41,6 +41,9 @@ type Options struct {
 	Viewing *viewing.Service
 	// Now is the clock of the admin counts ("active today"); time.Now if nil.
 	Now func() time.Time
+	// Withdrawals keeps the operators' withdrawals (the withdrawal routes;
+	// none if nil).
+	Withdrawals licensing.WithdrawalStore
 	// VerifyLicence checks a licence token the service signed and returns
 	// its member and licence id; it serves the licence status route (none
 	// if nil).
@@ -83,6 +86,9 @@ var Routes = []string{
 	"DELETE /v1/admin/members/{member}/viewing",
 	"POST /v1/licence-status",
 	"DELETE /v1/admin/members/{member}/licences",
+	"POST /v1/admin/titles/{title}/withdrawal",
+	"POST /v1/admin/studios/{studio}/withdrawal",
+	"GET /v1/admin/titles/{title}/withdrawal",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -110,7 +116,8 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
-		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus, a.closeAccount}
+		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus, a.closeAccount,
+		a.withdrawTitle, a.withdrawStudio, a.withdrawal}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

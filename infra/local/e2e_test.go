@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dlicense/dlicense/domain/licensing"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,7 @@ func start(t *testing.T, store string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := setup.Config{Store: store, SigningKeys: keys.Signing.Encode(), Issuer: "dlicense-e2e", PlanClaim: "plan", QuietMetrics: true}
+	cfg := setup.Config{Store: store, SigningKeys: keys.Signing.Encode(), Issuer: "dlicense-e2e", PlanClaim: "plan", QuietMetrics: true, WithdrawalRefresh: -1}
 	if store == "dynamo" {
 		_, table := dynamolocal.Table(t)
 		endpoint, _ := dynamolocal.EndpointFromEnv()
@@ -76,6 +77,14 @@ func (e *env) token(t *testing.T, member, plan string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// holders is the index of title holders of the env's store.
+func (e *env) holders() licensing.HolderStore {
+	if e.parts.Memory != nil {
+		return e.parts.Memory
+	}
+	return e.parts.Dynamo
 }
 
 // adminToken is a token with the admin scope.

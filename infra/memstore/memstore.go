@@ -44,6 +44,10 @@ type Store struct {
 	rows       map[string]*viewing.Row
 	engagement map[string]map[string]viewing.Engagement // day → title → counts
 	erasures   map[string]*viewing.Erasure
+	// withdrawals hold the operators' withdrawals by title, holders the
+	// members that acquired each title, in order.
+	withdrawals map[string]licensing.Withdrawal
+	holders     map[string][]string
 
 	loads, appends, conflicts, snapshots atomic.Int64
 

@@ -53,12 +53,19 @@ type Config struct {
 	// StateCacheIdle is how long a cached state may stay unused (0:
 	// licensing.DefaultCacheIdle).
 	StateCacheIdle time.Duration
+	// WithdrawalRefresh is how often the withdrawals are read again
+	// (DefaultWithdrawalRefresh if 0; negative: at every decision).
+	WithdrawalRefresh time.Duration
 }
+
+// DefaultWithdrawalRefresh is how often an instance reads the withdrawals
+// again: a withdrawal takes effect within it.
+const DefaultWithdrawalRefresh = 30 * time.Second
 
 // FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
 // DYNAMODB_ENDPOINT, AWS_REGION, SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS,
-// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE and
-// STATE_CACHE_IDLE.
+// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE,
+// STATE_CACHE_IDLE and WITHDRAWAL_REFRESH.
 func FromEnv() (Config, error) {
 	c := Config{
 		Store:                envOr("STORE", "dynamo"),
@@ -107,6 +114,13 @@ func FromEnv() (Config, error) {
 		}
 		c.StateCacheIdle = d
 	}
+	if v := os.Getenv("WITHDRAWAL_REFRESH"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return c, fmt.Errorf("WITHDRAWAL_REFRESH=%q: want a duration from 1s to 1h", v)
+		}
+		c.WithdrawalRefresh = d
+	}
 	return c, nil
 }
 
@@ -127,10 +141,13 @@ type Parts struct {
 	Memory *memstore.Store
 	// Dynamo is the DynamoDB store, when Store is "dynamo".
 	Dynamo *dynamo.Store
+	// Withdrawals keeps the operators' withdrawals of titles.
+	Withdrawals licensing.WithdrawalStore
 
 	db            *dynamodb.Client // Dynamo's client
 	snapshotEvery int
 	policy        *licensing.Policy
+	withdrawn     *licensing.Withdrawals
 }
 
 // Policy reads the policy document at path, or returns the shipped policy
@@ -175,10 +192,11 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 	var store licensing.EventStore
 	var views viewing.Store
 	var history viewing.HistoryStore
+	var withdrawals licensing.WithdrawalStore
 	switch c.Store {
 	case "memory":
 		p.Memory = memstore.New()
-		store, views, history = p.Memory, p.Memory, p.Memory
+		store, views, history, withdrawals = p.Memory, p.Memory, p.Memory, p.Memory
 	default:
 		db, err := dynamo.NewClient(ctx, c.Dynamo)
 		if err != nil {
@@ -186,9 +204,18 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		}
 		p.db = db
 		p.Dynamo = dynamo.New(db, c.Dynamo.Table)
-		store, views, history = p.Dynamo, p.Dynamo, p.Dynamo
+		store, views, history, withdrawals = p.Dynamo, p.Dynamo, p.Dynamo, p.Dynamo
 	}
 	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
+	// Licences are decided under the policy with the operators' withdrawals,
+	// read at most once per WithdrawalRefresh.
+	refresh := c.WithdrawalRefresh
+	if refresh == 0 {
+		refresh = DefaultWithdrawalRefresh
+	}
+	p.Withdrawals = withdrawals
+	p.withdrawn = &licensing.Withdrawals{Base: policy, Store: withdrawals, Refresh: refresh, Clock: SystemClock{}}
+	p.Service.Policy = p.withdrawn.Policy
 	if c.StateCache != 0 || c.StateCacheIdle != 0 {
 		size, idle := c.StateCache, c.StateCacheIdle
 		if size == 0 {
@@ -211,7 +238,7 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 // Handler is the API over the parts: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (p *Parts) Handler(c Config) http.Handler {
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing,
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing, Withdrawals: p.Withdrawals,
 		VerifyLicence: func(token string) (string, string, error) {
 			claims, err := tokens.Verify(token, p.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {
@@ -233,9 +260,9 @@ func (p *Parts) Policy() *licensing.Policy { return p.policy }
 // stream, for a local run to feed itself.
 func (p *Parts) Processor() *streams.Processor {
 	if p.Memory != nil {
-		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Progress: p.Memory, History: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
+		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Holders: p.Memory, Progress: p.Memory, History: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 	}
-	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Progress: p.Dynamo, History: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
+	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Holders: p.Dynamo, Progress: p.Dynamo, History: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

@@ -38,6 +38,9 @@ type Processor struct {
 	Policy *licensing.Policy
 	// Counters, when set, gets every event's counter changes, once per event.
 	Counters licensing.CounterStore
+	// Holders, when set, gets the members that acquire each title, for a
+	// withdrawal to find them.
+	Holders licensing.HolderStore
 	// Progress, when set, gets what heartbeats, stops and offline playback
 	// uploads add to resume points, once each.
 	Progress viewing.ProgressStore
@@ -93,6 +96,8 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	}
 	var counted []licensing.Counted
 	firstCounted := map[string]record{} // member → its first record that counts
+	var holders []licensing.Holder
+	firstHolder := map[string]record{} // member → its first record that makes it a holder
 	var vc viewChanges
 	if p.History != nil && p.Progress != nil {
 		// Erasures of the members of the batch: what any record says of a
@@ -130,7 +135,18 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 			} else if r, err := p.offline(ctx, m, recs, vc.erased[m]); err != nil {
 				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
 				failedAt[key] = r.seq
-			} else if p.Counters != nil {
+			} else if p.Counters != nil || p.Holders != nil {
+				for _, r := range recs {
+					for _, h := range licensing.HoldersOf(m, r.decoded) {
+						holders = append(holders, h)
+						if _, ok := firstHolder[m]; !ok {
+							firstHolder[m] = r
+						}
+					}
+				}
+				if p.Counters == nil {
+					continue
+				}
 				c := licensing.Counted{Member: m}
 				for _, r := range recs {
 					if d := licensing.CounterDeltas(r.decoded); len(d) > 0 {
@@ -150,6 +166,17 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	for m, r := range p.recordViews(ctx, &vc) {
 		if key := dynamo.ViewingPartition(m); failedAt[key] == "" || compareSeq(r.seq, failedAt[key]) < 0 {
 			failedAt[key] = r.seq
+		}
+	}
+	// The holders the batch's grants make, in a few batch writes.
+	if p.Holders != nil && len(holders) > 0 {
+		if err := p.Holders.AddHolders(ctx, holders); err != nil {
+			for m, r := range firstHolder {
+				p.log().ErrorContext(ctx, "holders failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+				if key := dynamo.PartitionKey(m); failedAt[key] == "" || compareSeq(r.seq, failedAt[key]) < 0 {
+					failedAt[key] = r.seq
+				}
+			}
 		}
 	}
 	// The counter changes of the whole batch, summed: a few transactions.

@@ -73,7 +73,7 @@ func run(file, queue string) error {
 		every = dynamo.DefaultSnapshotEvery
 	}
 	store := dynamo.New(db, cfg.Table)
-	proc := &streams.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: every, Policy: policy}
+	proc := &streams.Processor{Store: store, Counters: store, Holders: store, Progress: store, History: store, SnapshotEvery: every, Policy: policy}
 	r := &streams.Redriver{Streams: client, Handler: lambda.NewHandler(proc.Handle), Filter: filter}
 
 	if file != "" {
