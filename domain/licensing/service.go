@@ -113,6 +113,8 @@ const CodeKeyReused = "IDEMPOTENCY_KEY_REUSED"
 type Observer struct {
 	// Conflict is called each time an append loses a race and is retried.
 	Conflict func(ctx context.Context, stream string, attempt int)
+	// RefusalNotKept is called when a refusal could not be kept.
+	RefusalNotKept func(ctx context.Context, stream string, err error)
 }
 
 // Service runs commands against member streams: load (or take the cached
@@ -134,6 +136,8 @@ type Service struct {
 	// catches up. A cached state that refuses or changes nothing is caught
 	// up before the answer is given.
 	Cache *StateCache
+	// Refusals, when set, keeps the acquisitions and renewals refused.
+	Refusals RefusalStore
 }
 
 // DefaultCacheSize is how many member states a service keeps by default.
@@ -211,7 +215,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			continue
 		}
 		if err != nil {
+			version := st.Version // the cache hands st to others once it is back
 			s.Cache.put(st, now)
+			s.keepRefusal(ctx, cmd, version, now, err)
 			return Result{}, err
 		}
 		if len(d.Events) == 0 {
@@ -263,6 +269,22 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				return Result{}, err
 			}
 		}
+	}
+}
+
+// keepRefusal keeps a refusal for operators (best effort: a failure is
+// reported to the observer, and the answer is the refusal all the same).
+func (s *Service) keepRefusal(ctx context.Context, cmd Command, version int64, now time.Time, err error) {
+	var d *Denial
+	if s.Refusals == nil || !errors.As(err, &d) {
+		return
+	}
+	r, ok := RefusalOf(cmd, version, now, d)
+	if !ok {
+		return
+	}
+	if err := s.Refusals.RecordRefusal(ctx, cmd.MemberID(), r); err != nil && s.Observer.RefusalNotKept != nil {
+		s.Observer.RefusalNotKept(ctx, cmd.MemberID(), err)
 	}
 }
 

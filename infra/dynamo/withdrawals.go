@@ -2,6 +2,8 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -226,4 +228,57 @@ func (s *Store) Holders(ctx context.Context, title, after string, fn func(member
 		}
 	}
 	return nil
+}
+
+var _ licensing.RefusalStore = (*Store)(nil)
+
+const kindRefusal = "refusal"
+
+// RecordRefusal implements licensing.RefusalStore: one plain PutItem in the
+// member's partition, under x# (loads read only e#), expiring with the
+// table's TTL attribute after licensing.RefusalRetention.
+func (s *Store) RecordRefusal(ctx context.Context, member string, r licensing.Refusal) error {
+	d, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var tail [4]byte
+	rand.Read(tail[:])
+	item := key(PartitionKey(member), fmt.Sprintf("x#%013d#%x", ms(r.At), tail))
+	item["it"], item["d"], item["ttl"] = str(kindRefusal), str(string(d)), num(r.At.Add(licensing.RefusalRetention).Unix())
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+	if err != nil {
+		record(ctx, false)
+		return fmt.Errorf("keep a refusal: %w", unavailable(err))
+	}
+	record(ctx, false, one(out.ConsumedCapacity)...)
+	return nil
+}
+
+// Refusals implements licensing.RefusalStore: one Query, newest first.
+func (s *Store) Refusals(ctx context.Context, member string, limit int) ([]licensing.Refusal, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName: &s.table, KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :x)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(PartitionKey(member)), ":x": str("x#")},
+		ScanIndexForward:          aws.Bool(false), Limit: aws.Int32(int32(limit)),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		record(ctx, true)
+		return nil, fmt.Errorf("query refusals: %w", unavailable(err))
+	}
+	record(ctx, true, one(out.ConsumedCapacity)...)
+	rs := []licensing.Refusal{}
+	for _, item := range out.Items {
+		d, _ := item["d"].(*types.AttributeValueMemberS)
+		if d == nil {
+			continue
+		}
+		var r licensing.Refusal
+		if err := json.Unmarshal([]byte(d.Value), &r); err != nil {
+			return nil, fmt.Errorf("refusal of %s: %w", licensing.Pseudonym(member), err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
 }

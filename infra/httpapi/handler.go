@@ -453,11 +453,29 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request) {
 	for _, l := range st.Licences(at) {
 		views = append(views, l.View(a.svc.Policy(), at))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"member": member, "at": at, "version": st.Version, "events": len(events), "licences": views})
+	refused, err := a.refusals(r, member)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"member": member, "at": at, "version": st.Version, "events": len(events), "licences": views, "refusals": refused})
+}
+
+// MaxRefusals is how many of a member's latest refusals the timeline shows
+// and what-if decides again.
+const MaxRefusals = 50
+
+// refusals are a member's latest refusals (none if they are not kept).
+func (a *api) refusals(r *http.Request, member string) ([]licensing.Refusal, error) {
+	if a.svc.Refusals == nil {
+		return []licensing.Refusal{}, nil
+	}
+	return a.svc.Refusals.Refusals(r.Context(), member, MaxRefusals)
 }
 
 // whatIf replays a member's history under the policy document in the body
-// and lists the past grants and renewals it would have refused.
+// and lists the past grants and renewals it would have refused, and the
+// member's latest refusals it would have granted.
 func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
 	member, events, ok := a.history(w, r)
 	if !ok {
@@ -472,7 +490,16 @@ func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		d = []licensing.Divergence{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"member": member, "policy_version": p.Version, "events": len(events), "divergences": d})
+	refused, err := a.refusals(r, member)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	grants := licensing.WouldGrant(member, events, refused, p)
+	if grants == nil {
+		grants = []licensing.Grant{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"member": member, "policy_version": p.Version, "events": len(events), "divergences": d, "would_grant": grants})
 }
 
 func (a *api) jwks(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
 )
 
@@ -107,5 +108,50 @@ func planChange(t *testing.T, e *env) {
 	}
 	if code, _, doc := e.call(t, "DELETE", "/v1/admin/members/erin-plan/licences", basic, ""); code != 403 {
 		t.Errorf("close an account without the admin scope = %d %v, want 403", code, doc)
+	}
+}
+
+func TestRefusalsEndToEnd(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo"} {
+		t.Run(store, func(t *testing.T) { refusalsKept(t, start(t, store)) })
+	}
+}
+
+// refusalsKept: a refused acquisition is kept for operators without a
+// write to the member's log: the timeline shows it with its rule codes, and
+// what-if under a policy that allows it says it would have been granted.
+func refusalsKept(t *testing.T, e *env) {
+	basic := e.token(t, "fran-refused", "basic")
+	if code, _, doc := e.call(t, "POST", "/v1/devices/phone/licences", basic, `{"title_id":"tt-first-light"}`); code != 201 {
+		t.Fatalf("acquire = %d %v", code, doc)
+	}
+	code, _, doc := e.call(t, "POST", "/v1/devices/tablet/licences", basic, `{"title_id":"tt-paper-moons"}`)
+	if code != 403 {
+		t.Fatalf("a second device on basic = %d %v, want 403", code, doc)
+	}
+	admin := e.adminToken(t)
+	_, _, doc = e.call(t, "GET", "/v1/admin/members/fran-refused/timeline", admin, "")
+	refused, _ := doc["refusals"].([]any)
+	if doc["version"] != 1.0 || len(refused) != 1 {
+		t.Fatalf("timeline = %v, want one event and one refusal", doc)
+	}
+	r := refused[0].(map[string]any)
+	rules := r["rules"].([]any)
+	if r["command"] != "acquire" || r["title_id"] != "tt-paper-moons" || r["device_id"] != "tablet" || rules[0].(map[string]any)["code"] != "DEVICE_COUNT_LIMIT" {
+		t.Errorf("the refusal = %v, want the acquisition of tt-paper-moons on the tablet, DEVICE_COUNT_LIMIT", r)
+	}
+	// What-if: a policy whose basic plan allows two devices would have
+	// granted it.
+	generous := strings.Replace(string(licensing.DefaultPolicyJSON()), `"basic":    { "max_download_devices": 1`, `"basic":    { "max_download_devices": 2`, 1)
+	if generous == string(licensing.DefaultPolicyJSON()) {
+		t.Fatal("the shipped policy's basic plan is not as this test expects")
+	}
+	code, _, doc = e.call(t, "POST", "/v1/admin/members/fran-refused/what-if", admin, generous)
+	grants, _ := doc["would_grant"].([]any)
+	if code != 200 || len(grants) != 1 || grants[0].(map[string]any)["refusal"].(map[string]any)["title_id"] != "tt-paper-moons" {
+		t.Errorf("what-if = %d %v, want the refused acquisition granted", code, doc)
+	}
+	if _, _, doc := e.call(t, "POST", "/v1/admin/members/fran-refused/what-if", admin, string(licensing.DefaultPolicyJSON())); len(doc["would_grant"].([]any)) != 0 {
+		t.Errorf("what-if under the same policy = %v, want nothing granted", doc)
 	}
 }

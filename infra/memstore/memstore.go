@@ -48,6 +48,7 @@ type Store struct {
 	// members that acquired each title, in order.
 	withdrawals map[string]licensing.Withdrawal
 	holders     map[string][]string
+	refusals    map[string][]licensing.Refusal
 
 	loads, appends, conflicts, snapshots atomic.Int64
 

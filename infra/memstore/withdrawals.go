@@ -129,3 +129,35 @@ func (s *Store) Holders(ctx context.Context, title, after string, fn func(member
 		from = end
 	}
 }
+
+var _ licensing.RefusalStore = (*Store)(nil)
+
+// RecordRefusal implements licensing.RefusalStore.
+func (s *Store) RecordRefusal(ctx context.Context, member string, r licensing.Refusal) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refusals == nil {
+		s.refusals = map[string][]licensing.Refusal{}
+	}
+	s.refusals[member] = append(s.refusals[member], r)
+	return nil
+}
+
+// Refusals implements licensing.RefusalStore: newest first (the embedded
+// store forgets nothing).
+func (s *Store) Refusals(ctx context.Context, member string, limit int) ([]licensing.Refusal, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []licensing.Refusal{}
+	rs := s.refusals[member]
+	for i := len(rs) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, rs[i])
+	}
+	return out, nil
+}

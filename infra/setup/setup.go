@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -214,6 +215,12 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 		refresh = DefaultWithdrawalRefresh
 	}
 	p.Withdrawals = withdrawals
+	if rs, ok := store.(licensing.RefusalStore); ok {
+		p.Service.Refusals = rs
+		p.Service.Observer.RefusalNotKept = func(ctx context.Context, member string, err error) {
+			slog.WarnContext(ctx, "refusal not kept", "member", licensing.Pseudonym(member), "error", err)
+		}
+	}
 	p.withdrawn = &licensing.Withdrawals{Base: policy, Store: withdrawals, Refresh: refresh, Clock: SystemClock{}}
 	p.Service.Policy = p.withdrawn.Policy
 	if c.StateCache != 0 || c.StateCacheIdle != 0 {
