@@ -71,9 +71,10 @@ load:
 ## every counter (COUNTERS=1, stream function paused); with VIEWING=1, the
 ## recently watched rows from the history entries (MEMBER=… or ALL=1);
 ## ENGAGEMENT=1 recounts every engagement count too (stream function
-## paused); TABLE_NAME, AWS_REGION set
+## paused); HOLDERS=1 records the title holders index from the logs
+## (MEMBER=… or ALL=1); TABLE_NAME, AWS_REGION set
 rebuild:
-	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
+	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(HOLDERS),-holders )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
 
 ## withdraw: end the licences of a withdrawn title (TITLE=…) or of every
 ## withdrawn title of a studio (STUDIO=…) across its holders, with progress,

@@ -142,3 +142,31 @@ func Counters(ctx context.Context, s Store, cs CounterStore, members []string, p
 	}
 	return r, nil
 }
+
+// Holders records, from their logs, every title members acquired in the
+// index of title holders (licensing.HolderStore), for logs written before
+// the stream function kept it: a withdrawal then finds them too. Writing a
+// holder again changes nothing. It returns how many holders it wrote.
+func Holders(ctx context.Context, s licensing.EventStore, hs licensing.HolderStore, members []string, progress func(done int)) (int, error) {
+	n := 0
+	for i, m := range members {
+		str, err := s.Load(ctx, m, licensing.LoadOptions{Consistent: true})
+		if err != nil {
+			return n, fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+		}
+		var held []licensing.Holder
+		for _, e := range str.Events {
+			held = append(held, licensing.HoldersOf(m, e)...)
+		}
+		if len(held) > 0 {
+			if err := hs.AddHolders(ctx, held); err != nil {
+				return n, err
+			}
+			n += len(held)
+		}
+		if progress != nil {
+			progress(i + 1)
+		}
+	}
+	return n, nil
+}

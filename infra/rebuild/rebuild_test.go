@@ -206,3 +206,35 @@ func TestRebuildViewing(t *testing.T) {
 		run(t, dynamo.New(db, name))
 	})
 }
+
+// TestRebuildHolders: logs written before the holders index existed are
+// recorded in it, once however often the rebuild runs.
+func TestRebuildHolders(t *testing.T) {
+	run := func(t *testing.T, s rebuild.Store, hs licensing.HolderStore) {
+		members := []string{"m-a", "m-b"}
+		seed(t, s, members)
+		ctx := context.Background()
+		for range 2 {
+			if _, err := rebuild.Holders(ctx, s, hs, members, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		if err := hs.Holders(ctx, "tt-first-light", "", func(ms []string, _ string) error { got = append(got, ms...); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, members) {
+			t.Errorf("holders of tt-first-light = %v, want %v", got, members)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		s := memstore.New()
+		run(t, s, s)
+	})
+	t.Run("dynamo", func(t *testing.T) {
+		db, name := dynamolocal.Table(t)
+		s := dynamo.New(db, name)
+		run(t, s, s)
+	})
+}

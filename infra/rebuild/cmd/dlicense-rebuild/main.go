@@ -7,6 +7,8 @@
 //	dlicense-rebuild -viewing -member m-1
 //	dlicense-rebuild -viewing -all      recently watched rows, rebuilt from the
 //	                                    history entries
+//	dlicense-rebuild -holders -all      the index of title holders, from every
+//	                                    log (for logs older than the index)
 //	dlicense-rebuild -engagement        the rows and every engagement count,
 //	                                    recounted from every history (pause the
 //	                                    stream function first)
@@ -36,6 +38,7 @@ func main() {
 	counters := flag.Bool("counters", false, "recount every counter from every log")
 	views := flag.Bool("viewing", false, "rebuild the recently watched rows from the history entries")
 	engagement := flag.Bool("engagement", false, "rebuild the rows and recount every engagement count from every history")
+	holders := flag.Bool("holders", false, "record every member's titles in the index of title holders, from the logs")
 	flag.Parse()
 	if *engagement {
 		*views, *all = true, true
@@ -44,7 +47,7 @@ func main() {
 		*all = true
 	}
 	if (*member == "") == !*all || *counters && *views {
-		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all | -counters | -viewing (-member ID | -all) | -engagement")
+		fmt.Fprintln(os.Stderr, "usage: dlicense-rebuild -member ID | -all | -counters | -holders (-member ID | -all) | -viewing (-member ID | -all) | -engagement")
 		os.Exit(2)
 	}
 	if *views {
@@ -54,13 +57,13 @@ func main() {
 		}
 		return
 	}
-	if err := run(*member, *all, *counters); err != nil {
+	if err := run(*member, *all, *counters, *holders); err != nil {
 		fmt.Fprintln(os.Stderr, "dlicense-rebuild:", err)
 		os.Exit(1)
 	}
 }
 
-func run(member string, all, counters bool) error {
+func run(member string, all, counters, holders bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	store, policy, err := open(ctx)
@@ -80,6 +83,14 @@ func run(member string, all, counters bool) error {
 		spin.Finish()
 	}
 	var meter dynamo.Meter
+	if holders {
+		bar := progressbar.Default(int64(len(members)), "recording holders")
+		n, err := rebuild.Holders(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
+		bar.Finish()
+		u := meter.Usage()
+		fmt.Printf("members %d, holders recorded %d; %d round trips, %.1f read and %.1f write units\n", len(members), n, u.RoundTrips, u.ReadUnits, u.WriteUnits)
+		return err
+	}
 	if counters {
 		bar := progressbar.Default(int64(len(members)), "recounting")
 		r, err := rebuild.Counters(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
