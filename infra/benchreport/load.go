@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/loadgen"
 	"github.com/dlicense/dlicense/infra/local"
@@ -74,11 +75,11 @@ func RunLoad(ctx context.Context, root, endpoint string, o LoadOptions, log io.W
 	if err != nil {
 		return res, err
 	}
-	in, err := dynamo.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamo.TableLogicalID, cfg.Dynamo.Table)
+	in, err := dynamolocal.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamolocal.TableLogicalID, cfg.Dynamo.Table)
 	if err != nil {
 		return res, err
 	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
+	if err := dynamolocal.CreateTable(ctx, db, in); err != nil {
 		return res, err
 	}
 	parts, err := setup.Build(ctx, cfg)

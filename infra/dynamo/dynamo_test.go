@@ -47,7 +47,7 @@ func TestHistoryContract(t *testing.T) {
 }
 
 func TestTableComesFromTheTemplate(t *testing.T) {
-	in, err := dynamo.TableFromTemplate("../../template.yaml", dynamo.TableLogicalID, "x")
+	in, err := dynamolocal.TableFromTemplate("../../template.yaml", dynamolocal.TableLogicalID, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestTableComesFromTheTemplate(t *testing.T) {
 	if keys != "pkHASHskRANGE" || in.BillingMode != "PAY_PER_REQUEST" || in.StreamSpecification == nil || in.StreamSpecification.StreamViewType != "NEW_IMAGE" {
 		t.Errorf("TableFromTemplate = keys %s, billing %s, stream %+v; want pk/sk, on demand, NEW_IMAGE", keys, in.BillingMode, in.StreamSpecification)
 	}
-	if _, err := dynamo.TableFromTemplate("../../template.yaml", "NoSuchTable", "x"); err == nil {
+	if _, err := dynamolocal.TableFromTemplate("../../template.yaml", "NoSuchTable", "x"); err == nil {
 		t.Errorf("TableFromTemplate(NoSuchTable) = nil error")
 	}
 }

@@ -57,11 +57,11 @@ func Table(t TB) (*dynamodb.Client, string) {
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "test-" + hex.EncodeToString(b)
-	in, err := dynamo.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamo.TableLogicalID, name)
+	in, err := TableFromTemplate(filepath.Join(root, "template.yaml"), TableLogicalID, name)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	if err := dynamo.CreateTable(ctx, db, in); err != nil {
+	if err := CreateTable(ctx, db, in); err != nil {
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamolocal"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/local"
 	"github.com/dlicense/dlicense/infra/setup"
@@ -93,11 +94,11 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
-		in, err := dynamo.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamo.TableLogicalID, cfg.Dynamo.Table)
+		in, err := dynamolocal.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamolocal.TableLogicalID, cfg.Dynamo.Table)
 		if err != nil {
 			return err
 		}
-		if err := dynamo.CreateTable(ctx, db, in); err != nil {
+		if err := dynamolocal.CreateTable(ctx, db, in); err != nil {
 			return err
 		}
 	}
