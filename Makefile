@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 # Runs a command with DynamoDB Local started for it (and stopped after it);
 # the jar is fetched once into .cache/ (git-ignored).
-WITH_DDB := $(GO) run ./infra/dynamolocal/cmd/withdynamodb --
+WITH_DDB := $(GO) run ./infra/dev/cmd/withdynamodb --
 
 # Lambda builds: one stripped arm64 bootstrap per function. `sam build` calls
 # build-<LogicalId> with ARTIFACTS_DIR set; `make build` builds all into bin/.
@@ -19,12 +19,12 @@ ARTIFACTS_DIR ?= bin
 # local server, the handler, the stream poller) run under the race detector.
 # The stream and fault suites, the heaviest, each get a fresh DynamoDB Local:
 # it slows down as its tables and streams fill.
-RACE_PKGS := ./infra/memstore/... ./infra/local/... ./infra/httpapi/...
+RACE_PKGS := ./infra/dev/memstore/... ./infra/dev/local/... ./infra/httpapi/...
 test: lint
-	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/streams -e /infra/faults -e /infra/memstore -e /infra/local -e /infra/httpapi)
+	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/projector -e /infra/dev/faults -e /infra/dev/memstore -e /infra/dev/local -e /infra/httpapi)
 	$(WITH_DDB) $(GO) test -race -count=1 -p 1 -timeout 10m $(RACE_PKGS)
-	$(WITH_DDB) $(GO) test -race -count=1 -timeout 10m ./infra/streams/...
-	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/faults/...
+	$(WITH_DDB) $(GO) test -race -count=1 -timeout 10m ./infra/projector/...
+	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/dev/faults/...
 
 ## unit: the tests that need no DynamoDB (they skip its parts)
 unit:
@@ -48,7 +48,7 @@ cfn-lint:
 ## generator on DynamoDB Local, bootstrap sizes, handler initialisation
 ## (about 2 minutes)
 bench:
-	$(GO) run ./infra/benchreport/cmd/dlicense-benchreport -write docs/benchmarks.md
+	$(GO) run ./infra/dev/cmd/dlicense-benchreport -write docs/benchmarks.md
 
 bench-domain:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./domain/...
@@ -57,15 +57,15 @@ bench-domain:
 # fills, which would weigh on the next run's figures.
 bench-dynamo:
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkAcquire$$' -benchtime 300x ./infra/dynamo/
-	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkStreamFunction$$' -benchtime 3x ./infra/streams/
-	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRealisticLoad$$' -benchtime 10x ./infra/streams/
-	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkViewing$$' -benchtime 3x ./infra/streams/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkStreamFunction$$' -benchtime 3x ./infra/projector/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRealisticLoad$$' -benchtime 10x ./infra/projector/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkViewing$$' -benchtime 3x ./infra/projector/
 
 ## load: the load generator against the API of a running `make run` (start
 ## it first, in another terminal); LOAD_ARGS=… changes the load
 LOAD_ARGS ?= -members 50 -concurrency 8 -requests 2000 -duration 60s
 load:
-	$(GO) run ./infra/loadgen/cmd/dlicense-load -url http://127.0.0.1:3000 $(LOAD_ARGS)
+	$(GO) run ./infra/dev/cmd/dlicense-load -url http://127.0.0.1:3000 $(LOAD_ARGS)
 
 ## rebuild: rebuild snapshots from the logs (MEMBER=… or ALL=1), or recount
 ## every counter (COUNTERS=1, stream function paused); with VIEWING=1, the
@@ -74,20 +74,20 @@ load:
 ## paused); HOLDERS=1 records the title holders index from the logs
 ## (MEMBER=… or ALL=1); TABLE_NAME, AWS_REGION set
 rebuild:
-	$(GO) run ./infra/rebuild/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(HOLDERS),-holders )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
+	$(GO) run ./infra/ops/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(HOLDERS),-holders )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
 
 ## withdraw: end the licences of a withdrawn title (TITLE=…) or of every
 ## withdrawn title of a studio (STUDIO=…) across its holders, with progress,
 ## resuming where a run stopped; TABLE_NAME, AWS_REGION set, or
 ## DYNAMODB_ENDPOINT for DynamoDB Local
 withdraw:
-	$(GO) run ./infra/withdraw/cmd/dlicense-withdraw $(if $(STUDIO),-studio $(STUDIO),-title $(TITLE))
+	$(GO) run ./infra/ops/cmd/dlicense-withdraw $(if $(STUDIO),-studio $(STUDIO),-title $(TITLE))
 
 ## redrive: replay the records of dead-letter messages through the stream
 ## function (FILE=message.json, or QUEUE=url for the whole queue); TABLE_NAME
 ## and AWS_REGION set, or DYNAMODB_ENDPOINT for DynamoDB Local
 redrive:
-	$(GO) run ./infra/streams/cmd/dlicense-redrive $(if $(QUEUE),-queue $(QUEUE),-file $(FILE))
+	$(GO) run ./infra/ops/cmd/dlicense-redrive $(if $(QUEUE),-queue $(QUEUE),-file $(FILE))
 
 ## fuzz: search for crashers in request handling, policy loading and event
 ## upcasting (FUZZTIME each, default 1m); `make test` runs their seed corpora
@@ -99,9 +99,9 @@ fuzz:
 
 ## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
 dynamodb-local:
-	$(GO) run ./infra/dynamolocal/cmd/withdynamodb -serve
+	$(GO) run ./infra/dev/cmd/withdynamodb -serve
 
-LOCAL := $(GO) run ./infra/local/cmd/dlicense-local
+LOCAL := $(GO) run ./infra/dev/cmd/dlicense-local
 MEMBER ?= m-1
 PLAN ?= premium
 SCOPE ?=

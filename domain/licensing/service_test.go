@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 )
 
 type clock time.Time

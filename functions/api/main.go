@@ -1,5 +1,6 @@
-// Command api is the licensing HTTP API Lambda: configuration → DynamoDB
-// store → service → handler → API Gateway v2 adapter.
+// Command api is the HTTP API Lambda (licensing and viewing), wired by
+// setup: configuration → DynamoDB stores → services → handler → API
+// Gateway (HTTP API) adapter.
 package main
 
 import (
@@ -21,10 +22,10 @@ func main() {
 		slog.Error("configuration", "error", err)
 		os.Exit(1)
 	}
-	parts, err := setup.Build(context.Background(), cfg)
+	app, err := setup.Build(context.Background(), cfg)
 	if err != nil {
 		slog.Error("start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(algnhsa.New(parts.Handler(cfg), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
+	lambda.Start(algnhsa.New(app.Handler(), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // benchMember is a member whose log the benchmark keeps snapshotted the way
@@ -52,7 +53,7 @@ func (m *benchMember) snapshot(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if st.Version-m.lastSnap < dynamo.DefaultSnapshotEvery && m.lastSnap > 0 {
+	if st.Version-m.lastSnap < setup.DefaultSnapshotEvery && m.lastSnap > 0 {
 		return
 	}
 	snap, err := licensing.EncodeSnapshot(st, m.svc.Policy()) // for the quotas the service decides by

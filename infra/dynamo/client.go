@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,9 +23,6 @@ type Config struct {
 	Endpoint string
 	// Region is the AWS region (env AWS_REGION); DynamoDB Local ignores it.
 	Region string
-	// SnapshotEvery is the stream function's snapshot interval
-	// (env SNAPSHOT_EVERY, default DefaultSnapshotEvery).
-	SnapshotEvery int
 	// MaxAttempts is how many times the SDK tries a call (4 if 0).
 	MaxAttempts int
 	// HTTPClient, when set, carries the DynamoDB client's calls (tests
@@ -40,13 +36,6 @@ func ConfigFromEnv() (Config, error) {
 		Table:    os.Getenv("TABLE_NAME"),
 		Endpoint: os.Getenv("DYNAMODB_ENDPOINT"),
 		Region:   os.Getenv("AWS_REGION"),
-	}
-	if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
-		}
-		c.SnapshotEvery = n
 	}
 	if c.Table == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set")

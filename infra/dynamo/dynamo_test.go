@@ -15,8 +15,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/dynamolocal"
-	"github.com/dlicense/dlicense/infra/storetest"
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/storetest"
 )
 
 // localTable creates a table of its own on DynamoDB Local, from the

@@ -37,10 +37,6 @@ type API interface {
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
-// DefaultSnapshotEvery is how many events the stream function lets pass
-// between snapshots.
-const DefaultSnapshotEvery = 4
-
 // firstPage is the Limit of a load's first Query: the snapshot and the
 // newest event. Reading more would save a second request only while the
 // snapshot lags by a few events, at the price of reading events it covers

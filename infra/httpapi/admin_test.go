@@ -10,7 +10,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
-	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 )
 
 func TestAdminCountsNeedTheAdminScope(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/httpapi"
-	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 )
 
 // FuzzHandler sends arbitrary methods, paths, headers and bodies through

@@ -15,7 +15,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
-	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
-	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 )
 
 func TestEachRequestIsLoggedAndMeasured(t *testing.T) {

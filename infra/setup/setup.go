@@ -1,12 +1,15 @@
-// Package setup builds the licensing service and its API from configuration:
-// the one place that knows which store, policy and keys a process uses, so
-// that each functions/<name>/main.go and the local server stay a few lines.
+// Package setup wires every Lambda from configuration: the one place that
+// knows which stores, policy, keys and defaults a process uses, so that each
+// functions/<name>/main.go stays a few lines. It links only production
+// adapters (DynamoDB, the HTTP API, tokens, the stream function); local
+// runs put their own stores under the same wiring (Assemble).
 package setup
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -25,21 +27,36 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
-	"github.com/dlicense/dlicense/infra/memstore"
-	"github.com/dlicense/dlicense/infra/streams"
+	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
-// Config is what a process needs to serve the API.
+// The defaults, applied here and nowhere else (Config.WithDefaults).
+const (
+	// DefaultSnapshotEvery is how many events the stream function lets pass
+	// between snapshots.
+	DefaultSnapshotEvery = 4
+	// DefaultWithdrawalRefresh is how often an instance reads the
+	// withdrawals again: a withdrawal takes effect within it.
+	DefaultWithdrawalRefresh = 30 * time.Second
+	// DefaultIssuer is the "iss" of licence tokens.
+	DefaultIssuer = "dlicense"
+	// DefaultPlanClaim is the member JWT claim holding the plan.
+	DefaultPlanClaim = "plan"
+)
+
+// Config is what a process needs: the API function all of it, the stream
+// function the table, the snapshot interval and the policy.
 type Config struct {
-	// Store is "dynamo" (the default) or "memory" (the embedded store).
-	Store  string
 	Dynamo dynamo.Config
+	// SnapshotEvery: the stream function writes a member's snapshot each
+	// time its log crosses a multiple of this many events.
+	SnapshotEvery int
 	// PolicyFile is a policy document to use instead of the shipped one.
 	PolicyFile string
 	// SigningKeys are the licence signing keys, "kid:base64seed,…", the
 	// first signing; or SigningKeysParameter names an SSM SecureString
-	// parameter holding them.
+	// parameter holding them. The API needs one of them.
 	SigningKeys          string
 	SigningKeysParameter string
 	// Issuer is the "iss" of licence tokens.
@@ -48,55 +65,62 @@ type Config struct {
 	PlanClaim string
 	// QuietMetrics turns the EMF metric lines off (for local runs).
 	QuietMetrics bool
-	// StateCache is how many member states the service keeps warm (0:
-	// licensing.DefaultCacheSize; negative: none).
-	StateCache int
-	// StateCacheIdle is how long a cached state may stay unused (0:
-	// licensing.DefaultCacheIdle).
+	// StateCache is how many member states the service keeps warm
+	// (negative: none); StateCacheIdle how long one may stay unused.
+	StateCache     int
 	StateCacheIdle time.Duration
 	// WithdrawalRefresh is how often the withdrawals are read again
-	// (DefaultWithdrawalRefresh if 0; negative: at every decision).
+	// (negative: at every decision).
 	WithdrawalRefresh time.Duration
 }
 
-// DefaultWithdrawalRefresh is how often an instance reads the withdrawals
-// again: a withdrawal takes effect within it.
-const DefaultWithdrawalRefresh = 30 * time.Second
+// WithDefaults is c with every unset setting at its default.
+func (c Config) WithDefaults() Config {
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.WithdrawalRefresh == 0 {
+		c.WithdrawalRefresh = DefaultWithdrawalRefresh
+	}
+	if c.Issuer == "" {
+		c.Issuer = DefaultIssuer
+	}
+	if c.PlanClaim == "" {
+		c.PlanClaim = DefaultPlanClaim
+	}
+	if c.StateCache == 0 {
+		c.StateCache = licensing.DefaultCacheSize
+	}
+	if c.StateCacheIdle == 0 {
+		c.StateCacheIdle = licensing.DefaultCacheIdle
+	}
+	return c
+}
 
-// FromEnv reads the configuration from the environment: STORE, TABLE_NAME,
-// DYNAMODB_ENDPOINT, AWS_REGION, SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS,
-// SIGNING_KEYS_PARAMETER, TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE,
-// STATE_CACHE_IDLE and WITHDRAWAL_REFRESH.
+// FromEnv reads the configuration from the environment, as the template
+// sets it: TABLE_NAME (required), DYNAMODB_ENDPOINT, AWS_REGION,
+// SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS, SIGNING_KEYS_PARAMETER,
+// TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE (0: none), STATE_CACHE_IDLE and
+// WITHDRAWAL_REFRESH. Unset settings take their defaults.
 func FromEnv() (Config, error) {
+	d, err := dynamo.ConfigFromEnv()
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
-		Store:                envOr("STORE", "dynamo"),
+		Dynamo:               d,
 		PolicyFile:           os.Getenv("POLICY_FILE"),
 		SigningKeys:          os.Getenv("SIGNING_KEYS"),
 		SigningKeysParameter: os.Getenv("SIGNING_KEYS_PARAMETER"),
-		Issuer:               envOr("TOKEN_ISSUER", "dlicense"),
-		PlanClaim:            envOr("PLAN_CLAIM", "plan"),
+		Issuer:               os.Getenv("TOKEN_ISSUER"),
+		PlanClaim:            os.Getenv("PLAN_CLAIM"),
 	}
-	switch c.Store {
-	case "dynamo":
-		d, err := dynamo.ConfigFromEnv()
-		if err != nil {
-			return c, err
+	if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
 		}
-		c.Dynamo = d
-	case "memory":
-		// The embedded store's stream function snapshots like the Lambda's.
-		if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
-			}
-			c.Dynamo.SnapshotEvery = n
-		}
-	default:
-		return c, fmt.Errorf("STORE=%q: want dynamo or memory", c.Store)
-	}
-	if c.SigningKeys == "" && c.SigningKeysParameter == "" {
-		return c, fmt.Errorf("set SIGNING_KEYS or SIGNING_KEYS_PARAMETER")
+		c.SnapshotEvery = n
 	}
 	if v := os.Getenv("STATE_CACHE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -122,33 +146,7 @@ func FromEnv() (Config, error) {
 		}
 		c.WithdrawalRefresh = d
 	}
-	return c, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// Parts are the pieces a process is built from.
-type Parts struct {
-	Service *licensing.Service
-	// Viewing is the viewing service (screens, heartbeats, resume points).
-	Viewing *viewing.Service
-	Signer  *tokens.Signer
-	// Memory is the embedded store, when Store is "memory".
-	Memory *memstore.Store
-	// Dynamo is the DynamoDB store, when Store is "dynamo".
-	Dynamo *dynamo.Store
-	// Withdrawals keeps the operators' withdrawals of titles.
-	Withdrawals licensing.WithdrawalStore
-
-	db            *dynamodb.Client // Dynamo's client
-	snapshotEvery int
-	policy        *licensing.Policy
-	withdrawn     *licensing.Withdrawals
+	return c.WithDefaults(), nil
 }
 
 // Policy reads the policy document at path, or returns the shipped policy
@@ -165,15 +163,67 @@ func Policy(path string) (*licensing.Policy, error) {
 	return licensing.ParsePolicy(f)
 }
 
-// Build builds the service from c.
-func Build(ctx context.Context, c Config) (*Parts, error) {
+// Stores are the stores a process decides and projects with: on AWS, the
+// DynamoDB store for each; locally, the embedded store may stand in.
+type Stores struct {
+	Events      projector.Store // the members' logs and snapshots
+	Views       viewing.Store
+	History     viewing.HistoryStore
+	Progress    viewing.ProgressStore
+	Counters    licensing.CounterStore
+	Holders     licensing.HolderStore
+	Withdrawals licensing.WithdrawalStore
+}
+
+// DynamoStores are s for every store.
+func DynamoStores(s *dynamo.Store) Stores {
+	return Stores{Events: s, Views: s, History: s, Progress: s, Counters: s, Holders: s, Withdrawals: s}
+}
+
+// App is a process's parts, wired: the services, the API over them and the
+// stream function over the same stores.
+type App struct {
+	Licensing *licensing.Service
+	// Viewing is the viewing service (screens, heartbeats, resume points).
+	Viewing *viewing.Service
+	Signer  *tokens.Signer
+	Stores  Stores
+	// Dynamo and DB are the DynamoDB store and client, when on DynamoDB.
+	Dynamo *dynamo.Store
+	DB     *dynamodb.Client
+
+	config    Config
+	policy    *licensing.Policy
+	withdrawn *licensing.Withdrawals
+}
+
+// Build wires the API on the DynamoDB table c names: what the API function runs.
+func Build(ctx context.Context, c Config) (*App, error) {
+	db, err := dynamo.NewClient(ctx, c.Dynamo)
+	if err != nil {
+		return nil, err
+	}
+	store := dynamo.New(db, c.Dynamo.Table)
+	app, err := Assemble(ctx, c, DynamoStores(store))
+	if err != nil {
+		return nil, err
+	}
+	app.Dynamo, app.DB = store, db
+	return app, nil
+}
+
+// Assemble wires the API and the stream function over the stores given.
+func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
+	c = c.WithDefaults()
 	policy, err := Policy(c.PolicyFile)
 	if err != nil {
 		return nil, err
 	}
 	spec := c.SigningKeys
 	if spec == "" {
-		var err error
+		if c.SigningKeysParameter == "" {
+			return nil, errors.New("set SIGNING_KEYS or SIGNING_KEYS_PARAMETER")
+		}
 		if spec, err = parameter(ctx, c.SigningKeysParameter); err != nil {
 			return nil, err
 		}
@@ -186,68 +236,35 @@ func Build(ctx context.Context, c Config) (*Parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Parts{Signer: signer, snapshotEvery: c.Dynamo.SnapshotEvery, policy: policy}
-	if p.snapshotEvery == 0 {
-		p.snapshotEvery = dynamo.DefaultSnapshotEvery
-	}
-	var store licensing.EventStore
-	var views viewing.Store
-	var history viewing.HistoryStore
-	var withdrawals licensing.WithdrawalStore
-	switch c.Store {
-	case "memory":
-		p.Memory = memstore.New()
-		store, views, history, withdrawals = p.Memory, p.Memory, p.Memory, p.Memory
-	default:
-		db, err := dynamo.NewClient(ctx, c.Dynamo)
-		if err != nil {
-			return nil, err
-		}
-		p.db = db
-		p.Dynamo = dynamo.New(db, c.Dynamo.Table)
-		store, views, history, withdrawals = p.Dynamo, p.Dynamo, p.Dynamo, p.Dynamo
-	}
-	p.Service = licensing.NewService(store, policy, SystemClock{}, RandomIDs{})
-	// Licences are decided under the policy with the operators' withdrawals,
-	// read at most once per WithdrawalRefresh.
-	refresh := c.WithdrawalRefresh
-	if refresh == 0 {
-		refresh = DefaultWithdrawalRefresh
-	}
-	p.Withdrawals = withdrawals
-	if rs, ok := store.(licensing.RefusalStore); ok {
-		p.Service.Refusals = rs
-		p.Service.Observer.RefusalNotKept = func(ctx context.Context, member string, err error) {
+	a := &App{Signer: signer, Stores: s, config: c, policy: policy}
+	a.Licensing = licensing.NewService(s.Events, policy, SystemClock{}, RandomIDs{})
+	if rs, ok := s.Events.(licensing.RefusalStore); ok {
+		a.Licensing.Refusals = rs
+		a.Licensing.Observer.RefusalNotKept = func(ctx context.Context, member string, err error) {
 			slog.WarnContext(ctx, "refusal not kept", "member", licensing.Pseudonym(member), "error", err)
 		}
 	}
-	p.withdrawn = &licensing.Withdrawals{Base: policy, Store: withdrawals, Refresh: refresh, Clock: SystemClock{}}
-	p.Service.Policy = p.withdrawn.Policy
-	if c.StateCache != 0 || c.StateCacheIdle != 0 {
-		size, idle := c.StateCache, c.StateCacheIdle
-		if size == 0 {
-			size = licensing.DefaultCacheSize
-		}
-		if idle == 0 {
-			idle = licensing.DefaultCacheIdle
-		}
-		p.Service.Cache = licensing.NewStateCache(size, idle)
-		if size < 0 {
-			p.Service.Cache = nil
-		}
+	// Licences are decided under the policy with the operators' withdrawals,
+	// read at most once per WithdrawalRefresh.
+	a.withdrawn = &licensing.Withdrawals{Base: policy, Store: s.Withdrawals, Refresh: c.WithdrawalRefresh, Clock: SystemClock{}}
+	a.Licensing.Policy = a.withdrawn.Policy
+	a.Licensing.Cache = nil
+	if c.StateCache > 0 {
+		a.Licensing.Cache = licensing.NewStateCache(c.StateCache, c.StateCacheIdle)
 	}
-	p.Viewing = viewing.NewService(views, policy, SystemClock{}, RandomIDs{})
-	p.Viewing.History = history
-	p.Service.Observer.Conflict = httpapi.CountConflict
-	return p, nil
+	a.Licensing.Observer.Conflict = httpapi.CountConflict
+	a.Viewing = viewing.NewService(s.Views, policy, SystemClock{}, RandomIDs{})
+	a.Viewing.History = s.History
+	return a, nil
 }
 
-// Handler is the API over the parts: it logs through slog.Default() and
+// Handler is the API over the app: it logs through slog.Default() and
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
-func (p *Parts) Handler(c Config) http.Handler {
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: p.counters(), Viewing: p.Viewing, Withdrawals: p.Withdrawals,
+func (a *App) Handler() http.Handler {
+	c := a.config
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: a.Stores.Counters, Viewing: a.Viewing, Withdrawals: a.Stores.Withdrawals,
 		VerifyLicence: func(token string) (string, string, error) {
-			claims, err := tokens.Verify(token, p.Signer.JWKS(), c.Issuer, time.Now())
+			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {
 				return "", "", err
 			}
@@ -256,49 +273,39 @@ func (p *Parts) Handler(c Config) http.Handler {
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}
-	return httpapi.New(p.Service, p.Signer, opts)
+	return httpapi.New(a.Licensing, a.Signer, opts)
 }
 
-// Policy is the policy the parts decide by.
-func (p *Parts) Policy() *licensing.Policy { return p.policy }
+// Policy is the policy the app decides by.
+func (a *App) Policy() *licensing.Policy { return a.policy }
 
-// Processor is the stream function over the parts' store, with the
-// configured snapshot interval and policy: what Lambda runs on the table's
-// stream, for a local run to feed itself.
-func (p *Parts) Processor() *streams.Processor {
-	if p.Memory != nil {
-		return &streams.Processor{Store: p.Memory, Counters: p.Memory, Holders: p.Memory, Progress: p.Memory, History: p.Memory, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
-	}
-	return &streams.Processor{Store: p.Dynamo, Counters: p.Dynamo, Holders: p.Dynamo, Progress: p.Dynamo, History: p.Dynamo, SnapshotEvery: p.snapshotEvery, Policy: p.policy}
+// Config is the app's configuration, defaults applied.
+func (a *App) Config() Config { return a.config }
+
+// Processor is the stream function over the app's stores, with the
+// configured snapshot interval and policy.
+func (a *App) Processor() *projector.Processor {
+	return newProcessor(a.Stores, a.config, a.policy)
 }
 
-// StreamPoller returns a poller of the DynamoDB table's stream that runs
-// Processor through the Lambda JSON path behind the template's filter, as
-// Lambda runs it: for local runs on DynamoDB Local, where no Lambda polls.
-func (p *Parts) StreamPoller(ctx context.Context, c Config) (*streams.Poller, error) {
-	if p.Dynamo == nil {
-		return nil, fmt.Errorf("stream poller: the store is %q, not dynamo", c.Store)
-	}
-	arn, err := streams.LatestStreamArn(ctx, p.db, c.Dynamo.Table)
+// StreamFunction wires the stream function on the DynamoDB table c names:
+// what the stream function Lambda runs (it needs no signing keys).
+func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error) {
+	c = c.WithDefaults()
+	policy, err := Policy(c.PolicyFile)
 	if err != nil {
 		return nil, err
 	}
-	client, err := streams.NewClient(ctx, c.Dynamo)
+	db, err := dynamo.NewClient(ctx, c.Dynamo)
 	if err != nil {
 		return nil, err
 	}
-	filter, err := streams.ParseFilters(streams.EventFilters...)
-	if err != nil {
-		return nil, err
-	}
-	return &streams.Poller{Streams: client, StreamArn: arn, Handler: lambda.NewHandler(p.Processor().Handle), Filter: filter}, nil
+	return newProcessor(DynamoStores(dynamo.New(db, c.Dynamo.Table)), c, policy), nil
 }
 
-func (p *Parts) counters() licensing.CounterStore {
-	if p.Memory != nil {
-		return p.Memory
-	}
-	return p.Dynamo
+// newProcessor: snapshots keep what the API's policy's quotas look at.
+func newProcessor(s Stores, c Config, policy *licensing.Policy) *projector.Processor {
+	return &projector.Processor{Store: s.Events, Counters: s.Counters, Holders: s.Holders, Progress: s.Progress, History: s.History, SnapshotEvery: c.SnapshotEvery, Policy: policy}
 }
 
 // parameter reads an SSM SecureString parameter, decrypted.

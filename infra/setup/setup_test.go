@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -17,19 +19,18 @@ func TestFromEnv(t *testing.T) {
 		env  map[string]string
 		want string // substring of the error; "" for none
 	}{
-		{"dynamo without a table", map[string]string{"SIGNING_KEYS": key.Encode()}, "TABLE_NAME"},
-		{"unknown store", map[string]string{"STORE": "sqlite", "SIGNING_KEYS": key.Encode()}, "STORE"},
-		{"no keys", map[string]string{"STORE": "memory"}, "SIGNING_KEYS"},
+		{"no table", map[string]string{"SIGNING_KEYS": key.Encode()}, "TABLE_NAME"},
 		{"bad snapshot interval", map[string]string{"TABLE_NAME": "t", "SNAPSHOT_EVERY": "0", "SIGNING_KEYS": key.Encode()}, "SNAPSHOT_EVERY"},
-		{"memory", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode()}, ""},
-		{"bad state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "-3"}, "STATE_CACHE"},
-		{"no state cache", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE": "0"}, ""},
-		{"bad cache idle time", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE_IDLE": "10"}, "STATE_CACHE_IDLE"},
-		{"cache idle time", map[string]string{"STORE": "memory", "SIGNING_KEYS": key.Encode(), "STATE_CACHE_IDLE": "5m"}, ""},
-		{"dynamo", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
+		{"bad state cache", map[string]string{"TABLE_NAME": "t", "STATE_CACHE": "-3"}, "STATE_CACHE"},
+		{"no state cache", map[string]string{"TABLE_NAME": "t", "STATE_CACHE": "0"}, ""},
+		{"bad cache idle time", map[string]string{"TABLE_NAME": "t", "STATE_CACHE_IDLE": "10"}, "STATE_CACHE_IDLE"},
+		{"cache idle time", map[string]string{"TABLE_NAME": "t", "STATE_CACHE_IDLE": "5m"}, ""},
+		{"bad withdrawal refresh", map[string]string{"TABLE_NAME": "t", "WITHDRAWAL_REFRESH": "1ms"}, "WITHDRAWAL_REFRESH"},
+		{"stream function (no keys)", map[string]string{"TABLE_NAME": "t"}, ""},
+		{"api", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"STORE", "TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE"} {
+			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()
@@ -40,30 +41,59 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
-func TestBuildRefusesBadKeysAndPolicies(t *testing.T) {
-	ctx := context.Background()
-	if _, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: "k1:not-a-seed"}); err == nil || strings.Contains(err.Error(), "not-a-seed") {
-		t.Errorf("Build(bad key) = %v, want an error without the key text", err)
+// TestDefaults: every unset setting takes its default in one place, from
+// the environment or from a Config built by hand.
+func TestDefaults(t *testing.T) {
+	for _, k := range []string{"SNAPSHOT_EVERY", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "POLICY_FILE"} {
+		t.Setenv(k, "")
 	}
-	key, _ := tokens.GenerateKey("k1")
-	if _, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: key.Encode(), PolicyFile: "/nonexistent/policy.json"}); err == nil {
-		t.Errorf("Build(missing policy file) = nil error")
-	}
-	p, err := setup.Build(ctx, setup.Config{Store: "memory", SigningKeys: key.Encode(), Issuer: "i"})
-	if err != nil || p.Memory == nil || p.Service == nil || p.Signer.KeyID() != "k1" || p.Service.Cache == nil {
-		t.Errorf("Build(memory) = %+v, %v; want a service with a state cache", p, err)
-	}
-	t.Setenv("STATE_CACHE", "0")
-	t.Setenv("STORE", "memory")
-	t.Setenv("SIGNING_KEYS", key.Encode())
-	c, err := setup.FromEnv()
+	t.Setenv("TABLE_NAME", "t")
+	fromEnv, err := setup.FromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := setup.Build(ctx, c); err != nil || p.Service.Cache.Len() != 0 {
-		t.Errorf("Build(STATE_CACHE=0) = %v; want no cache", err)
-	} else if _, err := p.Service.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil || p.Service.Cache.Len() != 0 {
-		t.Errorf("with STATE_CACHE=0, a command left %d states cached (%v)", p.Service.Cache.Len(), err)
+	want := setup.Config{Dynamo: fromEnv.Dynamo, SnapshotEvery: setup.DefaultSnapshotEvery, WithdrawalRefresh: setup.DefaultWithdrawalRefresh,
+		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, StateCache: licensing.DefaultCacheSize, StateCacheIdle: licensing.DefaultCacheIdle}
+	if fromEnv != want {
+		t.Errorf("FromEnv() = %+v, want %+v", fromEnv, want)
+	}
+	if got := (setup.Config{Dynamo: fromEnv.Dynamo}).WithDefaults(); got != want {
+		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
+	}
+	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1}
+	if got := set.WithDefaults(); got != set {
+		t.Errorf("WithDefaults() changed set values: %+v", got)
+	}
+}
+
+// memoryStores are one embedded store for every store, as local runs wire it.
+func memoryStores() setup.Stores {
+	m := memstore.New()
+	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m}
+}
+
+func TestAssembleRefusesBadKeysAndPolicies(t *testing.T) {
+	ctx := context.Background()
+	if _, err := setup.Assemble(ctx, setup.Config{}, memoryStores()); err == nil || !strings.Contains(err.Error(), "SIGNING_KEYS") {
+		t.Errorf("Assemble(no keys) = %v, want an error naming SIGNING_KEYS", err)
+	}
+	if _, err := setup.Assemble(ctx, setup.Config{SigningKeys: "k1:not-a-seed"}, memoryStores()); err == nil || strings.Contains(err.Error(), "not-a-seed") {
+		t.Errorf("Assemble(bad key) = %v, want an error without the key text", err)
+	}
+	key, _ := tokens.GenerateKey("k1")
+	if _, err := setup.Assemble(ctx, setup.Config{SigningKeys: key.Encode(), PolicyFile: "/nonexistent/policy.json"}, memoryStores()); err == nil {
+		t.Errorf("Assemble(missing policy file) = nil error")
+	}
+	a, err := setup.Assemble(ctx, setup.Config{SigningKeys: key.Encode(), Issuer: "i"}, memoryStores())
+	if err != nil || a.Licensing == nil || a.Signer.KeyID() != "k1" || a.Licensing.Cache == nil || a.Processor().SnapshotEvery != setup.DefaultSnapshotEvery {
+		t.Errorf("Assemble = %+v, %v; want a service with a state cache", a, err)
+	}
+	a, err = setup.Assemble(ctx, setup.Config{SigningKeys: key.Encode(), StateCache: -1}, memoryStores())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Licensing.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil || a.Licensing.Cache.Len() != 0 {
+		t.Errorf("with no state cache, a command left %d states cached (%v)", a.Licensing.Cache.Len(), err)
 	}
 }
 

@@ -1,0 +1,206 @@
+// Command dlicense-local runs the licensing API on 127.0.0.1 for
+// development, with the stream function beside it (keeping snapshots up as
+// in AWS), and mints dev member tokens for it.
+//
+//	dlicense-local serve [-addr 127.0.0.1:3000] [-store memory|dynamo]
+//	dlicense-local token -member m-1 -plan premium [-scope admin] [-ttl 12h]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/local"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/httpapi"
+
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "token":
+		err = token(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dlicense-local:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: dlicense-local serve [-addr 127.0.0.1:3000] [-store memory|dynamo]\n       dlicense-local token -member ID -plan PLAN [-scope S] [-ttl 12h]")
+	os.Exit(2)
+}
+
+func keys() (local.Keys, string, error) {
+	root, err := local.ModuleRoot()
+	if err != nil {
+		return local.Keys{}, "", err
+	}
+	k, err := local.LoadKeys(filepath.Join(root, ".cache", "dev"))
+	return k, root, err
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:3000", "loopback address to listen on")
+	store := fs.String("store", "memory", "memory (embedded) or dynamo (DynamoDB Local at $DYNAMODB_ENDPOINT)")
+	outage := fs.Duration("stream-outage", 0, "with -store dynamo: the stream function fails for this long after the start, so batches go to the dead letters (to try dlicense-redrive)")
+	fs.Parse(args)
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil || !net.ParseIP(host).IsLoopback() {
+		return fmt.Errorf("-addr %q: the dev server listens on loopback only", *addr)
+	}
+	k, root, err := keys()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if *store == "dynamo" && os.Getenv("DYNAMODB_ENDPOINT") == "" {
+		return errors.New("-store dynamo needs DYNAMODB_ENDPOINT (make run-dynamodb starts DynamoDB Local)")
+	}
+	// Every setting the Lambda reads from its environment, as it reads it.
+	cfg, err := local.ServeConfig(k)
+	if err != nil {
+		return err
+	}
+	if *store == "dynamo" {
+		db, err := dynamo.NewClient(ctx, cfg.Dynamo)
+		if err != nil {
+			return err
+		}
+		in, err := dynamolocal.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamolocal.TableLogicalID, cfg.Dynamo.Table)
+		if err != nil {
+			return err
+		}
+		if err := dynamolocal.CreateTable(ctx, db, in); err != nil {
+			return err
+		}
+	}
+	app, err := local.Build(ctx, *store, cfg)
+	if err != nil {
+		return err
+	}
+	how, stopStreams, err := streamFunction(ctx, app, *outage)
+	if err != nil {
+		return err
+	}
+	defer stopStreams()
+	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
+	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes)
+	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	tok, err := issuer.Mint("m-demo", "premium", nil, 12*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dlicense API on http://%s (store: %s)\n", ln.Addr(), *store)
+	from := "the shipped policy"
+	if cfg.PolicyFile != "" {
+		from = "POLICY_FILE=" + cfg.PolicyFile
+	}
+	fmt.Printf("policy: version %s (%s)\n", app.Policy().Version, from)
+	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, app.Processor().SnapshotEvery)
+	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
+	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
+	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-stop:
+		slog.Info("shutting down")
+		return local.Shutdown(srv)
+	case err := <-errc:
+		return err
+	}
+}
+
+// streamFunction runs the stream function beside the API, fed as Lambda
+// would feed it: in-process behind the embedded store, or by polling
+// DynamoDB Local's stream. It says how, and returns a function stopping it.
+func streamFunction(ctx context.Context, app *local.App, outage time.Duration) (string, func(), error) {
+	if app.Memory != nil {
+		local.FeedFromMemory(app.Memory, lambda.NewHandler(app.Processor().Handle), slog.Default())
+		return "in-process, on every append", func() {}, nil
+	}
+	poller, err := app.StreamPoller(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	// Batches the function gives up on are written as Lambda's on-failure
+	// destination would carry them, for dlicense-redrive.
+	if root, err := local.ModuleRoot(); err == nil {
+		poller.DeadLetterDir = filepath.Join(root, ".cache", "dead-letters")
+	}
+	if outage > 0 {
+		until, h := time.Now().Add(outage), poller.Handler
+		poller.Handler = lambda.NewHandler(func(ctx context.Context, ev json.RawMessage) (json.RawMessage, error) {
+			if time.Now().Before(until) {
+				return nil, errors.New("stream function outage (-stream-outage)")
+			}
+			out, err := h.Invoke(ctx, ev)
+			return json.RawMessage(out), err
+		})
+		poller.Retries = 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := poller.Run(ctx); err != nil {
+			slog.Error("stream poller stopped", "error", err)
+		}
+	}()
+	return "polling the table's stream " + poller.StreamArn, func() { cancel(); <-done }, nil
+}
+
+func token(args []string) error {
+	fs := flag.NewFlagSet("token", flag.ExitOnError)
+	member := fs.String("member", "", "member id (the token's sub)")
+	plan := fs.String("plan", "premium", "plan claim")
+	scope := fs.String("scope", "", "space-separated scopes, e.g. admin")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	fs.Parse(args)
+	if *member == "" {
+		return errors.New("token: -member is required")
+	}
+	k, _, err := keys()
+	if err != nil {
+		return err
+	}
+	tok, err := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, strings.Fields(*scope), *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}

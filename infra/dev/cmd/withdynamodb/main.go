@@ -1,0 +1,172 @@
+// Command withdynamodb runs a command with DynamoDB Local available at
+// $DYNAMODB_ENDPOINT, then stops it:
+//
+//	withdynamodb [-cache DIR] [-v] -- command args...
+//	withdynamodb [-cache DIR] [-v] -serve
+//
+// When $DYNAMODB_ENDPOINT is already set the command just runs. When
+// DynamoDB Local cannot start, the command runs without the variable (its
+// DynamoDB tests skip), unless CI=true, where that is an error. -serve keeps
+// a server up until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+)
+
+func main() {
+	cache := flag.String("cache", "", "download cache `dir` (default .cache in the module root)")
+	serve := flag.Bool("serve", false, "start DynamoDB Local and keep it up until interrupted")
+	verbose := flag.Bool("v", false, "copy DynamoDB Local's output to stderr")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: withdynamodb [-cache DIR] [-v] -- command args...\n       withdynamodb [-cache DIR] [-v] -serve")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	args := flag.Args()
+	if *serve == (len(args) > 0) {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	// From here on signals are ours to handle: they must not kill this
+	// process before it has stopped the server.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+
+	if !*serve {
+		if ep, ok := dynamolocal.EndpointFromEnv(); ok {
+			logf("%s already set (%s); not starting DynamoDB Local", dynamolocal.EndpointEnv, ep)
+			os.Exit(run(args, nil, sigs))
+		}
+	}
+
+	opts := dynamolocal.Options{CacheDir: *cache, Log: nil}
+	if opts.CacheDir == "" {
+		opts.CacheDir = defaultCache()
+	}
+	if *verbose {
+		opts.Log = os.Stderr
+	}
+	srv, err := start(opts, sigs)
+	if err != nil {
+		if errors.Is(err, errInterrupted) {
+			os.Exit(130)
+		}
+		if *serve || os.Getenv("CI") == "true" {
+			logf("cannot start DynamoDB Local: %v", err)
+			os.Exit(1)
+		}
+		logf("warning: cannot start DynamoDB Local, running without %s (DynamoDB tests will skip): %v", dynamolocal.EndpointEnv, err)
+		os.Exit(run(args, nil, sigs))
+	}
+
+	if *serve {
+		fmt.Printf("export %s=%s\n", dynamolocal.EndpointEnv, srv.Endpoint())
+		logf("serving (pid %d); Ctrl-C to stop", srv.PID())
+		<-sigs
+		if err := srv.Stop(); err != nil {
+			logf("%v", err)
+		}
+		return
+	}
+	code := run(args, []string{dynamolocal.EndpointEnv + "=" + srv.Endpoint()}, sigs)
+	if err := srv.Stop(); err != nil {
+		logf("%v", err)
+	}
+	os.Exit(code)
+}
+
+var errInterrupted = errors.New("interrupted")
+
+// start starts the server, giving up (and cleaning up) on a signal.
+func start(opts dynamolocal.Options, sigs <-chan os.Signal) (*dynamolocal.Server, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		srv *dynamolocal.Server
+		err error
+	}
+	res := make(chan result, 1)
+	t0 := time.Now()
+	go func() {
+		srv, err := dynamolocal.Start(ctx, opts)
+		res <- result{srv, err}
+	}()
+	select {
+	case r := <-res:
+		if r.err == nil {
+			logf("DynamoDB Local at %s (pid %d, started in %.1fs)", r.srv.Endpoint(), r.srv.PID(), time.Since(t0).Seconds())
+		}
+		return r.srv, r.err
+	case <-sigs:
+		cancel()
+		if r := <-res; r.err == nil {
+			r.srv.Stop()
+		}
+		return nil, errInterrupted
+	}
+}
+
+// run runs args with stdio passed through and extra added to the
+// environment, forwards SIGINT and SIGTERM to it, and returns its exit code.
+func run(args, extra []string, sigs <-chan os.Signal) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), extra...)
+	if err := cmd.Start(); err != nil {
+		logf("%v", err)
+		return 127
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			// A terminal Ctrl-C has already reached the child (same process
+			// group); a second SIGINT is harmless, a missed `kill` is not.
+			_ = cmd.Process.Signal(s)
+		case err := <-done:
+			return exitCode(err)
+		}
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		return 0
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ee.ExitCode()
+}
+
+// defaultCache is .cache in the module root, or in the working directory
+// outside a module.
+func defaultCache() string {
+	if root, err := dynamolocal.ModuleRoot(); err == nil {
+		return filepath.Join(root, ".cache")
+	}
+	return ".cache"
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "withdynamodb: "+format+"\n", args...)
+}

@@ -1,0 +1,181 @@
+package deploytest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/tokens"
+)
+
+// calls records the DynamoDB operations a client makes, as IAM names them
+// (X-Amz-Target "DynamoDB_20120810.Query" is dynamodb:Query).
+type calls struct {
+	mu  sync.Mutex
+	ops map[string]bool
+}
+
+func (c *calls) Do(r *http.Request) (*http.Response, error) {
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		_, op, _ := strings.Cut(target, ".")
+		c.mu.Lock()
+		c.ops["dynamodb:"+op] = true
+		c.mu.Unlock()
+	}
+	return http.DefaultClient.Do(r)
+}
+
+// check fails for each operation the function's grants do not cover. A
+// transaction is authorised per item: it needs PutItem and UpdateItem, the
+// item kinds the stores write in one.
+func (c *calls) check(t *testing.T, function string) {
+	t.Helper()
+	granted := expectedActions[function]
+	var seen []string
+	for op := range c.ops {
+		seen = append(seen, op)
+		need := []string{op}
+		if op == "dynamodb:TransactWriteItems" {
+			need = []string{"dynamodb:PutItem", "dynamodb:UpdateItem"}
+		}
+		for _, n := range need {
+			if !slices.Contains(granted, n) {
+				t.Errorf("%s calls %s, which its policy does not grant (%v)", function, op, granted)
+			}
+		}
+	}
+	slices.Sort(seen)
+	t.Logf("%s called %v", function, seen)
+	if len(seen) == 0 {
+		t.Errorf("%s made no DynamoDB call: nothing was checked", function)
+	}
+}
+
+func recordingConfig(t *testing.T) (dynamo.Config, *calls) {
+	_, table := dynamolocal.Table(t)
+	endpoint, _ := dynamolocal.EndpointFromEnv()
+	c := &calls{ops: map[string]bool{}}
+	return dynamo.Config{Table: table, Endpoint: endpoint, HTTPClient: c}, c
+}
+
+// TestTheAPICallsOnlyWhatItIsGranted runs every sample API event on
+// DynamoDB Local through a client that records each operation, and checks
+// the API function's policy in the template grants each one: DynamoDB
+// Local checks no permission, so nothing else would catch a missing grant.
+func TestTheAPICallsOnlyWhatItIsGranted(t *testing.T) {
+	cfg, c := recordingConfig(t)
+	key, err := tokens.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSamples(t, "dynamo", setup.Config{Dynamo: cfg, SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"})
+	c.check(t, "ApiFunction")
+}
+
+// TestTheStreamFunctionCallsOnlyWhatItIsGranted does the same for the stream
+// function: a member's licensing log (snapshots, counters, an offline
+// upload), screens that start, beat, stop and end, and an erasure.
+func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
+	ctx := context.Background()
+	cfg, c := recordingConfig(t)
+	db, err := dynamo.NewClient(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := dynamo.New(db, cfg.Table)
+	policy := licensing.DefaultPolicy()
+	var recs []events.DynamoDBEventRecord
+	seq := 0
+	next := func() string { seq++; return fmt.Sprintf("%021d", seq) }
+
+	// Licensing: grants, an offline upload, a release, written to the
+	// table, and their INSERT records.
+	member := "calls-member"
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	lic := func(v int64) string { return fmt.Sprintf("L%d", v) }
+	var log []licensing.Event
+	for v := int64(1); v <= 5; v++ {
+		log = append(log, licensing.Event{Version: v, At: at, PolicyVersion: policy.Version, Payload: &licensing.LicenceAcquired{
+			Licence: lic(v), Plan: "premium", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: at.Add(time.Hour)}})
+	}
+	log = append(log, licensing.Event{Version: 6, At: at, PolicyVersion: policy.Version, Payload: &licensing.PlaybackRecorded{Device: "d1",
+		Accepted: []licensing.PlaybackEntry{{ID: "p1", Licence: lic(1), Title: "tt-first-light", Kind: licensing.PlaybackStart, DeviceTime: at.Add(-time.Minute)},
+			{ID: "p2", Licence: lic(1), Title: "tt-first-light", Kind: licensing.PlaybackStop, PositionMs: 60_000, DeviceTime: at}}}})
+	log = append(log, licensing.Event{Version: 7, At: at, PolicyVersion: policy.Version, Payload: &licensing.LicenceReleased{Licence: lic(2), Reason: licensing.ReasonDeleted}})
+	if err := store.Append(ctx, member, 0, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range log {
+		se, err := licensing.EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := eventsource.InsertRecord(member, se, next())
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+
+	// Viewing: the service on the embedded store makes the screen writes;
+	// their records go to the stream function on the table.
+	mem := memstore.New()
+	mem.SubscribeScreens(func(sc memstore.ScreenChange) {
+		r, err := eventsource.ScreenRecord(sc.Member, &sc.View, sc.Insert, next())
+		if err != nil {
+			t.Error(err)
+		}
+		recs = append(recs, r)
+	})
+	svc := viewing.NewService(mem, policy, setup.SystemClock{}, setup.RandomIDs{})
+	st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: "tt-first-light"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: "tv", View: st.View.ID, PositionMs: 31_000}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "phone", Title: "tt-low-tide"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.End(ctx, viewing.End{Member: member, View: other.View.ID, Reason: viewing.EndedByMember}); err != nil {
+		t.Fatal(err)
+	}
+	// An erasure, begun on the table as the API would.
+	erasedAt := time.Now().UTC().Truncate(time.Millisecond)
+	if err := store.BeginErasure(ctx, member, erasedAt); err != nil {
+		t.Fatal(err)
+	}
+	r, err := eventsource.ErasureRecord(member, erasedAt, next())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, r)
+
+	c.ops = map[string]bool{} // what the stream function does, not the setup
+	p := &projector.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: 4, Policy: policy}
+	resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("Handle = %+v, %v", resp, err)
+	}
+	c.check(t, "StreamsFunction")
+}

@@ -1,0 +1,278 @@
+package deploytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/ops/eventsource"
+)
+
+// streamFunction is the function that keeps snapshots up from the table's
+// change stream.
+const streamFunction = "StreamsFunction"
+
+// The stream function may only see INSERTs of event items and INSERTs or
+// MODIFYs of screen items (heartbeats) and of erasures under way: never
+// snapshots, counters, resume points, history or its marking an erasure
+// done (its own writes), TTL removals or anything else. Each filter of its
+// event must pin the item kind to one of these and the change to those
+// allowed for it (Lambda passes a record matching any filter), and every
+// kind must have a filter.
+var allowedChanges = map[string][]string{
+	"event":   {"INSERT"},
+	"screen":  {"INSERT", "MODIFY"},
+	"erasure": {"INSERT", "MODIFY"},
+}
+
+// streamEvent is one DynamoDB event of a function.
+type streamEvent struct {
+	function, event string
+	props           *yaml.Node
+}
+
+func (d *deployment) streamEvents() []streamEvent {
+	var out []streamEvent
+	ids, fns := d.resources("AWS::Serverless::Function")
+	for i, fn := range fns {
+		names, evs := entries(get(fn, "Properties", "Events"))
+		for j, ev := range evs {
+			if value(get(ev, "Type")) == "DynamoDB" {
+				out = append(out, streamEvent{function: ids[i], event: names[j], props: get(ev, "Properties")})
+			}
+		}
+	}
+	return out
+}
+
+// filterPatterns reads the Pattern of each filter of a stream event as JSON.
+func filterPatterns(props *yaml.Node) ([]map[string]any, error) {
+	filters := get(props, "FilterCriteria", "Filters")
+	if filters == nil || filters.Kind != yaml.SequenceNode || len(filters.Content) == 0 {
+		return nil, fmt.Errorf("no FilterCriteria.Filters")
+	}
+	var out []map[string]any
+	for _, f := range filters.Content {
+		var p map[string]any
+		if err := json.Unmarshal([]byte(value(get(f, "Pattern"))), &p); err != nil {
+			return nil, fmt.Errorf("filter at line %d: Pattern is not a JSON object: %v", f.Line, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkStreamEvents: the stream function reads the licensing table's stream,
+// sees only INSERTs of event items, answers with partial batch failures,
+// and keeps records in order (one poller per shard). Its on-failure
+// destination carries no Type, which would make SAM add a policy that
+// checkActions does not see.
+func checkStreamEvents(d *deployment) []string {
+	var problems []string
+	evs := d.streamEvents()
+	if !slices.ContainsFunc(evs, func(e streamEvent) bool { return e.function == streamFunction }) {
+		problems = append(problems, fmt.Sprintf("%s has no DynamoDB event", streamFunction))
+	}
+	for _, e := range evs {
+		where := e.function + "." + e.event
+		if s := get(e.props, "Stream"); s == nil || s.Tag != "!GetAtt" || s.Value != dynamolocal.TableLogicalID+".StreamArn" {
+			problems = append(problems, fmt.Sprintf("%s: Stream must be !GetAtt %s.StreamArn", where, dynamolocal.TableLogicalID))
+		}
+		if !slices.Contains(scalars(get(e.props, "FunctionResponseTypes")), "ReportBatchItemFailures") {
+			problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes must hold ReportBatchItemFailures (the handler reports failures by sequence number)", where))
+		}
+		if pf := get(e.props, "ParallelizationFactor"); pf != nil && value(pf) != "1" {
+			problems = append(problems, fmt.Sprintf("%s: ParallelizationFactor %q; it must be 1 (or unset) to keep each member's records in order", where, value(pf)))
+		}
+		if age, err := strconv.Atoi(value(get(e.props, "MaximumRecordAgeInSeconds"))); err != nil || (age != -1 && age < 86400) {
+			problems = append(problems, fmt.Sprintf("%s: MaximumRecordAgeInSeconds %q; it must be -1 or at least the stream's 24-hour retention: records are never too old to count, and an outage must not drop them", where, value(get(e.props, "MaximumRecordAgeInSeconds"))))
+		}
+		if get(e.props, "DestinationConfig", "OnFailure", "Type") != nil {
+			problems = append(problems, fmt.Sprintf("%s: DestinationConfig.OnFailure.Type makes SAM grant its own policy; grant it in Policies instead", where))
+		}
+		patterns, err := filterPatterns(e.props)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", where, err))
+			continue
+		}
+		covered := map[string]bool{}
+		for i, p := range patterns {
+			kinds := literals(p, "dynamodb", "NewImage", "it", "S")
+			if len(kinds) == 0 || len(slices.Compact(slices.Sorted(slices.Values(kinds)))) != 1 || allowedChanges[kinds[0]] == nil {
+				problems = append(problems, fmt.Sprintf("%s: filter %d must require dynamodb.NewImage.it.S to be one of the kinds %v, exactly", where, i, slices.Sorted(maps.Keys(allowedChanges))))
+				continue
+			}
+			kind := kinds[0]
+			covered[kind] = true
+			changes := literals(p, "eventName")
+			if len(changes) == 0 || slices.ContainsFunc(changes, func(c string) bool { return !slices.Contains(allowedChanges[kind], c) }) {
+				problems = append(problems, fmt.Sprintf("%s: filter %d must require eventName to be among %v for %s items", where, i, allowedChanges[kind], kind))
+			}
+		}
+		for kind := range allowedChanges {
+			if !covered[kind] {
+				problems = append(problems, fmt.Sprintf("%s: no filter passes %s items, which the function needs", where, kind))
+			}
+		}
+	}
+	return problems
+}
+
+// literals reads the list of exact string values a filter pattern requires
+// at path; nil if there is none, or if any value is not a plain string (an
+// operator such as prefix or exists).
+func literals(pattern map[string]any, path ...string) []string {
+	var v any = pattern
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	list, _ := v.([]any)
+	var out []string
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// matches applies a filter pattern made of exact values to a record (as JSON
+// values); an operator counts as no match, so the samples are only checked
+// against filters this understands.
+func matches(pattern map[string]any, doc any) bool {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, p := range pattern {
+		v, present := m[k]
+		switch p := p.(type) {
+		case map[string]any:
+			if !present || !matches(p, v) {
+				return false
+			}
+		case []any:
+			if !present || !slices.ContainsFunc(p, func(x any) bool { return x == v }) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// env is a function's environment variable, its own or from Globals.
+func (d *deployment) env(fn *yaml.Node, name string) *yaml.Node {
+	if v := get(fn, "Properties", "Environment", "Variables", name); v != nil {
+		return v
+	}
+	return get(d.root, "Globals", "Function", "Environment", "Variables", name)
+}
+
+// checkSnapshotEvery: the stream function takes its snapshot cadence from
+// the template's SnapshotEvery parameter, so that a deployment sets it in one
+// place (loads do not depend on it).
+func checkSnapshotEvery(d *deployment) []string {
+	ids, fns := d.resources("AWS::Serverless::Function")
+	i := slices.Index(ids, streamFunction)
+	if i < 0 {
+		return []string{streamFunction + ": no such function"}
+	}
+	v := d.env(fns[i], "SNAPSHOT_EVERY")
+	switch {
+	case v == nil || v.Kind != yaml.ScalarNode:
+		return []string{streamFunction + ": SNAPSHOT_EVERY is not set"}
+	case v.Tag != "!Ref" || v.Value != "SnapshotEvery":
+		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY is %s %s, want !Ref SnapshotEvery", streamFunction, v.Tag, v.Value)}
+	case get(d.root, "Parameters", v.Value) == nil:
+		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", streamFunction, v.Value)}
+	}
+	return nil
+}
+
+func TestStreamEventIsFilteredAndOrdered(t *testing.T) {
+	report(t, "stream", checkStreamEvents(load(t)))
+}
+
+func TestSnapshotCadenceIsShared(t *testing.T) {
+	report(t, "snapshot cadence", checkSnapshotEvery(load(t)))
+}
+
+// TestStreamFilterSemantics: the template's filter passes an event INSERT
+// and nothing the function writes or does not need.
+func TestStreamFilterSemantics(t *testing.T) {
+	var patterns []map[string]any
+	for _, e := range load(t).streamEvents() {
+		if e.function == streamFunction {
+			p, err := filterPatterns(e.props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patterns = append(patterns, p...)
+		}
+	}
+	if len(patterns) == 0 {
+		t.Fatalf("%s has no filter", streamFunction)
+	}
+	record := func(name, kind string) any {
+		return map[string]any{"eventName": name, "dynamodb": map[string]any{
+			"NewImage": map[string]any{"it": map[string]any{"S": kind}, "pk": map[string]any{"S": "m#m-1"}},
+		}}
+	}
+	passes := func(r any) bool {
+		return slices.ContainsFunc(patterns, func(p map[string]any) bool { return matches(p, r) })
+	}
+	for _, r := range []any{record("INSERT", "event"), record("INSERT", "screen"), record("MODIFY", "screen"), record("INSERT", "erasure"), record("MODIFY", "erasure")} {
+		if !passes(r) {
+			t.Errorf("the filter drops %v", r)
+		}
+	}
+	for _, r := range []any{
+		record("INSERT", "snapshot"), record("MODIFY", "snapshot"), record("MODIFY", "event"),
+		record("INSERT", "resume"), record("MODIFY", "resume"), record("MODIFY", "counter"), record("REMOVE", "screen"),
+		record("INSERT", "history"), record("MODIFY", "history"), record("MODIFY", "row"), record("MODIFY", "engagement"), record("MODIFY", "erased"),
+		map[string]any{"eventName": "REMOVE", "dynamodb": map[string]any{"Keys": map[string]any{}}},
+	} {
+		if passes(r) {
+			t.Errorf("the filter passes %v", r)
+		}
+	}
+}
+
+// TestLocalPollerUsesTheTemplatesFilter: the local poller filters with
+// eventsource.EventFilters; they must mean the same as the deployed patterns.
+func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
+	var want []map[string]any
+	for _, f := range eventsource.EventFilters {
+		p := map[string]any{}
+		if err := json.Unmarshal([]byte(f), &p); err != nil {
+			t.Fatalf("eventsource.EventFilters %s is not JSON: %v", f, err)
+		}
+		want = append(want, p)
+	}
+	var got []map[string]any
+	for _, e := range load(t).streamEvents() {
+		patterns, err := filterPatterns(e.props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, patterns...)
+	}
+	if len(got) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("template filters %v differ from eventsource.EventFilters %v", got, want)
+	}
+}

@@ -1,0 +1,70 @@
+package local
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/setup"
+)
+
+// App is the API and stream function wired as the Lambdas wire them
+// (setup.Assemble), on DynamoDB (Local) or on the embedded store.
+type App struct {
+	*setup.App
+	// Memory is the embedded store, when the store is "memory".
+	Memory *memstore.Store
+}
+
+// Build wires the app on store: "dynamo" (the table c names, as the API
+// function does) or "memory" (the embedded store for every store).
+func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
+	switch store {
+	case "dynamo":
+		a, err := setup.Build(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return &App{App: a}, nil
+	case "memory":
+		m := memstore.New()
+		a, err := setup.Assemble(ctx, c, MemoryStores(m))
+		if err != nil {
+			return nil, err
+		}
+		return &App{App: a, Memory: m}, nil
+	}
+	return nil, fmt.Errorf("store %q: want dynamo or memory", store)
+}
+
+// MemoryStores are m for every store.
+func MemoryStores(m *memstore.Store) setup.Stores {
+	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m}
+}
+
+// StreamPoller returns a poller of the DynamoDB table's stream that runs
+// the stream function through the Lambda JSON path behind the template's
+// filter, as Lambda runs it: for local runs on DynamoDB Local, where no
+// Lambda polls.
+func (a *App) StreamPoller(ctx context.Context) (*eventsource.Poller, error) {
+	if a.Dynamo == nil {
+		return nil, fmt.Errorf("stream poller: the store is not DynamoDB")
+	}
+	c := a.Config()
+	arn, err := eventsource.LatestStreamArn(ctx, a.DB, c.Dynamo.Table)
+	if err != nil {
+		return nil, err
+	}
+	client, err := eventsource.NewClient(ctx, c.Dynamo)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	if err != nil {
+		return nil, err
+	}
+	return &eventsource.Poller{Streams: client, StreamArn: arn, Handler: lambda.NewHandler(a.Processor().Handle), Filter: filter}, nil
+}

@@ -1,0 +1,209 @@
+package projector_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector"
+)
+
+type clock struct{ at atomic.Int64 }
+
+func (c *clock) Now() time.Time { return time.Unix(0, c.at.Add(int64(time.Minute))) }
+
+type ids struct{ n atomic.Int64 }
+
+func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
+
+// stores runs a test on the embedded store and on DynamoDB Local.
+func stores(t *testing.T, run func(t *testing.T, s projector.Store)) {
+	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
+	t.Run("dynamo", func(t *testing.T) {
+		db, name := dynamolocal.Table(t)
+		run(t, dynamo.New(db, name))
+	})
+}
+
+// history appends n events for member (acquire and release in turn) and
+// returns the stream records DynamoDB Streams would deliver for them.
+func history(t *testing.T, s projector.Store, member string, n int, seq *int) []events.DynamoDBEventRecord {
+	t.Helper()
+	c := &clock{}
+	c.at.Store(time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	svc := licensing.NewService(s, licensing.DefaultPolicy(), c, &ids{})
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			if _, err := svc.Execute(ctx, licensing.Acquire{Member: member, Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		st, _ := svc.Load(ctx, member)
+		l := st.Licences(c.Now())
+		if _, err := svc.Execute(ctx, licensing.Release{Member: member, Device: "d1", Licence: l[len(l)-1].ID, Reason: licensing.ReasonDeleted}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	str, err := s.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []events.DynamoDBEventRecord
+	for _, e := range str.Events {
+		se, err := licensing.EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*seq++
+		r, err := eventsource.InsertRecord(member, se, fmt.Sprintf("%021d", *seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func snapshotVersion(t *testing.T, s projector.Store, member string) int64 {
+	t.Helper()
+	str, err := s.Load(context.Background(), member, licensing.LoadOptions{SnapshotSchema: licensing.StateSchema, Consistent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if str.Snapshot == nil {
+		return 0
+	}
+	return str.Snapshot.Version
+}
+
+func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRecord) []string {
+	t.Helper()
+	resp, err := p.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+	if err != nil {
+		t.Fatalf("Handle = %v", err)
+	}
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
+}
+
+func TestSnapshotsEveryNEvents(t *testing.T) {
+	stores(t, func(t *testing.T, s projector.Store) {
+		p := &projector.Processor{Store: s, SnapshotEvery: 4}
+		seq := 0
+		recs := history(t, s, "m-snap", 11, &seq)
+		if failed := handle(t, p, recs[:3]); len(failed) != 0 || snapshotVersion(t, s, "m-snap") != 0 {
+			t.Fatalf("after v1-3: failures %v, snapshot v%d; want none", failed, snapshotVersion(t, s, "m-snap"))
+		}
+		handle(t, p, recs[3:5])
+		if v := snapshotVersion(t, s, "m-snap"); v < 4 {
+			t.Errorf("after v4-5: snapshot v%d, want at least v4", v)
+		}
+		handle(t, p, recs[5:])
+		if v := snapshotVersion(t, s, "m-snap"); v != 11 {
+			t.Errorf("after v6-11: snapshot v%d, want v11 (the head when it was written)", v)
+		}
+		// The same batch again, and a batch retried from the middle: nothing moves back.
+		for _, batch := range [][]events.DynamoDBEventRecord{recs[5:], recs[2:7], recs} {
+			if failed := handle(t, p, batch); len(failed) != 0 {
+				t.Errorf("redelivery failed: %v", failed)
+			}
+			if v := snapshotVersion(t, s, "m-snap"); v != 11 {
+				t.Errorf("after redelivery: snapshot v%d, want v11", v)
+			}
+		}
+	})
+}
+
+func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
+	stores(t, func(t *testing.T, s projector.Store) {
+		p := &projector.Processor{Store: s, SnapshotEvery: 4}
+		seq := 0
+		a := history(t, s, "m-poison", 6, &seq)
+		b := history(t, s, "m-other", 5, &seq)
+		poison := a[2]
+		poison.Change.NewImage = map[string]events.DynamoDBAttributeValue{}
+		for k, v := range a[2].Change.NewImage {
+			poison.Change.NewImage[k] = v
+		}
+		poison.Change.NewImage["d"] = events.NewStringAttribute(`{"licence_id":`) // truncated payload
+		batch := append(append(append([]events.DynamoDBEventRecord{}, a[:2]...), poison), a[3:]...)
+		batch = append(batch, b...)
+		failed := handle(t, p, batch)
+		if len(failed) != 1 || failed[0] != poison.Change.SequenceNumber {
+			t.Fatalf("failures = %v, want only the poison record %s", failed, poison.Change.SequenceNumber)
+		}
+		// Nothing after the poison record was applied for its member (v4 would
+		// have made a snapshot); the other member went on.
+		if v := snapshotVersion(t, s, "m-poison"); v != 0 {
+			t.Errorf("poisoned member snapshot v%d, want none", v)
+		}
+		if v := snapshotVersion(t, s, "m-other"); v != 5 {
+			t.Errorf("other member snapshot v%d, want v5", v)
+		}
+	})
+}
+
+func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
+	stores(t, func(t *testing.T, s projector.Store) {
+		p := &projector.Processor{Store: s, SnapshotEvery: 1}
+		seq := 0
+		recs := history(t, s, "m-race", 12, &seq)
+		var wg sync.WaitGroup
+		for i := range recs {
+			wg.Go(func() { handle(t, p, recs[i:i+1]) })
+		}
+		wg.Wait()
+		if v := snapshotVersion(t, s, "m-race"); v != 12 {
+			t.Errorf("snapshot after concurrent writers = v%d, want v12", v)
+		}
+	})
+}
+
+func TestCountersAreExactUnderRedelivery(t *testing.T) {
+	stores(t, func(t *testing.T, s projector.Store) {
+		counters := s.(licensing.CounterStore)
+		p := &projector.Processor{Store: s, SnapshotEvery: 4, Counters: counters}
+		seq := 0
+		recs := history(t, s, "m-count", 9, &seq) // 5 acquisitions, 4 releases
+		read := func() (int64, int64) {
+			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Granted(), c.ActiveOn(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+		}
+		handle(t, p, recs[:4])
+		handle(t, p, recs[4:])
+		if g, a := read(); g != 5 || a != 1 {
+			t.Fatalf("after one delivery: granted %d, active %d; want 5 and 1", g, a)
+		}
+		// The same batch twice, a batch retried from the middle, everything again.
+		for _, batch := range [][]events.DynamoDBEventRecord{recs[4:], recs[4:], recs[2:7], recs} {
+			if failed := handle(t, p, batch); len(failed) != 0 {
+				t.Fatalf("redelivery failed: %v", failed)
+			}
+		}
+		if g, a := read(); g != 5 || a != 1 {
+			t.Errorf("after redeliveries: granted %d, active %d; want 5 and 1", g, a)
+		}
+		day, err := counters.Counts(context.Background(), licensing.StudioDayScope("open-reel", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)))
+		if err != nil || day.Granted() != 5 {
+			t.Errorf("studio open-reel on 2026-11-02: %v, %v; want 5 granted", day, err)
+		}
+	})
+}
