@@ -80,11 +80,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &ended) {
 		p.Reason = ended.Reason
 	}
-	switch p.Code {
-	case CodeBodyTooLarge:
-		p.Status = http.StatusRequestEntityTooLarge
-	case CodeUnsupportedMedia:
-		p.Status = http.StatusUnsupportedMediaType
+	if c, ok := answerCodes[p.Code]; ok {
+		p.Status = c.Status
+	} else {
+		slog.ErrorContext(r.Context(), "problem code outside the catalogue", "route", r.Pattern, "code", p.Code, "error", err)
+		p = Problem{Status: http.StatusInternalServerError, Code: "INTERNAL", Title: "Something went wrong on our side"}
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)

@@ -15,13 +15,9 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -224,7 +220,7 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 		if c.SigningKeysParameter == "" {
 			return nil, errors.New("set SIGNING_KEYS or SIGNING_KEYS_PARAMETER")
 		}
-		if spec, err = parameter(ctx, c.SigningKeysParameter); err != nil {
+		if spec, err = parameter(ctx, c.Dynamo, c.SigningKeysParameter); err != nil {
 			return nil, err
 		}
 	}
@@ -306,19 +302,6 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 // newProcessor: snapshots keep what the API's policy's quotas look at.
 func newProcessor(s Stores, c Config, policy *licensing.Policy) *projector.Processor {
 	return &projector.Processor{Store: s.Events, Counters: s.Counters, Holders: s.Holders, Progress: s.Progress, History: s.History, SnapshotEvery: c.SnapshotEvery, Policy: policy}
-}
-
-// parameter reads an SSM SecureString parameter, decrypted.
-func parameter(ctx context.Context, name string) (string, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return "", fmt.Errorf("aws config: %w", err)
-	}
-	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		return "", fmt.Errorf("read parameter %s: %w", name, err)
-	}
-	return strings.TrimSpace(aws.ToString(out.Parameter.Value)), nil
 }
 
 // SystemClock is the wall clock.

@@ -35,11 +35,11 @@ const (
 // deviceTime matches the device clock times in sample playback uploads.
 var deviceTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
-// apiEvents reads the API Gateway v2 events of ../../events by file name;
+// apiEvents reads the API Gateway v2 events of ../../../events by file name;
 // other samples there (stream records) are not for the API.
 func apiEvents(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../events/*.json")
+	files, err := filepath.Glob("../../../events/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,10 @@ import (
 	"github.com/dlicense/dlicense/infra/projector"
 )
 
-// sampleFiles reads every sample event of ../../events by file name.
+// sampleFiles reads every sample event of ../../../events by file name.
 func sampleFiles(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../events/*.json")
+	files, err := filepath.Glob("../../../events/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func isStreamEvent(b []byte) bool {
 	return true
 }
 
-// streamSamples reads the DynamoDB Streams events of ../../events.
+// streamSamples reads the DynamoDB Streams events of ../../../events.
 func streamSamples(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}

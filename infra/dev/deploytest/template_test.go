@@ -51,11 +51,11 @@ func parse(template, makefile string) (*deployment, error) {
 
 func readSources(t *testing.T) (template, makefile string) {
 	t.Helper()
-	tb, err := os.ReadFile("../../template.yaml")
+	tb, err := os.ReadFile("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, err := os.ReadFile("../../Makefile")
+	mb, err := os.ReadFile("../../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/ops/rebuild"
 	"github.com/dlicense/dlicense/infra/setup"
 )
@@ -147,6 +148,9 @@ func runViewing(member string, engagement bool) error {
 func open(ctx context.Context) (*dynamo.Store, *licensing.Policy, error) {
 	cfg, err := dynamo.ConfigFromEnv()
 	if err != nil {
+		return nil, nil, err
+	}
+	if cfg, err = awsenv.Resolve(ctx, cfg); err != nil {
 		return nil, nil, err
 	}
 	db, err := dynamo.NewClient(ctx, cfg)

@@ -27,6 +27,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/setup"
 )
@@ -52,6 +53,9 @@ func run(file, queue string) error {
 	// environment (TABLE_NAME, SNAPSHOT_EVERY, POLICY_FILE…).
 	cfg, err := setup.FromEnv()
 	if err != nil {
+		return err
+	}
+	if cfg.Dynamo, err = awsenv.Resolve(ctx, cfg.Dynamo); err != nil {
 		return err
 	}
 	proc, err := setup.StreamFunction(ctx, cfg)

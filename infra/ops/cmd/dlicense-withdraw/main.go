@@ -23,8 +23,9 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/ops/withdraw"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func main() {
@@ -46,6 +47,9 @@ func run(title, studio string) error {
 	defer stop()
 	cfg, err := dynamo.ConfigFromEnv()
 	if err != nil {
+		return err
+	}
+	if cfg, err = awsenv.Resolve(ctx, cfg); err != nil {
 		return err
 	}
 	db, err := dynamo.NewClient(ctx, cfg)

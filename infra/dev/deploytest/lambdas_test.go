@@ -1,0 +1,96 @@
+package deploytest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// notInALambda are the packages no Lambda may link: development tooling
+// (infra/dev), operator tools (infra/ops), YAML, the SDK's clients and
+// configuration chain that only workstations use, and test support.
+var notInALambda = []struct {
+	pattern, why string
+}{
+	{`^github\.com/dlicense/dlicense/infra/dev(/|$)`, "development tooling (the embedded store, the local runtime, the harnesses)"},
+	{`^github\.com/dlicense/dlicense/infra/ops(/|$)`, "operator tools (the event-source emulator, rebuild, withdraw, redrive)"},
+	{`yaml`, "YAML parsing"},
+	{`^github\.com/aws/aws-sdk-go-v2/service/(dynamodbstreams|sqs|ssm|sts|sso|ssooidc)$`, "an SDK client the Lambdas do not call"},
+	{`^github\.com/aws/aws-sdk-go-v2/config$`, "the SDK's workstation credential chain (dynamo.AWSConfig reads the Lambda environment)"},
+	{`^(testing|net/http/httptest/internal)$|^testing/`, "test support"},
+}
+
+// lambdaDeps lists the packages the Lambda main in dir links, built as
+// `make build` builds it.
+func lambdaDeps(t *testing.T, dir string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-tags", lambdaTags(t), dir)
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", dir, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// lambdaTags are the build tags of the Makefile's Lambda build.
+func lambdaTags(t *testing.T) string {
+	mb, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^LAMBDA_TAGS := (\S+)$`).FindSubmatch(mb)
+	if m == nil {
+		t.Fatal("the Makefile sets no LAMBDA_TAGS")
+	}
+	return string(m[1])
+}
+
+// forbidden returns, for each package of deps no Lambda may link, why.
+func forbidden(deps []string) []string {
+	var bad []string
+	for _, d := range deps {
+		for _, n := range notInALambda {
+			if regexp.MustCompile(n.pattern).MatchString(d) {
+				bad = append(bad, d+": "+n.why)
+			}
+		}
+	}
+	return bad
+}
+
+// TestLambdasLinkOnlyProductionCode: every functions/<name> main links the
+// production adapters and nothing of the tooling beside them.
+func TestLambdasLinkOnlyProductionCode(t *testing.T) {
+	mains, err := filepath.Glob("../../../functions/*/main.go")
+	if err != nil || len(mains) < 2 {
+		t.Fatalf("functions/*/main.go: %v (%d found)", err, len(mains))
+	}
+	for _, m := range mains {
+		dir, name := "./"+filepath.ToSlash(filepath.Dir(m)), "functions/"+filepath.Base(filepath.Dir(m))
+		t.Run(name, func(t *testing.T) {
+			deps := lambdaDeps(t, dir)
+			if !slices.Contains(deps, "github.com/dlicense/dlicense/infra/setup") {
+				t.Errorf("%s does not link infra/setup: every Lambda is wired there", name)
+			}
+			for _, b := range forbidden(deps) {
+				t.Errorf("%s links %s", name, b)
+			}
+		})
+	}
+}
+
+// TestTheLinkCheckSeesDevCode: the check above finds what it looks for in
+// a program that does link the tooling (the local server).
+func TestTheLinkCheckSeesDevCode(t *testing.T) {
+	bad := forbidden(lambdaDeps(t, "../../../infra/dev/cmd/dlicense-local"))
+	for _, want := range []string{"infra/dev/memstore", "infra/dev/local", "infra/ops/eventsource", "yaml", "service/dynamodbstreams"} {
+		if !slices.ContainsFunc(bad, func(b string) bool { return strings.Contains(b, want) }) {
+			t.Errorf("the check missed %s in dlicense-local; it found %q", want, bad)
+		}
+	}
+}
