@@ -330,22 +330,37 @@ func (s *Service) Load(ctx context.Context, member string) (*State, error) {
 }
 
 func (s *Service) load(ctx context.Context, member string, consistent bool) (*State, error) {
-	st, _, err := LoadState(ctx, s.Store, member, s.Policy(), consistent)
+	st, _, err := LoadState(ctx, s.Store, member, s.Policy(), StateLoad{Consistent: consistent})
 	return st, err
+}
+
+// StateLoad says how LoadState reads a member's log.
+type StateLoad struct {
+	// Consistent asks for a strongly consistent read.
+	Consistent bool
+	// Replay folds the whole log, passing every snapshot over: what a
+	// rebuild of snapshots does, after the state's schema changed.
+	Replay bool
 }
 
 // LoadState loads a member's state for policy p: the latest usable snapshot
 // restored (one of another schema, kept for other quotas or unreadable is
 // passed over, and the whole log replayed) and the events after it folded
-// in. It returns the snapshot it started from, if any. The service, the
-// stream function and a rebuild all load this way.
-func LoadState(ctx context.Context, store EventStore, member string, p *Policy, consistent bool) (*State, *Snapshot, error) {
-	str, err := store.Load(ctx, member, LoadOptions{SnapshotSchema: StateSchema, Consistent: consistent})
+// in, each checked to follow the one before. It returns the snapshot it
+// started from, if any. The service, the stream function and a rebuild
+// (with Replay) all load this way.
+func LoadState(ctx context.Context, store EventStore, member string, p *Policy, how StateLoad) (*State, *Snapshot, error) {
+	consistent := how.Consistent
+	opts := LoadOptions{SnapshotSchema: StateSchema, Consistent: consistent}
+	if how.Replay {
+		opts = LoadOptions{Consistent: consistent}
+	}
+	str, err := store.Load(ctx, member, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", Pseudonym(member), err)
 	}
 	st := NewState(member)
-	if str.Snapshot != nil {
+	if str.Snapshot != nil && !how.Replay {
 		restored, ok, err := RestoreSnapshot(*str.Snapshot, p)
 		if err != nil || !ok {
 			if str, err = store.Load(ctx, member, LoadOptions{Consistent: consistent}); err != nil {

@@ -640,7 +640,7 @@ func (p *Processor) snapshot(ctx context.Context, member string, recs []record) 
 	if (first-1)/every == last/every {
 		return nil
 	}
-	st, held, err := licensing.LoadState(ctx, p.Store, member, p.policy(), false)
+	st, held, err := licensing.LoadState(ctx, p.Store, member, p.policy(), licensing.StateLoad{})
 	if err != nil {
 		return err
 	}

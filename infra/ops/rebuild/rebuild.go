@@ -60,19 +60,19 @@ func Members(ctx context.Context, s Store, p *licensing.Policy, members []string
 // One rebuilds one member's snapshot for policy p and returns how many
 // events it folded and whether it wrote the snapshot.
 func One(ctx context.Context, s Store, p *licensing.Policy, member string) (events int, written bool, err error) {
-	str, err := s.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+	st, _, err := licensing.LoadState(ctx, s, member, p, licensing.StateLoad{Consistent: true, Replay: true})
 	if err != nil {
 		return 0, false, err
 	}
-	if len(str.Events) == 0 {
+	if st.Version == 0 {
 		return 0, false, nil
 	}
-	snap, err := licensing.EncodeSnapshot(licensing.Fold(member, str.Events), p)
+	snap, err := licensing.EncodeSnapshot(st, p)
 	if err != nil {
-		return len(str.Events), false, err
+		return int(st.Version), false, err
 	}
 	written, err = s.SaveSnapshot(ctx, snap)
-	return len(str.Events), written, err
+	return int(st.Version), written, err
 }
 
 // CounterStore is what a counter rebuild writes.
