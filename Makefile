@@ -19,7 +19,19 @@ LAMBDA_GCFLAGS := -gcflags=all=-l -gcflags=runtime= -gcflags=github.com/dlicense
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w" $(LAMBDA_GCFLAGS)
 ARTIFACTS_DIR ?= bin
 
-.PHONY: test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
+
+.DEFAULT_GOAL := help
+
+## help: this list (a bare `make` shows it; it runs nothing)
+help:
+	@echo "dlicense: download licensing and viewing data. The two commands:"
+	@echo "  make run     the API on http://127.0.0.1:3000, embedded store (no AWS, no Java)"
+	@echo "  make test    everything CI runs (about 2 minutes; starts DynamoDB Local itself)"
+	@echo
+	@echo "Every target:"
+	@awk '/^## [a-z][a-zA-Z-]*: / { sub(/^## /, ""); i = index($$0, ": "); printf "  %-16s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2); next } \
+	      /^## / { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
@@ -106,26 +118,33 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./domain/licensing/
 
 ## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
-dynamodb-local:
-	$(GO) run ./infra/dev/cmd/withdynamodb -serve
+dynamodb-local: $(TOOLS)/withdynamodb
+	@exec $(TOOLS)/withdynamodb -serve
 
-LOCAL := $(GO) run ./infra/dev/cmd/dlicense-local
+# The local server and the DynamoDB Local harness are built, then run
+# directly (not through `go run`), so that Ctrl-C reaches them alone, they
+# shut down cleanly and make reports no error.
+TOOLS := .cache/bin
+LOCAL := $(TOOLS)/dlicense-local
 MEMBER ?= m-1
 PLAN ?= premium
 SCOPE ?=
 
+$(TOOLS)/%: FORCE
+	@$(GO) build -o $@ ./infra/dev/cmd/$*
+
 ## run: the API on 127.0.0.1:3000 with the embedded store (no AWS, no Java)
-run:
-	$(LOCAL) serve -store memory
+run: $(LOCAL)
+	@exec $(LOCAL) serve -store memory
 
 ## run-dynamodb: the same API against DynamoDB Local (table from template.yaml);
 ## STREAM_OUTAGE=30s makes the stream function fail that long after the start,
 ## so batches go to the dead letters in .cache/dead-letters (see make redrive)
-run-dynamodb:
-	$(WITH_DDB) $(LOCAL) serve -store dynamo $(if $(STREAM_OUTAGE),-stream-outage $(STREAM_OUTAGE))
+run-dynamodb: $(LOCAL) $(TOOLS)/withdynamodb
+	@exec $(TOOLS)/withdynamodb -- $(LOCAL) serve -store dynamo $(if $(STREAM_OUTAGE),-stream-outage $(STREAM_OUTAGE))
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
-token:
+token: $(LOCAL)
 	@$(LOCAL) token -member $(MEMBER) -plan $(PLAN) -scope "$(SCOPE)"
 
 ## build: every function's bootstrap
@@ -137,5 +156,6 @@ build-ApiFunction:
 build-StreamsFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),StreamsFunction/,)bootstrap ./functions/streams
 
+## clean: remove .cache (DynamoDB Local, dev keys, tools), bin and .aws-sam
 clean:
 	rm -rf .cache bin .aws-sam

@@ -32,7 +32,7 @@ var Codes = []CodeInfo{
 	{viewing.CodePositionOutOfRange, http.StatusBadRequest, "A position is past the end of the title."},
 	{"INVALID_POLICY", http.StatusBadRequest, "The what-if policy document is not a valid policy."},
 	// 401, 403
-	{"UNAUTHORIZED", http.StatusUnauthorized, "No valid bearer token, or one naming no member."},
+	{"UNAUTHORIZED", http.StatusUnauthorized, "No valid bearer token, or one naming no member (in AWS, API Gateway's authorizer answers first: 401 `{\"message\":\"Unauthorized\"}`)."},
 	{"FORBIDDEN", http.StatusForbidden, "The token lacks the scope the route needs (admin, licence-status)."},
 	{"DENIED", http.StatusForbidden, "The licence was refused; `rules` lists every rule code that refused it."},
 	{viewing.CodeScreensLimit, http.StatusForbidden, "Every screen of the plan is in use; `limit` and `screens` say which."},
@@ -46,7 +46,7 @@ var Codes = []CodeInfo{
 	{viewing.CodeViewNotFound, http.StatusNotFound, "No such view on this device (another member's or device's answers the same)."},
 	{"STUDIO_NOT_FOUND", http.StatusNotFound, "The studio is not in the catalogue."},
 	{"WITHDRAWAL_NOT_FOUND", http.StatusNotFound, "The title was not withdrawn."},
-	{"METHOD_NOT_ALLOWED", http.StatusMethodNotAllowed, "The route does not take this method."},
+	{"METHOD_NOT_ALLOWED", http.StatusMethodNotAllowed, "The route does not take this method; `Allow` lists those it takes."},
 	// 409
 	{licensing.CodeKeyReused, http.StatusConflict, "The Idempotency-Key was used for a different request."},
 	{viewing.CodeViewEnded, http.StatusConflict, "The view has ended; `reason` says why (stop playback)."},
@@ -54,7 +54,7 @@ var Codes = []CodeInfo{
 	{viewing.CodeErasureInProgress, http.StatusConflict, "The account's viewing history is being erased; retry shortly."},
 	{licensing.CodeWithdrawalExists, http.StatusConflict, "The title is already withdrawn from another time."},
 	// 413, 415
-	{CodeBodyTooLarge, http.StatusRequestEntityTooLarge, "The body is larger than the route takes."},
+	{CodeBodyTooLarge, http.StatusRequestEntityTooLarge, "The body is over 256 KB (MaxBody)."},
 	{CodeUnsupportedMedia, http.StatusUnsupportedMediaType, "The body is not application/json."},
 	// 500, 503
 	{"INTERNAL", http.StatusInternalServerError, "Something went wrong on the service's side (logged, never detailed)."},

@@ -21,10 +21,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/dlicense/dlicense/infra/dev/loadgen"
 	"github.com/dlicense/dlicense/infra/dev/local"
+	"github.com/dlicense/dlicense/infra/ops/progress"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -76,7 +75,7 @@ func run(cfg loadgen.Config) error {
 	if total == 0 {
 		total = -1 // a spinner: the run is bounded by time only
 	}
-	bar := progressbar.Default(total, "requests")
+	bar := progress.New(total, "requests")
 	s, err := loadgen.Run(ctx, cfg, func(done int) { bar.Set(done) })
 	bar.Finish()
 	if mintErr != nil {

@@ -24,11 +24,10 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
+	"github.com/dlicense/dlicense/infra/ops/progress"
 	"github.com/dlicense/dlicense/infra/ops/rebuild"
 	"github.com/dlicense/dlicense/infra/setup"
 )
@@ -74,7 +73,7 @@ func run(member string, all, counters, holders bool) error {
 	members := []string{member}
 	if all {
 		members = nil
-		spin := progressbar.Default(-1, "listing members")
+		spin := progress.New(-1, "listing members")
 		if err := store.Members(ctx, func(m string) error {
 			members = append(members, m)
 			return spin.Add(1)
@@ -85,7 +84,7 @@ func run(member string, all, counters, holders bool) error {
 	}
 	var meter dynamo.Meter
 	if holders {
-		bar := progressbar.Default(int64(len(members)), "recording holders")
+		bar := progress.New(int64(len(members)), "recording holders")
 		n, err := rebuild.Holders(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
 		bar.Finish()
 		u := meter.Usage()
@@ -93,7 +92,7 @@ func run(member string, all, counters, holders bool) error {
 		return err
 	}
 	if counters {
-		bar := progressbar.Default(int64(len(members)), "recounting")
+		bar := progress.New(int64(len(members)), "recounting")
 		r, err := rebuild.Counters(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
 		bar.Finish()
 		u := meter.Usage()
@@ -101,7 +100,7 @@ func run(member string, all, counters, holders bool) error {
 			r.Members, r.Events, r.Scopes, r.Cleared, u.RoundTrips, u.ReadUnits, u.WriteUnits)
 		return err
 	}
-	bar := progressbar.Default(int64(len(members)), "rebuilding snapshots")
+	bar := progress.New(int64(len(members)), "rebuilding snapshots")
 	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, policy, members, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
@@ -125,7 +124,7 @@ func runViewing(member string, engagement bool) error {
 	members := []string{member}
 	if member == "" {
 		members = nil
-		spin := progressbar.Default(-1, "listing members with a history")
+		spin := progress.New(-1, "listing members with a history")
 		if err := store.ViewingMembers(ctx, func(m string) error {
 			members = append(members, m)
 			return spin.Add(1)
@@ -135,7 +134,7 @@ func runViewing(member string, engagement bool) error {
 		spin.Finish()
 	}
 	var meter dynamo.Meter
-	bar := progressbar.Default(int64(len(members)), "rebuilding rows")
+	bar := progress.New(int64(len(members)), "rebuilding rows")
 	r, err := rebuild.Viewing(dynamo.WithMeter(ctx, &meter), store, policy, members, engagement, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()

@@ -24,11 +24,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/ops/progress"
 	"github.com/dlicense/dlicense/infra/setup"
 )
 
@@ -118,7 +118,7 @@ func redrive(ctx context.Context, r *eventsource.Redriver, raw []byte, name stri
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	bi := msg.Batch
-	bar := progressbar.Default(int64(bi.BatchSize), "redriving "+bi.ShardID)
+	bar := progress.New(int64(bi.BatchSize), "redriving "+bi.ShardID)
 	rep, err := r.Redrive(ctx, msg, func(done, _ int) { bar.Set(done) })
 	bar.Finish()
 	if err != nil {

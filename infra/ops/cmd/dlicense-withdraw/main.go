@@ -19,11 +19,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
+	"github.com/dlicense/dlicense/infra/ops/progress"
 	"github.com/dlicense/dlicense/infra/ops/withdraw"
 	"github.com/dlicense/dlicense/infra/setup"
 )
@@ -83,7 +82,7 @@ func run(title, studio string) error {
 	}
 	for _, t := range titles {
 		var meter dynamo.Meter
-		bar := progressbar.Default(-1, "ending the licences of "+t)
+		bar := progress.New(-1, "ending the licences of "+t)
 		w, err := withdraw.Run(dynamo.WithMeter(ctx, &meter), svc, store, store, t, time.Now(), func(w licensing.Withdrawal) {
 			bar.Describe(fmt.Sprintf("%s: %d members, %d licences ended", t, w.Members, w.Ended))
 			bar.Set(w.Members)
