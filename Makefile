@@ -92,9 +92,10 @@ load:
 ## recently watched rows from the history entries (MEMBER=… or ALL=1);
 ## ENGAGEMENT=1 recounts every engagement count too (stream function
 ## paused); HOLDERS=1 records the title holders index from the logs
-## (MEMBER=… or ALL=1); TABLE_NAME, AWS_REGION set
+## (MEMBER=… or ALL=1); VIEWING=1 and ENGAGEMENT=1 want the stream
+## function paused too; TABLE_NAME, AWS_REGION set
 rebuild:
-	$(GO) run ./infra/ops/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(HOLDERS),-holders )$(if $(COUNTERS),-counters,$(if $(ALL),-all,-member $(MEMBER))))
+	$(GO) run ./infra/ops/cmd/dlicense-rebuild $(if $(ENGAGEMENT),-engagement,$(if $(VIEWING),-viewing )$(if $(HOLDERS),-holders )$(if $(COUNTERS),-counters,$(if $(ALL),-all,$(if $(MEMBER),-member $(MEMBER)))))
 
 ## withdraw: end the licences of a withdrawn title (TITLE=…) or of every
 ## withdrawn title of a studio (STUDIO=…) across its holders, with progress,
@@ -126,7 +127,6 @@ dynamodb-local: $(TOOLS)/withdynamodb
 # shut down cleanly and make reports no error.
 TOOLS := .cache/bin
 LOCAL := $(TOOLS)/dlicense-local
-MEMBER ?= m-1
 PLAN ?= premium
 SCOPE ?=
 
@@ -145,7 +145,7 @@ run-dynamodb: $(LOCAL) $(TOOLS)/withdynamodb
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
 token: $(LOCAL)
-	@$(LOCAL) token -member $(MEMBER) -plan $(PLAN) -scope "$(SCOPE)"
+	@$(LOCAL) token -member $(or $(MEMBER),m-1) -plan $(PLAN) -scope "$(SCOPE)"
 
 ## build: every function's bootstrap
 build: build-ApiFunction build-StreamsFunction

@@ -16,10 +16,13 @@ type Identity struct {
 	Scopes []string
 }
 
-// HasScope reports whether the token granted scope s.
+// HasScope reports whether the token granted scope s: s itself, or s under
+// a resource server, "<resource-server>/s", which is how Cognito writes the
+// custom scopes of its resource servers (the issuer is trusted: only its
+// configuration decides which scopes a token carries).
 func (id Identity) HasScope(s string) bool {
 	for _, sc := range id.Scopes {
-		if sc == s {
+		if sc == s || (strings.HasSuffix(sc, "/"+s) && !strings.HasPrefix(sc, "/")) {
 			return true
 		}
 	}

@@ -34,8 +34,8 @@ func (e *tokenError) Error() string { return "tokens: invalid token: " + e.err.E
 
 func (e *tokenError) Unwrap() []error { return append(slices.Clone(e.kinds), e.err) }
 
-// invalid classifies a verification failure.
-func invalid(err error) error {
+// InvalidToken classifies a verification failure.
+func InvalidToken(err error) error {
 	kinds := []error{ErrInvalidToken}
 	if errors.Is(err, jwt.ErrTokenExpired) {
 		kinds = append(kinds, ErrExpired)

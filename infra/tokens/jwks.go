@@ -23,8 +23,8 @@ type jwkSet struct {
 	Keys []jwk `json:"keys"`
 }
 
-// encodeJWKS publishes the public halves of keys, in order.
-func encodeJWKS(keys []Key) []byte {
+// EncodeJWKS publishes the public halves of keys, in order.
+func EncodeJWKS(keys []Key) []byte {
 	set := jwkSet{Keys: make([]jwk, 0, len(keys))}
 	for _, k := range keys {
 		set.Keys = append(set.Keys, jwk{

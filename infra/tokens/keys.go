@@ -99,8 +99,8 @@ func (k Key) String() string { return fmt.Sprintf("tokens.Key{ID: %q}", k.ID) }
 // GoString is String for %#v.
 func (k Key) GoString() string { return k.String() }
 
-// check reports whether k can sign.
-func (k Key) check() error {
+// Check reports whether k can sign.
+func (k Key) Check() error {
 	if err := checkKID(k.ID); err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func NewSigner(issuer string, keys []Key) (*Signer, error) {
 	}
 	seen := make(map[string]bool, len(keys))
 	for i, k := range keys {
-		if err := k.check(); err != nil {
+		if err := k.Check(); err != nil {
 			return nil, fmt.Errorf("tokens: new signer: %w: key %d: %v", ErrInvalidKey, i, err)
 		}
 		if seen[k.ID] {
@@ -44,7 +44,7 @@ func NewSigner(issuer string, keys []Key) (*Signer, error) {
 		}
 		seen[k.ID] = true
 	}
-	return &Signer{issuer: issuer, key: keys[0], jwks: encodeJWKS(keys)}, nil
+	return &Signer{issuer: issuer, key: keys[0], jwks: EncodeJWKS(keys)}, nil
 }
 
 // KeyID is the kid new tokens are signed under.
@@ -145,14 +145,14 @@ func Verify(token string, jwks []byte, issuer string, now time.Time) (*LicenceCl
 		jwt.WithStrictDecoding(),
 	)
 	var c licenceToken
-	if _, err := p.ParseWithClaims(token, &c, keyByKID(keys, LicenceType)); err != nil {
-		return nil, invalid(err)
+	if _, err := p.ParseWithClaims(token, &c, KeyByKID(keys, LicenceType)); err != nil {
+		return nil, InvalidToken(err)
 	}
 	return c.verified()
 }
 
-// keyByKID looks a token's key up by its kid header, after checking its typ.
-func keyByKID(keys map[string]ed25519.PublicKey, typ string) jwt.Keyfunc {
+// KeyByKID looks a token's key up by its kid header, after checking its typ.
+func KeyByKID(keys map[string]ed25519.PublicKey, typ string) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
 		if typ != "" && t.Header["typ"] != typ {
 			return nil, fmt.Errorf("typ %v, want %q", t.Header["typ"], typ)
@@ -190,7 +190,7 @@ type licClaim struct {
 // verified checks what the JWT library does not know about (the lic claim
 // agrees with sub and jti) and returns the typed claims.
 func (c *licenceToken) verified() (*LicenceClaims, error) {
-	bad := func(format string, a ...any) error { return invalid(fmt.Errorf(format, a...)) }
+	bad := func(format string, a ...any) error { return InvalidToken(fmt.Errorf(format, a...)) }
 	l := c.Lic
 	switch {
 	case c.Subject == "" || c.ID == "" || c.IssuedAt == nil:

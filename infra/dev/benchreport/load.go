@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/loadgen"
 	"github.com/dlicense/dlicense/infra/dev/local"
@@ -100,7 +101,7 @@ func RunLoad(ctx context.Context, root, endpoint string, o LoadOptions, log io.W
 	}()
 	defer func() { level.Set(slog.LevelError + 1); stopPolling(); <-polled }()
 
-	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, issuerKey)
+	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, issuerKey)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return res, err

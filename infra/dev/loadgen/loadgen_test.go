@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/loadgen"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
-	"github.com/dlicense/dlicense/infra/tokens"
 )
 
 func TestMain(m *testing.M) {
@@ -34,7 +34,7 @@ func server(t *testing.T) (string, func(member, plan string) string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
+	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
 	srv := httptest.NewServer(local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes))
 	t.Cleanup(srv.Close)
 	return srv.URL, func(member, plan string) string {

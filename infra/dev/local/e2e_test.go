@@ -21,12 +21,13 @@ import (
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
 type env struct {
 	url    string
-	issuer *tokens.DevIssuer
+	issuer *devidp.DevIssuer
 	parts  *local.App
 	// catchUp waits until the stream function has handled every write so
 	// far (with the embedded store it runs on every write already).
@@ -50,7 +51,7 @@ func start(t *testing.T, store string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{issuer: tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts, catchUp: func(*testing.T) {}}
+	e := &env{issuer: devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts, catchUp: func(*testing.T) {}}
 	if store == "memory" {
 		local.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), nil)
 	} else {
@@ -65,7 +66,8 @@ func start(t *testing.T, store string) *env {
 			}
 		}
 	}
-	srv := httptest.NewServer(local.NewGateway(parts.Handler(), e.issuer, httpapi.PublicRoutes))
+	// Every answer is validated against docs/openapi.yaml when the test ends.
+	srv := httptest.NewServer(checkedAgainstOpenAPI(t, local.NewGateway(parts.Handler(), e.issuer, httpapi.PublicRoutes)))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
@@ -194,7 +196,7 @@ func lifecycle(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attacker, _ := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, other).Mint("alice", "premium", nil, time.Hour, time.Now())
+	attacker, _ := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, other).Mint("alice", "premium", nil, time.Hour, time.Now())
 	if status, _, _ = e.call(t, "GET", "/v1/devices/phone/licences", attacker, ""); status != 401 {
 		t.Errorf("sync with a token from another key = %d, want 401", status)
 	}

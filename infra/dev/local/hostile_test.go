@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -25,8 +26,8 @@ func TestHostileRequests(t *testing.T) {
 
 	expired, _ := e.issuer.Mint("alice", "premium", nil, time.Minute, time.Now().Add(-time.Hour))
 	otherKey, _ := tokens.GenerateKey("other")
-	foreign, _ := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
-	wrongAudience, _ := tokens.NewDevIssuer(local.DevIssuer, "someone-else", otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
+	foreign, _ := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
+	wrongAudience, _ := devidp.NewDevIssuer(local.DevIssuer, "someone-else", otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
 	parts := strings.Split(alice, ".")
 	noneAlg := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + "."
 

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
@@ -41,7 +42,7 @@ const maxEvent = 10 << 20
 // Gateway stands in for API Gateway: JWT authorizer, event mapping, and the
 // Lambda invocation.
 type Gateway struct {
-	Issuer *tokens.DevIssuer
+	Issuer *devidp.DevIssuer
 	// Public lists the routes ("METHOD /path") that need no token.
 	Public map[string]bool
 	lambda lambda.Handler
@@ -49,7 +50,7 @@ type Gateway struct {
 }
 
 // NewGateway wraps an API handler as the Lambda runtime would run it.
-func NewGateway(api http.Handler, issuer *tokens.DevIssuer, public []string) *Gateway {
+func NewGateway(api http.Handler, issuer *devidp.DevIssuer, public []string) *Gateway {
 	g := &Gateway{Issuer: issuer, Public: map[string]bool{}, now: time.Now,
 		lambda: algnhsa.New(api, &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})}
 	for _, r := range public {

@@ -21,10 +21,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/loadgen"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/ops/progress"
-	"github.com/dlicense/dlicense/infra/tokens"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(cfg loadgen.Config) error {
 	if err != nil {
 		return err
 	}
-	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
+	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
 	ttl := max(cfg.Duration+time.Hour, 12*time.Hour)
 	var mintErr error
 	cfg.Token = func(member, plan string) string {

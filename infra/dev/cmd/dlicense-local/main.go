@@ -29,7 +29,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
 
-	"github.com/dlicense/dlicense/infra/tokens"
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 )
 
 func main() {
@@ -110,7 +110,7 @@ func serve(args []string) error {
 		return err
 	}
 	defer stopStreams()
-	issuer := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
+	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
 	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes)
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", *addr)
@@ -197,7 +197,7 @@ func token(args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := tokens.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, strings.Fields(*scope), *ttl, time.Now())
+	tok, err := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, strings.Fields(*scope), *ttl, time.Now())
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
-package tokens_test
+package devidp_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -19,8 +22,10 @@ const (
 	devAudience = "dlicense-local"
 )
 
+var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
 func TestDevIssuerMintVerify(t *testing.T) {
-	dev := tokens.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 3))
+	dev := devidp.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 3))
 	tok, err := dev.Mint("member-42", "gold", []string{"licences/write", "licences/read"}, time.Hour, t0)
 	if err != nil {
 		t.Fatalf("Mint = %v", err)
@@ -60,8 +65,8 @@ func TestDevIssuerMintVerify(t *testing.T) {
 
 func TestDevIssuerRejects(t *testing.T) {
 	key := fixedKey("dev", 3)
-	dev := tokens.NewDevIssuer(devIssuer, devAudience, key)
-	mint := func(d *tokens.DevIssuer) string {
+	dev := devidp.NewDevIssuer(devIssuer, devAudience, key)
+	mint := func(d *devidp.DevIssuer) string {
 		tok, err := d.Mint("member-42", "gold", []string{"licences/read"}, time.Hour, t0)
 		if err != nil {
 			t.Fatalf("Mint = %v", err)
@@ -84,13 +89,13 @@ func TestDevIssuerRejects(t *testing.T) {
 		now   time.Time
 		want  error
 	}{
-		{"wrong audience", mint(tokens.NewDevIssuer(devIssuer, "other-app", key)), t0, tokens.ErrInvalidToken},
-		{"wrong issuer", mint(tokens.NewDevIssuer("https://evil.test", devAudience, key)), t0, tokens.ErrInvalidToken},
-		{"other key, same kid", mint(tokens.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 4))), t0, tokens.ErrInvalidToken},
-		{"unknown kid", mint(tokens.NewDevIssuer(devIssuer, devAudience, fixedKey("other", 3))), t0, tokens.ErrUnknownKey},
+		{"wrong audience", mint(devidp.NewDevIssuer(devIssuer, "other-app", key)), t0, tokens.ErrInvalidToken},
+		{"wrong issuer", mint(devidp.NewDevIssuer("https://evil.test", devAudience, key)), t0, tokens.ErrInvalidToken},
+		{"other key, same kid", mint(devidp.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 4))), t0, tokens.ErrInvalidToken},
+		{"unknown kid", mint(devidp.NewDevIssuer(devIssuer, devAudience, fixedKey("other", 3))), t0, tokens.ErrUnknownKey},
 		{"HS256 with public key", forged, t0, tokens.ErrInvalidToken},
-		{"expired past leeway", good, exp.Add(tokens.DevLeeway + time.Second), tokens.ErrExpired},
-		{"issued in the future past leeway", good, t0.Add(-tokens.DevLeeway - time.Second), tokens.ErrInvalidToken},
+		{"expired past leeway", good, exp.Add(devidp.DevLeeway + time.Second), tokens.ErrExpired},
+		{"issued in the future past leeway", good, t0.Add(-devidp.DevLeeway - time.Second), tokens.ErrInvalidToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +105,7 @@ func TestDevIssuerRejects(t *testing.T) {
 			}
 		})
 	}
-	for _, now := range []time.Time{exp.Add(tokens.DevLeeway - time.Second), t0.Add(-tokens.DevLeeway + time.Second)} {
+	for _, now := range []time.Time{exp.Add(devidp.DevLeeway - time.Second), t0.Add(-devidp.DevLeeway + time.Second)} {
 		if _, err := dev.Verify(good, now); err != nil {
 			t.Errorf("Verify(at %s, within leeway) = %v, want nil", now.Sub(t0), err)
 		}
@@ -110,7 +115,7 @@ func TestDevIssuerRejects(t *testing.T) {
 // Claims are rendered as API Gateway's JWT authorizer renders them.
 func TestDevIssuerRendersClaims(t *testing.T) {
 	key := fixedKey("dev", 3)
-	dev := tokens.NewDevIssuer(devIssuer, devAudience, key)
+	dev := devidp.NewDevIssuer(devIssuer, devAudience, key)
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
 		"iss": devIssuer, "aud": []string{devAudience, "other"}, "sub": "member-42",
 		"iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "auth_time": json.Number("1793613600"),
@@ -143,11 +148,11 @@ func TestDevIssuerRendersClaims(t *testing.T) {
 }
 
 func TestDevIssuerMintRefuses(t *testing.T) {
-	dev := tokens.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 3))
-	broken := tokens.NewDevIssuer(devIssuer, devAudience, tokens.Key{ID: "dev"})
+	dev := devidp.NewDevIssuer(devIssuer, devAudience, fixedKey("dev", 3))
+	broken := devidp.NewDevIssuer(devIssuer, devAudience, tokens.Key{ID: "dev"})
 	tests := []struct {
 		name   string
-		d      *tokens.DevIssuer
+		d      *devidp.DevIssuer
 		member string
 		scopes []string
 		ttl    time.Duration
@@ -169,7 +174,7 @@ func TestDevIssuerMintRefuses(t *testing.T) {
 
 func TestDevIssuerJWKS(t *testing.T) {
 	key := fixedKey("dev", 3)
-	dev := tokens.NewDevIssuer(devIssuer, devAudience, key)
+	dev := devidp.NewDevIssuer(devIssuer, devAudience, key)
 	var set struct {
 		Keys []map[string]string `json:"keys"`
 	}
@@ -180,3 +185,41 @@ func TestDevIssuerJWKS(t *testing.T) {
 		t.Errorf("JWKS() key = %v, want dev's OKP Ed25519 EdDSA key", k)
 	}
 }
+
+// TestVerifyRefusesMemberToken: a member token signed with a licence key
+// is no licence token.
+func TestVerifyRefusesMemberToken(t *testing.T) {
+	k := fixedKey("k1", 1)
+	s := signer(t, k)
+	dev := devidp.NewDevIssuer("dlicense", "app", k)
+	tok, err := dev.Mint("member-42", "gold", nil, time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Verify(tok, s.JWKS(), "dlicense", t0); !errors.Is(err, tokens.ErrInvalidToken) {
+		t.Errorf("Verify(member token under the same key) = %v, want ErrInvalidToken", err)
+	}
+}
+
+func fixedKey(kid string, b byte) tokens.Key {
+	return tokens.Key{ID: kid, Private: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))}
+}
+
+func signer(t *testing.T, keys ...tokens.Key) *tokens.Signer {
+	t.Helper()
+	s, err := tokens.NewSigner("dlicense", keys)
+	if err != nil {
+		t.Fatalf("NewSigner = %v", err)
+	}
+	return s
+}
+func header(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	if err != nil {
+		t.Fatalf("ParseUnverified = %v", err)
+	}
+	return parsed.Header
+}
+
+// seedForms are the encodings of a key's seed an error must never contain.

@@ -1,4 +1,7 @@
-package tokens
+// Package devidp is the identity provider of local runs and tests: it
+// mints member tokens as Cognito would and verifies them as API Gateway's
+// JWT authorizer does. Never linked into a Lambda.
+package devidp
 
 import (
 	"crypto/ed25519"
@@ -11,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/dlicense/dlicense/infra/tokens"
 )
 
 // DevLeeway is the clock skew DevIssuer.Verify tolerates on exp, nbf and iat.
@@ -23,17 +28,17 @@ const DevLeeway = 30 * time.Second
 type DevIssuer struct {
 	issuer   string
 	audience string
-	key      Key
+	key      tokens.Key
 	jwks     []byte
 }
 
 // NewDevIssuer returns an identity provider named issuer minting tokens for
 // audience (the app client id) with key. A key that cannot sign makes Mint
 // and Verify fail.
-func NewDevIssuer(issuer, audience string, key Key) *DevIssuer {
+func NewDevIssuer(issuer, audience string, key tokens.Key) *DevIssuer {
 	d := &DevIssuer{issuer: issuer, audience: audience, key: key, jwks: []byte(`{"keys":[]}`)}
-	if key.check() == nil {
-		d.jwks = encodeJWKS([]Key{key})
+	if key.Check() == nil {
+		d.jwks = tokens.EncodeJWKS([]tokens.Key{key})
 	}
 	return d
 }
@@ -117,11 +122,11 @@ func (d *DevIssuer) Verify(token string, now time.Time) (Claims, error) {
 	)
 	keys := map[string]ed25519.PublicKey{d.key.ID: d.key.Public()}
 	mc := jwt.MapClaims{}
-	if _, err := p.ParseWithClaims(token, mc, keyByKID(keys, "")); err != nil {
-		return Claims{}, invalid(err)
+	if _, err := p.ParseWithClaims(token, mc, tokens.KeyByKID(keys, "")); err != nil {
+		return Claims{}, tokens.InvalidToken(err)
 	}
 	if sub, _ := mc["sub"].(string); sub == "" {
-		return Claims{}, invalid(errors.New("no sub claim"))
+		return Claims{}, tokens.InvalidToken(errors.New("no sub claim"))
 	}
 	c := Claims{Values: make(map[string]string, len(mc))}
 	for k, v := range mc {
@@ -142,8 +147,8 @@ func (d *DevIssuer) check() error {
 	if d.issuer == "" || d.audience == "" {
 		return errors.New("tokens: dev issuer: issuer and audience are required")
 	}
-	if err := d.key.check(); err != nil {
-		return fmt.Errorf("tokens: dev issuer: %w: %v", ErrInvalidKey, err)
+	if err := d.key.Check(); err != nil {
+		return fmt.Errorf("tokens: dev issuer: %w: %v", tokens.ErrInvalidKey, err)
 	}
 	return nil
 }
