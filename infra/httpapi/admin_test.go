@@ -72,4 +72,12 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", `{"version":""}`); status != 400 || doc["code"] != "INVALID_POLICY" {
 		t.Errorf("what-if with a bad policy = %d %v, want 400 INVALID_POLICY", status, doc)
 	}
+	// The body rules every route applies: size and media type.
+	huge := `{"version":"` + strings.Repeat("x", httpapi.MaxBody) + `"}`
+	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", huge); status != 413 || doc["code"] != "BODY_TOO_LARGE" {
+		t.Errorf("what-if with a huge body = %d %v, want 413 BODY_TOO_LARGE", status, doc)
+	}
+	if resp, doc := invokeAs(t, api, "POST", "/v1/admin/members/m1/what-if", "ops-1", "", []string{"admin"}, stricter, map[string]string{"content-type": "text/plain"}); resp.StatusCode != 415 || doc["code"] != "UNSUPPORTED_MEDIA_TYPE" {
+		t.Errorf("what-if as text/plain = %d %v, want 415", resp.StatusCode, doc)
+	}
 }

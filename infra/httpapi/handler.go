@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -481,7 +482,19 @@ func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := licensing.ParsePolicy(http.MaxBytesReader(w, r.Body, MaxBody))
+	// The body is a policy document, checked by ParsePolicy (an unknown
+	// field is an invalid policy), under the same media type and size
+	// rules as every other body.
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"})
+		return
+	}
+	doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		writeError(w, r, bodyError(err))
+		return
+	}
+	p, err := licensing.ParsePolicy(bytes.NewReader(doc))
 	if err != nil {
 		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: "INVALID_POLICY", Message: err.Error(), Field: "policy"})
 		return

@@ -24,7 +24,7 @@ const (
 func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
 	id, err := a.caller(r)
 	if err == nil && !id.HasScope(StatusScope) && !id.HasScope(AdminScope) {
-		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s scope", StatusScope)
+		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s or the %s scope", StatusScope, AdminScope)
 	}
 	if err == nil && a.opts.VerifyLicence == nil {
 		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "licence status is not configured")
