@@ -482,7 +482,9 @@ func (s *Service) Erase(ctx context.Context, member string) (Erasure, error) {
 	if err := checkIDs("member", member); err != nil {
 		return Erasure{}, err
 	}
-	at := s.Clock.Now().UTC().Truncate(time.Millisecond)
+	// As of the end of this millisecond: the stores keep milliseconds, so a
+	// view started earlier in the same millisecond is erased too, never kept.
+	at := s.Clock.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
 	if err := h.BeginErasure(ctx, member, at); err != nil {
 		if errors.Is(err, ErrErasurePending) {
 			return Erasure{}, erasureInProgress()

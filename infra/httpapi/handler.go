@@ -90,11 +90,15 @@ var Routes = []string{
 	"POST /v1/admin/titles/{title}/withdrawal",
 	"POST /v1/admin/studios/{studio}/withdrawal",
 	"GET /v1/admin/titles/{title}/withdrawal",
+	"GET /v1/admin/members/{member}/events",
+	"GET /v1/admin/members/{member}/history",
+	"GET /console",
+	"GET /console/{file}",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
 // them without the JWT authorizer.
-var PublicRoutes = []string{"GET /.well-known/jwks.json"}
+var PublicRoutes = []string{"GET /.well-known/jwks.json", "GET /console", "GET /console/{file}"}
 
 type api struct {
 	svc    *licensing.Service
@@ -118,7 +122,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
 		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus, a.closeAccount,
-		a.withdrawTitle, a.withdrawStudio, a.withdrawal}
+		a.withdrawTitle, a.withdrawStudio, a.withdrawal, a.memberEvents, a.memberHistory, a.console, a.console}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

@@ -212,6 +212,12 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	}
 	watch("tv", "tt-first-light")
 	watch("phone", "tt-paper-moons")
+	// A view started earlier in the erasure's own millisecond is erased too.
+	clock.add(200 * time.Microsecond)
+	if _, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "laptop", Title: "tt-breakwater"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(300 * time.Microsecond)
 	before := len(recs)
 	if _, err := svc.Erase(ctx, member); err != nil {
 		t.Fatal(err)

@@ -224,6 +224,17 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("timeline = %v, want the sample member's replayed state", doc)
 			}
 		}},
+		{"admin-member-events.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			events, _ := doc["events"].([]any)
+			if doc["member_id"] != member || len(events) == 0 || events[0].(map[string]any)["type"] != "LicenceAcquired" || doc["version"] != float64(len(events)) {
+				t.Errorf("member events = %v, want the sample member's log from its acquisition", doc)
+			}
+		}},
+		{"admin-member-history.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if _, ok := doc["entries"].([]any); !ok {
+				t.Errorf("member history = %v, want a page of entries", doc)
+			}
+		}},
 		{"admin-what-if.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
 			if doc["policy_version"] != "what-if-1" || doc["divergences"] == nil {
 				t.Errorf("what-if = %v", doc)
@@ -321,6 +332,8 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("withdraw a studio = %v", doc)
 			}
 		}},
+		{"console.json", 200, "text/html; charset=utf-8", nil},
+		{"console-file.json", 200, "text/javascript; charset=utf-8", nil},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
 			keys, _ := doc["keys"].([]any)
 			if len(keys) != 1 || keys[0].(map[string]any)["kid"] != "test" {
@@ -357,6 +370,13 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 		}
 		if resp.StatusCode != s.status || resp.Headers["Content-Type"] != s.contentType {
 			t.Fatalf("%s = %d %s %s, want %d %s", s.file, resp.StatusCode, resp.Headers["Content-Type"], resp.Body, s.status, s.contentType)
+		}
+		if s.check == nil {
+			// The support console's files: served with their policy.
+			if resp.Body == "" || !strings.Contains(resp.Headers["Content-Security-Policy"], "script-src 'self'") {
+				t.Errorf("%s = %d bytes, CSP %q; want the file with the console's policy", s.file, len(resp.Body), resp.Headers["Content-Security-Policy"])
+			}
+			continue
 		}
 		var doc map[string]any
 		if err := json.Unmarshal([]byte(resp.Body), &doc); err != nil {

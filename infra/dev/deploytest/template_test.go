@@ -238,8 +238,9 @@ func checkRoutes(d *deployment, served []string) []string {
 	return problems
 }
 
-// checkAuth: the licence key set is public; every other route goes through
-// its API's default JWT authorizer.
+// checkAuth: the public routes (httpapi.PublicRoutes: the licence key set
+// and the support console's files, which hold no data) need no token; every
+// other route goes through its API's default JWT authorizer.
 func checkAuth(d *deployment) []string {
 	var problems []string
 	ids, apis := d.resources("AWS::Serverless::HttpApi")
@@ -258,7 +259,7 @@ func checkAuth(d *deployment) []string {
 		authorizer := value(get(r.props, "Auth", "Authorizer"))
 		def := defaults[value(get(r.props, "ApiId"))]
 		switch {
-		case r.key == jwksRoute:
+		case slices.Contains(httpapi.PublicRoutes, r.key):
 			if authorizer != "NONE" {
 				problems = append(problems, fmt.Sprintf("%s.%s: %s must be public (Auth: Authorizer: NONE)", r.function, r.event, r.key))
 			}
@@ -342,7 +343,7 @@ func TestTemplateRoutesAreServedByTheHandler(t *testing.T) {
 	report(t, "routes", checkRoutes(load(t), httpapi.Routes))
 }
 
-func TestOnlyTheKeySetIsPublic(t *testing.T) {
+func TestOnlyThePublicRoutesArePublic(t *testing.T) {
 	report(t, "auth", checkAuth(load(t)))
 }
 

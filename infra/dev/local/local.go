@@ -43,18 +43,19 @@ const maxEvent = 10 << 20
 // Lambda invocation.
 type Gateway struct {
 	Issuer *devidp.DevIssuer
-	// Public lists the routes ("METHOD /path") that need no token.
-	Public map[string]bool
+	// public matches the routes ("METHOD /path", with the mux's wildcards)
+	// that need no token.
+	public *http.ServeMux
 	lambda lambda.Handler
 	now    func() time.Time
 }
 
 // NewGateway wraps an API handler as the Lambda runtime would run it.
 func NewGateway(api http.Handler, issuer *devidp.DevIssuer, public []string) *Gateway {
-	g := &Gateway{Issuer: issuer, Public: map[string]bool{}, now: time.Now,
+	g := &Gateway{Issuer: issuer, public: http.NewServeMux(), now: time.Now,
 		lambda: algnhsa.New(api, &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})}
 	for _, r := range public {
-		g.Public[r] = true
+		g.public.HandleFunc(r, func(http.ResponseWriter, *http.Request) {})
 	}
 	return g
 }
@@ -88,7 +89,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
 	}
-	if !g.Public[r.Method+" "+r.URL.Path] {
+	if _, pattern := g.public.Handler(r); pattern == "" {
 		// As API Gateway's JWT authorizer: no valid token, no invocation.
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {

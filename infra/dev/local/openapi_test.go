@@ -357,6 +357,9 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("GET", "/v1/admin/studios/open-reel/days/"+day+"/counts", admin, "", 200)
 	call("GET", "/v1/admin/members/dora-doc/timeline?at="+now.Format(time.RFC3339), admin, "", 200)
 	call("POST", "/v1/admin/members/dora-doc/what-if", admin, string(licensing.DefaultPolicyJSON()), 200)
+	call("GET", "/v1/admin/members/dora-doc/events?after=1&limit=2", admin, "", 200)
+	call("GET", "/console", "", "", 200)
+	call("GET", "/console/console.js", "", "", 200)
 
 	doc = call("POST", "/v1/devices/tv/views", member, `{"title_id":"tt-first-light","profile_id":"kids"}`, 201, "Idempotency-Key", "doc-view")
 	view := viewID(doc)
@@ -367,6 +370,7 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("DELETE", "/v1/views/"+viewID(doc), member, "", 200)
 	call("GET", "/v1/titles/tt-first-light/resume?profile=kids", member, "", 200)
 	call("GET", "/v1/history?limit=1", member, "", 200)
+	call("GET", "/v1/admin/members/dora-doc/history?limit=1", admin, "", 200)
 	call("GET", "/v1/recently-watched?profile=kids", member, "", 200)
 	call("GET", "/v1/admin/titles/tt-first-light/days/"+day+"/engagement", admin, "", 200)
 	call("GET", "/v1/admin/days/"+day+"/most-watched?limit=3", admin, "", 200)
