@@ -273,7 +273,7 @@ func (r Report) Markdown() string {
 			if s.Bytes > MaxBootstrap {
 				met = "≤ 8 MB (not met)"
 			}
-			fmt.Fprintf(&b, "| %s | %s (%s bytes) | %s |\n", s.Function, bytesOf(float64(s.Bytes)), grouped(s.Bytes), met)
+			fmt.Fprintf(&b, "| %s | %.3f MB (%s bytes) | %s |\n", s.Function, float64(s.Bytes)/1e6, grouped(s.Bytes), met)
 		}
 		b.WriteString("\n")
 	}
@@ -367,7 +367,7 @@ func (r Report) headlines(b *strings.Builder) {
 		var parts []string
 		met := "≤ 8 MB each (met)"
 		for _, s := range r.Sizes {
-			parts = append(parts, s.Function+" "+bytesOf(float64(s.Bytes)))
+			parts = append(parts, fmt.Sprintf("%s %.3f MB", s.Function, float64(s.Bytes)/1e6))
 			if s.Bytes > MaxBootstrap {
 				met = "≤ 8 MB each (not met)"
 			}
