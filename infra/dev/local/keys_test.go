@@ -93,3 +93,31 @@ func TestTheLocalServerHonoursTheLambdasSettings(t *testing.T) {
 		t.Errorf("SNAPSHOT_EVERY=0: %v, want an error naming it", err)
 	}
 }
+
+// TestServeConfigReadsTheParameterWithThisMachinesCredentials: with
+// SIGNING_KEYS_PARAMETER instead of dev keys, the local server reads the
+// keys with the shared configuration's credentials, as the operator
+// commands do (a Lambda's come from its environment).
+func TestServeConfigReadsTheParameterWithThisMachinesCredentials(t *testing.T) {
+	keys, err := local.LoadKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{
+		"SIGNING_KEYS": "", "SIGNING_KEYS_PARAMETER": "/dlicense/dev/signing-keys", "TABLE_NAME": "t",
+		"AWS_ACCESS_KEY_ID": "AKIDLOCAL", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "", "AWS_REGION": "eu-west-1",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
+	} {
+		t.Setenv(name, v)
+	}
+	cfg, err := local.ServeConfig(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SigningKeys != "" || cfg.Dynamo.Credentials == nil || cfg.Dynamo.Region != "eu-west-1" {
+		t.Fatalf("config = keys %q, credentials %v, region %q; want the parameter read with this machine's credentials", cfg.SigningKeys, cfg.Dynamo.Credentials, cfg.Dynamo.Region)
+	}
+	if creds, err := cfg.Dynamo.Credentials.Retrieve(t.Context()); err != nil || creds.AccessKeyID != "AKIDLOCAL" {
+		t.Errorf("credentials = %+v, %v; want the environment's", creds, err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -190,6 +191,19 @@ func ServeConfig(keys Keys) (setup.Config, error) {
 	c, err := setup.FromEnv()
 	if err != nil {
 		return c, err
+	}
+	if c.SigningKeys == "" && c.SigningKeysParameter != "" {
+		// The keys are read from SSM with this machine's credentials (a
+		// profile, SSO…), as the operator commands read them: a Lambda's
+		// come from its environment.
+		creds, region, err := awsenv.Credentials(context.Background(), c.Dynamo.Region)
+		if err != nil {
+			return c, err
+		}
+		c.Dynamo.Credentials = creds
+		if c.Dynamo.Region == "" {
+			c.Dynamo.Region = region
+		}
 	}
 	c.QuietMetrics = true
 	return c, nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/dlicense/dlicense/infra/dynamo"
@@ -19,14 +20,24 @@ func Resolve(ctx context.Context, c dynamo.Config) (dynamo.Config, error) {
 	if c.Endpoint != "" || c.Credentials != nil {
 		return c, nil
 	}
+	creds, region, err := Credentials(ctx, c.Region)
+	if err != nil {
+		return c, err
+	}
+	c.Region, c.Credentials = region, creds
+	return c, nil
+}
+
+// Credentials are the shared configuration's credentials and region (the
+// region given, if any, first).
+func Credentials(ctx context.Context, region string) (aws.CredentialsProvider, string, error) {
 	var opts []func(*config.LoadOptions) error
-	if c.Region != "" {
-		opts = append(opts, config.WithRegion(c.Region))
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return c, fmt.Errorf("aws config: %w", err)
+		return nil, "", fmt.Errorf("aws config: %w", err)
 	}
-	c.Region, c.Credentials = cfg.Region, cfg.Credentials
-	return c, nil
+	return cfg.Credentials, cfg.Region, nil
 }
