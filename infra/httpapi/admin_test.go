@@ -72,6 +72,13 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", `{"version":""}`); status != 400 || doc["code"] != "INVALID_POLICY" {
 		t.Errorf("what-if with a bad policy = %d %v, want 400 INVALID_POLICY", status, doc)
 	}
+	// The policy in force, the starting point of a what-if.
+	if status, doc = admin("GET", "/v1/admin/policy", ""); status != 200 || doc["version"] != licensing.DefaultPolicy().Version || doc["plans"] == nil {
+		t.Errorf("policy = %d %v, want the shipped policy document", status, doc)
+	}
+	if resp, doc := invokeAs(t, api, "GET", "/v1/admin/policy", "m1", "premium", nil, "", nil); resp.StatusCode != 403 || doc["code"] != "FORBIDDEN" {
+		t.Errorf("policy for a member = %d %v, want 403 FORBIDDEN", resp.StatusCode, doc)
+	}
 	// The body rules every route applies: size and media type.
 	huge := `{"version":"` + strings.Repeat("x", httpapi.MaxBody) + `"}`
 	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", huge); status != 413 || doc["code"] != "BODY_TOO_LARGE" {

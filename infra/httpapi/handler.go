@@ -49,6 +49,9 @@ type Options struct {
 	// its member and licence id; it serves the licence status route (none
 	// if nil).
 	VerifyLicence func(token string) (member, licence string, err error)
+	// PolicyDocument is the policy document the service decides by, as
+	// loaded (the policy route; the shipped one if nil).
+	PolicyDocument []byte
 }
 
 // AdminScope is the JWT scope the admin routes require.
@@ -94,6 +97,7 @@ var Routes = []string{
 	"GET /v1/admin/members/{member}/history",
 	"GET /console",
 	"GET /console/{file}",
+	"GET /v1/admin/policy",
 }
 
 // PublicRoutes are the routes that need no member token: API Gateway serves
@@ -122,7 +126,7 @@ func New(svc *licensing.Service, signer Signer, opts Options) http.Handler {
 	handlers := []http.HandlerFunc{a.acquire, a.sync, a.releaseDevice, a.renew, a.release, a.playback, a.eligibility, a.jwks, a.titleCounts, a.studioDayCounts, a.timeline, a.whatIf,
 		a.startView, a.heartbeat, a.stopView, a.screens, a.endView, a.resume,
 		a.watchHistory, a.recentlyWatched, a.titleEngagement, a.mostWatched, a.eraseHistory, a.eraseMember, a.licenceStatus, a.closeAccount,
-		a.withdrawTitle, a.withdrawStudio, a.withdrawal, a.memberEvents, a.memberHistory, a.console, a.console}
+		a.withdrawTitle, a.withdrawStudio, a.withdrawal, a.memberEvents, a.memberHistory, a.console, a.console, a.policy}
 	for i, route := range Routes {
 		mux.HandleFunc(route, handlers[i])
 	}

@@ -97,3 +97,20 @@ func (a *api) memberHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, page)
 }
+
+// policy answers the policy document the service decides by, as it was
+// loaded (the shipped one or POLICY_FILE; the withdrawals apply on top of
+// it): the starting point of a what-if (admin scope).
+func (a *api) policy(w http.ResponseWriter, r *http.Request) {
+	if !a.adminScope(w, r) {
+		return
+	}
+	doc := a.opts.PolicyDocument
+	if doc == nil {
+		doc = licensing.DefaultPolicyJSON()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(doc)
+}

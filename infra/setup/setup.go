@@ -6,6 +6,7 @@
 package setup
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -148,15 +149,24 @@ func FromEnv() (Config, error) {
 // Policy reads the policy document at path, or returns the shipped policy
 // when path is empty: what POLICY_FILE says, for every process.
 func Policy(path string) (*licensing.Policy, error) {
-	if path == "" {
-		return licensing.DefaultPolicy(), nil
+	doc, err := PolicyDocument(path)
+	if err != nil {
+		return nil, err
 	}
-	f, err := os.Open(path)
+	return licensing.ParsePolicy(bytes.NewReader(doc))
+}
+
+// PolicyDocument is the policy document at path, or the shipped one when
+// path is empty.
+func PolicyDocument(path string) ([]byte, error) {
+	if path == "" {
+		return licensing.DefaultPolicyJSON(), nil
+	}
+	doc, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	defer f.Close()
-	return licensing.ParsePolicy(f)
+	return doc, nil
 }
 
 // Stores are the stores a process decides and projects with: on AWS, the
@@ -190,6 +200,7 @@ type App struct {
 
 	config    Config
 	policy    *licensing.Policy
+	policyDoc []byte
 	withdrawn *licensing.Withdrawals
 }
 
@@ -211,7 +222,11 @@ func Build(ctx context.Context, c Config) (*App, error) {
 // Assemble wires the API and the stream function over the stores given.
 func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	c = c.WithDefaults()
-	policy, err := Policy(c.PolicyFile)
+	doc, err := PolicyDocument(c.PolicyFile)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := licensing.ParsePolicy(bytes.NewReader(doc))
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +247,7 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Signer: signer, Stores: s, config: c, policy: policy}
+	a := &App{Signer: signer, Stores: s, config: c, policy: policy, policyDoc: doc}
 	a.Licensing = licensing.NewService(s.Events, policy, SystemClock{}, RandomIDs{})
 	if rs, ok := s.Events.(licensing.RefusalStore); ok {
 		a.Licensing.Refusals = rs
@@ -258,7 +273,7 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (a *App) Handler() http.Handler {
 	c := a.config
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: a.Stores.Counters, Viewing: a.Viewing, Withdrawals: a.Stores.Withdrawals,
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: a.Stores.Counters, Viewing: a.Viewing, Withdrawals: a.Stores.Withdrawals, PolicyDocument: a.policyDoc,
 		VerifyLicence: func(token string) (string, string, error) {
 			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,9 @@ func TestConsole(t *testing.T) {
 	_, api := s.call(t, "POST", "/v1/admin/members/"+sm.member+"/what-if", admin, stricter)
 	flips := len(api["divergences"].([]any)) + len(api["would_grant"].([]any))
 	b.show(t, "whatif")
+	// The policy in force loads from the API, ready to change.
+	b.do(t, "load the policy in force", chromedp.Click(chromedp.ID("policy-load")))
+	b.wait(t, "the policy in force", `(() => { try { const p = JSON.parse(document.getElementById('policy').value); return p.version === `+strconv.Quote(licensing.DefaultPolicy().Version)+` && p.plans.premium.max_active_per_member === 600 } catch (e) { return false } })()`)
 	b.do(t, "pick the policy file", chromedp.SetUploadFiles(chromedp.ID("policy-file"), []string{file}))
 	b.wait(t, "the policy read", `document.getElementById('policy').value.includes('"max_active_per_member": 1,')`)
 	b.do(t, "run what-if", chromedp.Click(chromedp.CSS(`#whatif-form button[type=submit]`)))

@@ -235,6 +235,11 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("member history = %v, want a page of entries", doc)
 			}
 		}},
+		{"admin-policy.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["version"] == nil || doc["plans"] == nil {
+				t.Errorf("policy = %v, want the policy document in force", doc)
+			}
+		}},
 		{"admin-what-if.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
 			if doc["policy_version"] != "what-if-1" || doc["divergences"] == nil {
 				t.Errorf("what-if = %v", doc)

@@ -358,6 +358,7 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("GET", "/v1/admin/members/dora-doc/timeline?at="+now.Format(time.RFC3339), admin, "", 200)
 	call("POST", "/v1/admin/members/dora-doc/what-if", admin, string(licensing.DefaultPolicyJSON()), 200)
 	call("GET", "/v1/admin/members/dora-doc/events?after=1&limit=2", admin, "", 200)
+	call("GET", "/v1/admin/policy", admin, "", 200)
 	call("GET", "/console", "", "", 200)
 	call("GET", "/console/console.js", "", "", 200)
 

@@ -534,6 +534,18 @@ $('policy-file').addEventListener('change', () => {
   if (f) f.text().then((text) => { $('policy').value = text; status(`Policy file ${f.name} loaded.`); }, () => showError($('whatif-error'), new ApiError(0, 'FILE', 'the file could not be read')));
 });
 
+// The policy the service decides by, as loaded, to change and try.
+$('policy-load').addEventListener('click', async () => {
+  showError($('whatif-error'), null);
+  try {
+    const doc = await api('v1/admin/policy');
+    $('policy').value = JSON.stringify(doc, null, 2);
+    status(`Policy ${str(doc && doc.version)} in force loaded.`);
+  } catch (e) {
+    showError($('whatif-error'), e);
+  }
+});
+
 onSubmit('whatif-form', async () => {
   const err = $('whatif-error'), out = $('whatif-result'), id = m ? m.id : $('member').value.trim(), body = $('policy').value;
   showError(err, null);
