@@ -66,6 +66,15 @@ type SnapshotStore interface {
 type Counted struct {
 	Member  string
 	Changes []Changes
+	// From is the version of the member's first event in this delivery,
+	// counting or not (0: unknown). A store that has counted some of the
+	// member's events, but not every one before From, missed some (a
+	// delivery given up on and set aside): it counts those from the
+	// member's log first, so that no event goes uncounted, and a late
+	// redelivery of them changes nothing. (A member never counted, older
+	// than the counters, is counted from the delivery on: a recount
+	// counts the rest.)
+	From int64
 }
 
 // Changes are the counter changes of one event.
@@ -90,8 +99,9 @@ type CounterStore interface {
 	// AddCounts applies the changes of members' events, each event once
 	// however often and however late it comes: the store remembers, per
 	// member, the last version it counted, and applies only later ones,
-	// atomically with that memory. failed lists the members whose changes
-	// were not applied when err is not nil.
+	// atomically with that memory; with Counted.From, it first counts from
+	// the log the events before From it has not counted. failed lists the
+	// members whose changes were not applied when err is not nil.
 	AddCounts(ctx context.Context, counted []Counted) (failed []string, err error)
 	// Counts reads a counter scope.
 	Counts(ctx context.Context, scope string) (Counts, error)

@@ -100,14 +100,65 @@ func chunkOf(counted []licensing.Counted) int {
 }
 
 func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error {
-	return s.transactUntilDone(ctx, "count members", func() (*dynamodb.TransactWriteItemsInput, int, error) {
+	var missedErr error
+	err := s.transactUntilDone(ctx, "count members", func() (*dynamodb.TransactWriteItemsInput, int, error) {
 		return s.countTransaction(chunk), len(chunk), nil
 	}, func(i int, item map[string]types.AttributeValue) {
-		chunk[i] = countedAfter(chunk[i], countedVersion(item))
+		c, cv := chunk[i], countedVersion(item)
+		if _, counted := item["cv"]; !counted {
+			// Never counted (a member older than the counters, whom a
+			// recount counts): from this delivery on.
+			c.From = 0
+		}
+		if c.From > 0 && cv < c.From-1 {
+			// Events before this delivery were never counted (a delivery
+			// given up on): count them from the log first.
+			missed, err := s.countsBetween(ctx, c.Member, cv+1, c.From-1)
+			if err != nil {
+				missedErr = err
+				return
+			}
+			c.Changes, c.From = append(missed, c.Changes...), cv+1
+			chunk[i] = c
+			return
+		}
+		chunk[i] = countedAfter(c, cv)
 	}, func() int {
+		if missedErr != nil {
+			return 0
+		}
 		chunk = slices.DeleteFunc(chunk, func(c licensing.Counted) bool { return len(c.Changes) == 0 })
 		return len(chunk)
 	})
+	if err == nil {
+		err = missedErr
+	}
+	return err
+}
+
+// countsBetween reads a member's events from version from to version to,
+// with one Query, and returns their counter changes.
+func (s *Store) countsBetween(ctx context.Context, member string, from, to int64) ([]licensing.Changes, error) {
+	items, _, err := s.events(ctx, member, EventKey(from), EventKey(to), 0, true)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := appendEvents(member, nil, items)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(stored)
+	var changes []licensing.Changes
+	for _, se := range stored {
+		e, err := licensing.DecodeEvent(se)
+		if err != nil {
+			return nil, fmt.Errorf("count %s: %w", licensing.Pseudonym(member), err)
+		}
+		if d := licensing.CounterDeltas(e); len(d) > 0 {
+			changes = append(changes, licensing.Changes{Version: e.Version, Deltas: d})
+		}
+	}
+	return changes, nil
 }
 
 // transactUntilDone writes the transaction build makes (its first n items
@@ -171,14 +222,21 @@ func (s *Store) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWr
 	for _, c := range chunk {
 		first, last := c.Changes[0].Version, c.Changes[len(c.Changes)-1].Version
 		fmt.Fprintf(h, "%s#%d;", c.Member, first)
+		// Counted below the first change; with From, also every event
+		// before From counted already (else the missed ones are counted
+		// first: countChunk).
+		cond := "attribute_not_exists(#cv) OR #cv < :first"
+		values := map[string]types.AttributeValue{":it": str(kindCounted), ":last": num(last), ":first": num(first)}
+		if c.From > 1 {
+			cond = "#cv >= :prev AND #cv < :first"
+			values[":prev"] = num(c.From - 1)
+		}
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
 			TableName: &s.table, Key: key(PartitionKey(c.Member), countedSK),
-			UpdateExpression:         aws.String("SET #it = :it, #cv = :last"),
-			ConditionExpression:      aws.String("attribute_not_exists(#cv) OR #cv < :first"),
-			ExpressionAttributeNames: map[string]string{"#it": "it", "#cv": "cv"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":it": str(kindCounted), ":last": num(last), ":first": num(first),
-			},
+			UpdateExpression:                    aws.String("SET #it = :it, #cv = :last"),
+			ConditionExpression:                 aws.String(cond),
+			ExpressionAttributeNames:            map[string]string{"#it": "it", "#cv": "cv"},
+			ExpressionAttributeValues:           values,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}})
 		for _, ch := range c.Changes {

@@ -100,3 +100,44 @@ func TestCountersAreExactAtAnyAge(t *testing.T) {
 		t.Errorf("%d counter transactions over three deliveries, want 3 (one a delivery, each with every member)", len(db.sent))
 	}
 }
+
+// TestCountersCountWhatADeadLetterHeld: Lambda gives up on a batch (it goes
+// to the dead-letter queue) and delivers the member's next records; the
+// stream function counts the events the given-up batch held from the log,
+// before the next ones, so the counts are exact without a redrive, and a
+// redrive of the dead letter later changes nothing. On both stores.
+func TestCountersCountWhatADeadLetterHeld(t *testing.T) {
+	stores(t, func(t *testing.T, s projector.Store) {
+		counters := s.(licensing.CounterStore)
+		seq := 0
+		recs := history(t, s, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
+		p := &projector.Processor{Store: s, Counters: counters, SnapshotEvery: 100}
+		check := func(when string) {
+			t.Helper()
+			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+			if c.Granted() != 4 || c.ActiveOn(day) != 1 {
+				t.Errorf("%s: %d granted, %d active; want 4 and 1, each event counted once", when, c.Granted(), c.ActiveOn(day))
+			}
+		}
+		if failed := handle(t, p, recs[:2]); len(failed) > 0 {
+			t.Fatalf("first batch: failures %v", failed)
+		}
+		// recs[2:5] (v3 grant, v4 release, v5 grant) are dead-lettered.
+		if failed := handle(t, p, recs[5:]); len(failed) > 0 {
+			t.Fatalf("the batch after the dead letter: failures %v", failed)
+		}
+		check("after the batch that followed the dead letter")
+		if failed := handle(t, p, recs[2:5]); len(failed) > 0 {
+			t.Fatalf("redrive: failures %v", failed)
+		}
+		check("after the redrive of the dead letter")
+		if failed := handle(t, p, recs); len(failed) > 0 {
+			t.Fatalf("everything again: failures %v", failed)
+		}
+		check("after everything again")
+	})
+}

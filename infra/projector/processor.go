@@ -149,7 +149,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 				if p.Counters == nil {
 					continue
 				}
-				c := licensing.Counted{Member: m}
+				c := licensing.Counted{Member: m, From: recs[0].event.Version}
 				for _, r := range recs {
 					if d := licensing.CounterDeltas(r.decoded); len(d) > 0 {
 						if len(c.Changes) == 0 {

@@ -333,7 +333,31 @@ func (s *Store) AddCounts(ctx context.Context, counted []licensing.Counted) ([]s
 	if s.counted == nil {
 		s.counted, s.counts = map[string]int64{}, map[string]licensing.Counts{}
 	}
+	var failed []string
+	var firstErr error
+members:
 	for _, c := range counted {
+		if _, ok := s.counted[c.Member]; ok && c.From > 0 && s.counted[c.Member] < c.From-1 {
+			// Events before this delivery were never counted (a delivery
+			// given up on): count them from the log first.
+			var missed []licensing.Changes
+			if st := s.streams[c.Member]; st != nil {
+				for v := s.counted[c.Member] + 1; v < c.From && v <= int64(len(st.events)); v++ {
+					e, err := licensing.DecodeEvent(st.events[v-1])
+					if err != nil {
+						failed = append(failed, c.Member)
+						if firstErr == nil {
+							firstErr = fmt.Errorf("count %s: %w", licensing.Pseudonym(c.Member), err)
+						}
+						continue members
+					}
+					if d := licensing.CounterDeltas(e); len(d) > 0 {
+						missed = append(missed, licensing.Changes{Version: v, Deltas: d})
+					}
+				}
+			}
+			c.Changes = append(missed, c.Changes...)
+		}
 		for _, ch := range c.Changes {
 			if ch.Version <= s.counted[c.Member] {
 				continue
@@ -347,7 +371,7 @@ func (s *Store) AddCounts(ctx context.Context, counted []licensing.Counted) ([]s
 			}
 		}
 	}
-	return nil, nil
+	return failed, firstErr
 }
 
 // SetCounted records that a member's events up to version are counted (a
