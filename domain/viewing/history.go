@@ -450,6 +450,14 @@ func (s *Service) MostWatched(ctx context.Context, day string, n int) ([]Ranked,
 // history and the row can be read again once it is done (409).
 const CodeErasureInProgress = "ERASURE_IN_PROGRESS"
 
+// StaleErasure is how long an erasure may stay under way before a new
+// request for it starts it again, as of the new request: its stream record
+// was lost (a stream function given up on past the stream's 24 hours, or
+// paused too long), so nothing would ever carry it out. Carrying out the
+// old record too is harmless: an erasure record handled again, or after a
+// later one, leaves what came after it alone.
+const StaleErasure = time.Hour
+
 // ErrErasurePending is a store's answer to a history read, or to a second
 // erasure, while an erasure of the member's viewing data is under way.
 var ErrErasurePending = errors.New("an erasure of this member's viewing data is under way")

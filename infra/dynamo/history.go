@@ -579,7 +579,14 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 	}
 	record(ctx, true, one(out.ConsumedCapacity)...)
 	if k, _ := out.Item["it"].(*types.AttributeValueMemberS); k != nil && k.Value == kindErasure {
-		return viewing.ErrErasurePending
+		var held int64
+		if n, _ := out.Item["at"].(*types.AttributeValueMemberN); n != nil {
+			held, _ = strconv.ParseInt(n.Value, 10, 64)
+		}
+		if held == 0 || ms(at.Add(-viewing.StaleErasure)) <= held {
+			return viewing.ErrErasurePending
+		}
+		// Under way for longer than StaleErasure: lost; started again below.
 	}
 	var keys []map[string]types.AttributeValue
 	if err := s.partitionItems(ctx, member, []string{"s#", "w#"}, func(item map[string]types.AttributeValue) {
@@ -592,9 +599,9 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 	}
 	put, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &s.table, Item: MarshalErasure(member, at),
-		ConditionExpression:       aws.String("attribute_not_exists(sk) OR #it = :done"),
-		ExpressionAttributeNames:  map[string]string{"#it": "it"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":done": str(kindErased)},
+		ConditionExpression:       aws.String("attribute_not_exists(sk) OR #it = :done OR (#it = :pending AND #at < :stale)"),
+		ExpressionAttributeNames:  map[string]string{"#it": "it", "#at": "at"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":done": str(kindErased), ":pending": str(kindErasure), ":stale": num(ms(at.Add(-viewing.StaleErasure)))},
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	})
 	if err != nil {

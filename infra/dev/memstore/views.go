@@ -403,7 +403,7 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 		return err
 	}
 	s.mu.Lock()
-	if e := s.erasures[member]; e != nil && e.State == "pending" {
+	if e := s.erasures[member]; e != nil && e.State == "pending" && !at.After(e.At.Add(viewing.StaleErasure)) {
 		s.mu.Unlock()
 		return viewing.ErrErasurePending
 	}

@@ -32,6 +32,7 @@ func RunHistory(t *testing.T, newStore func(t *testing.T) HistoryStore) {
 		{"Row", testRow},
 		{"MembersApart", testHistoryMembersApart},
 		{"Erasure", testErasure},
+		{"LostErasureStartsAgain", testLostErasureStartsAgain},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -272,5 +273,31 @@ func testErasure(t *testing.T, s HistoryStore) {
 	}
 	if err := s.BeginErasure(ctx, alice, at.Add(time.Hour)); err != nil {
 		t.Errorf("a new erasure after one done = %v", err)
+	}
+}
+
+// testLostErasureStartsAgain: an erasure under way for longer than
+// viewing.StaleErasure was lost (nothing will carry it out): a new request
+// starts it again, as of the new request; a younger one is still refused.
+func testLostErasureStartsAgain(t *testing.T, s HistoryStore) {
+	ctx := t.Context()
+	alice := streamID(t)
+	at := vt0.Add(time.Hour)
+	if err := s.BeginErasure(ctx, alice, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BeginErasure(ctx, alice, at.Add(viewing.StaleErasure)); err != viewing.ErrErasurePending {
+		t.Errorf("a new erasure %v after the first = %v, want ErrErasurePending", viewing.StaleErasure, err)
+	}
+	again := at.Add(viewing.StaleErasure + time.Second)
+	if err := s.BeginErasure(ctx, alice, again); err != nil {
+		t.Fatalf("a new erasure past StaleErasure = %v, want it started again", err)
+	}
+	held, err := s.Erasures(ctx, []string{alice})
+	if err != nil || !held[alice].Equal(again) {
+		t.Errorf("erasure under way = %v, %v; want the one started again, at %v", held[alice], err, again)
+	}
+	if err := s.BeginErasure(ctx, alice, again.Add(time.Minute)); err != viewing.ErrErasurePending {
+		t.Errorf("a third erasure a minute after the second = %v, want ErrErasurePending", err)
 	}
 }
