@@ -139,21 +139,12 @@ func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error
 // countsBetween reads a member's events from version from to version to,
 // with one Query, and returns their counter changes.
 func (s *Store) countsBetween(ctx context.Context, member string, from, to int64) ([]licensing.Changes, error) {
-	items, _, err := s.events(ctx, member, EventKey(from), EventKey(to), 0, true)
+	events, err := s.eventsBetween(ctx, member, from, to, true)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := appendEvents(member, nil, items)
-	if err != nil {
-		return nil, err
-	}
-	slices.Reverse(stored)
 	var changes []licensing.Changes
-	for _, se := range stored {
-		e, err := licensing.DecodeEvent(se)
-		if err != nil {
-			return nil, fmt.Errorf("count %s: %w", licensing.Pseudonym(member), err)
-		}
+	for _, e := range events {
 		if d := licensing.CounterDeltas(e); len(d) > 0 {
 			changes = append(changes, licensing.Changes{Version: e.Version, Deltas: d})
 		}

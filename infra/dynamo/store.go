@@ -155,28 +155,35 @@ func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOpti
 // loadAfter reads the events after opts.After: one Query bounded by
 // versions, for a holder of the state at that version.
 func (s *Store) loadAfter(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+	events, err := s.eventsBetween(ctx, stream, opts.After+1, 1<<62-1, opts.Consistent)
+	return licensing.Stream{Events: events}, err
+}
 
-	items, _, err := s.events(ctx, stream, EventKey(opts.After+1), EventKey(1<<62-1), 0, opts.Consistent)
+// eventsBetween reads a stream's events from version from to version to
+// (those there are), oldest first, with one Query bounded by versions; a
+// gap in them is an error.
+func (s *Store) eventsBetween(ctx context.Context, stream string, from, to int64, consistent bool) ([]licensing.Event, error) {
+	items, _, err := s.events(ctx, stream, EventKey(from), EventKey(to), 0, consistent)
 	if err != nil {
-		return licensing.Stream{}, err
+		return nil, err
 	}
 	stored, err := appendEvents(stream, nil, items)
 	if err != nil {
-		return licensing.Stream{}, err
+		return nil, err
 	}
 	slices.Reverse(stored)
-	res := licensing.Stream{}
+	var out []licensing.Event
 	for i, se := range stored {
-		if se.Version != opts.After+int64(i)+1 {
-			return licensing.Stream{}, fmt.Errorf("load %s after v%d: event v%d follows v%d: the log has a gap", stream, opts.After, se.Version, opts.After+int64(i))
+		if se.Version != from+int64(i) {
+			return nil, fmt.Errorf("load %s from v%d: event v%d follows v%d: the log has a gap", stream, from, se.Version, from+int64(i)-1)
 		}
 		e, err := licensing.DecodeEvent(se)
 		if err != nil {
-			return licensing.Stream{}, fmt.Errorf("load %s: %w", stream, err)
+			return nil, fmt.Errorf("load %s: %w", stream, err)
 		}
-		res.Events = append(res.Events, e)
+		out = append(out, e)
 	}
-	return res, nil
+	return out, nil
 }
 
 // events reads a member's items newest first, with sort keys from lo to hi

@@ -28,6 +28,12 @@ func (a *api) watchHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	a.historyPage(w, r, id.Member)
+}
+
+// historyPage answers a page of member's viewing history (?limit=, ?cursor=);
+// the viewing service checks the member id and the limit's range.
+func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string) {
 	limit, err := queryInt(r, "limit")
 	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
 		err = &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "limit must be from 1 to 100", Field: "limit"}
@@ -36,7 +42,7 @@ func (a *api) watchHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	page, err := a.opts.Viewing.HistoryPage(r.Context(), id.Member, r.URL.Query().Get("cursor"), limit)
+	page, err := a.opts.Viewing.HistoryPage(r.Context(), member, r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -78,24 +78,7 @@ func (a *api) memberHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
 		return
 	}
-	limit, err := queryInt(r, "limit")
-	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
-		err = &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "limit must be from 1 to 100", Field: "limit"}
-	}
-	member := r.PathValue("member")
-	if err == nil && !licensing.ValidID(member) {
-		err = &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "invalid member id", Field: "member"}
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	page, err := a.opts.Viewing.HistoryPage(r.Context(), member, r.URL.Query().Get("cursor"), limit)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, page)
+	a.historyPage(w, r, r.PathValue("member"))
 }
 
 // policy answers the policy document the service decides by, as it was
