@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // loadedState is a busy member: a long history with many active licences.
@@ -37,7 +39,7 @@ func benchmarkDecide(b *testing.B, h *history, cmd Command) {
 	b.ReportMetric(float64(len(h.state.list)), "licences")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decide(h.state, cmd, h.policy, now, func() string { return "L-new" }); err != nil && KindOf(err) != KindDenied {
+		if _, err := Decide(h.state, cmd, h.policy, now, func() string { return "L-new" }); err != nil && kernel.KindOf(err) != kernel.KindDenied {
 			b.Fatal(err)
 		}
 	}
@@ -58,7 +60,7 @@ func BenchmarkDecideRenew(b *testing.B) {
 	cmd := Renew{"m1", "premium", l.Device, l.ID}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decide(h.state, cmd, h.policy, now, nil); err != nil && KindOf(err) != KindDenied {
+		if _, err := Decide(h.state, cmd, h.policy, now, nil); err != nil && kernel.KindOf(err) != kernel.KindDenied {
 			b.Fatal(err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // Command is a request to change a member's stream. Each command type has a
@@ -83,13 +85,10 @@ func (c ReleaseDevice) MemberID() string { return c.Member }
 // MemberID implements Command.
 func (c RecordPlayback) MemberID() string { return c.Member }
 
-// Code for invalid input, shared by every field check.
-const CodeInvalidInput = "INVALID_INPUT"
-
 func checkIDs(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
-		if !ValidID(pairs[i+1]) {
-			return invalid(pairs[i], CodeInvalidInput, "%s must be 1 to 64 letters, digits or . _ : -", pairs[i])
+		if !kernel.ValidID(pairs[i+1]) {
+			return kernel.Invalid(pairs[i], "%s must be 1 to 64 letters, digits or . _ : -", pairs[i])
 		}
 	}
 	return nil
@@ -142,7 +141,7 @@ func (c Release) Validate() error {
 		return err
 	}
 	if !c.Reason.Valid() {
-		return invalid("reason", CodeInvalidInput, "unknown release reason %q", c.Reason)
+		return kernel.Invalid("reason", "unknown release reason %q", c.Reason)
 	}
 	return nil
 }
@@ -153,7 +152,7 @@ func (c ReleaseDevice) Validate() error {
 		return err
 	}
 	if !c.Reason.Valid() {
-		return invalid("reason", CodeInvalidInput, "unknown release reason %q", c.Reason)
+		return kernel.Invalid("reason", "unknown release reason %q", c.Reason)
 	}
 	return nil
 }
@@ -166,11 +165,11 @@ func (c RecordPlayback) Validate() error {
 		return err
 	}
 	if len(c.Events) == 0 || len(c.Events) > MaxPlaybackBatch {
-		return invalid("events", CodeInvalidInput, "a batch holds 1 to %d events", MaxPlaybackBatch)
+		return kernel.Invalid("events", "a batch holds 1 to %d events", MaxPlaybackBatch)
 	}
 	for i, e := range c.Events {
-		if !ValidID(e.ID) {
-			return invalid(fmt.Sprintf("events[%d].id", i), CodeInvalidInput, "event id must be 1 to 64 letters, digits or . _ : -")
+		if !kernel.ValidID(e.ID) {
+			return kernel.Invalid(fmt.Sprintf("events[%d].id", i), "event id must be 1 to 64 letters, digits or . _ : -")
 		}
 	}
 	return nil
@@ -219,7 +218,7 @@ func Decide(s *State, c Command, p *Policy, now time.Time, newID func() string) 
 		return Decision{}, err
 	}
 	if c.MemberID() != s.Member {
-		return Decision{}, Errorf(KindInternal, "WRONG_STREAM", "command for another member's stream")
+		return Decision{}, kernel.Errorf(kernel.KindInternal, "WRONG_STREAM", "command for another member's stream")
 	}
 	return c.decide(s, p, now, newID)
 }

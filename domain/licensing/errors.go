@@ -1,82 +1,13 @@
 package licensing
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
-
-// Kind is the closed set of error kinds the service reports. Adapters map a
-// kind to a transport status in one place; the kind never carries internal text.
-type Kind string
-
-// The error kinds. Their string values are stable and part of the API.
-const (
-	KindInvalid      Kind = "INVALID"
-	KindNotFound     Kind = "NOT_FOUND"
-	KindConflict     Kind = "CONFLICT"
-	KindDenied       Kind = "DENIED"
-	KindUnauthorized Kind = "UNAUTHORIZED"
-	KindForbidden    Kind = "FORBIDDEN"
-	KindUnavailable  Kind = "UNAVAILABLE"
-	KindInternal     Kind = "INTERNAL"
-)
-
-// Error is a domain error with a kind, a stable code and a message that is
-// safe to show to a client.
-type Error struct {
-	Kind    Kind
-	Code    string
-	Message string
-	// Field names the offending input, when there is one.
-	Field string
-	// Cause is the underlying failure, for logs; it is never shown to clients.
-	Cause error
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Cause }
-
-func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
-	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
-}
-
-// Errorf builds an *Error of the given kind and code.
-func Errorf(kind Kind, code, format string, args ...any) *Error {
-	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// invalid builds a KindInvalid error naming the field at fault.
-func invalid(field, code, format string, args ...any) *Error {
-	e := Errorf(KindInvalid, code, format, args...)
-	e.Field = field
-	return e
-}
-
-// KindOf returns the kind of err: the kind of the first *Error or *Denial in
-// its chain, KindConflict for a *ConflictError, and KindInternal otherwise.
-func KindOf(err error) Kind {
-	var e *Error
-	var d *Denial
-	var c *ConflictError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &d):
-		return KindDenied
-	case errors.As(err, &e):
-		return e.Kind
-	case errors.As(err, &c):
-		return KindConflict
-	}
-	return KindInternal
-}
 
 // Rule failure codes. They are stable and part of the API.
 const (
@@ -114,6 +45,9 @@ type Denial struct {
 	Rules []RuleFailure
 }
 
+// ErrorKind is KindDenied (kernel.Kinded).
+func (d *Denial) ErrorKind() kernel.Kind { return kernel.KindDenied }
+
 func (d *Denial) Error() string {
 	return "denied: " + strings.Join(d.Codes(), ", ")
 }
@@ -142,15 +76,8 @@ func (e *ConflictError) Error() string {
 // ErrConflict matches any *ConflictError with errors.Is.
 var ErrConflict = errors.New("version conflict")
 
+// ErrorKind is KindConflict (kernel.Kinded).
+func (e *ConflictError) ErrorKind() kernel.Kind { return kernel.KindConflict }
+
 // Is lets errors.Is(err, ErrConflict) match.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
-
-// Pseudonym is how logs and metrics name a member: the first 16 hex digits
-// of the SHA-256 of the id, never the id itself ("" for "").
-func Pseudonym(member string) string {
-	if member == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(member))
-	return hex.EncodeToString(sum[:8])
-}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 func TestPlaybackBatch(t *testing.T) {
@@ -89,8 +91,8 @@ func TestPlaybackBatchValidation(t *testing.T) {
 		{"event id with spaces", []PlaybackInput{{ID: "a b", Kind: PlaybackStart}}, "events[0].id"},
 	} {
 		_, err := h.try(0, RecordPlayback{"m1", "d1", c.batch})
-		e, ok := err.(*Error)
-		if !ok || e.Kind != KindInvalid || e.Field != c.field {
+		e, ok := err.(*kernel.Error)
+		if !ok || e.Kind != kernel.KindInvalid || e.Field != c.field {
 			t.Errorf("%s: RecordPlayback = %v, want invalid %s", c.name, err, c.field)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // MaxLookback is the longest rolling window a policy may configure. The state
@@ -287,25 +289,6 @@ func describeJSONError(path string, err error) string {
 	return join(strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// ValidID reports whether s is usable as a member, device, title, studio,
-// plan or licence id: 1 to 64 characters of ASCII letters, digits and
-// . _ : -, starting with a letter or digit.
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func (p *Policy) validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("policy: %s: %s", field, fmt.Sprintf(format, args...))
@@ -325,7 +308,7 @@ func (p *Policy) validate() error {
 	for _, name := range sortedKeys(p.Plans) {
 		pl := p.Plans[name]
 		f := "plans." + name
-		if !ValidID(name) {
+		if !kernel.ValidID(name) {
 			return bad(f, "invalid plan id")
 		}
 		if pl.MaxDownloadDevices < 0 {
@@ -344,7 +327,7 @@ func (p *Policy) validate() error {
 	p.terms = make(map[string]Terms, len(p.Studios))
 	for _, name := range sortedKeys(p.Studios) {
 		f := "studios." + name
-		if !ValidID(name) {
+		if !kernel.ValidID(name) {
 			return bad(f, "invalid studio id")
 		}
 		s := p.Studios[name]
@@ -360,7 +343,7 @@ func (p *Policy) validate() error {
 	for _, id := range sortedKeys(p.Titles) {
 		t := p.Titles[id]
 		f := "titles." + id
-		if !ValidID(id) {
+		if !kernel.ValidID(id) {
 			return bad(f, "invalid title id")
 		}
 		if _, ok := p.Studios[t.Studio]; !ok {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"pgregory.net/rapid"
 )
 
@@ -57,7 +58,7 @@ func drawHistory(t *rapid.T, p *Policy) *history {
 		}
 		n := len(h.events)
 		if _, err := h.try(at, cmd); err != nil {
-			if k := KindOf(err); k != KindDenied && k != KindNotFound {
+			if k := kernel.KindOf(err); k != kernel.KindDenied && k != kernel.KindNotFound {
 				t.Fatalf("%T %+v = %v, want granted, denied or not found", cmd, cmd, err)
 			}
 		}

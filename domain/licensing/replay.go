@@ -2,6 +2,8 @@ package licensing
 
 import (
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // StateAt folds the events that had happened by time t (At ≤ t): the
@@ -85,7 +87,7 @@ func refusals(s *State, cmd Command, p *Policy, now time.Time) []RuleFailure {
 	d, ok := err.(*Denial)
 	if !ok {
 		code := "UNDECIDABLE"
-		if e, ok := err.(*Error); ok {
+		if e, ok := err.(*kernel.Error); ok {
 			code = e.Code
 		}
 		return []RuleFailure{{Code: code, Message: err.Error()}}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // CodeLicenceNotFound is returned for a licence the member does not hold on
@@ -214,7 +216,7 @@ func expiry(t Title, now time.Time, d time.Duration) time.Time {
 func held(s *State, id, device string, now time.Time) (*Licence, error) {
 	l := s.Licence(id, now)
 	if l == nil || l.Device != device {
-		e := Errorf(KindNotFound, CodeLicenceNotFound, "no licence %s on device %s", id, device)
+		e := kernel.Errorf(kernel.KindNotFound, CodeLicenceNotFound, "no licence %s on device %s", id, device)
 		e.Field = "licence_id"
 		return nil, e
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // ids lets a given step hand licence ids to the when step.
@@ -18,7 +20,7 @@ type gwtCase struct {
 	// deny lists the expected denial codes in order; nil means granted.
 	deny []string
 	// fails is the kind of error expected instead of a decision.
-	fails Kind
+	fails kernel.Kind
 	// then checks more of the outcome, when set.
 	then func(t *testing.T, res Result, err error)
 }
@@ -34,7 +36,7 @@ func runGWT(t *testing.T, cases []gwtCase) {
 			}
 			cmd := tc.when(l)
 			res, err := h.try(tc.at, cmd)
-			if tc.fails != "" && KindOf(err) != tc.fails {
+			if tc.fails != "" && kernel.KindOf(err) != tc.fails {
 				t.Fatalf("Decide(%+v) = %v, want a %s error", cmd, err, tc.fails)
 			}
 			if tc.fails == "" && tc.deny == nil && err != nil {
@@ -397,10 +399,10 @@ func TestRenewRules(t *testing.T) {
 			given: one("p1"),
 			at:    day,
 			when:  func(l ids) Command { return Renew{"m1", "family", "d2", l["a"]} },
-			fails: KindNotFound,
+			fails: kernel.KindNotFound,
 			then: func(t *testing.T, _ Result, err error) {
-				var e *Error
-				if !errors.As(err, &e) || e.Kind != KindNotFound || e.Code != CodeLicenceNotFound {
+				var e *kernel.Error
+				if !errors.As(err, &e) || e.Kind != kernel.KindNotFound || e.Code != CodeLicenceNotFound {
 					t.Errorf("Renew on another device = %v, want %s", err, CodeLicenceNotFound)
 				}
 			},
@@ -410,7 +412,7 @@ func TestRenewRules(t *testing.T) {
 			given: one("p1"),
 			at:    30*day + EndedRetention,
 			when:  renew,
-			fails: KindNotFound,
+			fails: kernel.KindNotFound,
 		},
 	})
 }
@@ -463,10 +465,10 @@ func TestRelease(t *testing.T) {
 	if len(h.events) != n || res.Licences[0].Status != StatusReleased {
 		t.Errorf("second Release appended %d events and answered %+v, want none and the released licence", len(h.events)-n, res.Licences)
 	}
-	if _, err := h.try(2*time.Hour, Release{"m1", "d2", b, ReasonDeleted}); KindOf(err) != KindNotFound {
+	if _, err := h.try(2*time.Hour, Release{"m1", "d2", b, ReasonDeleted}); kernel.KindOf(err) != kernel.KindNotFound {
 		t.Errorf("Release from the wrong device = %v, want not found", err)
 	}
-	if _, err := h.try(2*time.Hour, Release{"m1", "d1", b, "BORED"}); KindOf(err) != KindInvalid {
+	if _, err := h.try(2*time.Hour, Release{"m1", "d1", b, "BORED"}); kernel.KindOf(err) != kernel.KindInvalid {
 		t.Errorf("Release with an unknown reason = %v, want invalid", err)
 	}
 

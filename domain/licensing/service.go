@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // LoadOptions tune a load.
@@ -107,18 +108,6 @@ type CounterStore interface {
 	Counts(ctx context.Context, scope string) (Counts, error)
 }
 
-// Clock tells the time.
-type Clock interface{ Now() time.Time }
-
-// IDSource makes new licence ids.
-type IDSource interface{ NewID() string }
-
-// Code for a command that kept losing races for its stream.
-const CodeContention = "CONTENTION"
-
-// Code for an idempotency key reused with a different request.
-const CodeKeyReused = "IDEMPOTENCY_KEY_REUSED"
-
 // Observer hears about the service's retries; any field may be nil.
 type Observer struct {
 	// Conflict is called each time an append loses a race and is retried.
@@ -133,8 +122,8 @@ type Observer struct {
 type Service struct {
 	Store  EventStore
 	Policy func() *Policy
-	Clock  Clock
-	IDs    IDSource
+	Clock  kernel.Clock
+	IDs    kernel.IDSource
 	// MaxAttempts bounds the load-decide-append rounds of one command.
 	MaxAttempts int
 	// Backoff is the base wait before a retry; each retry waits a random
@@ -155,25 +144,11 @@ const DefaultCacheSize = 256
 
 // NewService returns a service with default retry settings and a state
 // cache of DefaultCacheSize members.
-func NewService(store EventStore, policy *Policy, clock Clock, ids IDSource) *Service {
+func NewService(store EventStore, policy *Policy, clock kernel.Clock, ids kernel.IDSource) *Service {
 	return &Service{
 		Store: store, Policy: func() *Policy { return policy }, Clock: clock, IDs: ids,
 		MaxAttempts: 8, Backoff: 5 * time.Millisecond, Cache: NewStateCache(DefaultCacheSize, DefaultCacheIdle),
 	}
-}
-
-// ValidKey reports whether an idempotency key is usable: 1 to 128 printable
-// ASCII characters.
-func ValidKey(k string) bool {
-	if len(k) == 0 || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x21 || k[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // Execute runs a command. With a non-empty key, a retry of the same request
@@ -184,8 +159,8 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	if err := cmd.Validate(); err != nil {
 		return Result{}, err
 	}
-	if key != "" && !ValidKey(key) {
-		return Result{}, invalid("Idempotency-Key", CodeInvalidInput, "idempotency key must be 1 to 128 printable characters")
+	if key != "" && !kernel.ValidKey(key) {
+		return Result{}, kernel.Invalid("Idempotency-Key", "idempotency key must be 1 to 128 printable characters")
 	}
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
@@ -207,7 +182,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			if r, ok := st.Request(key, now); ok {
 				s.Cache.put(st, now)
 				if r.Fingerprint != fp {
-					return Result{}, Errorf(KindConflict, CodeKeyReused, "this idempotency key was used for a different request")
+					return Result{}, kernel.Errorf(kernel.KindConflict, kernel.CodeKeyReused, "this idempotency key was used for a different request")
 				}
 				return Result{Version: r.Version, Licences: s.Policy().annotated(r.Licences), Playback: r.Playback, Replayed: true}, nil
 			}
@@ -252,15 +227,15 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return Result{}, fmt.Errorf("append to %s at v%d: %w", Pseudonym(member), st.Version, err)
+			return Result{}, fmt.Errorf("append to %s at v%d: %w", kernel.Pseudonym(member), st.Version, err)
 		}
 		if attempt >= s.MaxAttempts {
-			return Result{}, Errorf(KindUnavailable, CodeContention, "too many concurrent changes to this account; retry shortly")
+			return Result{}, kernel.Errorf(kernel.KindUnavailable, kernel.CodeContention, "too many concurrent changes to this account; retry shortly")
 		}
 		if s.Observer.Conflict != nil {
 			s.Observer.Conflict(ctx, member, attempt)
 		}
-		if err := Backoff(ctx, s.Backoff, attempt); err != nil {
+		if err := kernel.Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Result{}, err
 		}
 		// The state is behind the log: read what it lacks (the state is
@@ -298,33 +273,16 @@ func (s *Service) keepRefusal(ctx context.Context, cmd Command, version int64, n
 	}
 }
 
-// Backoff waits before retry number attempt of a lost race: a random time up
-// to base·2^attempt (capped at 64 times base), or until ctx is done. A zero
-// base does not wait.
-func Backoff(ctx context.Context, base time.Duration, attempt int) error {
-	if base <= 0 {
-		return nil
-	}
-	t := time.NewTimer(rand.N(base<<min(attempt, 6)) + 1)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // catchUp brings a state up to the log: one read of the events after its
 // version (strongly consistent if asked), folded in.
 func (s *Service) catchUp(ctx context.Context, st *State, consistent bool) (*State, error) {
 	str, err := s.Store.Load(ctx, st.Member, LoadOptions{After: st.Version, Consistent: consistent})
 	if err != nil {
-		return nil, fmt.Errorf("catch up %s from v%d: %w", Pseudonym(st.Member), st.Version, err)
+		return nil, fmt.Errorf("catch up %s from v%d: %w", kernel.Pseudonym(st.Member), st.Version, err)
 	}
 	for _, e := range str.Events {
 		if e.Version != st.Version+1 {
-			return nil, fmt.Errorf("catch up %s: event v%d follows v%d", Pseudonym(st.Member), e.Version, st.Version)
+			return nil, fmt.Errorf("catch up %s: event v%d follows v%d", kernel.Pseudonym(st.Member), e.Version, st.Version)
 		}
 		st.Apply(e)
 	}
@@ -333,8 +291,8 @@ func (s *Service) catchUp(ctx context.Context, st *State, consistent bool) (*Sta
 
 // Load returns a member's current state.
 func (s *Service) Load(ctx context.Context, member string) (*State, error) {
-	if !ValidID(member) {
-		return nil, invalid("member", CodeInvalidInput, "invalid member id")
+	if !kernel.ValidID(member) {
+		return nil, kernel.Invalid("member", "invalid member id")
 	}
 	return s.load(ctx, member, false)
 }
@@ -367,14 +325,14 @@ func LoadState(ctx context.Context, store EventStore, member string, p *Policy, 
 	}
 	str, err := store.Load(ctx, member, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", Pseudonym(member), err)
+		return nil, nil, fmt.Errorf("load %s: %w", kernel.Pseudonym(member), err)
 	}
 	st := NewState(member)
 	if str.Snapshot != nil && !how.Replay {
 		restored, ok, err := RestoreSnapshot(*str.Snapshot, p)
 		if err != nil || !ok {
 			if str, err = store.Load(ctx, member, LoadOptions{Consistent: consistent}); err != nil {
-				return nil, nil, fmt.Errorf("load %s without snapshot: %w", Pseudonym(member), err)
+				return nil, nil, fmt.Errorf("load %s without snapshot: %w", kernel.Pseudonym(member), err)
 			}
 		} else {
 			st = restored
@@ -382,7 +340,7 @@ func LoadState(ctx context.Context, store EventStore, member string, p *Policy, 
 	}
 	for _, e := range str.Events {
 		if e.Version != st.Version+1 {
-			return nil, nil, fmt.Errorf("load %s: event v%d follows v%d", Pseudonym(member), e.Version, st.Version)
+			return nil, nil, fmt.Errorf("load %s: event v%d follows v%d", kernel.Pseudonym(member), e.Version, st.Version)
 		}
 		st.Apply(e)
 	}
@@ -391,8 +349,8 @@ func LoadState(ctx context.Context, store EventStore, member string, p *Policy, 
 
 // History returns a member's whole log, without snapshots, for replay.
 func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
-	if !ValidID(member) {
-		return nil, invalid("member", CodeInvalidInput, "invalid member id")
+	if !kernel.ValidID(member) {
+		return nil, kernel.Invalid("member", "invalid member id")
 	}
 	str, err := s.Store.Load(ctx, member, LoadOptions{Consistent: true})
 	if err != nil {
@@ -446,7 +404,7 @@ func (s *Service) Status(ctx context.Context, member, licence string) (LicenceVi
 	now := s.now()
 	l := st.Licence(licence, now)
 	if l == nil {
-		e := Errorf(KindNotFound, CodeLicenceNotFound, "no licence %s", licence)
+		e := kernel.Errorf(kernel.KindNotFound, CodeLicenceNotFound, "no licence %s", licence)
 		e.Field = "licence_id"
 		return LicenceView{}, e
 	}

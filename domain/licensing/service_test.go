@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 )
@@ -57,12 +58,12 @@ func TestIdempotentRetryReturnsTheFirstAnswer(t *testing.T) {
 	other := cmd
 	other.Title = "tt-paper-moons"
 	_, err = svc.Execute(ctx, other, "key-1")
-	var e *licensing.Error
-	if !errors.As(err, &e) || e.Kind != licensing.KindConflict || e.Code != licensing.CodeKeyReused {
-		t.Errorf("same key, other request = %v, want %s", err, licensing.CodeKeyReused)
+	var e *kernel.Error
+	if !errors.As(err, &e) || e.Kind != kernel.KindConflict || e.Code != kernel.CodeKeyReused {
+		t.Errorf("same key, other request = %v, want %s", err, kernel.CodeKeyReused)
 	}
 	// A bad key is refused before anything is read.
-	if _, err := svc.Execute(ctx, cmd, "key with spaces"); licensing.KindOf(err) != licensing.KindInvalid {
+	if _, err := svc.Execute(ctx, cmd, "key with spaces"); kernel.KindOf(err) != kernel.KindInvalid {
 		t.Errorf("Execute with a bad key = %v, want invalid", err)
 	}
 }
@@ -98,9 +99,9 @@ func TestConflictRetriesAreBounded(t *testing.T) {
 	conflicts := 0
 	svc.Observer.Conflict = func(context.Context, string, int) { conflicts++ }
 	_, err := svc.Execute(context.Background(), licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "")
-	var e *licensing.Error
-	if !errors.As(err, &e) || e.Kind != licensing.KindUnavailable || e.Code != licensing.CodeContention {
-		t.Errorf("Execute under endless conflicts = %v, want %s", err, licensing.CodeContention)
+	var e *kernel.Error
+	if !errors.As(err, &e) || e.Kind != kernel.KindUnavailable || e.Code != kernel.CodeContention {
+		t.Errorf("Execute under endless conflicts = %v, want %s", err, kernel.CodeContention)
 	}
 	// A load, then a catch-up per lost race; after the first, whose
 	// eventually consistent catch-up sees nothing new, a consistent one too.
@@ -134,7 +135,7 @@ func TestCheckAcquiresNothing(t *testing.T) {
 	if err := svc.Check(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: "d1", Title: "tt-first-light"}); err != nil {
 		t.Errorf("Check = %v, want nil", err)
 	}
-	if err := svc.Check(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: "d1", Title: "tt-meridian-two"}); licensing.KindOf(err) != licensing.KindDenied {
+	if err := svc.Check(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: "d1", Title: "tt-meridian-two"}); kernel.KindOf(err) != kernel.KindDenied {
 		t.Errorf("Check(streaming-only title) = %v, want a denial", err)
 	}
 	if n := store.Stats().Appends; n != 0 {

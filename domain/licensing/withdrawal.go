@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // Withdrawal is an operator's withdrawal of a title from downloads, from a
@@ -71,7 +73,7 @@ type Withdrawals struct {
 	Base    *Policy
 	Store   WithdrawalStore
 	Refresh time.Duration
-	Clock   Clock
+	Clock   kernel.Clock
 
 	mu      sync.Mutex
 	read    time.Time
@@ -124,7 +126,7 @@ func NewWithdrawal(p *Policy, title string, from, now time.Time) (Withdrawal, er
 		return Withdrawal{}, err
 	}
 	if _, ok := p.Title(title); !ok {
-		e := Errorf(KindNotFound, CodeTitleNotFound, "title %s is not in the catalogue", title)
+		e := kernel.Errorf(kernel.KindNotFound, CodeTitleNotFound, "title %s is not in the catalogue", title)
 		e.Field = "title_id"
 		return Withdrawal{}, e
 	}
@@ -132,7 +134,7 @@ func NewWithdrawal(p *Policy, title string, from, now time.Time) (Withdrawal, er
 		from = now
 	}
 	if from.Before(now.Add(-time.Minute)) {
-		return Withdrawal{}, invalid("from", CodeInvalidInput, "from must be now or later (it was %s)", from.UTC().Format(time.RFC3339))
+		return Withdrawal{}, kernel.Invalid("from", "from must be now or later (it was %s)", from.UTC().Format(time.RFC3339))
 	}
 	return Withdrawal{Title: title, From: from.UTC().Truncate(time.Millisecond), RecordedAt: now.UTC().Truncate(time.Millisecond)}, nil
 }

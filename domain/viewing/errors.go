@@ -3,7 +3,7 @@ package viewing
 import (
 	"fmt"
 
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // Codes of viewing errors. They are stable and part of the API.
@@ -33,7 +33,7 @@ func (e *LimitError) Error() string {
 
 // Unwrap gives the error its kind and code.
 func (e *LimitError) Unwrap() error {
-	return licensing.Errorf(licensing.KindDenied, CodeScreensLimit,
+	return kernel.Errorf(kernel.KindDenied, CodeScreensLimit,
 		"your plan allows %d screen(s) at once and they are in use", e.Limit)
 }
 
@@ -49,15 +49,9 @@ func (e *EndedError) Error() string {
 
 // Unwrap gives the error its kind and code.
 func (e *EndedError) Unwrap() error {
-	return licensing.Errorf(licensing.KindConflict, CodeViewEnded, "this view has ended (%s): stop playback", e.Reason)
+	return kernel.Errorf(kernel.KindConflict, CodeViewEnded, "this view has ended (%s): stop playback", e.Reason)
 }
 
 func notFound() error {
-	return licensing.Errorf(licensing.KindNotFound, CodeViewNotFound, "no such view on this device")
-}
-
-func invalid(field, format string, args ...any) error {
-	e := licensing.Errorf(licensing.KindInvalid, licensing.CodeInvalidInput, format, args...)
-	e.Field = field
-	return e
+	return kernel.Errorf(kernel.KindNotFound, CodeViewNotFound, "no such view on this device")
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -327,7 +328,7 @@ type RowTitle struct {
 
 func (s *Service) historyStore() (HistoryStore, error) {
 	if s.History == nil {
-		return nil, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing history is not configured")
+		return nil, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing history is not configured")
 	}
 	return s.History, nil
 }
@@ -347,12 +348,12 @@ func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit 
 		limit = DefaultPageSize
 	}
 	if limit < 1 || limit > MaxPageSize {
-		return HistoryPage{}, invalid("limit", "limit must be from 1 to %d", MaxPageSize)
+		return HistoryPage{}, kernel.Invalid("limit", "limit must be from 1 to %d", MaxPageSize)
 	}
 	after := ""
 	if cursor != "" {
 		if after, err = DecodeCursor(member, cursor); err != nil {
-			e := licensing.Errorf(licensing.KindInvalid, CodeBadCursor, "this cursor was not given for this history")
+			e := kernel.Errorf(kernel.KindInvalid, CodeBadCursor, "this cursor was not given for this history")
 			e.Field = "cursor"
 			return HistoryPage{}, e
 		}
@@ -362,7 +363,7 @@ func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit 
 		return HistoryPage{}, erasureInProgress()
 	}
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("history of %s: %w", licensing.Pseudonym(member), err)
+		return HistoryPage{}, fmt.Errorf("history of %s: %w", kernel.Pseudonym(member), err)
 	}
 	policy := s.Policy()
 	page := HistoryPage{Entries: make([]Watched, len(entries))}
@@ -391,12 +392,12 @@ func (s *Service) RecentlyWatched(ctx context.Context, member, profile string) (
 	if err := checkIDs("member", member); err != nil {
 		return nil, err
 	}
-	if profile != "" && !licensing.ValidID(profile) {
-		return nil, invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
+	if profile != "" && !kernel.ValidID(profile) {
+		return nil, kernel.Invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
 	}
 	row, err := h.Row(ctx, member, profile)
 	if err != nil {
-		return nil, fmt.Errorf("row of %s: %w", licensing.Pseudonym(member), err)
+		return nil, fmt.Errorf("row of %s: %w", kernel.Pseudonym(member), err)
 	}
 	policy := s.Policy()
 	out := make([]RowTitle, len(row.Entries))
@@ -422,7 +423,7 @@ func (s *Service) TitleEngagement(ctx context.Context, title, day string) (Engag
 		return Engagement{}, err
 	}
 	if _, err := time.Parse(time.DateOnly, day); err != nil {
-		return Engagement{}, invalid("day", "day must be YYYY-MM-DD")
+		return Engagement{}, kernel.Invalid("day", "day must be YYYY-MM-DD")
 	}
 	return h.Engagement(ctx, title, day)
 }
@@ -434,10 +435,10 @@ func (s *Service) MostWatched(ctx context.Context, day string, n int) ([]Ranked,
 		return nil, err
 	}
 	if _, err := time.Parse(time.DateOnly, day); err != nil {
-		return nil, invalid("day", "day must be YYYY-MM-DD")
+		return nil, kernel.Invalid("day", "day must be YYYY-MM-DD")
 	}
 	if n < 1 || n > MaxPageSize {
-		return nil, invalid("limit", "limit must be from 1 to %d", MaxPageSize)
+		return nil, kernel.Invalid("limit", "limit must be from 1 to %d", MaxPageSize)
 	}
 	counts, err := h.DayEngagement(ctx, day)
 	if err != nil {
@@ -463,7 +464,7 @@ const StaleErasure = time.Hour
 var ErrErasurePending = errors.New("an erasure of this member's viewing data is under way")
 
 func erasureInProgress() error {
-	return licensing.Errorf(licensing.KindConflict, CodeErasureInProgress, "this account's viewing history is being erased; try again shortly")
+	return kernel.Errorf(kernel.KindConflict, CodeErasureInProgress, "this account's viewing history is being erased; try again shortly")
 }
 
 // Erasure is a request to erase a member's viewing data: everything about
@@ -497,7 +498,7 @@ func (s *Service) Erase(ctx context.Context, member string) (Erasure, error) {
 		if errors.Is(err, ErrErasurePending) {
 			return Erasure{}, erasureInProgress()
 		}
-		return Erasure{}, fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+		return Erasure{}, fmt.Errorf("erase the viewing data of %s: %w", kernel.Pseudonym(member), err)
 	}
 	return Erasure{Member: member, At: at, State: "pending"}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -29,8 +30,8 @@ func (c Start) Validate() error {
 	if err := checkIDs("member", c.Member, "plan", c.Plan, "device_id", c.Device, "title_id", c.Title); err != nil {
 		return err
 	}
-	if c.Profile != "" && !licensing.ValidID(c.Profile) {
-		return invalid("profile_id", "profile_id must be 1 to 64 letters, digits or . _ : -")
+	if c.Profile != "" && !kernel.ValidID(c.Profile) {
+		return kernel.Invalid("profile_id", "profile_id must be 1 to 64 letters, digits or . _ : -")
 	}
 	return nil
 }
@@ -70,10 +71,10 @@ func (b Beat) Validate() error {
 		return err
 	}
 	if !b.State.Valid() {
-		return invalid("state", "state must be %q or %q", Playing, Paused)
+		return kernel.Invalid("state", "state must be %q or %q", Playing, Paused)
 	}
 	if b.Seq < 1 || b.Seq > MaxSeq {
-		return invalid("seq", "seq must be a whole number from 1 to %d, growing with each heartbeat", int64(MaxSeq))
+		return kernel.Invalid("seq", "seq must be a whole number from 1 to %d, growing with each heartbeat", int64(MaxSeq))
 	}
 	return nil
 }
@@ -119,15 +120,15 @@ func (e End) Validate() error {
 		return notFound()
 	}
 	if e.Reason != EndedByMember && e.Reason != PlanChanged {
-		return invalid("reason", "a view is ended by the member or by a plan change")
+		return kernel.Invalid("reason", "a view is ended by the member or by a plan change")
 	}
 	return nil
 }
 
 func checkIDs(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
-		if !licensing.ValidID(pairs[i+1]) {
-			return invalid(pairs[i], "%s must be 1 to 64 letters, digits or . _ : -", pairs[i])
+		if !kernel.ValidID(pairs[i+1]) {
+			return kernel.Invalid(pairs[i], "%s must be 1 to 64 letters, digits or . _ : -", pairs[i])
 		}
 	}
 	return nil
@@ -135,7 +136,7 @@ func checkIDs(pairs ...string) error {
 
 func checkPosition(ms int64) error {
 	if ms < 0 || ms > MaxPositionMs {
-		return invalid("position_ms", "position_ms must be from 0 to %d", MaxPositionMs)
+		return kernel.Invalid("position_ms", "position_ms must be from 0 to %d", MaxPositionMs)
 	}
 	return nil
 }
@@ -144,7 +145,7 @@ func checkPosition(ms int64) error {
 func ScreenLimit(p *licensing.Policy, plan string) (int, error) {
 	pl, ok := p.Plan(plan)
 	if !ok {
-		return 0, licensing.Errorf(licensing.KindForbidden, licensing.CodePlanNotEligible, "plan %s does not include streaming", plan)
+		return 0, kernel.Errorf(kernel.KindForbidden, licensing.CodePlanNotEligible, "plan %s does not include streaming", plan)
 	}
 	return pl.MaxScreens, nil
 }
@@ -192,7 +193,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 		for _, v := range slots {
 			if v != nil && v.Key == key {
 				if v.Fingerprint != fp {
-					return Decision{}, licensing.Errorf(licensing.KindConflict, licensing.CodeKeyReused, "this idempotency key was used for a different request")
+					return Decision{}, kernel.Errorf(kernel.KindConflict, kernel.CodeKeyReused, "this idempotency key was used for a different request")
 				}
 				return Decision{Replay: v}, nil
 			}
@@ -253,7 +254,7 @@ func CheckBeat(held *View, b Beat) (repeated bool, err error) {
 		if b.Seq == held.Seq && b.PositionMs == held.PositionMs && b.State == held.State {
 			return true, nil
 		}
-		return false, licensing.Errorf(licensing.KindConflict, CodeOutOfOrder, "heartbeat %d is older than heartbeat %d, already applied", b.Seq, held.Seq)
+		return false, kernel.Errorf(kernel.KindConflict, CodeOutOfOrder, "heartbeat %d is older than heartbeat %d, already applied", b.Seq, held.Seq)
 	}
 	return false, checkRuntime(held, b.PositionMs)
 }
@@ -334,7 +335,7 @@ func identify(held *View, id, device string) error {
 
 func checkRuntime(held *View, ms int64) error {
 	if held.Runtime > 0 && ms > held.Runtime.Milliseconds() {
-		e := licensing.Errorf(licensing.KindInvalid, CodePositionOutOfRange, "position_ms %d is past the end of the title (%d ms)", ms, held.Runtime.Milliseconds())
+		e := kernel.Errorf(kernel.KindInvalid, CodePositionOutOfRange, "position_ms %d is past the end of the title (%d ms)", ms, held.Runtime.Milliseconds())
 		e.Field = "position_ms"
 		return e
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -30,7 +31,7 @@ func start(device string) Start {
 }
 
 func code(err error) string {
-	var e *licensing.Error
+	var e *kernel.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}
@@ -60,7 +61,7 @@ func TestDecideStart(t *testing.T) {
 		{name: "an expired view frees its slot", given: []*View{live(0, "tv", t0), live(1, "laptop", t0.Add(-91*time.Second))}, when: start("phone"), slot: 1, expect: NewViewID(1, "xlaptop"), former: Expired},
 		{name: "the device's own view is replaced", given: []*View{live(0, "tv", t0), live(1, "phone", t0)}, when: start("phone"), slot: 1, expect: NewViewID(1, "xphone"), replace: true, former: Replaced},
 		{name: "every screen in use", given: []*View{live(0, "tv", t0), live(1, "laptop", t0.Add(-89*time.Second))}, when: start("phone"), code: CodeScreensLimit, screens: 2},
-		{name: "a bad command", given: []*View{nil}, when: Start{Member: "m1", Plan: "basic", Device: "phone", Title: "tt-first-light", Profile: "<kids>"}, code: licensing.CodeInvalidInput},
+		{name: "a bad command", given: []*View{nil}, when: Start{Member: "m1", Plan: "basic", Device: "phone", Title: "tt-first-light", Profile: "<kids>"}, code: kernel.CodeInvalidInput},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.when.Validate(); err != nil {
@@ -122,8 +123,8 @@ func TestDecideStartIdempotency(t *testing.T) {
 	}
 	other := c
 	other.Title = "tt-paper-moons"
-	if _, err := DecideStart([]*View{nil, first}, other, "k1", licensing.Title{}, rules(), 0, t0, seqIDs()); code(err) != licensing.CodeKeyReused {
-		t.Errorf("same key, other title = %v, want %s", err, licensing.CodeKeyReused)
+	if _, err := DecideStart([]*View{nil, first}, other, "k1", licensing.Title{}, rules(), 0, t0, seqIDs()); code(err) != kernel.CodeKeyReused {
+		t.Errorf("same key, other title = %v, want %s", err, kernel.CodeKeyReused)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -127,8 +128,8 @@ type HistoryMemberChange struct {
 type Service struct {
 	Store  Store
 	Policy func() *licensing.Policy
-	Clock  licensing.Clock
-	IDs    licensing.IDSource
+	Clock  kernel.Clock
+	IDs    kernel.IDSource
 	// MaxAttempts bounds the read-decide-claim rounds of one start; 0
 	// means the plan's limit plus 4, enough for every racing start to meet
 	// a full account.
@@ -140,7 +141,7 @@ type Service struct {
 }
 
 // NewService returns a service with default retry settings.
-func NewService(store Store, policy *licensing.Policy, clock licensing.Clock, ids licensing.IDSource) *Service {
+func NewService(store Store, policy *licensing.Policy, clock kernel.Clock, ids kernel.IDSource) *Service {
 	return &Service{Store: store, Policy: func() *licensing.Policy { return policy }, Clock: clock, IDs: ids, Backoff: 5 * time.Millisecond}
 }
 
@@ -166,8 +167,8 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 	if err := c.Validate(); err != nil {
 		return Started{}, err
 	}
-	if key != "" && !licensing.ValidKey(key) {
-		return Started{}, invalid("Idempotency-Key", "idempotency key must be 1 to 128 printable characters")
+	if key != "" && !kernel.ValidKey(key) {
+		return Started{}, kernel.Invalid("Idempotency-Key", "idempotency key must be 1 to 128 printable characters")
 	}
 	policy := s.Policy()
 	limit, err := ScreenLimit(policy, c.Plan)
@@ -179,7 +180,7 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 		return Started{}, err
 	}
 	if f := title.Availability(c.Title, s.now()); f != nil {
-		return Started{}, licensing.Errorf(licensing.KindForbidden, f.Code, "%s", f.Message)
+		return Started{}, kernel.Errorf(kernel.KindForbidden, f.Code, "%s", f.Message)
 	}
 	attempts := s.MaxAttempts
 	if attempts == 0 {
@@ -188,7 +189,7 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 	for attempt := 1; ; attempt++ {
 		slots, res, err := s.Store.ReadForStart(ctx, c.Member, limit, c.Profile, c.Title)
 		if err != nil {
-			return Started{}, fmt.Errorf("read screens of %s: %w", licensing.Pseudonym(c.Member), err)
+			return Started{}, fmt.Errorf("read screens of %s: %w", kernel.Pseudonym(c.Member), err)
 		}
 		now := s.now()
 		answer := AnswerFor(res, c.Title, c.Profile, title, policy.Viewing)
@@ -207,12 +208,12 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 			return out, nil
 		}
 		if !errors.Is(err, ErrSlotTaken) {
-			return Started{}, fmt.Errorf("claim screen %d of %s: %w", d.Claim.View.Slot, licensing.Pseudonym(c.Member), err)
+			return Started{}, fmt.Errorf("claim screen %d of %s: %w", d.Claim.View.Slot, kernel.Pseudonym(c.Member), err)
 		}
 		if attempt >= attempts {
-			return Started{}, licensing.Errorf(licensing.KindUnavailable, licensing.CodeContention, "too many screens starting on this account at once; retry shortly")
+			return Started{}, kernel.Errorf(kernel.KindUnavailable, kernel.CodeContention, "too many screens starting on this account at once; retry shortly")
 		}
-		if err := licensing.Backoff(ctx, s.Backoff, attempt); err != nil {
+		if err := kernel.Backoff(ctx, s.Backoff, attempt); err != nil {
 			return Started{}, err
 		}
 	}
@@ -250,7 +251,7 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 	out := Beaten{View: b.View, PositionMs: b.PositionMs, State: b.State, Seq: b.Seq, Expires: b.Expires, Interval: policy.Viewing.HeartbeatInterval.D()}
 	held, applied, err := s.Store.Beat(ctx, b.Member, b)
 	if err != nil {
-		return Beaten{}, fmt.Errorf("heartbeat of %s: %w", licensing.Pseudonym(b.Member), err)
+		return Beaten{}, fmt.Errorf("heartbeat of %s: %w", kernel.Pseudonym(b.Member), err)
 	}
 	if applied {
 		return out, nil
@@ -260,7 +261,7 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 	case err != nil:
 		return Beaten{}, err
 	case !repeated:
-		return Beaten{}, fmt.Errorf("heartbeat of %s: the store refused what the rules allow", licensing.Pseudonym(b.Member))
+		return Beaten{}, fmt.Errorf("heartbeat of %s: the store refused what the rules allow", kernel.Pseudonym(b.Member))
 	}
 	out.Expires, out.Repeated = held.Expires, true
 	return out, nil
@@ -286,7 +287,7 @@ func (s *Service) Stop(ctx context.Context, st Stop) (EndReason, error) {
 	st.At = s.now()
 	held, applied, err := s.Store.Stop(ctx, st.Member, st)
 	if err != nil {
-		return "", fmt.Errorf("stop of %s: %w", licensing.Pseudonym(st.Member), err)
+		return "", fmt.Errorf("stop of %s: %w", kernel.Pseudonym(st.Member), err)
 	}
 	if applied {
 		return Stopped, nil
@@ -306,7 +307,7 @@ func (s *Service) End(ctx context.Context, e End) (EndReason, error) {
 	e.At = s.now()
 	held, applied, err := s.Store.End(ctx, e.Member, e)
 	if err != nil {
-		return "", fmt.Errorf("end view of %s: %w", licensing.Pseudonym(e.Member), err)
+		return "", fmt.Errorf("end view of %s: %w", kernel.Pseudonym(e.Member), err)
 	}
 	if applied {
 		return e.Reason, nil
@@ -326,7 +327,7 @@ func (s *Service) Screens(ctx context.Context, member, plan string) (limit int, 
 	}
 	views, err := s.Store.Views(ctx, member)
 	if err != nil {
-		return 0, nil, fmt.Errorf("screens of %s: %w", licensing.Pseudonym(member), err)
+		return 0, nil, fmt.Errorf("screens of %s: %w", kernel.Pseudonym(member), err)
 	}
 	now := s.now()
 	screens = []Screen{}
@@ -343,8 +344,8 @@ func (s *Service) Resume(ctx context.Context, member, profile, titleID string) (
 	if err := checkIDs("member", member, "title_id", titleID); err != nil {
 		return Answer{}, err
 	}
-	if profile != "" && !licensing.ValidID(profile) {
-		return Answer{}, invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
+	if profile != "" && !kernel.ValidID(profile) {
+		return Answer{}, kernel.Invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
 	}
 	policy := s.Policy()
 	title, err := catalogued(policy, titleID)
@@ -353,7 +354,7 @@ func (s *Service) Resume(ctx context.Context, member, profile, titleID string) (
 	}
 	r, err := s.Store.Resume(ctx, member, profile, titleID)
 	if err != nil {
-		return Answer{}, fmt.Errorf("resume point of %s: %w", licensing.Pseudonym(member), err)
+		return Answer{}, fmt.Errorf("resume point of %s: %w", kernel.Pseudonym(member), err)
 	}
 	return AnswerFor(r, titleID, profile, title, policy.Viewing), nil
 }
@@ -361,7 +362,7 @@ func (s *Service) Resume(ctx context.Context, member, profile, titleID string) (
 func catalogued(p *licensing.Policy, id string) (licensing.Title, error) {
 	t, ok := p.Title(id)
 	if !ok {
-		e := licensing.Errorf(licensing.KindNotFound, licensing.CodeTitleNotFound, "title %s is not in the catalogue", id)
+		e := kernel.Errorf(kernel.KindNotFound, licensing.CodeTitleNotFound, "title %s is not in the catalogue", id)
 		e.Field = "title_id"
 		return t, e
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -129,7 +130,7 @@ func NewViewID(slot int, random string) string {
 // SlotOf reads the slot out of a view id; ok is false for an id that no
 // view can have.
 func SlotOf(id string) (slot int, ok bool) {
-	if !licensing.ValidID(id) || !strings.HasPrefix(id, "v") {
+	if !kernel.ValidID(id) || !strings.HasPrefix(id, "v") {
 		return 0, false
 	}
 	digits, rest, found := strings.Cut(id[1:], "-")

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -196,7 +197,7 @@ func (s *Store) transactUntilDone(ctx context.Context, what string, build func()
 		if (!conflict && !transient(err)) || attempt >= countAttempts {
 			return fmt.Errorf("%s (%d in the transaction): %w", what, n, unavailable(err))
 		}
-		if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+		if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
 			return err
 		}
 	}
@@ -291,7 +292,7 @@ func (s *Store) SetCounted(ctx context.Context, member string, version int64) er
 	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 	if err != nil {
 		record(ctx, false)
-		return fmt.Errorf("set counted of %s: %w", licensing.Pseudonym(member), unavailable(err))
+		return fmt.Errorf("set counted of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	record(ctx, false, one(out.ConsumedCapacity)...)
 	return nil
@@ -334,11 +335,11 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
 	for attempt := 1; len(req) > 0; attempt++ {
 		if attempt > batchGetAttempts {
-			return &licensing.Error{Kind: licensing.KindUnavailable, Code: CodeStoreUnavailable,
+			return &kernel.Error{Kind: kernel.KindUnavailable, Code: kernel.CodeStoreUnavailable,
 				Message: "the store is busy; retry shortly", Cause: fmt.Errorf("%d keys unprocessed after %d reads", len(req[s.table].Keys), batchGetAttempts)}
 		}
 		if attempt > 1 {
-			if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+			if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
 				return err
 			}
 		}

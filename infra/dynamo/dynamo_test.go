@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/storetest"
@@ -382,7 +383,7 @@ func TestRetriedKeyUnderConflictGivesOneEventAndTheSameAnswer(t *testing.T) {
 	if n != 1 || len(str.Events) != 6 {
 		t.Errorf("log holds %d events for the key and %d in all, want 1 and 6", n, len(str.Events))
 	}
-	if _, err := svc.Execute(ctx, licensing.Acquire{Member: "keyed", Plan: "p", Device: "d2", Title: "t9"}, "key-1"); licensing.KindOf(err) != licensing.KindConflict {
+	if _, err := svc.Execute(ctx, licensing.Acquire{Member: "keyed", Plan: "p", Device: "d2", Title: "t9"}, "key-1"); kernel.KindOf(err) != kernel.KindConflict {
 		t.Errorf("same key, other request = %v, want a conflict", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -319,7 +320,7 @@ func (s *Store) readRow(ctx context.Context, member, profile string, consistent 
 	}
 	var es []rowEntry
 	if err := json.Unmarshal([]byte(d.Value), &es); err != nil {
-		return nil, fmt.Errorf("row of %s: %w", licensing.Pseudonym(member), err)
+		return nil, fmt.Errorf("row of %s: %w", kernel.Pseudonym(member), err)
 	}
 	for _, e := range es {
 		r.Entries = append(r.Entries, viewing.RowEntry{Title: e.Title, View: e.View, Started: fromMs(e.Started), PositionMs: e.Position, FurthestMs: e.Furthest, At: fromMs(e.At)})
@@ -390,7 +391,7 @@ func (s *Store) WatchRow(ctx context.Context, member, profile string, es []viewi
 		if !errors.As(err, &ccf) || attempt >= rowAttempts {
 			return fmt.Errorf("write row: %w", unavailable(err))
 		}
-		if err := licensing.Backoff(ctx, 5*time.Millisecond, attempt); err != nil {
+		if err := kernel.Backoff(ctx, 5*time.Millisecond, attempt); err != nil {
 			return err
 		}
 	}
@@ -516,7 +517,7 @@ func (s *Store) partitionItems(ctx context.Context, member string, prefixes []st
 			out, err := s.db.Query(ctx, in)
 			if err != nil {
 				record(ctx, true)
-				return fmt.Errorf("query the viewing data of %s: %w", licensing.Pseudonym(member), unavailable(err))
+				return fmt.Errorf("query the viewing data of %s: %w", kernel.Pseudonym(member), unavailable(err))
 			}
 			record(ctx, true, one(out.ConsumedCapacity)...)
 			for _, item := range out.Items {
@@ -546,7 +547,7 @@ func (s *Store) deleteKeys(ctx context.Context, keys []map[string]types.Attribut
 				return fmt.Errorf("delete: %d items unprocessed", len(pending[s.table]))
 			}
 			if attempt > 1 {
-				if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+				if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
 					return err
 				}
 			}
@@ -575,7 +576,7 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(pk, erasureSK), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 	if err != nil {
 		record(ctx, true)
-		return fmt.Errorf("read the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+		return fmt.Errorf("read the erasure of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	record(ctx, true, one(out.ConsumedCapacity)...)
 	if k, _ := out.Item["it"].(*types.AttributeValueMemberS); k != nil && k.Value == kindErasure {
@@ -595,7 +596,7 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 		return err
 	}
 	if err := s.deleteKeys(ctx, keys); err != nil {
-		return fmt.Errorf("end the screens of %s: %w", licensing.Pseudonym(member), err)
+		return fmt.Errorf("end the screens of %s: %w", kernel.Pseudonym(member), err)
 	}
 	put, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &s.table, Item: MarshalErasure(member, at),
@@ -610,7 +611,7 @@ func (s *Store) BeginErasure(ctx context.Context, member string, at time.Time) e
 		if errors.As(err, &ccf) {
 			return viewing.ErrErasurePending
 		}
-		return fmt.Errorf("write the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+		return fmt.Errorf("write the erasure of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	record(ctx, false, one(put.ConsumedCapacity)...)
 	return nil
@@ -625,7 +626,7 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 	held, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(ViewingPartition(member), erasureSK), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 	if err != nil {
 		record(ctx, true)
-		return fmt.Errorf("read the erasure of %s: %w", licensing.Pseudonym(member), unavailable(err))
+		return fmt.Errorf("read the erasure of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	record(ctx, true, one(held.ConsumedCapacity)...)
 	k, _ := held.Item["it"].(*types.AttributeValueMemberS)
@@ -664,7 +665,7 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 		return err
 	}
 	if err := s.deleteKeys(ctx, keys); err != nil {
-		return fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+		return fmt.Errorf("erase the viewing data of %s: %w", kernel.Pseudonym(member), err)
 	}
 	for _, item := range kept {
 		// Keep the position; forget the time and the totals of views from
@@ -682,7 +683,7 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 			update += " REMOVE " + strings.Join(remove, ", ")
 		}
 		if _, _, err := s.update(ctx, keyOf(item), update, "attribute_exists(sk)", map[string]types.AttributeValue{":zero": num(0)}); err != nil {
-			return fmt.Errorf("erase the viewing data of %s: %w", licensing.Pseudonym(member), err)
+			return fmt.Errorf("erase the viewing data of %s: %w", kernel.Pseudonym(member), err)
 		}
 	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -699,7 +700,7 @@ func (s *Store) EraseViewing(ctx context.Context, member string, at time.Time) e
 		if errors.As(err, &ccf) {
 			return nil // another erasure since: it is that one's to mark
 		}
-		return fmt.Errorf("mark the erasure of %s done: %w", licensing.Pseudonym(member), unavailable(err))
+		return fmt.Errorf("mark the erasure of %s done: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	record(ctx, false, one(out.ConsumedCapacity)...)
 	return nil

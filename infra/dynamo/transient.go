@@ -7,14 +7,8 @@ import (
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
-
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 )
-
-// CodeStoreUnavailable is the code of a DynamoDB failure that outlived the
-// SDK's retries but may pass: throttling, a 5xx, a lost connection, a
-// timeout. Clients see 503 with Retry-After and retry with the same key.
-const CodeStoreUnavailable = "STORE_UNAVAILABLE"
 
 var transientCodes = map[string]bool{
 	"ProvisionedThroughputExceededException": true,
@@ -46,6 +40,6 @@ func unavailable(err error) error {
 	if err == nil || !transient(err) {
 		return err
 	}
-	return &licensing.Error{Kind: licensing.KindUnavailable, Code: CodeStoreUnavailable,
+	return &kernel.Error{Kind: kernel.KindUnavailable, Code: kernel.CodeStoreUnavailable,
 		Message: "the licence store is busy or unreachable; retry shortly with the same Idempotency-Key", Cause: err}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -149,7 +150,7 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 	}
 	member, found := strings.CutPrefix(it.PK, "v#")
 	if !found || it.SK != slotSK(it.Slot) {
-		return "", nil, false, fmt.Errorf("screen item of %s at %s holds slot %d", licensing.Pseudonym(member), it.SK, it.Slot)
+		return "", nil, false, fmt.Errorf("screen item of %s at %s holds slot %d", kernel.Pseudonym(member), it.SK, it.Slot)
 	}
 	v = &viewing.View{
 		ID: it.ID, Slot: it.Slot, Device: it.Device, Title: it.Title, Profile: it.Profile,
@@ -421,7 +422,7 @@ func (s *Store) Resume(ctx context.Context, member, profile, title string) (*vie
 // version; its position, only if newer.
 func (s *Store) AddProgress(ctx context.Context, member string, ps []viewing.Progress) ([]viewing.Totals, error) {
 	if err := viewing.CheckProgress(ps); err != nil {
-		return nil, fmt.Errorf("add progress for %s: %w", licensing.Pseudonym(member), err)
+		return nil, fmt.Errorf("add progress for %s: %w", kernel.Pseudonym(member), err)
 	}
 	bySlot := map[int][]viewing.Progress{}
 	var slots []int

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -152,7 +153,7 @@ func (s *Store) AddHolders(ctx context.Context, hs []licensing.Holder) error {
 				return fmt.Errorf("add holders: %d unprocessed", len(pending[s.table]))
 			}
 			if attempt > 1 {
-				if err := licensing.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
+				if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
 					return err
 				}
 			}
@@ -276,7 +277,7 @@ func (s *Store) Refusals(ctx context.Context, member string, limit int) ([]licen
 		}
 		var r licensing.Refusal
 		if err := json.Unmarshal([]byte(d.Value), &r); err != nil {
-			return nil, fmt.Errorf("refusal of %s: %w", licensing.Pseudonym(member), err)
+			return nil, fmt.Errorf("refusal of %s: %w", kernel.Pseudonym(member), err)
 		}
 		rs = append(rs, r)
 	}

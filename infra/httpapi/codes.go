@@ -3,9 +3,9 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dynamo"
 )
 
 // CodeInfo is one stable code of the catalogue.
@@ -25,7 +25,7 @@ type CodeInfo struct {
 // docs/errors.md lists the same codes; tests keep both true.
 var Codes = []CodeInfo{
 	// 400
-	{licensing.CodeInvalidInput, http.StatusBadRequest, "A field or parameter is missing or out of range; `field` names it."},
+	{kernel.CodeInvalidInput, http.StatusBadRequest, "A field or parameter is missing or out of range; `field` names it."},
 	{CodeMalformedJSON, http.StatusBadRequest, "The body is not one JSON object of the expected shape."},
 	{CodeUnknownField, http.StatusBadRequest, "The body has a field the route does not take; `field` names it."},
 	{viewing.CodeBadCursor, http.StatusBadRequest, "The history cursor was not given for this history."},
@@ -48,7 +48,7 @@ var Codes = []CodeInfo{
 	{"WITHDRAWAL_NOT_FOUND", http.StatusNotFound, "The title was not withdrawn."},
 	{"METHOD_NOT_ALLOWED", http.StatusMethodNotAllowed, "The route does not take this method; `Allow` lists those it takes."},
 	// 409
-	{licensing.CodeKeyReused, http.StatusConflict, "The Idempotency-Key was used for a different request."},
+	{kernel.CodeKeyReused, http.StatusConflict, "The Idempotency-Key was used for a different request."},
 	{viewing.CodeViewEnded, http.StatusConflict, "The view has ended; `reason` says why (stop playback)."},
 	{viewing.CodeOutOfOrder, http.StatusConflict, "A heartbeat older than one already applied."},
 	{viewing.CodeErasureInProgress, http.StatusConflict, "The account's viewing history is being erased; retry shortly."},
@@ -59,8 +59,8 @@ var Codes = []CodeInfo{
 	// 500, 503
 	{"INTERNAL", http.StatusInternalServerError, "Something went wrong on the service's side (logged, never detailed)."},
 	{"UNAVAILABLE", http.StatusServiceUnavailable, "The service or a part of it is unavailable; retry after Retry-After."},
-	{dynamo.CodeStoreUnavailable, http.StatusServiceUnavailable, "DynamoDB throttled or failed past the retries; retry after Retry-After."},
-	{licensing.CodeContention, http.StatusServiceUnavailable, "Too many concurrent changes to this account; retry after Retry-After."},
+	{kernel.CodeStoreUnavailable, http.StatusServiceUnavailable, "DynamoDB throttled or failed past the retries; retry after Retry-After."},
+	{kernel.CodeContention, http.StatusServiceUnavailable, "Too many concurrent changes to this account; retry after Retry-After."},
 
 	// Rule codes: inside a DENIED problem's rules, and in the timeline.
 	{licensing.CodeTitleNotFound, 0, "Acquire: the title is not in the catalogue."},

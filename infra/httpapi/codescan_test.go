@@ -15,10 +15,10 @@ import (
 )
 
 // codeSources are the packages whose errors reach the API.
-var codeSources = []string{"../../domain/licensing", "../../domain/viewing", ".", "../dynamo", "../tokens"}
+var codeSources = []string{"../../domain/kernel", "../../domain/licensing", "../../domain/viewing", ".", "../dynamo", "../tokens"}
 
 // scanCodes reads the production sources of codeSources and returns every
-// stable code an error or problem is built with (licensing.Errorf's code,
+// stable code an error or problem is built with (kernel.Errorf's code,
 // an Error or Problem literal's Code, an assignment to a problem's Code,
 // the rule codes of a Denial), with where, and the places whose code is
 // not a constant it can resolve.
@@ -108,10 +108,14 @@ func scanCodes(t *testing.T) (answers, rules map[string][]string, unresolved []s
 					}
 				case name == "invalid" && len(x.Args) >= 2:
 					resolve(x.Args[1])
+				case name == "Invalid" || name == "Unavailable":
+					// The kernel's builders of its own codes.
+					code := map[string]string{"Invalid": "kernel.CodeInvalidInput", "Unavailable": "kernel.CodeStoreUnavailable"}[name]
+					resolve(&ast.SelectorExpr{X: &ast.Ident{NamePos: x.Pos(), Name: "kernel"}, Sel: &ast.Ident{NamePos: x.Pos(), Name: strings.TrimPrefix(code, "kernel.")}})
 				}
 			case *ast.CompositeLit:
 				switch exprName(x.Type) {
-				case "Error", "licensing.Error", "Problem", "RuleFailure", "licensing.RuleFailure":
+				case "Error", "kernel.Error", "Problem", "RuleFailure", "licensing.RuleFailure":
 					into := answers
 					if strings.HasSuffix(exprName(x.Type), "RuleFailure") {
 						into = rules

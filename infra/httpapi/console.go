@@ -7,7 +7,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // consoleFiles are the support console's static files: one page and its
@@ -32,12 +32,12 @@ func (a *api) console(w http.ResponseWriter, r *http.Request) {
 		name = "index.html"
 	}
 	if strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindNotFound, Code: "NOT_FOUND", Message: "no such file"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindNotFound, Code: "NOT_FOUND", Message: "no such file"})
 		return
 	}
 	b, err := consoleFiles.ReadFile(path.Join("console", name))
 	if err != nil {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindNotFound, Code: "NOT_FOUND", Message: "no such file"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindNotFound, Code: "NOT_FOUND", Message: "no such file"})
 		return
 	}
 	h := w.Header()

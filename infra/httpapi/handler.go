@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -308,12 +309,12 @@ func (a *api) sync(w http.ResponseWriter, r *http.Request) {
 	if h := r.URL.Query().Get("held"); h != "" {
 		held = strings.Split(h, ",")
 		if len(held) > 1000 {
-			writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "at most 1000 held licence ids", Field: "held"})
+			writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "at most 1000 held licence ids", Field: "held"})
 			return
 		}
 		for _, l := range held {
-			if !licensing.ValidID(l) {
-				writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "held must list licence ids", Field: "held"})
+			if !kernel.ValidID(l) {
+				writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "held must list licence ids", Field: "held"})
 				return
 			}
 		}
@@ -370,7 +371,7 @@ func (a *api) eligibility(w http.ResponseWriter, r *http.Request) {
 func (a *api) adminScope(w http.ResponseWriter, r *http.Request) bool {
 	id, err := a.caller(r)
 	if err == nil && !id.HasScope(AdminScope) {
-		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s scope", AdminScope)
+		err = kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "this route needs the %s scope", AdminScope)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -385,7 +386,7 @@ func (a *api) admin(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if a.opts.Counters == nil {
-		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "counters are not configured"))
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "counters are not configured"))
 		return false
 	}
 	return true
@@ -396,8 +397,8 @@ func (a *api) titleCounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	title := r.PathValue("title")
-	if !licensing.ValidID(title) {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "invalid title id", Field: "title"})
+	if !kernel.ValidID(title) {
+		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "invalid title id", Field: "title"})
 		return
 	}
 	c, err := a.opts.Counters.Counts(r.Context(), licensing.TitleScope(title))
@@ -414,8 +415,8 @@ func (a *api) studioDayCounts(w http.ResponseWriter, r *http.Request) {
 	}
 	studio := r.PathValue("studio")
 	day, err := time.Parse(time.DateOnly, r.PathValue("day"))
-	if !licensing.ValidID(studio) || err != nil {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "want a studio id and a day as YYYY-MM-DD", Field: "day"})
+	if !kernel.ValidID(studio) || err != nil {
+		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "want a studio id and a day as YYYY-MM-DD", Field: "day"})
 		return
 	}
 	c, err := a.opts.Counters.Counts(r.Context(), licensing.StudioDayScope(studio, day))
@@ -452,7 +453,7 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("at"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "at must be an RFC 3339 time", Field: "at"})
+			writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "at must be an RFC 3339 time", Field: "at"})
 			return
 		}
 		at = t.UTC()
@@ -494,7 +495,7 @@ func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
 	// field is an invalid policy), under the same media type and size
 	// rules as every other body.
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"})
 		return
 	}
 	doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
@@ -504,7 +505,7 @@ func (a *api) whatIf(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := licensing.ParsePolicy(bytes.NewReader(doc))
 	if err != nil {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: "INVALID_POLICY", Message: err.Error(), Field: "policy"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: "INVALID_POLICY", Message: err.Error(), Field: "policy"})
 		return
 	}
 	d := licensing.WhatIf(member, events, p)
@@ -533,7 +534,7 @@ func (a *api) jwks(w http.ResponseWriter, r *http.Request) {
 // unknown fields. Errors name the field at fault.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
@@ -542,7 +543,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
 		if err == nil {
-			return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body must hold one JSON object"}
+			return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body must hold one JSON object"}
 		}
 		return bodyError(err)
 	}
@@ -578,18 +579,18 @@ func bodyError(err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &mbe):
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeBodyTooLarge, Message: fmt.Sprintf("the body is larger than %d bytes", MaxBody)}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeBodyTooLarge, Message: fmt.Sprintf("the body is larger than %d bytes", MaxBody)}
 	case errors.Is(err, io.EOF):
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body is empty"}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body is empty"}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body is not valid JSON"}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body is not valid JSON"}
 	case errors.As(err, &te):
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: fmt.Sprintf("%s must be %s", te.Field, te.Type), Field: te.Field}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: fmt.Sprintf("%s must be %s", te.Field, te.Type), Field: te.Field}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeUnknownField, Message: "unknown field " + f, Field: f}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeUnknownField, Message: "unknown field " + f, Field: f}
 	}
-	return &licensing.Error{Kind: licensing.KindInvalid, Code: CodeMalformedJSON, Message: "the body could not be read"}
+	return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body could not be read"}
 }
 
 // closeAccount releases every licence of a member whose account closed

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/httpapi"
@@ -172,7 +173,7 @@ func TestIdempotentRetry(t *testing.T) {
 		t.Errorf("retry = %d %s, first %d %s", r2.StatusCode, r2.Body, r1.StatusCode, r1.Body)
 	}
 	r3, d3 := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-paper-moons"}`, key)
-	if r3.StatusCode != 409 || d3["code"] != licensing.CodeKeyReused {
+	if r3.StatusCode != 409 || d3["code"] != kernel.CodeKeyReused {
 		t.Errorf("same key, other request = %d %s", r3.StatusCode, r3.Body)
 	}
 }
@@ -215,11 +216,11 @@ func TestBadInput(t *testing.T) {
 		{"two objects", "POST", "/v1/devices/phone/licences", `{"title_id":"a"}{}`, nil, 400, httpapi.CodeMalformedJSON},
 		{"huge body", "POST", "/v1/devices/phone/playback", `{"events":[` + strings.Repeat(`{"id":"x"},`, 30000) + `{}]}`, nil, 413, httpapi.CodeBodyTooLarge},
 		{"not JSON", "POST", "/v1/devices/phone/licences", `title=x`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, httpapi.CodeUnsupportedMedia},
-		{"bad device id", "POST", "/v1/devices/ph%20one/licences", `{"title_id":"tt-first-light"}`, nil, 400, licensing.CodeInvalidInput},
-		{"long title id", "POST", "/v1/devices/phone/licences", `{"title_id":"` + strings.Repeat("t", 65) + `"}`, nil, 400, licensing.CodeInvalidInput},
-		{"bad idempotency key", "POST", "/v1/devices/phone/licences", `{"title_id":"tt-first-light"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 200)}, 400, licensing.CodeInvalidInput},
-		{"empty batch", "POST", "/v1/devices/phone/playback", `{"events":[]}`, nil, 400, licensing.CodeInvalidInput},
-		{"bad held list", "GET", "/v1/devices/phone/licences?held=a,,b", "", nil, 400, licensing.CodeInvalidInput},
+		{"bad device id", "POST", "/v1/devices/ph%20one/licences", `{"title_id":"tt-first-light"}`, nil, 400, kernel.CodeInvalidInput},
+		{"long title id", "POST", "/v1/devices/phone/licences", `{"title_id":"` + strings.Repeat("t", 65) + `"}`, nil, 400, kernel.CodeInvalidInput},
+		{"bad idempotency key", "POST", "/v1/devices/phone/licences", `{"title_id":"tt-first-light"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 200)}, 400, kernel.CodeInvalidInput},
+		{"empty batch", "POST", "/v1/devices/phone/playback", `{"events":[]}`, nil, 400, kernel.CodeInvalidInput},
+		{"bad held list", "GET", "/v1/devices/phone/licences?held=a,,b", "", nil, 400, kernel.CodeInvalidInput},
 		{"unknown route", "GET", "/v2/anything", "", nil, 404, "NOT_FOUND"},
 		{"wrong method", "PUT", "/v1/devices/phone/licences", "", nil, 405, "METHOD_NOT_ALLOWED"},
 	} {

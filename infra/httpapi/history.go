@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
@@ -16,7 +16,7 @@ func queryInt(r *http.Request, name string) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 1_000_000 {
-		return 0, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: name + " must be a whole number", Field: name}
+		return 0, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: name + " must be a whole number", Field: name}
 	}
 	return n, nil
 }
@@ -36,7 +36,7 @@ func (a *api) watchHistory(w http.ResponseWriter, r *http.Request) {
 func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string) {
 	limit, err := queryInt(r, "limit")
 	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
-		err = &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "limit must be from 1 to 100", Field: "limit"}
+		err = &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "limit must be from 1 to 100", Field: "limit"}
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -72,7 +72,7 @@ func (a *api) adminViewing(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if a.opts.Viewing == nil {
-		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
 		return false
 	}
 	return true

@@ -5,8 +5,7 @@ import (
 	"strings"
 
 	"github.com/akrylysov/algnhsa"
-
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // Identity is who is calling, as the verified JWT says.
@@ -35,15 +34,15 @@ func (id Identity) HasScope(s string) bool {
 func identity(r *http.Request, planClaim string) (Identity, error) {
 	ev, ok := algnhsa.APIGatewayV2RequestFromContext(r.Context())
 	if !ok || ev.RequestContext.Authorizer == nil || ev.RequestContext.Authorizer.JWT == nil {
-		return Identity{}, licensing.Errorf(licensing.KindUnauthorized, "UNAUTHORIZED", "a valid bearer token is required")
+		return Identity{}, kernel.Errorf(kernel.KindUnauthorized, "UNAUTHORIZED", "a valid bearer token is required")
 	}
 	jwt := ev.RequestContext.Authorizer.JWT
 	id := Identity{Member: jwt.Claims["sub"], Plan: jwt.Claims[planClaim], Scopes: jwt.Scopes}
 	if len(id.Scopes) == 0 {
 		id.Scopes = strings.Fields(jwt.Claims["scope"])
 	}
-	if !licensing.ValidID(id.Member) {
-		return Identity{}, licensing.Errorf(licensing.KindUnauthorized, "UNAUTHORIZED", "the token names no usable member")
+	if !kernel.ValidID(id.Member) {
+		return Identity{}, kernel.Errorf(kernel.KindUnauthorized, "UNAUTHORIZED", "the token names no usable member")
 	}
 	return id, nil
 }

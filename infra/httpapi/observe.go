@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 )
 
 // MetricsNamespace is the CloudWatch namespace of the API's metrics.
@@ -66,8 +66,8 @@ func CountConflict(ctx context.Context, _ string, _ int) {
 	}
 }
 
-// MemberHash is the pseudonymous member id logs carry (licensing.Pseudonym).
-func MemberHash(member string) string { return licensing.Pseudonym(member) }
+// MemberHash is the pseudonymous member id logs carry (kernel.Pseudonym).
+func MemberHash(member string) string { return kernel.Pseudonym(member) }
 
 type statusWriter struct {
 	http.ResponseWriter

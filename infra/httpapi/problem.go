@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -31,17 +32,17 @@ type Problem struct {
 
 // statuses maps an error kind to its HTTP status: the one place this is
 // decided. A kind missing here (internal) is a 500.
-var statuses = map[licensing.Kind]int{
-	licensing.KindInvalid:      http.StatusBadRequest,
-	licensing.KindNotFound:     http.StatusNotFound,
-	licensing.KindConflict:     http.StatusConflict,
-	licensing.KindDenied:       http.StatusForbidden,
-	licensing.KindUnauthorized: http.StatusUnauthorized,
-	licensing.KindForbidden:    http.StatusForbidden,
-	licensing.KindUnavailable:  http.StatusServiceUnavailable,
+var statuses = map[kernel.Kind]int{
+	kernel.KindInvalid:      http.StatusBadRequest,
+	kernel.KindNotFound:     http.StatusNotFound,
+	kernel.KindConflict:     http.StatusConflict,
+	kernel.KindDenied:       http.StatusForbidden,
+	kernel.KindUnauthorized: http.StatusUnauthorized,
+	kernel.KindForbidden:    http.StatusForbidden,
+	kernel.KindUnavailable:  http.StatusServiceUnavailable,
 }
 
-func statusOf(k licensing.Kind) int {
+func statusOf(k kernel.Kind) int {
 	if s, ok := statuses[k]; ok {
 		return s
 	}
@@ -51,24 +52,24 @@ func statusOf(k licensing.Kind) int {
 // writeError answers with the problem document for err. Internal errors are
 // logged and answered without their text.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	kind := licensing.KindOf(err)
+	kind := kernel.KindOf(err)
 	p := Problem{Status: statusOf(kind), Code: string(kind)}
 	var d *licensing.Denial
-	var e *licensing.Error
+	var e *kernel.Error
 	switch {
 	case errors.As(err, &d):
 		outcomeOf(r.Context()).deny(d.Codes())
 		p.Code, p.Title, p.Rules = "DENIED", "The licence was refused", d.Rules
 		p.Detail = d.Error()
-	case errors.As(err, &e) && kind != licensing.KindInternal:
+	case errors.As(err, &e) && kind != kernel.KindInternal:
 		p.Code, p.Title, p.Detail, p.Field = e.Code, e.Message, e.Message, e.Field
-		if kind == licensing.KindUnavailable {
+		if kind == kernel.KindUnavailable {
 			slog.WarnContext(r.Context(), "request failed, retryable", "route", r.Pattern, "code", e.Code, "error", err)
 		}
 	default:
 		slog.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "error", err)
 		p.Code, p.Title = "INTERNAL", "Something went wrong on our side"
-		if kind == licensing.KindUnavailable {
+		if kind == kernel.KindUnavailable {
 			p.Code, p.Title = "UNAVAILABLE", "The service is busy; retry shortly"
 		}
 	}

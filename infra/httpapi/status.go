@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -24,10 +25,10 @@ const (
 func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
 	id, err := a.caller(r)
 	if err == nil && !id.HasScope(StatusScope) && !id.HasScope(AdminScope) {
-		err = licensing.Errorf(licensing.KindForbidden, "FORBIDDEN", "this route needs the %s or the %s scope", StatusScope, AdminScope)
+		err = kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "this route needs the %s or the %s scope", StatusScope, AdminScope)
 	}
 	if err == nil && a.opts.VerifyLicence == nil {
-		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "licence status is not configured")
+		err = kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "licence status is not configured")
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -41,7 +42,7 @@ func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body.Tokens) == 0 || len(body.Tokens) > MaxStatusTokens {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "tokens must list 1 to 100 licence tokens", Field: "tokens"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "tokens must list 1 to 100 licence tokens", Field: "tokens"})
 		return
 	}
 	type result struct {
@@ -59,9 +60,9 @@ func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		v, err := a.svc.Status(r.Context(), member, lic)
-		var le *licensing.Error
+		var le *kernel.Error
 		switch {
-		case errors.As(err, &le) && le.Kind == licensing.KindNotFound:
+		case errors.As(err, &le) && le.Kind == kernel.KindNotFound:
 			results[i] = result{Licence: lic, Status: StatusUnknown}
 		case err != nil:
 			writeError(w, r, err)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -32,7 +33,7 @@ func (a *api) memberEvents(w http.ResponseWriter, r *http.Request) {
 		err = lerr
 	}
 	if err == nil && r.URL.Query().Has("limit") && (limit < 1 || limit > MaxEventsPage) {
-		err = &licensing.Error{Kind: licensing.KindInvalid, Code: licensing.CodeInvalidInput, Message: "limit must be from 1 to 1000", Field: "limit"}
+		err = &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "limit must be from 1 to 1000", Field: "limit"}
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -75,7 +76,7 @@ func (a *api) memberHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.opts.Viewing == nil {
-		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
 		return
 	}
 	a.historyPage(w, r, r.PathValue("member"))

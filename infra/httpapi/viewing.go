@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
@@ -12,7 +12,7 @@ import (
 func (a *api) viewer(w http.ResponseWriter, r *http.Request) (Identity, bool) {
 	id, err := a.caller(r)
 	if err == nil && a.opts.Viewing == nil {
-		err = licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "viewing is not configured")
+		err = kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing is not configured")
 	}
 	if err != nil {
 		writeError(w, r, err)

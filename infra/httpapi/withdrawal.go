@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -15,7 +16,7 @@ func (a *api) withdrawer(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if a.opts.Withdrawals == nil {
-		writeError(w, r, licensing.Errorf(licensing.KindUnavailable, "UNAVAILABLE", "withdrawals are not configured"))
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "withdrawals are not configured"))
 		return false
 	}
 	return true
@@ -77,7 +78,7 @@ func (a *api) withdrawStudio(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, ok := p.Studios[studio]; !ok || len(titles) == 0 {
-		writeError(w, r, &licensing.Error{Kind: licensing.KindNotFound, Code: "STUDIO_NOT_FOUND", Message: "no such studio in the catalogue", Field: "studio"})
+		writeError(w, r, &kernel.Error{Kind: kernel.KindNotFound, Code: "STUDIO_NOT_FOUND", Message: "no such studio in the catalogue", Field: "studio"})
 		return
 	}
 	slices.Sort(titles)
@@ -105,7 +106,7 @@ func (a *api) withdraw(r *http.Request, title string, from time.Time) (licensing
 		return licensing.Withdrawal{}, err
 	}
 	if !ok && !from.IsZero() && !held.From.Equal(wd.From) {
-		return licensing.Withdrawal{}, licensing.Errorf(licensing.KindConflict, licensing.CodeWithdrawalExists,
+		return licensing.Withdrawal{}, kernel.Errorf(kernel.KindConflict, licensing.CodeWithdrawalExists,
 			"title %s was withdrawn already, from %s", title, held.From.Format(time.RFC3339))
 	}
 	return held, nil
@@ -129,5 +130,5 @@ func (a *api) withdrawal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, r, &licensing.Error{Kind: licensing.KindNotFound, Code: "WITHDRAWAL_NOT_FOUND", Message: "this title was not withdrawn", Field: "title"})
+	writeError(w, r, &kernel.Error{Kind: kernel.KindNotFound, Code: "WITHDRAWAL_NOT_FOUND", Message: "this title was not withdrawn", Field: "title"})
 }

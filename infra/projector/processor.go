@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
@@ -91,7 +92,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 			// Stop at the partition's first failure: nothing after it, in order.
 		case err != nil:
 			failedAt[key] = seq
-			p.log().ErrorContext(ctx, "unreadable stream record", "sequence", seq, "member", licensing.Pseudonym(rec.member), "error", err)
+			p.log().ErrorContext(ctx, "unreadable stream record", "sequence", seq, "member", kernel.Pseudonym(rec.member), "error", err)
 		case ok:
 			byMember[key] = append(byMember[key], rec)
 		}
@@ -124,7 +125,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		recs := byMember[key]
 		if len(recs) > 0 && (recs[0].view != nil || !recs[0].erasure.IsZero()) {
 			if r, err := p.screens(ctx, recs[0].member, recs, &vc); err != nil {
-				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(r.member), "error", err)
+				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", kernel.Pseudonym(r.member), "error", err)
 				failedAt[key] = r.seq
 			}
 		} else if len(recs) > 0 {
@@ -132,10 +133,10 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 			if err := p.snapshot(ctx, m, recs); err != nil {
 				// Retry from the member's first record; snapshots, counts and
 				// resume points are idempotent, so handling them again is harmless.
-				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", licensing.Pseudonym(m), "error", err)
+				p.log().ErrorContext(ctx, "snapshot failed", "sequence", recs[0].seq, "member", kernel.Pseudonym(m), "error", err)
 				failedAt[key] = recs[0].seq
 			} else if r, err := p.offline(ctx, m, recs, vc.erased[m]); err != nil {
-				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+				p.log().ErrorContext(ctx, "resume points failed", "sequence", r.seq, "member", kernel.Pseudonym(m), "error", err)
 				failedAt[key] = r.seq
 			} else if p.Counters != nil || p.Holders != nil {
 				for _, r := range recs {
@@ -174,7 +175,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	if p.Holders != nil && len(holders) > 0 {
 		if err := p.Holders.AddHolders(ctx, holders); err != nil {
 			for m, r := range firstHolder {
-				p.log().ErrorContext(ctx, "holders failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+				p.log().ErrorContext(ctx, "holders failed", "sequence", r.seq, "member", kernel.Pseudonym(m), "error", err)
 				if key := dynamo.PartitionKey(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
 					failedAt[key] = r.seq
 				}
@@ -186,7 +187,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		failed, err := p.Counters.AddCounts(ctx, counted)
 		for _, m := range failed {
 			r := firstCounted[m]
-			p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", licensing.Pseudonym(m), "error", err)
+			p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", kernel.Pseudonym(m), "error", err)
 			if key := dynamo.PartitionKey(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
 				failedAt[key] = r.seq
 			}
@@ -233,7 +234,7 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 		}
 		if member, at, ok, err := dynamo.UnmarshalErasure(item); ok || err != nil {
 			if err == nil && member != rec.member {
-				err = fmt.Errorf("erasure of %s in the partition of %s", licensing.Pseudonym(member), licensing.Pseudonym(rec.member))
+				err = fmt.Errorf("erasure of %s in the partition of %s", kernel.Pseudonym(member), kernel.Pseudonym(rec.member))
 			}
 			rec.erasure = at
 			return rec, err == nil, err
@@ -243,7 +244,7 @@ func decode(r events.DynamoDBEventRecord) (record, bool, error) {
 			return rec, false, err
 		}
 		if member != rec.member {
-			return rec, false, fmt.Errorf("screen item of %s in the partition of %s", licensing.Pseudonym(member), licensing.Pseudonym(rec.member))
+			return rec, false, fmt.Errorf("screen item of %s in the partition of %s", kernel.Pseudonym(member), kernel.Pseudonym(rec.member))
 		}
 		rec.view = v
 		return rec, true, nil
@@ -580,7 +581,7 @@ func (p *Processor) recordViews(ctx context.Context, vc *viewChanges) map[string
 		if f, ok := failed[member]; !ok || CompareSeq(r.seq, f.seq) < 0 {
 			failed[member] = r
 		}
-		p.log().ErrorContext(ctx, what+" failed", "sequence", r.seq, "member", licensing.Pseudonym(member), "error", err)
+		p.log().ErrorContext(ctx, what+" failed", "sequence", r.seq, "member", kernel.Pseudonym(member), "error", err)
 	}
 	if p.History != nil && len(vc.changes) > 0 {
 		if err := p.History.RecordHistory(ctx, vc.changes); err != nil {
@@ -652,7 +653,7 @@ func (p *Processor) snapshot(ctx context.Context, member string, recs []record) 
 		return err
 	}
 	if _, err := p.Store.SaveSnapshot(ctx, snap); err != nil {
-		return fmt.Errorf("save snapshot of %s v%d: %w", licensing.Pseudonym(member), snap.Version, err)
+		return fmt.Errorf("save snapshot of %s v%d: %w", kernel.Pseudonym(member), snap.Version, err)
 	}
 	return nil
 }

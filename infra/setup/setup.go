@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
@@ -252,7 +253,7 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	if rs, ok := s.Events.(licensing.RefusalStore); ok {
 		a.Licensing.Refusals = rs
 		a.Licensing.Observer.RefusalNotKept = func(ctx context.Context, member string, err error) {
-			slog.WarnContext(ctx, "refusal not kept", "member", licensing.Pseudonym(member), "error", err)
+			slog.WarnContext(ctx, "refusal not kept", "member", kernel.Pseudonym(member), "error", err)
 		}
 	}
 	// Licences are decided under the policy with the operators' withdrawals,

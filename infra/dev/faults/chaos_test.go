@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/faults"
 )
@@ -113,8 +114,8 @@ func TestServiceUnderFaults(t *testing.T) {
 
 			var a audit
 			requests, sends, acquires, answered, replayed := 0, 0, 0, 0, 0
-			retriedAfter := map[licensing.Kind]int{}
-			gaveUp := map[licensing.Kind]int{}
+			retriedAfter := map[kernel.Kind]int{}
+			gaveUp := map[kernel.Kind]int{}
 			for member, outs := range run.outcomes {
 				a.add(auditMember(t, rg.clean, member, outs))
 				for _, o := range outs {
@@ -133,7 +134,7 @@ func TestServiceUnderFaults(t *testing.T) {
 						retriedAfter[k] += n
 					}
 					if o.err != nil {
-						gaveUp[licensing.KindOf(o.err)]++
+						gaveUp[kernel.KindOf(o.err)]++
 					}
 				}
 			}

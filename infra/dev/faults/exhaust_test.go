@@ -11,6 +11,7 @@ import (
 	"github.com/akrylysov/algnhsa"
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/faults"
 	"github.com/dlicense/dlicense/infra/httpapi"
@@ -152,10 +153,10 @@ func TestRunningOutOfRetriesIsUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			x := exhaust(t, tt.plan, uint64(300+i))
-			kind := licensing.KindOf(x.err)
+			kind := kernel.KindOf(x.err)
 			t.Logf("%s: Execute gave up after %v with a %s error; the API answered %d, Retry-After %q", tt.name, x.stats, kind, x.status, x.retryAfter)
-			if kind != licensing.KindUnavailable {
-				t.Errorf("Execute with every PutItem failing (%s) = %s error (%v), want %s", tt.name, kind, x.err, licensing.KindUnavailable)
+			if kind != kernel.KindUnavailable {
+				t.Errorf("Execute with every PutItem failing (%s) = %s error (%v), want %s", tt.name, kind, x.err, kernel.KindUnavailable)
 			}
 			if x.status != http.StatusServiceUnavailable || x.retryAfter == "" {
 				t.Errorf("POST acquire with every PutItem failing (%s) = %d, Retry-After %q; want 503 with Retry-After", tt.name, x.status, x.retryAfter)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/faults"
 )
@@ -244,7 +245,7 @@ func TestCapsAreLinearizableUnderFaults(t *testing.T) {
 						held = append(held, out.licence)
 					case errors.As(o.err, &d):
 						out.denied = strings.Join(d.Codes(), ",")
-					case in.release && licensing.KindOf(o.err) == licensing.KindNotFound:
+					case in.release && kernel.KindOf(o.err) == kernel.KindNotFound:
 						out.notFound = true
 					default:
 						out.unknown = true

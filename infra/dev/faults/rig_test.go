@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/faults"
@@ -76,8 +77,8 @@ const deviceAttempts = 8
 // retryable reports whether a device retries after err, as it would after
 // a 503 or a 500: the service was unavailable, or failed inside.
 func retryable(err error) bool {
-	k := licensing.KindOf(err)
-	return k == licensing.KindUnavailable || k == licensing.KindInternal
+	k := kernel.KindOf(err)
+	return k == kernel.KindUnavailable || k == kernel.KindInternal
 }
 
 // outcome is what a device made of one request.
@@ -88,14 +89,14 @@ type outcome struct {
 	err   error // the last error, if the device gave up
 	sends int   // Execute calls, first and retries
 	// retriedAfter counts the errors, by kind, the device retried after.
-	retriedAfter map[licensing.Kind]int
+	retriedAfter map[kernel.Kind]int
 }
 
 // send executes cmd as a device does: with its idempotency key, retried
 // with the same key after an Unavailable or Internal error, at most
 // attempts times in all.
 func send(ctx context.Context, svc *licensing.Service, cmd licensing.Command, key string, attempts int) outcome {
-	o := outcome{cmd: cmd, key: key, retriedAfter: map[licensing.Kind]int{}}
+	o := outcome{cmd: cmd, key: key, retriedAfter: map[kernel.Kind]int{}}
 	for {
 		o.sends++
 		res, err := svc.Execute(ctx, cmd, key)
@@ -107,15 +108,15 @@ func send(ctx context.Context, svc *licensing.Service, cmd licensing.Command, ke
 		if !retryable(err) || o.sends >= attempts || ctx.Err() != nil {
 			return o
 		}
-		o.retriedAfter[licensing.KindOf(err)]++
+		o.retriedAfter[kernel.KindOf(err)]++
 		time.Sleep(time.Duration(o.sends) * 2 * time.Millisecond)
 	}
 }
 
 // kindCounts formats counts by kind in a stable order.
-func kindCounts(m map[licensing.Kind]int) string {
+func kindCounts(m map[kernel.Kind]int) string {
 	var parts []string
-	for _, k := range []licensing.Kind{licensing.KindUnavailable, licensing.KindInternal, licensing.KindConflict, licensing.KindDenied, licensing.KindNotFound, licensing.KindInvalid} {
+	for _, k := range []kernel.Kind{kernel.KindUnavailable, kernel.KindInternal, kernel.KindConflict, kernel.KindDenied, kernel.KindNotFound, kernel.KindInvalid} {
 		if m[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
@@ -52,16 +53,16 @@ func TestHostileRequests(t *testing.T) {
 		{"garbage token", "GET", "/v1/devices/phone/licences", "not.a.jwt", "", nil, 401, ""},
 		{"huge body", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"` + strings.Repeat("x", 1<<20) + `"}`, nil, 413, "BODY_TOO_LARGE"},
 		{"deep JSON", "POST", "/v1/devices/phone/licences", alice, strings.Repeat(`{"title_id":`, 20000), nil, 400, "MALFORMED_JSON"},
-		{"bad UTF-8", "POST", "/v1/devices/phone/licences", alice, "{\"title_id\":\"tt-\xff\xfe\"}", nil, 400, licensing.CodeInvalidInput},
+		{"bad UTF-8", "POST", "/v1/devices/phone/licences", alice, "{\"title_id\":\"tt-\xff\xfe\"}", nil, 400, kernel.CodeInvalidInput},
 		{"wrong type", "POST", "/v1/devices/phone/licences", alice, `{"title_id":["tt-paper-moons"]}`, nil, 400, "MALFORMED_JSON"},
 		{"a member in the body", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"tt-paper-moons","member":"bob"}`, nil, 400, "UNKNOWN_FIELD"},
 		{"not JSON", "POST", "/v1/devices/phone/licences", alice, `title_id=x`, []string{"Content-Type", "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"oversized idempotency key", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"tt-paper-moons"}`, []string{"Idempotency-Key", strings.Repeat("k", 500)}, 400, licensing.CodeInvalidInput},
-		{"control characters in a device id", "POST", "/v1/devices/ph%00one/licences", alice, `{"title_id":"tt-paper-moons"}`, nil, 400, licensing.CodeInvalidInput},
-		{"a 65-character title id", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"` + strings.Repeat("t", 65) + `"}`, nil, 400, licensing.CodeInvalidInput},
+		{"oversized idempotency key", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"tt-paper-moons"}`, []string{"Idempotency-Key", strings.Repeat("k", 500)}, 400, kernel.CodeInvalidInput},
+		{"control characters in a device id", "POST", "/v1/devices/ph%00one/licences", alice, `{"title_id":"tt-paper-moons"}`, nil, 400, kernel.CodeInvalidInput},
+		{"a 65-character title id", "POST", "/v1/devices/phone/licences", alice, `{"title_id":"` + strings.Repeat("t", 65) + `"}`, nil, 400, kernel.CodeInvalidInput},
 		{"another member's licence: release", "DELETE", "/v1/devices/phone/licences/" + aliceLicence, bob, "", nil, 404, licensing.CodeLicenceNotFound},
 		{"another member's licence: renew", "POST", "/v1/devices/phone/licences/" + aliceLicence + "/renew", bob, "", nil, 404, licensing.CodeLicenceNotFound},
-		{"too many playback events", "POST", "/v1/devices/phone/playback", alice, batch(501), nil, 400, licensing.CodeInvalidInput},
+		{"too many playback events", "POST", "/v1/devices/phone/playback", alice, batch(501), nil, 400, kernel.CodeInvalidInput},
 		{"admin route without the scope", "GET", "/v1/admin/titles/tt-first-light/counts", alice, "", nil, 403, "FORBIDDEN"},
 		{"path traversal", "GET", "/v1/devices/../../admin/titles/x/counts", alice, "", nil, 404, ""},
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
@@ -50,7 +51,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 			seq++
 			r, err := eventsource.InsertRecord(stream, e, fmt.Sprintf("%021d", seq))
 			if err != nil {
-				log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(stream), "version", e.Version, "error", err)
+				log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(stream), "version", e.Version, "error", err)
 				continue
 			}
 			if filter.Match(r) {
@@ -64,7 +65,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 		seq++
 		r, err := eventsource.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
 		if err != nil {
-			log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(e.Member), "error", err)
+			log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(e.Member), "error", err)
 			return
 		}
 		if filter.Match(r) {
@@ -76,7 +77,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 		seq++
 		r, err := eventsource.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
 		if err != nil {
-			log.ErrorContext(ctx, "stream record not built", "member", licensing.Pseudonym(c.Member), "view", c.View.ID, "error", err)
+			log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(c.Member), "view", c.View.ID, "error", err)
 			return
 		}
 		if filter.Match(r) {
@@ -95,12 +96,12 @@ func deliver(ctx context.Context, h lambda.Handler, log *slog.Logger, member str
 		}
 		recs = recs[failed:]
 		if attempt == memoryRetries {
-			log.ErrorContext(ctx, "stream function failed; records dropped", "member", licensing.Pseudonym(member),
+			log.ErrorContext(ctx, "stream function failed; records dropped", "member", kernel.Pseudonym(member),
 				"first", recs[0].Change.SequenceNumber, "records", len(recs), "error", err)
 			return
 		}
 		delay := memoryBackoff << attempt
-		log.WarnContext(ctx, "stream function failed; retrying", "member", licensing.Pseudonym(member),
+		log.WarnContext(ctx, "stream function failed; retrying", "member", kernel.Pseudonym(member),
 			"sequence", recs[0].Change.SequenceNumber, "attempt", attempt+1, "in", delay, "error", err)
 		time.Sleep(delay)
 	}

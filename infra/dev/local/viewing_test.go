@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -219,8 +220,8 @@ func TestHostileViewingRequests(t *testing.T) {
 	}{
 		{"unknown title", "POST", "/v1/devices/tv/views", alice, `{"title_id":"tt-nowhere"}`, 404, licensing.CodeTitleNotFound},
 		{"a title not yet available", "POST", "/v1/devices/tv/views", alice, `{"title_id":"tt-coming-soon"}`, 403, licensing.CodeTitleNotAvailable},
-		{"no title", "POST", "/v1/devices/tv/views", alice, `{}`, 400, licensing.CodeInvalidInput},
-		{"a bad profile", "POST", "/v1/devices/tv/views", alice, `{"title_id":"tt-first-light","profile_id":"<script>"}`, 400, licensing.CodeInvalidInput},
+		{"no title", "POST", "/v1/devices/tv/views", alice, `{}`, 400, kernel.CodeInvalidInput},
+		{"a bad profile", "POST", "/v1/devices/tv/views", alice, `{"title_id":"tt-first-light","profile_id":"<script>"}`, 400, kernel.CodeInvalidInput},
 		{"a plan without streaming", "POST", "/v1/devices/tv/views", nobody, `{"title_id":"tt-first-light"}`, 403, licensing.CodePlanNotEligible},
 		{"another member's view: heartbeat", "POST", beatPath, bob, `{"position_ms":1,"state":"playing","seq":9}`, 404, viewing.CodeViewNotFound},
 		{"another member's view: end", "DELETE", "/v1/views/" + view, bob, "", 404, viewing.CodeViewNotFound},
@@ -228,12 +229,12 @@ func TestHostileViewingRequests(t *testing.T) {
 		{"another device's view", "POST", "/v1/devices/phone/views/" + view + "/heartbeat", alice, `{"position_ms":1,"state":"playing","seq":9}`, 404, viewing.CodeViewNotFound},
 		{"an unknown view", "POST", "/v1/devices/tv/views/v3-unknown/heartbeat", alice, `{"position_ms":1,"state":"playing","seq":9}`, 404, viewing.CodeViewNotFound},
 		{"a view id no view has", "POST", "/v1/devices/tv/views/x/heartbeat", alice, `{"position_ms":1,"state":"playing","seq":9}`, 404, viewing.CodeViewNotFound},
-		{"a negative position", "POST", beatPath, alice, `{"position_ms":-1,"state":"playing","seq":9}`, 400, licensing.CodeInvalidInput},
-		{"an absurd position", "POST", beatPath, alice, `{"position_ms":99999999999999,"state":"playing","seq":9}`, 400, licensing.CodeInvalidInput},
+		{"a negative position", "POST", beatPath, alice, `{"position_ms":-1,"state":"playing","seq":9}`, 400, kernel.CodeInvalidInput},
+		{"an absurd position", "POST", beatPath, alice, `{"position_ms":99999999999999,"state":"playing","seq":9}`, 400, kernel.CodeInvalidInput},
 		{"a position past the end", "POST", beatPath, alice, `{"position_ms":6360001,"state":"playing","seq":9}`, 400, viewing.CodePositionOutOfRange},
 		{"an out-of-order heartbeat", "POST", beatPath, alice, `{"position_ms":30000,"state":"playing","seq":4}`, 409, viewing.CodeOutOfOrder},
-		{"no seq", "POST", beatPath, alice, `{"position_ms":1,"state":"playing"}`, 400, licensing.CodeInvalidInput},
-		{"an unknown state", "POST", beatPath, alice, `{"position_ms":1,"state":"rewinding","seq":9}`, 400, licensing.CodeInvalidInput},
+		{"no seq", "POST", beatPath, alice, `{"position_ms":1,"state":"playing"}`, 400, kernel.CodeInvalidInput},
+		{"an unknown state", "POST", beatPath, alice, `{"position_ms":1,"state":"rewinding","seq":9}`, 400, kernel.CodeInvalidInput},
 		{"a fractional position", "POST", beatPath, alice, `{"position_ms":1.5,"state":"playing","seq":9}`, 400, "MALFORMED_JSON"},
 		{"malformed JSON", "POST", beatPath, alice, `{"position_ms":`, 400, "MALFORMED_JSON"},
 		{"an unknown field", "POST", beatPath, alice, `{"position_ms":1,"state":"playing","seq":9,"member":"bob"}`, 400, "UNKNOWN_FIELD"},
@@ -241,7 +242,7 @@ func TestHostileViewingRequests(t *testing.T) {
 		{"a stop past the end", "POST", "/v1/devices/tv/views/" + view + "/stop", alice, `{"position_ms":6360001}`, 400, viewing.CodePositionOutOfRange},
 		{"a body on DELETE", "DELETE", "/v1/views/" + view, alice, `{"force":true}`, 400, "UNKNOWN_FIELD"},
 		{"resume of an unknown title", "GET", "/v1/titles/tt-nowhere/resume", alice, "", 404, licensing.CodeTitleNotFound},
-		{"resume of a bad profile", "GET", "/v1/titles/tt-first-light/resume?profile=%3Cb%3E", alice, "", 400, licensing.CodeInvalidInput},
+		{"resume of a bad profile", "GET", "/v1/titles/tt-first-light/resume?profile=%3Cb%3E", alice, "", 400, kernel.CodeInvalidInput},
 	}
 	before := screensOf(t, e, alice)
 	for _, c := range cases {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -347,7 +348,7 @@ members:
 					if err != nil {
 						failed = append(failed, c.Member)
 						if firstErr == nil {
-							firstErr = fmt.Errorf("count %s: %w", licensing.Pseudonym(c.Member), err)
+							firstErr = fmt.Errorf("count %s: %w", kernel.Pseudonym(c.Member), err)
 						}
 						continue members
 					}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -26,7 +27,7 @@ var (
 )
 
 // streamID returns a stream id no other subtest or run uses, derived from
-// the test's name and valid under licensing.ValidID.
+// the test's name and valid under kernel.ValidID.
 func streamID(t *testing.T) string {
 	t.Helper()
 	prefix := fmt.Sprintf("st-%s-%d-", runID, streams.Add(1))
@@ -41,7 +42,7 @@ func streamID(t *testing.T) string {
 		name = name[len(name)-room:] // the tail names the subtest
 	}
 	id := prefix + name
-	if !licensing.ValidID(id) {
+	if !kernel.ValidID(id) {
 		t.Fatalf("streamID(%q) = %q, not a valid id", t.Name(), id)
 	}
 	return id

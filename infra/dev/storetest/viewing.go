@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -358,9 +359,9 @@ func testRetriedStart(t *testing.T, s ViewingStore) {
 		t.Errorf("retried Start = %+v, %v; want the first view replayed", again, err)
 	}
 	c.Title = "tt-paper-moons"
-	var e *licensing.Error
-	if _, err := svc.Start(t.Context(), c, "start-1"); !errors.As(err, &e) || e.Code != licensing.CodeKeyReused {
-		t.Errorf("the key with another title = %v, want %s", err, licensing.CodeKeyReused)
+	var e *kernel.Error
+	if _, err := svc.Start(t.Context(), c, "start-1"); !errors.As(err, &e) || e.Code != kernel.CodeKeyReused {
+		t.Errorf("the key with another title = %v, want %s", err, kernel.CodeKeyReused)
 	}
 }
 
@@ -372,7 +373,7 @@ func testMembersApart(t *testing.T, s ViewingStore) {
 		t.Fatal(err)
 	}
 	id := started.View.ID
-	var e *licensing.Error
+	var e *kernel.Error
 	if _, err := svc.Beat(t.Context(), viewing.Beat{Member: bob, Plan: "basic", Device: "tv", View: id, PositionMs: 1, State: viewing.Playing, Seq: 1}); !errors.As(err, &e) || e.Code != viewing.CodeViewNotFound {
 		t.Errorf("bob's heartbeat on alice's view = %v, want %s", err, viewing.CodeViewNotFound)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -42,7 +43,7 @@ func Members(ctx context.Context, s Store, p *licensing.Policy, members []string
 		switch {
 		case err != nil:
 			r.Failed++
-			r.LastError = fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+			r.LastError = fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 		case n == 0:
 			r.Empty++
 		case written:
@@ -100,7 +101,7 @@ func Counters(ctx context.Context, s Store, cs CounterStore, members []string, p
 	for i, m := range members {
 		str, err := s.Load(ctx, m, licensing.LoadOptions{Consistent: true})
 		if err != nil {
-			return r, fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+			return r, fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 		}
 		r.Members++
 		if err := cs.SetCounted(ctx, m, str.Version()); err != nil {
@@ -152,7 +153,7 @@ func Holders(ctx context.Context, s licensing.EventStore, hs licensing.HolderSto
 	for i, m := range members {
 		str, err := s.Load(ctx, m, licensing.LoadOptions{Consistent: true})
 		if err != nil {
-			return n, fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+			return n, fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 		}
 		var held []licensing.Holder
 		for _, e := range str.Events {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -58,7 +59,7 @@ func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members [
 				break
 			}
 			if err != nil {
-				return r, fmt.Errorf("history of %s: %w", licensing.Pseudonym(m), err)
+				return r, fmt.Errorf("history of %s: %w", kernel.Pseudonym(m), err)
 			}
 			for _, e := range page {
 				r.Entries++
@@ -94,7 +95,7 @@ func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members [
 			row.Version = 1
 		}
 		if err := s.ReplaceRows(ctx, m, rows); err != nil {
-			return r, fmt.Errorf("rows of %s: %w", licensing.Pseudonym(m), err)
+			return r, fmt.Errorf("rows of %s: %w", kernel.Pseudonym(m), err)
 		}
 		r.Members++
 		r.Rows += len(rows)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -41,7 +42,7 @@ func Run(ctx context.Context, svc *licensing.Service, ws licensing.WithdrawalSto
 		for _, m := range members {
 			res, err := svc.Execute(ctx, licensing.WithdrawTitle{Member: m, Title: title}, "")
 			if err != nil {
-				return fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+				return fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 			}
 			w.Members++
 			w.Ended += len(res.Licences)
@@ -49,7 +50,7 @@ func Run(ctx context.Context, svc *licensing.Service, ws licensing.WithdrawalSto
 				// More than one command holds: the rest, now.
 				more, err := svc.Execute(ctx, licensing.WithdrawTitle{Member: m, Title: title}, "")
 				if err != nil {
-					return fmt.Errorf("member %s: %w", licensing.Pseudonym(m), err)
+					return fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 				}
 				w.Ended += len(more.Licences)
 			}
