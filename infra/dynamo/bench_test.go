@@ -18,7 +18,7 @@ import (
 type benchMember struct {
 	id        string
 	svc       *licensing.Service
-	store     *dynamo.Store
+	store     *dynamo.Log
 	lastSnap  int64
 	latencies []time.Duration
 	usage     dynamo.Usage
@@ -28,7 +28,7 @@ type benchMember struct {
 
 // history seeds n events: a realistic mix of acquisitions and releases on
 // one device, then a snapshot as of the end.
-func seedMember(b *testing.B, store *dynamo.Store, svc *licensing.Service, id string, n int) *benchMember {
+func seedMember(b *testing.B, store *dynamo.Log, svc *licensing.Service, id string, n int) *benchMember {
 	b.Helper()
 	var events []licensing.Event
 	// Two hours apart: 10,000 events span more than two years.
@@ -120,7 +120,7 @@ func median(ds []time.Duration) time.Duration {
 // measures the warm instance).
 func BenchmarkAcquire(b *testing.B) {
 	db, table := localTable(b)
-	store := dynamo.New(db, table)
+	store := dynamo.OneTable(db, table).Log
 	// A typical member: one download kept and one deleted a day.
 	svc := licensing.NewService(store, capPolicy(b, 100, 20), &dailyClock{at: t0}, &counterIDs{})
 	svc.Cache = nil // every acquisition loads: the cost of a load, by history length

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -10,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,12 +25,26 @@ const CounterShards = 8
 
 const kindCounter = "counter"
 
+// counterPrefix starts the partition of a counter scope's shard.
+const counterPrefix = "c#"
+
 func counterKey(scope string, shard int) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("c#%s#%d", scope, shard)},
-		"sk": &types.AttributeValueMemberS{Value: "c"},
-	}
+	return key(fmt.Sprintf("%s%s#%d", counterPrefix, scope, shard), "c")
 }
+
+// Counters is the counter read models: per title and per studio and day,
+// each spread over CounterShards items, and per member the last version
+// counted. It reads the members' logs (for events a given-up delivery
+// missed) through log, wherever that is kept.
+type Counters struct {
+	t   *Table
+	log *Log
+}
+
+var _ licensing.CounterStore = (*Counters)(nil)
+
+// NewCounters returns the counters kept in t, counting from the logs of log.
+func NewCounters(t *Table, log *Log) *Counters { return &Counters{t: t, log: log} }
 
 // countedSK is the sort key, in a member's partition, of the item that
 // remembers the last version of the member counted (its "cv"). It does not
@@ -41,13 +53,6 @@ const (
 	countedSK   = "c#counted"
 	kindCounted = "counted"
 )
-
-// maxTransactItems is DynamoDB's limit on the items of one transaction.
-const maxTransactItems = 100
-
-// countAttempts bounds the transactions tried for one chunk of members:
-// each lost race on a counter item (TransactionConflict) tries again.
-const countAttempts = 8
 
 // AddCounts implements licensing.CounterStore. Members are counted in
 // transactions of up to 100 items: each member's "counted" item, moved to
@@ -59,7 +64,7 @@ const countAttempts = 8
 // is cancelled and DynamoDB sends back the version it holds; its counted
 // changes are dropped and the rest is tried again. Nothing rests on
 // DynamoDB's ten-minute memory of transaction tokens.
-func (s *Store) AddCounts(ctx context.Context, counted []licensing.Counted) ([]string, error) {
+func (s *Counters) AddCounts(ctx context.Context, counted []licensing.Counted) ([]string, error) {
 	var pending []licensing.Counted
 	for _, c := range counted {
 		if len(c.Changes) > 0 {
@@ -100,9 +105,9 @@ func chunkOf(counted []licensing.Counted) int {
 	return len(counted)
 }
 
-func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error {
+func (s *Counters) countChunk(ctx context.Context, chunk []licensing.Counted) error {
 	var missedErr error
-	err := s.transactUntilDone(ctx, "count members", func() (*dynamodb.TransactWriteItemsInput, int, error) {
+	err := s.t.transactUntilDone(ctx, "count members", func() (*dynamodb.TransactWriteItemsInput, int, error) {
 		return s.countTransaction(chunk), len(chunk), nil
 	}, func(i int, item map[string]types.AttributeValue) {
 		c, cv := chunk[i], countedVersion(item)
@@ -139,8 +144,8 @@ func (s *Store) countChunk(ctx context.Context, chunk []licensing.Counted) error
 
 // countsBetween reads a member's events from version from to version to,
 // with one Query, and returns their counter changes.
-func (s *Store) countsBetween(ctx context.Context, member string, from, to int64) ([]licensing.Changes, error) {
-	events, err := s.eventsBetween(ctx, member, from, to, true)
+func (s *Counters) countsBetween(ctx context.Context, member string, from, to int64) ([]licensing.Changes, error) {
+	events, err := s.log.eventsBetween(ctx, member, from, to, true)
 	if err != nil {
 		return nil, err
 	}
@@ -153,60 +158,9 @@ func (s *Store) countsBetween(ctx context.Context, member string, from, to int64
 	return changes, nil
 }
 
-// transactUntilDone writes the transaction build makes (its first n items
-// conditional, one per change) until it is written or nothing is left: a
-// cancellation calls failed for each change whose condition failed (with
-// the item DynamoDB returns), then trim, which drops what is done and says
-// how many changes are left, and the rest is tried again; a conflict with
-// another transaction, or a transient error, is retried with backoff, up to
-// countAttempts tries.
-func (s *Store) transactUntilDone(ctx context.Context, what string, build func() (*dynamodb.TransactWriteItemsInput, int, error),
-	failed func(i int, item map[string]types.AttributeValue), trim func() int) error {
-	left := 1
-	for attempt := 1; left > 0; attempt++ {
-		in, n, err := build()
-		if err != nil {
-			return err
-		}
-		out, err := s.db.TransactWriteItems(ctx, in)
-		if err == nil {
-			record(ctx, false, out.ConsumedCapacity...)
-			return nil
-		}
-		record(ctx, false)
-		var tce *types.TransactionCanceledException
-		conflict := false
-		if errors.As(err, &tce) {
-			trimmed := false
-			for i, r := range tce.CancellationReasons {
-				switch aws.ToString(r.Code) {
-				case "ConditionalCheckFailed":
-					if i < n {
-						failed(i, r.Item)
-						trimmed = true
-					}
-				case "TransactionConflict":
-					conflict = true
-				}
-			}
-			if trimmed {
-				left = trim()
-				continue
-			}
-		}
-		if (!conflict && !transient(err)) || attempt >= countAttempts {
-			return fmt.Errorf("%s (%d in the transaction): %w", what, n, unavailable(err))
-		}
-		if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // countTransaction is the transaction of a chunk: the members' counted
 // items first, in order, then one update per scope.
-func (s *Store) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWriteItemsInput {
+func (s *Counters) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWriteItemsInput {
 	in := &dynamodb.TransactWriteItemsInput{ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
 	sums := map[string]map[string]int64{}
 	var scopes []string
@@ -224,7 +178,7 @@ func (s *Store) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWr
 			values[":prev"] = num(c.From - 1)
 		}
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
-			TableName: &s.table, Key: key(PartitionKey(c.Member), countedSK),
+			TableName: &s.t.name, Key: key(LogPartition(c.Member), countedSK),
 			UpdateExpression:                    aws.String("SET #it = :it, #cv = :last"),
 			ConditionExpression:                 aws.String(cond),
 			ExpressionAttributeNames:            map[string]string{"#it": "it", "#cv": "cv"},
@@ -258,7 +212,7 @@ func (s *Store) countTransaction(chunk []licensing.Counted) *dynamodb.TransactWr
 			expr += n + " " + v
 		}
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Update: &types.Update{
-			TableName: &s.table, Key: counterKey(scope, shard), UpdateExpression: aws.String(expr),
+			TableName: &s.t.name, Key: counterKey(scope, shard), UpdateExpression: aws.String(expr),
 			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
 		}})
 	}
@@ -286,27 +240,24 @@ func countedVersion(item map[string]types.AttributeValue) int64 {
 
 // SetCounted records that a member's events up to version are counted (a
 // counter rebuild counted them from the log).
-func (s *Store) SetCounted(ctx context.Context, member string, version int64) error {
-	item := key(PartitionKey(member), countedSK)
+func (s *Counters) SetCounted(ctx context.Context, member string, version int64) error {
+	item := key(LogPartition(member), countedSK)
 	item["it"], item["cv"] = str(kindCounted), num(version)
-	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
-	if err != nil {
-		record(ctx, false)
+	if err := s.t.put(ctx, item, "", nil, nil, false); err != nil {
 		return fmt.Errorf("set counted of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
-	record(ctx, false, one(out.ConsumedCapacity)...)
 	return nil
 }
 
 // Counts reads a counter scope: its fields summed over the shards, with one
 // BatchGetItem.
-func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, error) {
+func (s *Counters) Counts(ctx context.Context, scope string) (licensing.Counts, error) {
 	keys := make([]map[string]types.AttributeValue, CounterShards)
 	for i := range keys {
 		keys[i] = counterKey(scope, i)
 	}
 	counts := licensing.Counts{}
-	err := s.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+	err := s.t.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
 		for name, v := range item {
 			if n, ok := v.(*types.AttributeValueMemberN); ok && name != "pk" && name != "sk" && name != "it" {
 				x, err := strconv.ParseInt(n.Value, 10, 64)
@@ -324,106 +275,49 @@ func (s *Store) Counts(ctx context.Context, scope string) (licensing.Counts, err
 	return counts, nil
 }
 
-// batchGetAttempts bounds the BatchGetItem calls of one read: DynamoDB
-// leaves keys unprocessed when it throttles.
-const batchGetAttempts = 6
-
-// batchGet reads keys (at most 100) with BatchGetItem and calls fn with each
-// item found. Keys left unprocessed are asked for again after a backoff, a
-// few times; then the read is Unavailable.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool, fn func(map[string]types.AttributeValue) error) error {
-	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
-	for attempt := 1; len(req) > 0; attempt++ {
-		if attempt > batchGetAttempts {
-			return &kernel.Error{Kind: kernel.KindUnavailable, Code: kernel.CodeStoreUnavailable,
-				Message: "the store is busy; retry shortly", Cause: fmt.Errorf("%d keys unprocessed after %d reads", len(req[s.table].Keys), batchGetAttempts)}
-		}
-		if attempt > 1 {
-			if err := kernel.Backoff(ctx, 10*time.Millisecond, attempt); err != nil {
-				return err
-			}
-		}
-		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
-		if err != nil {
-			record(ctx, true)
-			return unavailable(err)
-		}
-		record(ctx, true, out.ConsumedCapacity...)
-		for _, item := range out.Responses[s.table] {
-			if err := fn(item); err != nil {
-				return err
-			}
-		}
-		req = out.UnprocessedKeys
-	}
-	return nil
-}
-
 // ReplaceCounts sets a counter scope to counts, replacing whatever its
 // shards held: for rebuilds, with the stream function paused. The totals go
 // to shard 0; the other shards are deleted.
-func (s *Store) ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error {
+func (s *Counters) ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error {
 	item := counterKey(scope, 0)
-	item["it"] = &types.AttributeValueMemberS{Value: kindCounter}
+	item["it"] = str(kindCounter)
 	for f, v := range counts {
 		if f == "pk" || f == "sk" || f == "it" {
 			return fmt.Errorf("counter %s: field name %q is reserved", scope, f)
 		}
-		item[f] = &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+		item[f] = num(v)
 	}
-	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
-	if err != nil {
-		return fmt.Errorf("replace counts of %s: %w", scope, err)
+	if err := s.t.put(ctx, item, "", nil, nil, false); err != nil {
+		return fmt.Errorf("replace counts of %s: %w", scope, unavailable(err))
 	}
-	record(ctx, false, one(out.ConsumedCapacity)...)
-	var deletes []types.WriteRequest
+	var others []map[string]types.AttributeValue
 	for i := 1; i < CounterShards; i++ {
-		deletes = append(deletes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: counterKey(scope, i)}})
+		others = append(others, counterKey(scope, i))
 	}
-	req := map[string][]types.WriteRequest{s.table: deletes}
-	for len(req) > 0 {
-		out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
-		if err != nil {
-			return fmt.Errorf("clear shards of %s: %w", scope, err)
-		}
-		record(ctx, false, out.ConsumedCapacity...)
-		req = out.UnprocessedItems
+	if err := s.t.batchWrite(ctx, deletes(others)); err != nil {
+		return fmt.Errorf("clear shards of %s: %w", scope, err)
 	}
 	return nil
 }
 
 // CounterScopes calls fn with every counter scope the table holds (a Scan:
 // operators' tools only).
-func (s *Store) CounterScopes(ctx context.Context, fn func(scope string) error) error {
-	in := &dynamodb.ScanInput{
-		TableName:                 &s.table,
+func (s *Counters) CounterScopes(ctx context.Context, fn func(scope string) error) error {
+	seen := map[string]bool{}
+	return s.t.scan(ctx, &dynamodb.ScanInput{
 		FilterExpression:          aws.String("it = :c"),
 		ProjectionExpression:      aws.String("pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: kindCounter}},
-	}
-	seen := map[string]bool{}
-	for {
-		out, err := s.db.Scan(ctx, in)
-		if err != nil {
-			return fmt.Errorf("scan counters: %w", err)
-		}
-		record(ctx, true, one(out.ConsumedCapacity)...)
-		for _, it := range out.Items {
-			pk, _ := it["pk"].(*types.AttributeValueMemberS)
-			if pk == nil || !strings.HasPrefix(pk.Value, "c#") {
-				continue
-			}
-			scope := strings.TrimPrefix(pk.Value[:strings.LastIndex(pk.Value, "#")], "c#")
-			if !seen[scope] {
-				seen[scope] = true
-				if err := fn(scope); err != nil {
-					return err
-				}
-			}
-		}
-		if out.LastEvaluatedKey == nil {
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": str(kindCounter)},
+	}, func(item map[string]types.AttributeValue) error {
+		pk, _ := strOf(item, "pk")
+		if !strings.HasPrefix(pk, counterPrefix) {
 			return nil
 		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+		scope := strings.TrimPrefix(pk[:strings.LastIndex(pk, "#")], counterPrefix)
+		if seen[scope] {
+			return nil
+		}
+		seen[scope] = true
+		return fn(scope)
+	})
 }

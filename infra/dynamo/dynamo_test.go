@@ -31,20 +31,22 @@ var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
 func TestContract(t *testing.T) {
 	db, table := localTable(t)
-	store := dynamo.New(db, table)
+	store := dynamo.OneTable(db, table).Log
 	storetest.Run(t, func(t *testing.T) storetest.Store { return store })
 }
 
 func TestViewingContract(t *testing.T) {
 	db, table := localTable(t)
-	store := dynamo.New(db, table)
+	store := dynamo.OneTable(db, table).Views
 	storetest.RunViewing(t, func(t *testing.T) storetest.ViewingStore { return store })
 }
 
 func TestHistoryContract(t *testing.T) {
 	db, table := localTable(t)
-	store := dynamo.New(db, table)
-	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStore { return store })
+	stores := dynamo.OneTable(db, table)
+	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStores {
+		return storetest.HistoryStores{History: stores.History, Views: stores.Views}
+	})
 }
 
 func TestTableComesFromTheTemplate(t *testing.T) {
@@ -73,7 +75,7 @@ func playback(version int64, at time.Time, entries int) licensing.Event {
 }
 
 // seed appends events 1..n in transactions of 100.
-func seed(t testing.TB, s *dynamo.Store, stream string, events []licensing.Event) {
+func seed(t testing.TB, s *dynamo.Log, stream string, events []licensing.Event) {
 	t.Helper()
 	for i := 0; i < len(events); i += 100 {
 		end := min(i+100, len(events))
@@ -94,7 +96,7 @@ func acquired(version int64, at time.Time) licensing.Event {
 // behind adds one Query of exactly the events it lacks.
 func TestTenThousandEventsWithASnapshotLoadInOneQuery(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	const n = 10000
 	events := make([]licensing.Event, n)
 	for i := range events {
@@ -132,7 +134,7 @@ func TestTenThousandEventsWithASnapshotLoadInOneQuery(t *testing.T) {
 // reads the whole log.
 func TestALaggingSnapshotCostsOnlyTheEventsAfterIt(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	const n, lag = 3000, 60
 	events := make([]licensing.Event, n)
 	for i := range events {
@@ -173,7 +175,7 @@ func TestALaggingSnapshotCostsOnlyTheEventsAfterIt(t *testing.T) {
 
 func TestHistoryOverOneMegabyteWithoutSnapshotLoadsCompletely(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	var events []licensing.Event
 	for i := int64(1); i <= 24; i++ {
 		events = append(events, playback(i, t0.Add(time.Duration(i)*time.Minute), 400)) // about 60 KB each
@@ -199,7 +201,7 @@ func TestHistoryOverOneMegabyteWithoutSnapshotLoadsCompletely(t *testing.T) {
 
 func TestTooLargeIsRefusedAndNothingIsWritten(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	ctx := context.Background()
 	huge := playback(1, t0, 5000) // about 700 KB
 	if err := s.Append(ctx, "big1", 0, []licensing.Event{huge}); !errors.Is(err, dynamo.ErrItemTooLarge) {
@@ -223,7 +225,7 @@ func TestTooLargeIsRefusedAndNothingIsWritten(t *testing.T) {
 
 func TestTooManyEventsInOneAppend(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	events := make([]licensing.Event, dynamo.MaxEventsPerAppend+1)
 	for i := range events {
 		events[i] = acquired(int64(i+1), t0)
@@ -235,7 +237,7 @@ func TestTooManyEventsInOneAppend(t *testing.T) {
 
 func TestARetriedWriteThatLandedIsNotAConflict(t *testing.T) {
 	db, table := localTable(t)
-	s := dynamo.New(db, table)
+	s := dynamo.OneTable(db, table).Log
 	ctx := context.Background()
 	e := acquired(1, t0)
 	e.RequestID = "req-a"
@@ -291,7 +293,7 @@ func capPolicy(t testing.TB, cap int, titles int) *licensing.Policy {
 
 func TestConcurrentAcquiresHoldTheCap(t *testing.T) {
 	db, table := localTable(t)
-	store := dynamo.New(db, table)
+	store := dynamo.OneTable(db, table).Log
 	svc := licensing.NewService(store, capPolicy(t, 10, 50), fixedClock(t0), &counterIDs{})
 	svc.MaxAttempts = 100
 	svc.Backoff = time.Millisecond
@@ -335,7 +337,7 @@ func TestConcurrentAcquiresHoldTheCap(t *testing.T) {
 
 func TestRetriedKeyUnderConflictGivesOneEventAndTheSameAnswer(t *testing.T) {
 	db, table := localTable(t)
-	store := dynamo.New(db, table)
+	store := dynamo.OneTable(db, table).Log
 	svc := licensing.NewService(store, capPolicy(t, 100, 20), fixedClock(t0), &counterIDs{})
 	svc.MaxAttempts = 100
 	svc.Backoff = time.Millisecond

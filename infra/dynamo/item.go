@@ -32,9 +32,6 @@ const (
 	MaxEventsPerAppend = 100
 )
 
-// PartitionKey is the partition of a member's stream.
-func PartitionKey(stream string) string { return "m#" + stream }
-
 // EventKey is the sort key of an event version.
 func EventKey(version int64) string { return fmt.Sprintf("%s%020d", eventPrefix, version) }
 
@@ -78,7 +75,7 @@ func MarshalStoredEvent(stream string, e licensing.StoredEvent) (map[string]type
 
 func marshalEvent(stream string, e licensing.StoredEvent) (map[string]types.AttributeValue, error) {
 	it := eventItem{
-		PK: PartitionKey(stream), SK: EventKey(e.Version), Kind: kindEvent, Version: e.Version,
+		PK: LogPartition(stream), SK: EventKey(e.Version), Kind: kindEvent, Version: e.Version,
 		Type: string(e.Type), Schema: e.Schema, At: e.At.UTC().Format(time.RFC3339Nano),
 		PolicyVersion: e.PolicyVersion, Key: e.Key, Fingerprint: e.Fingerprint, RequestID: e.RequestID,
 		Data: string(e.Data),
@@ -144,7 +141,7 @@ func marshalSnapshot(s licensing.Snapshot) (map[string]types.AttributeValue, err
 		data, codec = s.Data, "none"
 	}
 	av, err := attributevalue.MarshalMap(snapshotItem{
-		PK: PartitionKey(s.Stream), SK: snapshotSK, Kind: kindSnapshot, Stream: s.Stream,
+		PK: LogPartition(s.Stream), SK: snapshotSK, Kind: kindSnapshot, Stream: s.Stream,
 		Version: s.Version, Schema: s.Schema, Data: data, Codec: codec,
 	})
 	if err != nil {

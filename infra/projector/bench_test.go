@@ -22,8 +22,9 @@ import (
 func BenchmarkStreamFunction(b *testing.B) {
 	ctx := context.Background()
 	db, name := dynamolocal.Table(b)
-	store := dynamo.New(db, name)
-	p := &projector.Processor{Store: store, Counters: store, SnapshotEvery: 4}
+	stores := dynamo.OneTable(db, name)
+	store := stores.Log
+	p := &projector.Processor{Store: store, Counters: stores.Counters, SnapshotEvery: 4}
 	// Each member's log: acquire, 4 playback uploads, release; repeated.
 	const members, perMember = 20, 60
 	logOf := func(member string) []licensing.Event {

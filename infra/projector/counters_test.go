@@ -51,14 +51,14 @@ func (l *lossyDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 func TestCountersAreExactAtAnyAge(t *testing.T) {
 	raw, table := dynamolocal.Table(t)
 	db := &lossyDB{Client: raw}
-	store := dynamo.New(db, table)
+	stores := dynamo.OneTable(db, table)
 	ctx := context.Background()
 	seq := 0
 	var recs []events.DynamoDBEventRecord
 	for _, m := range []string{"count-a", "count-b", "count-c"} {
-		recs = append(recs, history(t, store, m, 7, &seq)...) // 4 grants, 3 releases each
+		recs = append(recs, history(t, stores.Log, m, 7, &seq)...) // 4 grants, 3 releases each
 	}
-	p := &projector.Processor{Store: store, Counters: store, SnapshotEvery: 4}
+	p := &projector.Processor{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: 4}
 	deliver := func(what string, wantFailures int) {
 		t.Helper()
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
@@ -77,7 +77,7 @@ func TestCountersAreExactAtAnyAge(t *testing.T) {
 	}
 	deliver("an hour later", 0)
 
-	c, err := store.Counts(ctx, licensing.TitleScope("tt-first-light"))
+	c, err := stores.Counters.Counts(ctx, licensing.TitleScope("tt-first-light"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func TestCountersAreExactAtAnyAge(t *testing.T) {
 // before the next ones, so the counts are exact without a redrive, and a
 // redrive of the dead letter later changes nothing. On both stores.
 func TestCountersCountWhatADeadLetterHeld(t *testing.T) {
-	stores(t, func(t *testing.T, s projector.Store) {
-		counters := s.(licensing.CounterStore)
+	bothStores(t, func(t *testing.T, s testStores) {
+		counters := s.Counters
 		seq := 0
-		recs := history(t, s, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
-		p := &projector.Processor{Store: s, Counters: counters, SnapshotEvery: 100}
+		recs := history(t, s.Log, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
+		p := &projector.Processor{Store: s.Log, Counters: counters, SnapshotEvery: 100}
 		check := func(when string) {
 			t.Helper()
 			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))

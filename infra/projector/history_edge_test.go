@@ -12,29 +12,10 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector"
 )
-
-// fullStore is a store the stream function writes the viewing read models to.
-type fullStore interface {
-	projector.Store
-	viewing.ProgressStore
-	viewing.HistoryStore
-	Resume(ctx context.Context, member, profile, title string) (*viewing.Resume, error)
-}
-
-// bothStores runs a test on the embedded store and on DynamoDB Local.
-func bothStores(t *testing.T, run func(t *testing.T, s fullStore)) {
-	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
-	t.Run("dynamo", func(t *testing.T) {
-		db, name := dynamolocal.Table(t)
-		run(t, dynamo.New(db, name))
-	})
-}
 
 // flakyHistory fails the next fail RecordHistory calls.
 type flakyHistory struct {
@@ -95,7 +76,7 @@ func dump(t *testing.T, s viewing.HistoryStore, member string) []viewing.History
 // before its first heartbeat, and one replaced by its device's next start
 // before any, still get their end.
 func TestViewsEndedBeforeAnyReportAreClosed(t *testing.T) {
-	bothStores(t, func(t *testing.T, s fullStore) {
+	bothStores(t, func(t *testing.T, s testStores) {
 		ctx := context.Background()
 		r := newViewRecorder(t)
 		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
@@ -120,11 +101,11 @@ func TestViewsEndedBeforeAnyReportAreClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = st2
-		p := &projector.Processor{Store: s, Progress: s, History: s, SnapshotEvery: 4, Policy: policy}
+		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy}
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
-		for _, e := range dump(t, s, m) {
+		for _, e := range dump(t, s.History, m) {
 			if e.View == st.View.ID && e.Ended == "" {
 				t.Errorf("a view ended by the member before its first heartbeat stays open")
 			}
@@ -143,7 +124,7 @@ func TestViewsEndedBeforeAnyReportAreClosed(t *testing.T) {
 // the history write failing once: Lambda's retry from the reported record
 // closes the first view with its totals, counted once.
 func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
-	bothStores(t, func(t *testing.T, s fullStore) {
+	bothStores(t, func(t *testing.T, s testStores) {
 		ctx := context.Background()
 		r := newViewRecorder(t)
 		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
@@ -170,8 +151,8 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 		}
 		clock.add(30 * time.Second)
 		beat(b.View.ID, 1, 90_000)
-		fh := &flakyHistory{HistoryStore: s, fail: 1}
-		p := &projector.Processor{Store: s, Progress: s, History: fh, SnapshotEvery: 4, Policy: policy}
+		fh := &flakyHistory{HistoryStore: s.History, fail: 1}
+		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy}
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs})
 		if err != nil || len(resp.BatchItemFailures) != 1 {
 			t.Fatal(resp, err)
@@ -187,7 +168,7 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: retry}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
-		for _, e := range dump(t, s, m) {
+		for _, e := range dump(t, s.History, m) {
 			if e.View == a.View.ID && e.Ended == "" {
 				t.Errorf("view A's close lost after a failed history write (watched %d)", e.WatchedMs)
 			}
@@ -195,7 +176,7 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 				t.Errorf("view A closed with %d ms watched, want 60000", e.WatchedMs)
 			}
 		}
-		if eng, _ := s.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 2 || eng.WatchedMs != 60_000 {
+		if eng, _ := s.History.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 2 || eng.WatchedMs != 60_000 {
 			t.Errorf("engagement = %+v, want 2 views and A's 60 s", eng)
 		}
 	})
@@ -205,7 +186,7 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 // again (a redriven dead letter) after a view started after it leaves that
 // view's resume point and row alone.
 func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
-	bothStores(t, func(t *testing.T, s fullStore) {
+	bothStores(t, func(t *testing.T, s testStores) {
 		ctx := context.Background()
 		r := newViewRecorder(t)
 		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
@@ -217,7 +198,7 @@ func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The erasure on the real store too (the record's item must exist).
-		if err := s.BeginErasure(ctx, m, r.mem2at(t, m)); err != nil {
+		if err := s.History.BeginErasure(ctx, m, r.mem2at(t, m)); err != nil {
 			t.Fatal(err)
 		}
 		clock.add(time.Second)
@@ -229,19 +210,19 @@ func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
 		if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "standard", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
 			t.Fatal(err)
 		}
-		p := &projector.Processor{Store: s, Progress: s, History: s, SnapshotEvery: 4, Policy: policy}
+		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy}
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
-		res, _ := s.Resume(ctx, m, "", "tt-low-tide")
-		row, _ := s.Row(ctx, m, "")
+		res, _ := s.Views.Resume(ctx, m, "", "tt-low-tide")
+		row, _ := s.History.Row(ctx, m, "")
 		t.Logf("before redelivery: resume=%+v row=%d", res, len(row.Entries))
 		// the erasure record alone, again (redrive)
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs[:1]}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
-		res, _ = s.Resume(ctx, m, "", "tt-low-tide")
-		row, _ = s.Row(ctx, m, "")
+		res, _ = s.Views.Resume(ctx, m, "", "tt-low-tide")
+		row, _ = s.History.Row(ctx, m, "")
 		t.Logf("after redelivery: resume=%+v row=%d", res, len(row.Entries))
 		if res == nil || len(row.Entries) == 0 {
 			t.Errorf("an erasure delivered again wiped a later view's resume point or row")
@@ -258,7 +239,7 @@ func (r *viewRecorder) mem2at(t *testing.T, m string) time.Time {
 // refused; a page after a cursor given before it is read as one Query
 // reads it, on both stores alike.
 func TestPagesDuringAnErasure(t *testing.T) {
-	bothStores(t, func(t *testing.T, s fullStore) {
+	bothStores(t, func(t *testing.T, s testStores) {
 		ctx := context.Background()
 		const m = "m-r4"
 		t0 := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
@@ -268,20 +249,20 @@ func TestPagesDuringAnErasure(t *testing.T) {
 			e.LastSeen = e.Started
 			cs = append(cs, viewing.HistoryMemberChange{Member: m, HistoryChange: viewing.HistoryChange{Entry: e, Count: viewing.StartEngagement(e)}})
 		}
-		if err := s.RecordHistory(ctx, cs); err != nil {
+		if err := s.History.RecordHistory(ctx, cs); err != nil {
 			t.Fatal(err)
 		}
-		page, more, err := s.History(ctx, m, "", 1)
+		page, more, err := s.History.History(ctx, m, "", 1)
 		if err != nil || !more {
 			t.Fatal(err, more)
 		}
-		if err := s.BeginErasure(ctx, m, t0.Add(time.Hour)); err != nil {
+		if err := s.History.BeginErasure(ctx, m, t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.History(ctx, m, "", 1); err != viewing.ErrErasurePending {
+		if _, _, err := s.History.History(ctx, m, "", 1); err != viewing.ErrErasurePending {
 			t.Errorf("first page under way = %v, want ErrErasurePending", err)
 		}
-		if es, _, err := s.History(ctx, m, page[0].Key(), 10); err != nil || len(es) != 2 {
+		if es, _, err := s.History.History(ctx, m, page[0].Key(), 10); err != nil || len(es) != 2 {
 			t.Errorf("page after a cursor under way = %d entries, %v; want the 2 older", len(es), err)
 		}
 	})
@@ -292,7 +273,7 @@ func TestPagesDuringAnErasure(t *testing.T) {
 // history write failing once: the first view is closed as stopped, with
 // its totals, counted once.
 func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
-	bothStores(t, func(t *testing.T, s fullStore) {
+	bothStores(t, func(t *testing.T, s testStores) {
 		ctx := context.Background()
 		r := newViewRecorder(t)
 		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
@@ -318,8 +299,8 @@ func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
 		a := watch(60, true)
 		watch(30, false)
 		for fails := 1; fails <= 2; fails++ {
-			fh := &flakyHistory{HistoryStore: s, fail: fails}
-			p := &projector.Processor{Store: s, Progress: s, History: fh, SnapshotEvery: 4, Policy: policy}
+			fh := &flakyHistory{HistoryStore: s.History, fail: fails}
+			p := &projector.Processor{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy}
 			recs := r.recs
 			for range 4 {
 				resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
@@ -333,12 +314,12 @@ func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
 				recs = slices.DeleteFunc(slices.Clone(r.recs), func(rec events.DynamoDBEventRecord) bool { return rec.Change.SequenceNumber < from })
 			}
 		}
-		for _, e := range dump(t, s, m) {
+		for _, e := range dump(t, s.History, m) {
 			if e.View == a && (e.Ended != viewing.Stopped || e.WatchedMs != 60_000) {
 				t.Errorf("the stopped view = %+v, want STOPPED with 60 s watched", e)
 			}
 		}
-		if eng, _ := s.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 2 || eng.WatchedMs != 60_000 {
+		if eng, _ := s.History.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 2 || eng.WatchedMs != 60_000 {
 			t.Errorf("engagement = %+v, want 2 views and the stopped view's 60 s", eng)
 		}
 	})

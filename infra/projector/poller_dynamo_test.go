@@ -48,7 +48,7 @@ func localPoller(t testing.TB, db *dynamodb.Client, cfg dynamo.Config, h lambda.
 
 // appendLog appends n events for member in appends of 100: one download,
 // then renewals.
-func appendLog(t *testing.T, store *dynamo.Store, member string, n int64) {
+func appendLog(t *testing.T, store *dynamo.Log, member string, n int64) {
 	t.Helper()
 	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	for from := int64(1); from <= n; from += 100 {
@@ -82,7 +82,7 @@ func catchUpSlowly(t *testing.T, p *eventsource.Poller) {
 
 func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table)
+	store := dynamo.OneTable(db, cfg.Table).Log
 	const member, n = "m-long", 2000
 	appendLog(t, store, member, n)
 
@@ -114,7 +114,7 @@ func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 
 func TestPollerRedeliversFromFailedRecord(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table)
+	store := dynamo.OneTable(db, cfg.Table).Log
 	const member = "m-retry"
 	appendLog(t, store, member, 30)
 

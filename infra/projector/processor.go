@@ -176,7 +176,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		if err := p.Holders.AddHolders(ctx, holders); err != nil {
 			for m, r := range firstHolder {
 				p.log().ErrorContext(ctx, "holders failed", "sequence", r.seq, "member", kernel.Pseudonym(m), "error", err)
-				if key := dynamo.PartitionKey(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
+				if key := dynamo.LogPartition(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
 					failedAt[key] = r.seq
 				}
 			}
@@ -188,7 +188,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		for _, m := range failed {
 			r := firstCounted[m]
 			p.log().ErrorContext(ctx, "counting failed", "sequence", r.seq, "member", kernel.Pseudonym(m), "error", err)
-			if key := dynamo.PartitionKey(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
+			if key := dynamo.LogPartition(m); failedAt[key] == "" || CompareSeq(r.seq, failedAt[key]) < 0 {
 				failedAt[key] = r.seq
 			}
 		}

@@ -11,9 +11,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector"
 )
@@ -25,15 +22,6 @@ func (c *clock) Now() time.Time { return time.Unix(0, c.at.Add(int64(time.Minute
 type ids struct{ n atomic.Int64 }
 
 func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
-
-// stores runs a test on the embedded store and on DynamoDB Local.
-func stores(t *testing.T, run func(t *testing.T, s projector.Store)) {
-	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
-	t.Run("dynamo", func(t *testing.T) {
-		db, name := dynamolocal.Table(t)
-		run(t, dynamo.New(db, name))
-	})
-}
 
 // history appends n events for member (acquire and release in turn) and
 // returns the stream records DynamoDB Streams would deliver for them.
@@ -102,19 +90,19 @@ func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRec
 }
 
 func TestSnapshotsEveryNEvents(t *testing.T) {
-	stores(t, func(t *testing.T, s projector.Store) {
-		p := &projector.Processor{Store: s, SnapshotEvery: 4}
+	bothStores(t, func(t *testing.T, s testStores) {
+		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4}
 		seq := 0
-		recs := history(t, s, "m-snap", 11, &seq)
-		if failed := handle(t, p, recs[:3]); len(failed) != 0 || snapshotVersion(t, s, "m-snap") != 0 {
-			t.Fatalf("after v1-3: failures %v, snapshot v%d; want none", failed, snapshotVersion(t, s, "m-snap"))
+		recs := history(t, s.Log, "m-snap", 11, &seq)
+		if failed := handle(t, p, recs[:3]); len(failed) != 0 || snapshotVersion(t, s.Log, "m-snap") != 0 {
+			t.Fatalf("after v1-3: failures %v, snapshot v%d; want none", failed, snapshotVersion(t, s.Log, "m-snap"))
 		}
 		handle(t, p, recs[3:5])
-		if v := snapshotVersion(t, s, "m-snap"); v < 4 {
+		if v := snapshotVersion(t, s.Log, "m-snap"); v < 4 {
 			t.Errorf("after v4-5: snapshot v%d, want at least v4", v)
 		}
 		handle(t, p, recs[5:])
-		if v := snapshotVersion(t, s, "m-snap"); v != 11 {
+		if v := snapshotVersion(t, s.Log, "m-snap"); v != 11 {
 			t.Errorf("after v6-11: snapshot v%d, want v11 (the head when it was written)", v)
 		}
 		// The same batch again, and a batch retried from the middle: nothing moves back.
@@ -122,7 +110,7 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 			if failed := handle(t, p, batch); len(failed) != 0 {
 				t.Errorf("redelivery failed: %v", failed)
 			}
-			if v := snapshotVersion(t, s, "m-snap"); v != 11 {
+			if v := snapshotVersion(t, s.Log, "m-snap"); v != 11 {
 				t.Errorf("after redelivery: snapshot v%d, want v11", v)
 			}
 		}
@@ -130,11 +118,11 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 }
 
 func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
-	stores(t, func(t *testing.T, s projector.Store) {
-		p := &projector.Processor{Store: s, SnapshotEvery: 4}
+	bothStores(t, func(t *testing.T, s testStores) {
+		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4}
 		seq := 0
-		a := history(t, s, "m-poison", 6, &seq)
-		b := history(t, s, "m-other", 5, &seq)
+		a := history(t, s.Log, "m-poison", 6, &seq)
+		b := history(t, s.Log, "m-other", 5, &seq)
 		poison := a[2]
 		poison.Change.NewImage = map[string]events.DynamoDBAttributeValue{}
 		for k, v := range a[2].Change.NewImage {
@@ -149,37 +137,37 @@ func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 		}
 		// Nothing after the poison record was applied for its member (v4 would
 		// have made a snapshot); the other member went on.
-		if v := snapshotVersion(t, s, "m-poison"); v != 0 {
+		if v := snapshotVersion(t, s.Log, "m-poison"); v != 0 {
 			t.Errorf("poisoned member snapshot v%d, want none", v)
 		}
-		if v := snapshotVersion(t, s, "m-other"); v != 5 {
+		if v := snapshotVersion(t, s.Log, "m-other"); v != 5 {
 			t.Errorf("other member snapshot v%d, want v5", v)
 		}
 	})
 }
 
 func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
-	stores(t, func(t *testing.T, s projector.Store) {
-		p := &projector.Processor{Store: s, SnapshotEvery: 1}
+	bothStores(t, func(t *testing.T, s testStores) {
+		p := &projector.Processor{Store: s.Log, SnapshotEvery: 1}
 		seq := 0
-		recs := history(t, s, "m-race", 12, &seq)
+		recs := history(t, s.Log, "m-race", 12, &seq)
 		var wg sync.WaitGroup
 		for i := range recs {
 			wg.Go(func() { handle(t, p, recs[i:i+1]) })
 		}
 		wg.Wait()
-		if v := snapshotVersion(t, s, "m-race"); v != 12 {
+		if v := snapshotVersion(t, s.Log, "m-race"); v != 12 {
 			t.Errorf("snapshot after concurrent writers = v%d, want v12", v)
 		}
 	})
 }
 
 func TestCountersAreExactUnderRedelivery(t *testing.T) {
-	stores(t, func(t *testing.T, s projector.Store) {
-		counters := s.(licensing.CounterStore)
-		p := &projector.Processor{Store: s, SnapshotEvery: 4, Counters: counters}
+	bothStores(t, func(t *testing.T, s testStores) {
+		counters := s.Counters
+		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4, Counters: counters}
 		seq := 0
-		recs := history(t, s, "m-count", 9, &seq) // 5 acquisitions, 4 releases
+		recs := history(t, s.Log, "m-count", 9, &seq) // 5 acquisitions, 4 releases
 		read := func() (int64, int64) {
 			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
 			if err != nil {

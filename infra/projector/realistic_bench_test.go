@@ -115,7 +115,8 @@ func (c *dayClock) Now() time.Time {
 func BenchmarkRealisticLoad(b *testing.B) {
 	ctx := context.Background()
 	db, cfg := localTable(b)
-	store := dynamo.New(db, cfg.Table)
+	stores := dynamo.OneTable(db, cfg.Table)
+	store := stores.Log
 	policy := realisticPolicy(b)
 	end := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
 	var restBytes int
@@ -145,7 +146,7 @@ func BenchmarkRealisticLoad(b *testing.B) {
 	}
 
 	// The stream function, from now on.
-	proc := &projector.Processor{Store: store, Counters: store, Progress: store, SnapshotEvery: setup.DefaultSnapshotEvery, Policy: policy}
+	proc := &projector.Processor{Store: store, Counters: stores.Counters, Progress: stores.Views, SnapshotEvery: setup.DefaultSnapshotEvery, Policy: policy}
 	var streamMeter dynamo.Meter
 	var streamEvents int
 	var streamMu sync.Mutex

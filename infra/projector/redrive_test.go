@@ -24,8 +24,9 @@ import (
 // and hands them to it: the snapshot and the counts are there.
 func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	db, cfg := localTable(t)
-	store := dynamo.New(db, cfg.Table)
-	proc := &projector.Processor{Store: store, Counters: store, SnapshotEvery: 4}
+	stores := dynamo.OneTable(db, cfg.Table)
+	store := stores.Log
+	proc := &projector.Processor{Store: store, Counters: stores.Counters, SnapshotEvery: 4}
 	var down atomic.Bool
 	down.Store(true)
 	h := lambda.NewHandler(func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
@@ -67,7 +68,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	if v := snapshotVersion(t, store, "m-dead"); v != 8 {
 		t.Errorf("snapshot after the redrive at v%d, want v8", v)
 	}
-	c, err := store.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
+	c, err := stores.Counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
 	if err != nil || c.Granted() != 4 {
 		t.Errorf("counts after the redrive = %v, %v; want 4 granted", c, err)
 	}
@@ -75,7 +76,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	if _, err := r.Redrive(context.Background(), msg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := store.Counts(context.Background(), licensing.TitleScope("tt-first-light")); c.Granted() != 4 {
+	if c, _ := stores.Counters.Counts(context.Background(), licensing.TitleScope("tt-first-light")); c.Granted() != 4 {
 		t.Errorf("counts after a second redrive = %d granted, want 4", c.Granted())
 	}
 	if _, err := eventsource.ParseDeadLetter([]byte(`{"DDBStreamBatchInfo":{"shardId":"s"}}`)); err == nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -38,10 +37,7 @@ func TestLocalRunKeepsSnapshots(t *testing.T) {
 			} else if poller, err = parts.StreamPoller(ctx); err != nil {
 				t.Fatal(err)
 			}
-			var s projector.Store = parts.Dynamo
-			if parts.Memory != nil {
-				s = parts.Memory
-			}
+			s := parts.Stores.Events
 			seq := 0
 			history(t, s, "m-local", 9, &seq) // through a licensing.Service over the same store
 			if poller != nil {

@@ -70,10 +70,10 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func BenchmarkViewing(b *testing.B) {
 	ctx := context.Background()
 	db, cfg := localTable(b)
-	store := dynamo.New(db, cfg.Table)
+	stores := dynamo.OneTable(db, cfg.Table)
 	policy := licensing.DefaultPolicy()
-	svc := viewing.NewService(store, policy, setup.SystemClock{}, setup.RandomIDs{})
-	svc.History = store
+	svc := viewing.NewService(stores.Views, policy, setup.SystemClock{}, setup.RandomIDs{})
+	svc.History = stores.History
 	var titles []string
 	for id, t := range policy.Titles {
 		if t.Runtime > 0 && t.Availability(id, time.Now()) == nil {
@@ -82,7 +82,7 @@ func BenchmarkViewing(b *testing.B) {
 	}
 	slices.Sort(titles)
 
-	proc := &projector.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: 4}
+	proc := &projector.Processor{Store: stores.Log, Counters: stores.Counters, Progress: stores.Views, History: stores.History, SnapshotEvery: 4}
 	var streamMeter dynamo.Meter
 	handle := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(dynamo.WithMeter(ctx, &streamMeter), ev)

@@ -180,11 +180,14 @@ type Stores struct {
 	Counters    licensing.CounterStore
 	Holders     licensing.HolderStore
 	Withdrawals licensing.WithdrawalStore
+	// Refusals keeps refused acquisitions and renewals (none if nil).
+	Refusals licensing.RefusalStore
 }
 
-// DynamoStores are s for every store.
-func DynamoStores(s *dynamo.Store) Stores {
-	return Stores{Events: s, Views: s, History: s, Progress: s, Counters: s, Holders: s, Withdrawals: s}
+// DynamoStores are the DynamoDB stores, each for its port.
+func DynamoStores(s dynamo.Stores) Stores {
+	return Stores{Events: s.Log, Views: s.Views, History: s.History, Progress: s.Views, Counters: s.Counters,
+		Holders: s.Holders, Withdrawals: s.Withdrawals, Refusals: s.Refusals}
 }
 
 // App is a process's parts, wired: the services, the API over them and the
@@ -195,8 +198,8 @@ type App struct {
 	Viewing *viewing.Service
 	Signer  *tokens.Signer
 	Stores  Stores
-	// Dynamo and DB are the DynamoDB store and client, when on DynamoDB.
-	Dynamo *dynamo.Store
+	// Dynamo and DB are the DynamoDB stores and client, when on DynamoDB.
+	Dynamo *dynamo.Stores
 	DB     *dynamodb.Client
 
 	config    Config
@@ -211,12 +214,12 @@ func Build(ctx context.Context, c Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.New(db, c.Dynamo.Table)
-	app, err := Assemble(ctx, c, DynamoStores(store))
+	stores := dynamo.OneTable(db, c.Dynamo.Table)
+	app, err := Assemble(ctx, c, DynamoStores(stores))
 	if err != nil {
 		return nil, err
 	}
-	app.Dynamo, app.DB = store, db
+	app.Dynamo, app.DB = &stores, db
 	return app, nil
 }
 
@@ -250,8 +253,8 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	}
 	a := &App{Signer: signer, Stores: s, config: c, policy: policy, policyDoc: doc}
 	a.Licensing = licensing.NewService(s.Events, policy, SystemClock{}, RandomIDs{})
-	if rs, ok := s.Events.(licensing.RefusalStore); ok {
-		a.Licensing.Refusals = rs
+	if s.Refusals != nil {
+		a.Licensing.Refusals = s.Refusals
 		a.Licensing.Observer.RefusalNotKept = func(ctx context.Context, member string, err error) {
 			slog.WarnContext(ctx, "refusal not kept", "member", kernel.Pseudonym(member), "error", err)
 		}
@@ -312,7 +315,7 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 	if err != nil {
 		return nil, err
 	}
-	return newProcessor(DynamoStores(dynamo.New(db, c.Dynamo.Table)), c, policy), nil
+	return newProcessor(DynamoStores(dynamo.OneTable(db, c.Dynamo.Table)), c, policy), nil
 }
 
 // newProcessor: snapshots keep what the API's policy's quotas look at.

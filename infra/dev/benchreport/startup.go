@@ -49,8 +49,8 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 		if err != nil {
 			return err
 		}
-		store := dynamo.New(db, cfg.Table)
-		_ = &projector.Processor{Store: store, Counters: store, SnapshotEvery: setup.DefaultSnapshotEvery}
+		stores := dynamo.OneTable(db, cfg.Table)
+		_ = &projector.Processor{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: setup.DefaultSnapshotEvery}
 		return nil
 	}
 	var out []Startup

@@ -97,7 +97,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := dynamo.New(db, cfg.Table)
+	store := dynamo.OneTable(db, cfg.Table)
 	policy := licensing.DefaultPolicy()
 	var recs []events.DynamoDBEventRecord
 	seq := 0
@@ -117,7 +117,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 		Accepted: []licensing.PlaybackEntry{{ID: "p1", Licence: lic(1), Title: "tt-first-light", Kind: licensing.PlaybackStart, DeviceTime: at.Add(-time.Minute)},
 			{ID: "p2", Licence: lic(1), Title: "tt-first-light", Kind: licensing.PlaybackStop, PositionMs: 60_000, DeviceTime: at}}}})
 	log = append(log, licensing.Event{Version: 7, At: at, PolicyVersion: policy.Version, Payload: &licensing.LicenceReleased{Licence: lic(2), Reason: licensing.ReasonDeleted}})
-	if err := store.Append(ctx, member, 0, log); err != nil {
+	if err := store.Log.Append(ctx, member, 0, log); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range log {
@@ -162,7 +162,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	}
 	// An erasure, begun on the table as the API would.
 	erasedAt := time.Now().UTC().Truncate(time.Millisecond)
-	if err := store.BeginErasure(ctx, member, erasedAt); err != nil {
+	if err := store.History.BeginErasure(ctx, member, erasedAt); err != nil {
 		t.Fatal(err)
 	}
 	r, err := eventsource.ErasureRecord(member, erasedAt, next())
@@ -172,7 +172,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	recs = append(recs, r)
 
 	c.ops = map[string]bool{} // what the stream function does, not the setup
-	p := &projector.Processor{Store: store, Counters: store, Progress: store, History: store, SnapshotEvery: 4, Policy: policy}
+	p := &projector.Processor{Store: store.Log, Counters: store.Counters, Progress: store.Views, History: store.History, SnapshotEvery: 4, Policy: policy}
 	resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)

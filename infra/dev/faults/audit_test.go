@@ -36,7 +36,7 @@ func (a *audit) add(b audit) {
 
 // auditMember reads a member's whole log (consistently, without snapshot)
 // and checks it against the outcomes of the member's requests.
-func auditMember(t *testing.T, store *dynamo.Store, member string, outcomes []outcome) audit {
+func auditMember(t *testing.T, store *dynamo.Log, member string, outcomes []outcome) audit {
 	t.Helper()
 	str, err := store.Load(context.Background(), member, licensing.LoadOptions{Consistent: true})
 	if err != nil {

@@ -38,11 +38,11 @@ func (i *ids) NewID() string { return fmt.Sprintf("%s%d", i.prefix, i.n.Add(1)) 
 // touches (to set up and to read the log back), and a service whose
 // DynamoDB calls go through a fault-injecting transport.
 type rig struct {
-	clean *dynamo.Store
+	clean *dynamo.Log
 	tr    *faults.Transport
 	svc   *licensing.Service
 	// faulty is the store under the service.
-	faulty *dynamo.Store
+	faulty *dynamo.Log
 	db     *dynamodb.Client
 	table  string
 }
@@ -59,9 +59,9 @@ func newRig(t *testing.T, policy *licensing.Policy, plan faults.Plan, seed uint6
 	if err != nil {
 		t.Fatal(err)
 	}
-	faulty := dynamo.New(db, name)
+	faulty := dynamo.OneTable(db, name).Log
 	svc := licensing.NewService(faulty, policy, fixedClock(t0), &ids{prefix: "L" + randomHex(2) + "-"})
-	return &rig{clean: dynamo.New(clean, name), tr: tr, svc: svc, faulty: faulty, db: db, table: name}
+	return &rig{clean: dynamo.OneTable(clean, name).Log, tr: tr, svc: svc, faulty: faulty, db: db, table: name}
 }
 
 func randomHex(n int) string {

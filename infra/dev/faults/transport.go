@@ -6,7 +6,7 @@
 //
 //	tr := faults.New(nil, faults.Plan{LostResponse: 0.2, Ops: []string{"PutItem"}}, seed)
 //	db, err := faults.Client(ctx, endpoint, tr, 4)
-//	store := dynamo.New(db, table)
+//	log := dynamo.OneTable(db, table).Log
 //	…
 //	t.Log(tr.Stats())
 package faults

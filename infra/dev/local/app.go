@@ -42,7 +42,7 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 
 // MemoryStores are m for every store.
 func MemoryStores(m *memstore.Store) setup.Stores {
-	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m}
+	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m, Refusals: m}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

@@ -11,17 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dlicense/dlicense/domain/licensing"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
-
-	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -84,10 +82,7 @@ func (e *env) token(t *testing.T, member, plan string) string {
 
 // holders is the index of title holders of the env's store.
 func (e *env) holders() licensing.HolderStore {
-	if e.parts.Memory != nil {
-		return e.parts.Memory
-	}
-	return e.parts.Dynamo
+	return e.parts.Stores.Holders
 }
 
 // adminToken is a token with the admin scope.

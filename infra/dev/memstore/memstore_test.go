@@ -25,7 +25,10 @@ func TestViewingContract(t *testing.T) {
 }
 
 func TestHistoryContract(t *testing.T) {
-	storetest.RunHistory(t, func(*testing.T) storetest.HistoryStore { return memstore.New() })
+	storetest.RunHistory(t, func(*testing.T) storetest.HistoryStores {
+		m := memstore.New()
+		return storetest.HistoryStores{History: m, Views: m}
+	})
 }
 
 func TestContractSharedStore(t *testing.T) {

@@ -9,23 +9,22 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
-// HistoryStore is what a history store provides to run its suite: the
-// history read models, and the screens and resume points an erasure
-// deletes with them.
-type HistoryStore interface {
-	viewing.HistoryStore
-	viewing.ProgressStore
-	viewing.Store
+// HistoryStores are what a history store's suite runs on: the history read
+// models, and the screens and resume points an erasure ends with them
+// (another store, which may keep them elsewhere).
+type HistoryStores struct {
+	History viewing.HistoryStore
+	Views   ViewingStore
 }
 
 // RunHistory runs the contract of history stores: entries opened and
 // closed once each however often a change is delivered, engagement counted
 // once per change, pages newest first that cover a long history exactly,
 // the recently watched row, members kept apart, and erasure.
-func RunHistory(t *testing.T, newStore func(t *testing.T) HistoryStore) {
+func RunHistory(t *testing.T, newStore func(t *testing.T) HistoryStores) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s HistoryStore)
+		run  func(t *testing.T, s HistoryStores)
 	}{
 		{"OpenAndCloseOnce", testOpenAndCloseOnce},
 		{"PagesCoverTheHistory", testPagesCoverTheHistory},
@@ -57,7 +56,7 @@ func closeOf(member string, e viewing.HistoryEntry, watched int64, completed boo
 	return viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: true, Count: c}}
 }
 
-func testOpenAndCloseOnce(t *testing.T, s HistoryStore) {
+func testOpenAndCloseOnce(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	member := streamID(t)
 	title := "tt-" + member
@@ -67,23 +66,23 @@ func testOpenAndCloseOnce(t *testing.T, s HistoryStore) {
 	c := historyEntry(title, vt0.Add(2*time.Minute), "v2-c")
 	batch := []viewing.HistoryMemberChange{open(member, a), open(member, b), closeOf(member, a, 600_000, true)}
 	for range 2 { // the same batch delivered twice
-		if err := s.RecordHistory(ctx, batch); err != nil {
+		if err := s.History.RecordHistory(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// b's close, twice in one batch; c closes without its start ever seen.
-	if err := s.RecordHistory(ctx, []viewing.HistoryMemberChange{closeOf(member, b, 60_000, false), closeOf(member, b, 60_000, false), closeOf(member, c, 30_000, false)}); err != nil {
+	if err := s.History.RecordHistory(ctx, []viewing.HistoryMemberChange{closeOf(member, b, 60_000, false), closeOf(member, b, 60_000, false), closeOf(member, c, 30_000, false)}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Engagement(ctx, title, day)
+	got, err := s.History.Engagement(ctx, title, day)
 	if want := (viewing.Engagement{Views: 3, WatchedMs: 690_000, Completions: 1}); err != nil || got != want {
 		t.Errorf("Engagement = %+v, %v; want %+v", got, err, want)
 	}
-	all, err := s.DayEngagement(ctx, day)
+	all, err := s.History.DayEngagement(ctx, day)
 	if err != nil || all[title] != got {
 		t.Errorf("DayEngagement[%s] = %+v, %v; want %+v", title, all[title], err, got)
 	}
-	entries, more, err := s.History(ctx, member, "", 10)
+	entries, more, err := s.History.History(ctx, member, "", 10)
 	if err != nil || more || len(entries) != 3 {
 		t.Fatalf("History = %d entries, more %v, %v; want 3", len(entries), more, err)
 	}
@@ -92,18 +91,18 @@ func testOpenAndCloseOnce(t *testing.T, s HistoryStore) {
 		t.Errorf("History =\n%+v\nwant\n%+v", entries, want)
 	}
 	// An open delivered after its close changes nothing.
-	if err := s.RecordHistory(ctx, []viewing.HistoryMemberChange{open(member, a)}); err != nil {
+	if err := s.History.RecordHistory(ctx, []viewing.HistoryMemberChange{open(member, a)}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Engagement(ctx, title, day); got.Views != 3 {
+	if got, _ := s.History.Engagement(ctx, title, day); got.Views != 3 {
 		t.Errorf("a late open counted again: %+v", got)
 	}
-	if entries, _, _ := s.History(ctx, member, "", 10); entries[2].Ended != viewing.Stopped {
+	if entries, _, _ := s.History.History(ctx, member, "", 10); entries[2].Ended != viewing.Stopped {
 		t.Errorf("a late open reopened the entry: %+v", entries[2])
 	}
 }
 
-func testPagesCoverTheHistory(t *testing.T, s HistoryStore) {
+func testPagesCoverTheHistory(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	member := streamID(t)
 	const n = 1000
@@ -114,14 +113,14 @@ func testPagesCoverTheHistory(t *testing.T, s HistoryStore) {
 		batch = append(batch, open(member, e))
 	}
 	for from := 0; from < n; from += 250 {
-		if err := s.RecordHistory(ctx, batch[from:min(from+250, n)]); err != nil {
+		if err := s.History.RecordHistory(ctx, batch[from:min(from+250, n)]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var got []viewing.HistoryEntry
 	after, pages := "", 0
 	for {
-		page, more, err := s.History(ctx, member, after, 37)
+		page, more, err := s.History.History(ctx, member, after, 37)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,20 +149,20 @@ func testPagesCoverTheHistory(t *testing.T, s HistoryStore) {
 	}
 }
 
-func testRow(t *testing.T, s HistoryStore) {
+func testRow(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	member := streamID(t)
 	at := func(m int) time.Time { return vt0.Add(time.Duration(m) * time.Minute) }
 	// Watched in the order a, b, c, a, b, told in two batches.
-	if err := s.WatchRow(ctx, member, "kids", []viewing.HistoryEntry{historyEntry("a", at(0), "v0-1"), historyEntry("b", at(1), "v0-2"), historyEntry("c", at(2), "v0-3")}); err != nil {
+	if err := s.History.WatchRow(ctx, member, "kids", []viewing.HistoryEntry{historyEntry("a", at(0), "v0-1"), historyEntry("b", at(1), "v0-2"), historyEntry("c", at(2), "v0-3")}); err != nil {
 		t.Fatal(err)
 	}
 	end := historyEntry("b", at(4), "v0-5")
 	end.LastSeen, end.PositionMs, end.FurthestMs = at(30), 1_500_000, 1_600_000
-	if err := s.WatchRow(ctx, member, "kids", []viewing.HistoryEntry{historyEntry("a", at(3), "v0-4"), historyEntry("b", at(4), "v0-5"), end}); err != nil {
+	if err := s.History.WatchRow(ctx, member, "kids", []viewing.HistoryEntry{historyEntry("a", at(3), "v0-4"), historyEntry("b", at(4), "v0-5"), end}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Row(ctx, member, "kids")
+	r, err := s.History.Row(ctx, member, "kids")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,28 +174,28 @@ func testRow(t *testing.T, s HistoryStore) {
 	if r.Profile != "kids" || !reflect.DeepEqual(r.Entries, want) {
 		t.Errorf("Row = %+v\nwant %+v", r.Entries, want)
 	}
-	if r, err := s.Row(ctx, member, ""); err != nil || len(r.Entries) != 0 {
+	if r, err := s.History.Row(ctx, member, ""); err != nil || len(r.Entries) != 0 {
 		t.Errorf("Row(default profile) = %+v, %v; want empty: profiles are apart", r, err)
 	}
 }
 
-func testHistoryMembersApart(t *testing.T, s HistoryStore) {
+func testHistoryMembersApart(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	alice, bob := streamID(t), streamID(t)
 	e := historyEntry("tt-"+alice, vt0, "v0-a")
-	if err := s.RecordHistory(ctx, []viewing.HistoryMemberChange{open(alice, e)}); err != nil {
+	if err := s.History.RecordHistory(ctx, []viewing.HistoryMemberChange{open(alice, e)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WatchRow(ctx, alice, "", []viewing.HistoryEntry{e}); err != nil {
+	if err := s.History.WatchRow(ctx, alice, "", []viewing.HistoryEntry{e}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := s.History(ctx, bob, "", 10); err != nil || len(got) != 0 {
+	if got, _, err := s.History.History(ctx, bob, "", 10); err != nil || len(got) != 0 {
 		t.Errorf("bob's history = %+v, %v; want none", got, err)
 	}
-	if got, _, err := s.History(ctx, bob, e.Key(), 10); err != nil || len(got) != 0 {
+	if got, _, err := s.History.History(ctx, bob, e.Key(), 10); err != nil || len(got) != 0 {
 		t.Errorf("bob's history after alice's key = %+v, %v; want none", got, err)
 	}
-	if r, err := s.Row(ctx, bob, ""); err != nil || len(r.Entries) != 0 {
+	if r, err := s.History.Row(ctx, bob, ""); err != nil || len(r.Entries) != 0 {
 		t.Errorf("bob's row = %+v, %v; want empty", r, err)
 	}
 }
@@ -206,72 +205,72 @@ func testHistoryMembersApart(t *testing.T, s HistoryStore) {
 // carried out leaves nothing of the member's views started before it (not
 // even what a record handled in between wrote), keeps the engagement
 // counts and other members' data, and lets views started after it count.
-func testErasure(t *testing.T, s HistoryStore) {
+func testErasure(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	alice, bob := streamID(t), streamID(t)
 	title := "tt-" + alice
 	a := historyEntry(title, vt0, "v0-a")
 	mustRecord := func(cs ...viewing.HistoryMemberChange) {
 		t.Helper()
-		if err := s.RecordHistory(ctx, cs); err != nil {
+		if err := s.History.RecordHistory(ctx, cs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mustRecord(open(alice, a), closeOf(alice, a, 60_000, false), open(bob, historyEntry(title, vt0, "v0-b")))
-	if err := s.WatchRow(ctx, alice, "", []viewing.HistoryEntry{a}); err != nil {
+	if err := s.History.WatchRow(ctx, alice, "", []viewing.HistoryEntry{a}); err != nil {
 		t.Fatal(err)
 	}
 	beat := viewing.Progress{Title: title, Device: "tv", View: "v1-c", Started: vt0, At: vt0.Add(time.Minute), PositionMs: 60_000, WatchedMs: 60_000, Slot: 1, Seq: viewing.PadSeq("7")}
-	if _, err := s.AddProgress(ctx, alice, []viewing.Progress{beat}); err != nil {
+	if _, err := s.Views.AddProgress(ctx, alice, []viewing.Progress{beat}); err != nil {
 		t.Fatal(err)
 	}
-	mustClaim(t, s, alice, viewing.Claim{View: fixtureView(1, "tv")}, vt0)
+	mustClaim(t, s.Views, alice, viewing.Claim{View: fixtureView(1, "tv")}, vt0)
 
 	at := vt0.Add(time.Hour)
-	if err := s.BeginErasure(ctx, alice, at); err != nil {
+	if err := s.History.BeginErasure(ctx, alice, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.BeginErasure(ctx, alice, at.Add(time.Second)); err != viewing.ErrErasurePending {
+	if err := s.History.BeginErasure(ctx, alice, at.Add(time.Second)); err != viewing.ErrErasurePending {
 		t.Errorf("a second erasure under way = %v, want ErrErasurePending", err)
 	}
-	if _, _, err := s.History(ctx, alice, "", 10); err != viewing.ErrErasurePending {
+	if _, _, err := s.History.History(ctx, alice, "", 10); err != viewing.ErrErasurePending {
 		t.Errorf("History under way = %v, want ErrErasurePending", err)
 	}
-	if r, err := s.Row(ctx, alice, ""); err != nil || len(r.Entries) != 0 {
+	if r, err := s.History.Row(ctx, alice, ""); err != nil || len(r.Entries) != 0 {
 		t.Errorf("Row under way = %+v, %v; want empty", r, err)
 	}
-	if views, err := s.Views(ctx, alice); err != nil || len(views) != 0 {
+	if views, err := s.Views.Views(ctx, alice); err != nil || len(views) != 0 {
 		t.Errorf("screens under way = %+v, %v; want none", views, err)
 	}
 	// A record handled between the erasure's start and its carrying out.
 	b := historyEntry(title, vt0.Add(time.Minute), "v2-late")
 	mustRecord(open(alice, b))
 
-	if err := s.EraseViewing(ctx, alice, at); err != nil {
+	if err := s.History.EraseViewing(ctx, alice, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EraseViewing(ctx, alice, at); err != nil {
+	if err := s.History.EraseViewing(ctx, alice, at); err != nil {
 		t.Fatalf("EraseViewing again = %v, want nil", err)
 	}
-	if got, more, err := s.History(ctx, alice, "", 10); err != nil || len(got) != 0 || more {
+	if got, more, err := s.History.History(ctx, alice, "", 10); err != nil || len(got) != 0 || more {
 		t.Errorf("History after the erasure = %+v, %v, %v; want nothing", got, more, err)
 	}
-	if r, err := s.Resume(ctx, alice, "", title); err != nil || r != nil {
+	if r, err := s.Views.Resume(ctx, alice, "", title); err != nil || r != nil {
 		t.Errorf("Resume after the erasure = %+v, %v; want none", r, err)
 	}
-	if e, err := s.Engagement(ctx, title, viewing.Day(vt0)); err != nil || e.Views != 3 || e.WatchedMs != 60_000 {
+	if e, err := s.History.Engagement(ctx, title, viewing.Day(vt0)); err != nil || e.Views != 3 || e.WatchedMs != 60_000 {
 		t.Errorf("Engagement after the erasure = %+v, %v; want the counts kept", e, err)
 	}
-	if got, _, err := s.History(ctx, bob, "", 10); err != nil || len(got) != 1 {
+	if got, _, err := s.History.History(ctx, bob, "", 10); err != nil || len(got) != 1 {
 		t.Errorf("bob's history = %+v, %v; want his entry", got, err)
 	}
 	// Views started after the erasure count again; so may another erasure.
 	c := historyEntry(title, at.Add(time.Minute), "v0-new")
 	mustRecord(open(alice, c))
-	if got, _, err := s.History(ctx, alice, "", 10); err != nil || len(got) != 1 || got[0].View != "v0-new" {
+	if got, _, err := s.History.History(ctx, alice, "", 10); err != nil || len(got) != 1 || got[0].View != "v0-new" {
 		t.Errorf("History after a new view = %+v, %v", got, err)
 	}
-	if err := s.BeginErasure(ctx, alice, at.Add(time.Hour)); err != nil {
+	if err := s.History.BeginErasure(ctx, alice, at.Add(time.Hour)); err != nil {
 		t.Errorf("a new erasure after one done = %v", err)
 	}
 }
@@ -279,25 +278,25 @@ func testErasure(t *testing.T, s HistoryStore) {
 // testLostErasureStartsAgain: an erasure under way for longer than
 // viewing.StaleErasure was lost (nothing will carry it out): a new request
 // starts it again, as of the new request; a younger one is still refused.
-func testLostErasureStartsAgain(t *testing.T, s HistoryStore) {
+func testLostErasureStartsAgain(t *testing.T, s HistoryStores) {
 	ctx := t.Context()
 	alice := streamID(t)
 	at := vt0.Add(time.Hour)
-	if err := s.BeginErasure(ctx, alice, at); err != nil {
+	if err := s.History.BeginErasure(ctx, alice, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.BeginErasure(ctx, alice, at.Add(viewing.StaleErasure)); err != viewing.ErrErasurePending {
+	if err := s.History.BeginErasure(ctx, alice, at.Add(viewing.StaleErasure)); err != viewing.ErrErasurePending {
 		t.Errorf("a new erasure %v after the first = %v, want ErrErasurePending", viewing.StaleErasure, err)
 	}
 	again := at.Add(viewing.StaleErasure + time.Second)
-	if err := s.BeginErasure(ctx, alice, again); err != nil {
+	if err := s.History.BeginErasure(ctx, alice, again); err != nil {
 		t.Fatalf("a new erasure past StaleErasure = %v, want it started again", err)
 	}
-	held, err := s.Erasures(ctx, []string{alice})
+	held, err := s.History.Erasures(ctx, []string{alice})
 	if err != nil || !held[alice].Equal(again) {
 		t.Errorf("erasure under way = %v, %v; want the one started again, at %v", held[alice], err, again)
 	}
-	if err := s.BeginErasure(ctx, alice, again.Add(time.Minute)); err != viewing.ErrErasurePending {
+	if err := s.History.BeginErasure(ctx, alice, again.Add(time.Minute)); err != viewing.ErrErasurePending {
 		t.Errorf("a third erasure a minute after the second = %v, want ErrErasurePending", err)
 	}
 }

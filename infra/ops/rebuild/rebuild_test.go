@@ -73,7 +73,7 @@ func TestRebuildMemory(t *testing.T) {
 func TestRebuildDynamo(t *testing.T) {
 	ctx := context.Background()
 	db, name := dynamolocal.Table(t)
-	s := dynamo.New(db, name)
+	s := dynamo.OneTable(db, name).Log
 	members := []string{"m-a", "m-b", "m-c"}
 	seed(t, s, members)
 	var listed []string
@@ -125,8 +125,8 @@ func TestRebuildCounters(t *testing.T) {
 	})
 	t.Run("dynamo", func(t *testing.T) {
 		db, name := dynamolocal.Table(t)
-		s := dynamo.New(db, name)
-		run(t, s, s, s)
+		s := dynamo.OneTable(db, name)
+		run(t, s.Log, s.Counters, s.Counters)
 	})
 }
 
@@ -203,7 +203,7 @@ func TestRebuildViewing(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
 	t.Run("dynamo", func(t *testing.T) {
 		db, name := dynamolocal.Table(t)
-		run(t, dynamo.New(db, name))
+		run(t, dynamo.OneTable(db, name).History)
 	})
 }
 
@@ -234,7 +234,7 @@ func TestRebuildHolders(t *testing.T) {
 	})
 	t.Run("dynamo", func(t *testing.T) {
 		db, name := dynamolocal.Table(t)
-		s := dynamo.New(db, name)
-		run(t, s, s)
+		s := dynamo.OneTable(db, name)
+		run(t, s.Log, s.Holders)
 	})
 }

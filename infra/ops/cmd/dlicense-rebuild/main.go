@@ -74,7 +74,7 @@ func run(member string, all, counters, holders bool) error {
 	if all {
 		members = nil
 		spin := progress.New(-1, "listing members")
-		if err := store.Members(ctx, func(m string) error {
+		if err := store.Log.Members(ctx, func(m string) error {
 			members = append(members, m)
 			return spin.Add(1)
 		}); err != nil {
@@ -85,7 +85,7 @@ func run(member string, all, counters, holders bool) error {
 	var meter dynamo.Meter
 	if holders {
 		bar := progress.New(int64(len(members)), "recording holders")
-		n, err := rebuild.Holders(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
+		n, err := rebuild.Holders(dynamo.WithMeter(ctx, &meter), store.Log, store.Holders, members, func(done int) { bar.Set(done) })
 		bar.Finish()
 		u := meter.Usage()
 		fmt.Printf("members %d, holders recorded %d; %d round trips, %.1f read and %.1f write units\n", len(members), n, u.RoundTrips, u.ReadUnits, u.WriteUnits)
@@ -93,7 +93,7 @@ func run(member string, all, counters, holders bool) error {
 	}
 	if counters {
 		bar := progress.New(int64(len(members)), "recounting")
-		r, err := rebuild.Counters(dynamo.WithMeter(ctx, &meter), store, store, members, func(done int) { bar.Set(done) })
+		r, err := rebuild.Counters(dynamo.WithMeter(ctx, &meter), store.Log, store.Counters, members, func(done int) { bar.Set(done) })
 		bar.Finish()
 		u := meter.Usage()
 		fmt.Printf("members %d, events %d, scopes written %d, stale scopes cleared %d; %d round trips, %.1f read and %.1f write units\n",
@@ -101,7 +101,7 @@ func run(member string, all, counters, holders bool) error {
 		return err
 	}
 	bar := progress.New(int64(len(members)), "rebuilding snapshots")
-	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store, policy, members, func(done int) { bar.Set(done) })
+	r := rebuild.Members(dynamo.WithMeter(ctx, &meter), store.Log, policy, members, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
 	fmt.Printf("members %d, events folded %d, snapshots written %d, up to date %d, empty %d, failed %d; %d round trips, %.1f read and %.1f write units\n",
@@ -125,7 +125,7 @@ func runViewing(member string, engagement bool) error {
 	if member == "" {
 		members = nil
 		spin := progress.New(-1, "listing members with a history")
-		if err := store.ViewingMembers(ctx, func(m string) error {
+		if err := store.History.ViewingMembers(ctx, func(m string) error {
 			members = append(members, m)
 			return spin.Add(1)
 		}); err != nil {
@@ -135,7 +135,7 @@ func runViewing(member string, engagement bool) error {
 	}
 	var meter dynamo.Meter
 	bar := progress.New(int64(len(members)), "rebuilding rows")
-	r, err := rebuild.Viewing(dynamo.WithMeter(ctx, &meter), store, policy, members, engagement, func(done int) { bar.Set(done) })
+	r, err := rebuild.Viewing(dynamo.WithMeter(ctx, &meter), store.History, policy, members, engagement, func(done int) { bar.Set(done) })
 	bar.Finish()
 	u := meter.Usage()
 	fmt.Printf("members %d, history entries %d, rows written %d, erasures under way skipped %d, engagement counts written %d (%d items cleared); %d round trips, %.1f read and %.1f write units\n",
@@ -144,21 +144,21 @@ func runViewing(member string, engagement bool) error {
 }
 
 // open is the table and the policy, from the environment.
-func open(ctx context.Context) (*dynamo.Store, *licensing.Policy, error) {
+func open(ctx context.Context) (dynamo.Stores, *licensing.Policy, error) {
 	cfg, err := dynamo.ConfigFromEnv()
 	if err != nil {
-		return nil, nil, err
+		return dynamo.Stores{}, nil, err
 	}
 	if cfg, err = awsenv.Resolve(ctx, cfg); err != nil {
-		return nil, nil, err
+		return dynamo.Stores{}, nil, err
 	}
 	db, err := dynamo.NewClient(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return dynamo.Stores{}, nil, err
 	}
 	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
 	if err != nil {
-		return nil, nil, err
+		return dynamo.Stores{}, nil, err
 	}
-	return dynamo.New(db, cfg.Table), policy, nil
+	return dynamo.OneTable(db, cfg.Table), policy, nil
 }

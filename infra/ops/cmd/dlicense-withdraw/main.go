@@ -55,18 +55,18 @@ func run(title, studio string) error {
 	if err != nil {
 		return err
 	}
-	store := dynamo.New(db, cfg.Table)
+	stores := dynamo.OneTable(db, cfg.Table)
 	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
 	if err != nil {
 		return err
 	}
-	svc := licensing.NewService(store, policy, setup.SystemClock{}, setup.RandomIDs{})
+	svc := licensing.NewService(stores.Log, policy, setup.SystemClock{}, setup.RandomIDs{})
 	svc.Cache = nil
-	svc.Policy = (&licensing.Withdrawals{Base: policy, Store: store, Refresh: time.Hour, Clock: setup.SystemClock{}}).Policy
+	svc.Policy = (&licensing.Withdrawals{Base: policy, Store: stores.Withdrawals, Refresh: time.Hour, Clock: setup.SystemClock{}}).Policy
 	titles := []string{title}
 	if studio != "" {
 		titles = nil
-		ws, err := store.Withdrawals(ctx)
+		ws, err := stores.Withdrawals.Withdrawals(ctx)
 		if err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func run(title, studio string) error {
 	for _, t := range titles {
 		var meter dynamo.Meter
 		bar := progress.New(-1, "ending the licences of "+t)
-		w, err := withdraw.Run(dynamo.WithMeter(ctx, &meter), svc, store, store, t, time.Now(), func(w licensing.Withdrawal) {
+		w, err := withdraw.Run(dynamo.WithMeter(ctx, &meter), svc, stores.Withdrawals, stores.Holders, t, time.Now(), func(w licensing.Withdrawal) {
 			bar.Describe(fmt.Sprintf("%s: %d members, %d licences ended", t, w.Members, w.Ended))
 			bar.Set(w.Members)
 		})

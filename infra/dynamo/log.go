@@ -1,6 +1,3 @@
-// Package dynamo is the DynamoDB member event store: one partition per
-// member, one item per event, appended with conditional writes, and a
-// snapshot item that sorts after every event so a load is one Query.
 package dynamo
 
 import (
@@ -25,39 +22,26 @@ var ErrItemTooLarge = errors.New("item larger than DynamoDB's 400 KB limit")
 // ErrTooManyEvents reports an append of more events than one transaction holds.
 var ErrTooManyEvents = fmt.Errorf("more than %d events in one append", MaxEventsPerAppend)
 
-// API is the part of the DynamoDB client the store uses.
-type API interface {
-	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
-	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
-	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
-	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
-	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
-}
-
 // firstPage is the Limit of a load's first Query: the snapshot and the
 // newest event. Reading more would save a second request only while the
 // snapshot lags by a few events, at the price of reading events it covers
 // on every load; the second Query reads exactly the events it lacks.
 const firstPage = 2
 
-// Store is the DynamoDB event and snapshot store.
-type Store struct {
-	db    API
-	table string
+// Log is the members' event logs and their snapshots: one partition per
+// member, one item per event, appended with conditional writes, and a
+// snapshot item that sorts after every event so that a load is one Query.
+type Log struct {
+	t *Table
 }
 
 var (
-	_ licensing.EventStore    = (*Store)(nil)
-	_ licensing.SnapshotStore = (*Store)(nil)
+	_ licensing.EventStore    = (*Log)(nil)
+	_ licensing.SnapshotStore = (*Log)(nil)
 )
 
-// New returns a store over table.
-func New(db API, table string) *Store {
-	return &Store{db: db, table: table}
-}
+// NewLog returns the event logs kept in t.
+func NewLog(t *Table) *Log { return &Log{t: t} }
 
 // Load implements licensing.EventStore with a descending Query from the
 // top of the member's partition limited to two items: the snapshot and the
@@ -72,7 +56,7 @@ func New(db API, table string) *Store {
 //
 // Reads are eventually consistent unless opts.Consistent: a stale read
 // costs at most a conflict on append, after which the service catches up.
-func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+func (s *Log) Load(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
 	if opts.After > 0 {
 		return s.loadAfter(ctx, stream, opts)
 	}
@@ -154,7 +138,7 @@ func (s *Store) Load(ctx context.Context, stream string, opts licensing.LoadOpti
 
 // loadAfter reads the events after opts.After: one Query bounded by
 // versions, for a holder of the state at that version.
-func (s *Store) loadAfter(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
+func (s *Log) loadAfter(ctx context.Context, stream string, opts licensing.LoadOptions) (licensing.Stream, error) {
 	events, err := s.eventsBetween(ctx, stream, opts.After+1, 1<<62-1, opts.Consistent)
 	return licensing.Stream{Events: events}, err
 }
@@ -162,7 +146,7 @@ func (s *Store) loadAfter(ctx context.Context, stream string, opts licensing.Loa
 // eventsBetween reads a stream's events from version from to version to
 // (those there are), oldest first, with one Query bounded by versions; a
 // gap in them is an error.
-func (s *Store) eventsBetween(ctx context.Context, stream string, from, to int64, consistent bool) ([]licensing.Event, error) {
+func (s *Log) eventsBetween(ctx context.Context, stream string, from, to int64, consistent bool) ([]licensing.Event, error) {
 	items, _, err := s.events(ctx, stream, EventKey(from), EventKey(to), 0, consistent)
 	if err != nil {
 		return nil, err
@@ -190,12 +174,12 @@ func (s *Store) eventsBetween(ctx context.Context, stream string, from, to int64
 // (hi "" for begins_with(lo)), page after page; a limit reads one page of
 // that many items. more reports that the partition holds older items than
 // those returned (a limited page stopped early).
-func (s *Store) events(ctx context.Context, stream, lo, hi string, limit int32, consistent bool) (items []map[string]types.AttributeValue, more bool, err error) {
+func (s *Log) events(ctx context.Context, stream, lo, hi string, limit int32, consistent bool) (items []map[string]types.AttributeValue, more bool, err error) {
 	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
+		TableName:              &s.t.name,
 		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: PartitionKey(stream)},
+			":pk": &types.AttributeValueMemberS{Value: LogPartition(stream)},
 			":lo": &types.AttributeValueMemberS{Value: lo}, ":hi": &types.AttributeValueMemberS{Value: hi},
 		},
 		ScanIndexForward:       aws.Bool(false),
@@ -210,7 +194,7 @@ func (s *Store) events(ctx context.Context, stream, lo, hi string, limit int32, 
 		in.Limit = aws.Int32(limit)
 	}
 	for {
-		out, err := s.db.Query(ctx, in)
+		out, err := s.t.db.Query(ctx, in)
 		if err != nil {
 			record(ctx, true)
 			return nil, false, fmt.Errorf("query %s: %w", stream, unavailable(err))
@@ -247,7 +231,7 @@ func isSnapshot(av map[string]types.AttributeValue) bool {
 // Append implements licensing.EventStore: one event is one conditional
 // PutItem, several are one TransactWriteItems; each item is written only if
 // its version does not exist yet.
-func (s *Store) Append(ctx context.Context, stream string, expected int64, events []licensing.Event) error {
+func (s *Log) Append(ctx context.Context, stream string, expected int64, events []licensing.Event) error {
 	stored := make([]licensing.StoredEvent, len(events))
 	for i, e := range events {
 		se, err := licensing.EncodeEvent(e)
@@ -260,7 +244,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 }
 
 // AppendStored appends events already in stored form, exactly like Append.
-func (s *Store) AppendStored(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent) error {
+func (s *Log) AppendStored(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent) error {
 	if err := licensing.CheckAppend(stream, expected, events); err != nil {
 		return err
 	}
@@ -283,9 +267,9 @@ func (s *Store) AppendStored(ctx context.Context, stream string, expected int64,
 
 const notExists = "attribute_not_exists(pk)"
 
-func (s *Store) put(ctx context.Context, stream string, expected int64, e licensing.StoredEvent, item map[string]types.AttributeValue) error {
-	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                           &s.table,
+func (s *Log) put(ctx context.Context, stream string, expected int64, e licensing.StoredEvent, item map[string]types.AttributeValue) error {
+	out, err := s.t.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           &s.t.name,
 		Item:                                item,
 		ConditionExpression:                 aws.String(notExists),
 		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
@@ -308,11 +292,11 @@ func (s *Store) put(ctx context.Context, stream string, expected int64, e licens
 	return classify(stream, err)
 }
 
-func (s *Store) transact(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent, items []map[string]types.AttributeValue) error {
+func (s *Log) transact(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent, items []map[string]types.AttributeValue) error {
 	in := &dynamodb.TransactWriteItemsInput{ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal}
 	for _, it := range items {
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{
-			TableName:                           &s.table,
+			TableName:                           &s.t.name,
 			Item:                                it,
 			ConditionExpression:                 aws.String(notExists),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -322,7 +306,7 @@ func (s *Store) transact(ctx context.Context, stream string, expected int64, eve
 		// Makes the SDK's own retries of this call idempotent for 10 minutes.
 		in.ClientRequestToken = aws.String(fmt.Sprintf("%.36s", id+"/"+EventKey(expected+1)))
 	}
-	out, err := s.db.TransactWriteItems(ctx, in)
+	out, err := s.t.db.TransactWriteItems(ctx, in)
 	if err == nil {
 		record(ctx, false, out.ConsumedCapacity...)
 		return nil
@@ -352,7 +336,7 @@ func (s *Store) transact(ctx context.Context, stream string, expected int64, eve
 // conflict builds the conflict error. It reads nothing: the loser of a race
 // catches up anyway, so the stream's real version is not worth a request
 // (Current -1).
-func (s *Store) conflict(_ context.Context, stream string, expected int64) error {
+func (s *Log) conflict(_ context.Context, stream string, expected int64) error {
 	return &licensing.ConflictError{Stream: stream, Expected: expected, Current: -1}
 }
 
@@ -374,7 +358,7 @@ func classify(stream string, err error) error {
 // SaveSnapshot implements licensing.SnapshotStore: one PutItem, written only
 // if the snapshot held is older, or of the same version and another state
 // schema (a migration).
-func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, error) {
+func (s *Log) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, error) {
 	if snap.Stream == "" || snap.Version < 1 {
 		return false, fmt.Errorf("save snapshot of %q v%d: bad stream or version", snap.Stream, snap.Version)
 	}
@@ -382,8 +366,8 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool
 	if err != nil {
 		return false, err
 	}
-	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 &s.table,
+	out, err := s.t.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.t.name,
 		Item:                      item,
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR v < :v OR (v = :v AND ss <> :ss)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": item["v"], ":ss": item["ss"]},
@@ -403,32 +387,15 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool
 
 // Members calls fn with every member that has a log, by scanning for the
 // first event of each stream (operators' tools only: a Scan reads the table).
-func (s *Store) Members(ctx context.Context, fn func(member string) error) error {
-	in := &dynamodb.ScanInput{
-		TableName:                 &s.table,
+func (s *Log) Members(ctx context.Context, fn func(member string) error) error {
+	return s.t.scan(ctx, &dynamodb.ScanInput{
 		FilterExpression:          aws.String("sk = :first"),
 		ProjectionExpression:      aws.String("pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":first": &types.AttributeValueMemberS{Value: EventKey(1)}},
-		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
-	}
-	for {
-		out, err := s.db.Scan(ctx, in)
-		if err != nil {
-			return fmt.Errorf("scan %s: %w", s.table, err)
+		ExpressionAttributeValues: map[string]types.AttributeValue{":first": str(EventKey(1))},
+	}, func(item map[string]types.AttributeValue) error {
+		if m, ok := memberOf(item, logPrefix); ok {
+			return fn(m)
 		}
-		record(ctx, true, one(out.ConsumedCapacity)...)
-		for _, it := range out.Items {
-			if pk, _ := it["pk"].(*types.AttributeValueMemberS); pk != nil {
-				if m, ok := strings.CutPrefix(pk.Value, "m#"); ok {
-					if err := fn(m); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if out.LastEvaluatedKey == nil {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+		return nil
+	})
 }

@@ -1,0 +1,45 @@
+package projector_test
+
+import (
+	"testing"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/projector"
+)
+
+// testStores are the stores a test's stream function reads and writes: the
+// embedded store for each, or the DynamoDB stores of a table of its own.
+type testStores struct {
+	Log      projector.Store
+	Counters licensing.CounterStore
+	Holders  licensing.HolderStore
+	Views    viewStore
+	History  viewing.HistoryStore
+}
+
+// viewStore is the screens and resume points.
+type viewStore interface {
+	viewing.Store
+	viewing.ProgressStore
+}
+
+func memoryStores() testStores {
+	m := memstore.New()
+	return testStores{Log: m, Counters: m, Holders: m, Views: m, History: m}
+}
+
+func dynamoStores(t *testing.T) testStores {
+	db, name := dynamolocal.Table(t)
+	s := dynamo.OneTable(db, name)
+	return testStores{Log: s.Log, Counters: s.Counters, Holders: s.Holders, Views: s.Views, History: s.History}
+}
+
+// bothStores runs a test on the embedded store and on DynamoDB Local.
+func bothStores(t *testing.T, run func(t *testing.T, s testStores)) {
+	t.Run("memory", func(t *testing.T) { run(t, memoryStores()) })
+	t.Run("dynamo", func(t *testing.T) { run(t, dynamoStores(t)) })
+}
