@@ -12,7 +12,6 @@ import (
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // BenchmarkStreamFunction feeds the handler batches of 100 records from 20
@@ -24,7 +23,7 @@ func BenchmarkStreamFunction(b *testing.B) {
 	db, name := dynamolocal.Table(b)
 	stores := dynamo.OneTable(db, name)
 	store := stores.Log
-	p := &projector.Processor{Store: store, Counters: stores.Counters, SnapshotEvery: 4}
+	p := processor(wiring{Store: store, Counters: stores.Counters, SnapshotEvery: 4})
 	// Each member's log: acquire, 4 playback uploads, release; repeated.
 	const members, perMember = 20, 60
 	logOf := func(member string) []licensing.Event {

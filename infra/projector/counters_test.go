@@ -13,7 +13,6 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // lossyDB is a DynamoDB client whose next counter transaction lands but
@@ -58,7 +57,7 @@ func TestCountersAreExactAtAnyAge(t *testing.T) {
 	for _, m := range []string{"count-a", "count-b", "count-c"} {
 		recs = append(recs, history(t, stores.Log, m, 7, &seq)...) // 4 grants, 3 releases each
 	}
-	p := &projector.Processor{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: 4}
+	p := processor(wiring{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: 4})
 	deliver := func(what string, wantFailures int) {
 		t.Helper()
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
@@ -111,7 +110,7 @@ func TestCountersCountWhatADeadLetterHeld(t *testing.T) {
 		counters := s.Counters
 		seq := 0
 		recs := history(t, s.Log, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
-		p := &projector.Processor{Store: s.Log, Counters: counters, SnapshotEvery: 100}
+		p := processor(wiring{Store: s.Log, Counters: counters, SnapshotEvery: 100})
 		check := func(when string) {
 			t.Helper()
 			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))

@@ -14,7 +14,6 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // flakyHistory fails the next fail RecordHistory calls.
@@ -101,7 +100,7 @@ func TestViewsEndedBeforeAnyReportAreClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = st2
-		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy}
+		p := processor(wiring{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy})
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
@@ -152,7 +151,7 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 		clock.add(30 * time.Second)
 		beat(b.View.ID, 1, 90_000)
 		fh := &flakyHistory{HistoryStore: s.History, fail: 1}
-		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy}
+		p := processor(wiring{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy})
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs})
 		if err != nil || len(resp.BatchItemFailures) != 1 {
 			t.Fatal(resp, err)
@@ -210,7 +209,7 @@ func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
 		if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "standard", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
 			t.Fatal(err)
 		}
-		p := &projector.Processor{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy}
+		p := processor(wiring{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy})
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
@@ -300,7 +299,7 @@ func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
 		watch(30, false)
 		for fails := 1; fails <= 2; fails++ {
 			fh := &flakyHistory{HistoryStore: s.History, fail: fails}
-			p := &projector.Processor{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy}
+			p := processor(wiring{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy})
 			recs := r.recs
 			for range 4 {
 				resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})

@@ -14,7 +14,6 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // movable is a clock a test moves.
@@ -100,7 +99,7 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 	beat("tablet", d, 1, 100_000)
 	beat("tv", b2, 2, 120_000)
 
-	p := &projector.Processor{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy}
+	p := processor(wiring{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy})
 	for range 2 {
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("Handle = %+v, %v", resp, err)
@@ -225,7 +224,7 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	clock.add(time.Second)
 	watch("tablet", "tt-low-tide")
 
-	p := &projector.Processor{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy}
+	p := processor(wiring{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy})
 	handle := func(rs []events.DynamoDBEventRecord) {
 		t.Helper()
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: rs}); err != nil || len(resp.BatchItemFailures) > 0 {

@@ -13,12 +13,11 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 func TestFeedFromMemorySnapshotsInProcess(t *testing.T) {
 	mem := memstore.New()
-	p := &projector.Processor{Store: mem, SnapshotEvery: 4}
+	p := processor(wiring{Store: mem, SnapshotEvery: 4})
 	local.FeedFromMemory(mem, lambda.NewHandler(p.Handle), slog.New(&bufferHandler{}))
 	seq := 0
 	for _, c := range []struct {
@@ -53,7 +52,7 @@ func TestFeedFromMemoryRetriesFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			mem := memstore.New()
-			p := &projector.Processor{Store: mem, SnapshotEvery: 4}
+			p := processor(wiring{Store: mem, SnapshotEvery: 4})
 			var (
 				mu    sync.Mutex
 				calls int

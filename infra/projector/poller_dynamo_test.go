@@ -15,7 +15,6 @@ import (
 	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // localTable creates a table from the template on DynamoDB Local.
@@ -86,7 +85,7 @@ func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 	const member, n = "m-long", 2000
 	appendLog(t, store, member, n)
 
-	p := &projector.Processor{Store: store, SnapshotEvery: 4}
+	p := processor(wiring{Store: store, SnapshotEvery: 4})
 	catchUpSlowly(t, localPoller(t, db, cfg, lambda.NewHandler(p.Handle)))
 
 	var meter dynamo.Meter
@@ -118,7 +117,7 @@ func TestPollerRedeliversFromFailedRecord(t *testing.T) {
 	const member = "m-retry"
 	appendLog(t, store, member, 30)
 
-	p := &projector.Processor{Store: store, SnapshotEvery: 4}
+	p := processor(wiring{Store: store, SnapshotEvery: 4})
 	var (
 		mu     sync.Mutex
 		calls  [][]string

@@ -91,7 +91,7 @@ func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRec
 
 func TestSnapshotsEveryNEvents(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4}
+		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
 		seq := 0
 		recs := history(t, s.Log, "m-snap", 11, &seq)
 		if failed := handle(t, p, recs[:3]); len(failed) != 0 || snapshotVersion(t, s.Log, "m-snap") != 0 {
@@ -119,7 +119,7 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 
 func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4}
+		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
 		seq := 0
 		a := history(t, s.Log, "m-poison", 6, &seq)
 		b := history(t, s.Log, "m-other", 5, &seq)
@@ -148,7 +148,7 @@ func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 
 func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := &projector.Processor{Store: s.Log, SnapshotEvery: 1}
+		p := processor(wiring{Store: s.Log, SnapshotEvery: 1})
 		seq := 0
 		recs := history(t, s.Log, "m-race", 12, &seq)
 		var wg sync.WaitGroup
@@ -165,7 +165,7 @@ func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 func TestCountersAreExactUnderRedelivery(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		counters := s.Counters
-		p := &projector.Processor{Store: s.Log, SnapshotEvery: 4, Counters: counters}
+		p := processor(wiring{Store: s.Log, SnapshotEvery: 4, Counters: counters})
 		seq := 0
 		recs := history(t, s.Log, "m-count", 9, &seq) // 5 acquisitions, 4 releases
 		read := func() (int64, int64) {

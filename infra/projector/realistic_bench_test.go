@@ -17,7 +17,6 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/storetest"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 )
 
@@ -146,7 +145,7 @@ func BenchmarkRealisticLoad(b *testing.B) {
 	}
 
 	// The stream function, from now on.
-	proc := &projector.Processor{Store: store, Counters: stores.Counters, Progress: stores.Views, SnapshotEvery: setup.DefaultSnapshotEvery, Policy: policy}
+	proc := processor(wiring{Store: store, Counters: stores.Counters, Progress: stores.Views, SnapshotEvery: setup.DefaultSnapshotEvery, Policy: policy})
 	var streamMeter dynamo.Meter
 	var streamEvents int
 	var streamMu sync.Mutex

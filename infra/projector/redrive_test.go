@@ -14,7 +14,6 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // TestRedriveADeadLetterFromThePoller: the stream function fails on
@@ -26,7 +25,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	db, cfg := localTable(t)
 	stores := dynamo.OneTable(db, cfg.Table)
 	store := stores.Log
-	proc := &projector.Processor{Store: store, Counters: stores.Counters, SnapshotEvery: 4}
+	proc := processor(wiring{Store: store, Counters: stores.Counters, SnapshotEvery: 4})
 	var down atomic.Bool
 	down.Store(true)
 	h := lambda.NewHandler(func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {

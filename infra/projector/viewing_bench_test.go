@@ -15,7 +15,6 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 )
 
@@ -82,7 +81,7 @@ func BenchmarkViewing(b *testing.B) {
 	}
 	slices.Sort(titles)
 
-	proc := &projector.Processor{Store: stores.Log, Counters: stores.Counters, Progress: stores.Views, History: stores.History, SnapshotEvery: 4}
+	proc := processor(wiring{Store: stores.Log, Counters: stores.Counters, Progress: stores.Views, History: stores.History, SnapshotEvery: 4})
 	var streamMeter dynamo.Meter
 	handle := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(dynamo.WithMeter(ctx, &streamMeter), ev)

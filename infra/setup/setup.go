@@ -300,7 +300,7 @@ func (a *App) Config() Config { return a.config }
 // Processor is the stream function over the app's stores, with the
 // configured snapshot interval and policy.
 func (a *App) Processor() *projector.Processor {
-	return newProcessor(a.Stores, a.config, a.policy)
+	return NewProcessor(a.Stores, a.config.SnapshotEvery, a.policy)
 }
 
 // StreamFunction wires the stream function on the DynamoDB table c names:
@@ -315,12 +315,29 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 	if err != nil {
 		return nil, err
 	}
-	return newProcessor(DynamoStores(dynamo.OneTable(db, c.Dynamo.Table)), c, policy), nil
+	return NewProcessor(DynamoStores(dynamo.OneTable(db, c.Dynamo.Table)), c.SnapshotEvery, policy), nil
 }
 
-// newProcessor: snapshots keep what the API's policy's quotas look at.
-func newProcessor(s Stores, c Config, policy *licensing.Policy) *projector.Processor {
-	return &projector.Processor{Store: s.Events, Counters: s.Counters, Holders: s.Holders, Progress: s.Progress, History: s.History, SnapshotEvery: c.SnapshotEvery, Policy: policy}
+// NewProcessor is the stream function over s: its projections, in the
+// order they run, are snapshots every snapshotEvery events (kept for what
+// policy's quotas look at: the API's), erasures, the viewing read models
+// (which drop what an erasure erased), then title holders and counters. A
+// store left nil leaves its projection out.
+func NewProcessor(s Stores, snapshotEvery int, policy *licensing.Policy) *projector.Processor {
+	ps := []projector.Projection{&projector.Snapshots{Store: s.Events, Every: snapshotEvery, Policy: policy}}
+	if s.History != nil {
+		ps = append(ps, &projector.Erasures{Store: s.History})
+	}
+	if s.Progress != nil {
+		ps = append(ps, &projector.Viewing{Progress: s.Progress, History: s.History, Policy: policy})
+	}
+	if s.Holders != nil {
+		ps = append(ps, &projector.Holders{Store: s.Holders})
+	}
+	if s.Counters != nil {
+		ps = append(ps, &projector.Counts{Store: s.Counters})
+	}
+	return projector.New(nil, ps...)
 }
 
 // SystemClock is the wall clock.

@@ -2,12 +2,14 @@ package setup_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -69,7 +71,7 @@ func TestDefaults(t *testing.T) {
 // memoryStores are one embedded store for every store, as local runs wire it.
 func memoryStores() setup.Stores {
 	m := memstore.New()
-	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m}
+	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m, Refusals: m}
 }
 
 func TestAssembleRefusesBadKeysAndPolicies(t *testing.T) {
@@ -85,7 +87,7 @@ func TestAssembleRefusesBadKeysAndPolicies(t *testing.T) {
 		t.Errorf("Assemble(missing policy file) = nil error")
 	}
 	a, err := setup.Assemble(ctx, setup.Config{SigningKeys: key.Encode(), Issuer: "i"}, memoryStores())
-	if err != nil || a.Licensing == nil || a.Signer.KeyID() != "k1" || a.Licensing.Cache == nil || a.Processor().SnapshotEvery != setup.DefaultSnapshotEvery {
+	if err != nil || a.Licensing == nil || a.Signer.KeyID() != "k1" || a.Licensing.Cache == nil || snapshotEvery(a.Processor()) != setup.DefaultSnapshotEvery {
 		t.Errorf("Assemble = %+v, %v; want a service with a state cache", a, err)
 	}
 	a, err = setup.Assemble(ctx, setup.Config{SigningKeys: key.Encode(), StateCache: -1}, memoryStores())
@@ -94,6 +96,39 @@ func TestAssembleRefusesBadKeysAndPolicies(t *testing.T) {
 	}
 	if _, err := a.Licensing.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil || a.Licensing.Cache.Len() != 0 {
 		t.Errorf("with no state cache, a command left %d states cached (%v)", a.Licensing.Cache.Len(), err)
+	}
+}
+
+// snapshotEvery is the interval of p's snapshots projection (0: none).
+func snapshotEvery(p *projector.Processor) int {
+	for _, proj := range p.Projections {
+		if s, ok := proj.(*projector.Snapshots); ok {
+			return s.Every
+		}
+	}
+	return 0
+}
+
+// TestTheStreamFunctionRunsAProjectionPerStore: the projections run in
+// their order, and a store left out leaves its projection out.
+func TestTheStreamFunctionRunsAProjectionPerStore(t *testing.T) {
+	kinds := func(p *projector.Processor) string {
+		var out []string
+		for _, proj := range p.Projections {
+			out = append(out, strings.TrimPrefix(fmt.Sprintf("%T", proj), "*projector."))
+		}
+		return strings.Join(out, " ")
+	}
+	all := memoryStores()
+	if got, want := kinds(setup.NewProcessor(all, 4, nil)), "Snapshots Erasures Viewing Holders Counts"; got != want {
+		t.Errorf("NewProcessor(every store) runs %s, want %s", got, want)
+	}
+	logOnly := setup.Stores{Events: all.Events}
+	if got, want := kinds(setup.NewProcessor(logOnly, 4, nil)), "Snapshots"; got != want {
+		t.Errorf("NewProcessor(the log alone) runs %s, want %s", got, want)
+	}
+	if got := snapshotEvery(setup.NewProcessor(logOnly, 7, nil)); got != 7 {
+		t.Errorf("NewProcessor(every 7) snapshots every %d", got)
 	}
 }
 

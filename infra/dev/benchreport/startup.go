@@ -50,7 +50,9 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 			return err
 		}
 		stores := dynamo.OneTable(db, cfg.Table)
-		_ = &projector.Processor{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: setup.DefaultSnapshotEvery}
+		_ = projector.New(nil, &projector.Snapshots{Store: stores.Log, Every: setup.DefaultSnapshotEvery},
+			&projector.Erasures{Store: stores.History}, &projector.Viewing{Progress: stores.Views, History: stores.History},
+			&projector.Holders{Store: stores.Holders}, &projector.Counts{Store: stores.Counters})
 		return nil
 	}
 	var out []Startup

@@ -18,7 +18,6 @@ import (
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
-	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -172,7 +171,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	recs = append(recs, r)
 
 	c.ops = map[string]bool{} // what the stream function does, not the setup
-	p := &projector.Processor{Store: store.Log, Counters: store.Counters, Progress: store.Views, History: store.History, SnapshotEvery: 4, Policy: policy}
+	p := setup.NewProcessor(setup.DynamoStores(store), 4, policy)
 	resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)

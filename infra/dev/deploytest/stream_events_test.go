@@ -16,6 +16,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // sampleFiles reads every sample event of ../../../events by file name.
@@ -200,7 +201,7 @@ func TestStreamSampleEventsThroughTheLambdaPath(t *testing.T) {
 			for _, f := range st.seed {
 				seed(t, store, samples[f])
 			}
-			p := &projector.Processor{Store: store, Progress: store, History: store, SnapshotEvery: 4}
+			p := setup.NewProcessor(setup.Stores{Events: store, Progress: store, History: store}, 4, nil)
 			out, err := lambda.NewHandler(p.Handle).Invoke(ctx, payload)
 			if err != nil {
 				t.Fatalf("Invoke = %v", err)

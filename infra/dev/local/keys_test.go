@@ -9,6 +9,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/local"
+	"github.com/dlicense/dlicense/infra/projector"
 )
 
 // TestKeysUnderConcurrentFirstUse: the server and a token command started
@@ -69,8 +70,8 @@ func TestTheLocalServerHonoursTheLambdasSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parts.Policy().Version != licensing.DefaultPolicy().Version || parts.Processor().SnapshotEvery != 4 || cfg.PlanClaim != "plan" || cfg.Issuer != "dlicense-local" {
-		t.Errorf("defaults: policy %s, snapshot every %d, plan claim %q, issuer %q", parts.Policy().Version, parts.Processor().SnapshotEvery, cfg.PlanClaim, cfg.Issuer)
+	if parts.Policy().Version != licensing.DefaultPolicy().Version || snapshotEvery(parts.Processor()) != 4 || cfg.PlanClaim != "plan" || cfg.Issuer != "dlicense-local" {
+		t.Errorf("defaults: policy %s, snapshot every %d, plan claim %q, issuer %q", parts.Policy().Version, snapshotEvery(parts.Processor()), cfg.PlanClaim, cfg.Issuer)
 	}
 	t.Setenv("POLICY_FILE", policy)
 	t.Setenv("SNAPSHOT_EVERY", "7")
@@ -85,8 +86,8 @@ func TestTheLocalServerHonoursTheLambdasSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(parts.Policy().Version, "local-test-") || parts.Processor().SnapshotEvery != 7 || parts.Licensing.Cache != nil || cfg.PlanClaim != "custom:plan" || cfg.Issuer != "someone" {
-		t.Errorf("settings: policy %s, snapshot every %d, cache %v, plan claim %q, issuer %q", parts.Policy().Version, parts.Processor().SnapshotEvery, parts.Licensing.Cache != nil, cfg.PlanClaim, cfg.Issuer)
+	if !strings.HasPrefix(parts.Policy().Version, "local-test-") || snapshotEvery(parts.Processor()) != 7 || parts.Licensing.Cache != nil || cfg.PlanClaim != "custom:plan" || cfg.Issuer != "someone" {
+		t.Errorf("settings: policy %s, snapshot every %d, cache %v, plan claim %q, issuer %q", parts.Policy().Version, snapshotEvery(parts.Processor()), parts.Licensing.Cache != nil, cfg.PlanClaim, cfg.Issuer)
 	}
 	t.Setenv("SNAPSHOT_EVERY", "0")
 	if _, err := local.ServeConfig(keys); err == nil || !strings.Contains(err.Error(), "SNAPSHOT_EVERY") {
@@ -120,4 +121,14 @@ func TestServeConfigReadsTheParameterWithThisMachinesCredentials(t *testing.T) {
 	if creds, err := cfg.Dynamo.Credentials.Retrieve(t.Context()); err != nil || creds.AccessKeyID != "AKIDLOCAL" {
 		t.Errorf("credentials = %+v, %v; want the environment's", creds, err)
 	}
+}
+
+// snapshotEvery is the interval of p's snapshots projection (0: none).
+func snapshotEvery(p *projector.Processor) int {
+	for _, proj := range p.Projections {
+		if s, ok := proj.(*projector.Snapshots); ok {
+			return s.Every
+		}
+	}
+	return 0
 }

@@ -127,7 +127,7 @@ func serve(args []string) error {
 		from = "POLICY_FILE=" + cfg.PolicyFile
 	}
 	fmt.Printf("policy: version %s (%s)\n", app.Policy().Version, from)
-	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, app.Processor().SnapshotEvery)
+	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, app.Config().SnapshotEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
