@@ -11,7 +11,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
 
 type clock time.Time

@@ -15,42 +15,21 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
-	"github.com/dlicense/dlicense/infra/dev/storetest"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
 // localTable creates a table of its own on DynamoDB Local, from the
 // definition in template.yaml, and returns a client for it and its name.
 func localTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
-	return dynamolocal.Table(t)
+	return dynamotest.Table(t)
 }
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
-func TestContract(t *testing.T) {
-	db, table := localTable(t)
-	store := dynamo.OneTable(db, table).Log
-	storetest.Run(t, func(t *testing.T) storetest.Store { return store })
-}
-
-func TestViewingContract(t *testing.T) {
-	db, table := localTable(t)
-	store := dynamo.OneTable(db, table).Views
-	storetest.RunViewing(t, func(t *testing.T) storetest.ViewingStore { return store })
-}
-
-func TestHistoryContract(t *testing.T) {
-	db, table := localTable(t)
-	stores := dynamo.OneTable(db, table)
-	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStores {
-		return storetest.HistoryStores{History: stores.History, Views: stores.Views}
-	})
-}
-
 func TestTableComesFromTheTemplate(t *testing.T) {
-	in, err := dynamolocal.TableFromTemplate("../../template.yaml", dynamolocal.TableLogicalID, "x")
+	in, err := dynamotest.TableFromTemplate("../../template.yaml", dynamotest.TableLogicalID, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +37,7 @@ func TestTableComesFromTheTemplate(t *testing.T) {
 	if keys != "pkHASHskRANGE" || in.BillingMode != "PAY_PER_REQUEST" || in.StreamSpecification == nil || in.StreamSpecification.StreamViewType != "NEW_IMAGE" {
 		t.Errorf("TableFromTemplate = keys %s, billing %s, stream %+v; want pk/sk, on demand, NEW_IMAGE", keys, in.BillingMode, in.StreamSpecification)
 	}
-	if _, err := dynamolocal.TableFromTemplate("../../template.yaml", "NoSuchTable", "x"); err == nil {
+	if _, err := dynamotest.TableFromTemplate("../../template.yaml", "NoSuchTable", "x"); err == nil {
 		t.Errorf("TableFromTemplate(NoSuchTable) = nil error")
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/storetest"
+	"github.com/dlicense/dlicense/infra/storetest"
 )
 
 // TestScreenItemFitsOneWriteUnit: a heartbeat must cost at most one write

@@ -11,8 +11,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
 
 // FuzzHandler sends arbitrary methods, paths, headers and bodies through

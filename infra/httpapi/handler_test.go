@@ -15,8 +15,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 

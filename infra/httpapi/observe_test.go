@@ -10,8 +10,8 @@ import (
 	"github.com/akrylysov/algnhsa"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
 
 func TestEachRequestIsLoggedAndMeasured(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // seen is a projection that remembers what it was given, and fails at the
@@ -58,14 +58,14 @@ func mixedBatch(t *testing.T) []events.DynamoDBEventRecord {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := eventsource.InsertRecord(member, se, seq())
+		r, err := projectortest.InsertRecord(member, se, seq())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
 	screen := func(member string, slot int) events.DynamoDBEventRecord {
-		r, err := eventsource.ScreenRecord(member, &viewing.View{ID: viewing.NewViewID(slot, "x"), Slot: slot, Device: "tv", Title: "tt-first-light",
+		r, err := projectortest.ScreenRecord(member, &viewing.View{ID: viewing.NewViewID(slot, "x"), Slot: slot, Device: "tv", Title: "tt-first-light",
 			Started: at, LastSeen: at, Expires: at.Add(time.Minute), State: viewing.Playing}, true, seq())
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +73,7 @@ func mixedBatch(t *testing.T) []events.DynamoDBEventRecord {
 		return r
 	}
 	erasure := func(member string) events.DynamoDBEventRecord {
-		r, err := eventsource.ErasureRecord(member, at, seq())
+		r, err := projectortest.ErasureRecord(member, at, seq())
 		if err != nil {
 			t.Fatal(err)
 		}

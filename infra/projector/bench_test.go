@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // BenchmarkStreamFunction feeds the handler batches of 100 records from 20
@@ -20,7 +20,7 @@ import (
 // processed (snapshots and counters) and the records it handles per second.
 func BenchmarkStreamFunction(b *testing.B) {
 	ctx := context.Background()
-	db, name := dynamolocal.Table(b)
+	db, name := dynamotest.Table(b)
 	stores := dynamo.OneTable(db, name)
 	store := stores.Log
 	p := processor(wiring{Store: store, Counters: stores.Counters, SnapshotEvery: 4})
@@ -74,7 +74,7 @@ func BenchmarkStreamFunction(b *testing.B) {
 				for _, e := range evs {
 					se, _ := licensing.EncodeEvent(e)
 					seq++
-					r, err := eventsource.InsertRecord(member, se, fmt.Sprintf("%021d", seq))
+					r, err := projectortest.InsertRecord(member, se, fmt.Sprintf("%021d", seq))
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -11,8 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // lossyDB is a DynamoDB client whose next counter transaction lands but
@@ -48,14 +49,14 @@ func (l *lossyDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 // token (so a redelivery is a new request to DynamoDB), and the last
 // delivery comes more than ten minutes after the events.
 func TestCountersAreExactAtAnyAge(t *testing.T) {
-	raw, table := dynamolocal.Table(t)
+	raw, table := dynamotest.Table(t)
 	db := &lossyDB{Client: raw}
 	stores := dynamo.OneTable(db, table)
 	ctx := context.Background()
 	seq := 0
 	var recs []events.DynamoDBEventRecord
 	for _, m := range []string{"count-a", "count-b", "count-c"} {
-		recs = append(recs, history(t, stores.Log, m, 7, &seq)...) // 4 grants, 3 releases each
+		recs = append(recs, projectortest.Log(t, stores.Log, m, 7, &seq)...) // 4 grants, 3 releases each
 	}
 	p := processor(wiring{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: 4})
 	deliver := func(what string, wantFailures int) {
@@ -109,7 +110,7 @@ func TestCountersCountWhatADeadLetterHeld(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		counters := s.Counters
 		seq := 0
-		recs := history(t, s.Log, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
+		recs := projectortest.Log(t, s.Log, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
 		p := processor(wiring{Store: s.Log, Counters: counters, SnapshotEvery: 100})
 		check := func(when string) {
 			t.Helper()

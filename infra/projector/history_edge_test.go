@@ -12,8 +12,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // flakyHistory fails the next fail RecordHistory calls.
@@ -42,7 +42,7 @@ func newViewRecorder(t *testing.T) *viewRecorder {
 	r := &viewRecorder{mem: memstore.New()}
 	r.mem.SubscribeScreens(func(c memstore.ScreenChange) {
 		r.seq++
-		rec, err := eventsource.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", r.seq))
+		rec, err := projectortest.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", r.seq))
 		if err != nil {
 			t.Error(err)
 		}
@@ -50,7 +50,7 @@ func newViewRecorder(t *testing.T) *viewRecorder {
 	})
 	r.mem.SubscribeErasures(func(e viewing.Erasure) {
 		r.seq++
-		rec, err := eventsource.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", r.seq))
+		rec, err := projectortest.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", r.seq))
 		if err != nil {
 			t.Error(err)
 		}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // movable is a clock a test moves.
@@ -42,7 +42,7 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 	seq := 0
 	mem.SubscribeScreens(func(c memstore.ScreenChange) {
 		seq++
-		r, err := eventsource.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
+		r, err := projectortest.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
 		if err != nil {
 			t.Error(err)
 		}
@@ -175,7 +175,7 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	seq := 0
 	mem.SubscribeScreens(func(c memstore.ScreenChange) {
 		seq++
-		r, err := eventsource.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
+		r, err := projectortest.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
 		if err != nil {
 			t.Error(err)
 		}
@@ -183,7 +183,7 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	})
 	mem.SubscribeErasures(func(e viewing.Erasure) {
 		seq++
-		r, err := eventsource.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
+		r, err := projectortest.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
 		if err != nil {
 			t.Error(err)
 		}

@@ -12,16 +12,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // localTable creates a table from the template on DynamoDB Local.
 func localTable(t testing.TB) (*dynamodb.Client, dynamo.Config) {
 	t.Helper()
-	db, table := dynamolocal.Table(t)
-	endpoint, _ := dynamolocal.EndpointFromEnv()
+	db, table := dynamotest.Table(t)
+	endpoint, _ := dynamotest.EndpointFromEnv()
 	return db, dynamo.Config{Endpoint: endpoint, Table: table}
 }
 
@@ -181,7 +182,7 @@ func TestPollerRedeliversFromFailedRecord(t *testing.T) {
 	if len(others) > 0 {
 		t.Errorf("the filter let through %v", others)
 	}
-	if v := snapshotVersion(t, store, member); v != 30 {
+	if v := projectortest.SnapshotVersion(t, store, member); v != 30 {
 		t.Errorf("snapshot v%d, want v30", v)
 	}
 }

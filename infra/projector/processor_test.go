@@ -2,79 +2,16 @@ package projector_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
-
-type clock struct{ at atomic.Int64 }
-
-func (c *clock) Now() time.Time { return time.Unix(0, c.at.Add(int64(time.Minute))) }
-
-type ids struct{ n atomic.Int64 }
-
-func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
-
-// history appends n events for member (acquire and release in turn) and
-// returns the stream records DynamoDB Streams would deliver for them.
-func history(t *testing.T, s projector.Store, member string, n int, seq *int) []events.DynamoDBEventRecord {
-	t.Helper()
-	c := &clock{}
-	c.at.Store(time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC).UnixNano())
-	svc := licensing.NewService(s, licensing.DefaultPolicy(), c, &ids{})
-	ctx := context.Background()
-	for i := 0; i < n; i++ {
-		if i%2 == 0 {
-			if _, err := svc.Execute(ctx, licensing.Acquire{Member: member, Plan: "premium", Device: "d1", Title: "tt-first-light"}, ""); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		st, _ := svc.Load(ctx, member)
-		l := st.Licences(c.Now())
-		if _, err := svc.Execute(ctx, licensing.Release{Member: member, Device: "d1", Licence: l[len(l)-1].ID, Reason: licensing.ReasonDeleted}, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	str, err := s.Load(ctx, member, licensing.LoadOptions{Consistent: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []events.DynamoDBEventRecord
-	for _, e := range str.Events {
-		se, err := licensing.EncodeEvent(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*seq++
-		r, err := eventsource.InsertRecord(member, se, fmt.Sprintf("%021d", *seq))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
-}
-
-func snapshotVersion(t *testing.T, s projector.Store, member string) int64 {
-	t.Helper()
-	str, err := s.Load(context.Background(), member, licensing.LoadOptions{SnapshotSchema: licensing.StateSchema, Consistent: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if str.Snapshot == nil {
-		return 0
-	}
-	return str.Snapshot.Version
-}
 
 func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRecord) []string {
 	t.Helper()
@@ -93,16 +30,16 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
 		seq := 0
-		recs := history(t, s.Log, "m-snap", 11, &seq)
-		if failed := handle(t, p, recs[:3]); len(failed) != 0 || snapshotVersion(t, s.Log, "m-snap") != 0 {
-			t.Fatalf("after v1-3: failures %v, snapshot v%d; want none", failed, snapshotVersion(t, s.Log, "m-snap"))
+		recs := projectortest.Log(t, s.Log, "m-snap", 11, &seq)
+		if failed := handle(t, p, recs[:3]); len(failed) != 0 || projectortest.SnapshotVersion(t, s.Log, "m-snap") != 0 {
+			t.Fatalf("after v1-3: failures %v, snapshot v%d; want none", failed, projectortest.SnapshotVersion(t, s.Log, "m-snap"))
 		}
 		handle(t, p, recs[3:5])
-		if v := snapshotVersion(t, s.Log, "m-snap"); v < 4 {
+		if v := projectortest.SnapshotVersion(t, s.Log, "m-snap"); v < 4 {
 			t.Errorf("after v4-5: snapshot v%d, want at least v4", v)
 		}
 		handle(t, p, recs[5:])
-		if v := snapshotVersion(t, s.Log, "m-snap"); v != 11 {
+		if v := projectortest.SnapshotVersion(t, s.Log, "m-snap"); v != 11 {
 			t.Errorf("after v6-11: snapshot v%d, want v11 (the head when it was written)", v)
 		}
 		// The same batch again, and a batch retried from the middle: nothing moves back.
@@ -110,7 +47,7 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 			if failed := handle(t, p, batch); len(failed) != 0 {
 				t.Errorf("redelivery failed: %v", failed)
 			}
-			if v := snapshotVersion(t, s.Log, "m-snap"); v != 11 {
+			if v := projectortest.SnapshotVersion(t, s.Log, "m-snap"); v != 11 {
 				t.Errorf("after redelivery: snapshot v%d, want v11", v)
 			}
 		}
@@ -121,8 +58,8 @@ func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
 		seq := 0
-		a := history(t, s.Log, "m-poison", 6, &seq)
-		b := history(t, s.Log, "m-other", 5, &seq)
+		a := projectortest.Log(t, s.Log, "m-poison", 6, &seq)
+		b := projectortest.Log(t, s.Log, "m-other", 5, &seq)
 		poison := a[2]
 		poison.Change.NewImage = map[string]events.DynamoDBAttributeValue{}
 		for k, v := range a[2].Change.NewImage {
@@ -137,10 +74,10 @@ func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 		}
 		// Nothing after the poison record was applied for its member (v4 would
 		// have made a snapshot); the other member went on.
-		if v := snapshotVersion(t, s.Log, "m-poison"); v != 0 {
+		if v := projectortest.SnapshotVersion(t, s.Log, "m-poison"); v != 0 {
 			t.Errorf("poisoned member snapshot v%d, want none", v)
 		}
-		if v := snapshotVersion(t, s.Log, "m-other"); v != 5 {
+		if v := projectortest.SnapshotVersion(t, s.Log, "m-other"); v != 5 {
 			t.Errorf("other member snapshot v%d, want v5", v)
 		}
 	})
@@ -150,13 +87,13 @@ func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		p := processor(wiring{Store: s.Log, SnapshotEvery: 1})
 		seq := 0
-		recs := history(t, s.Log, "m-race", 12, &seq)
+		recs := projectortest.Log(t, s.Log, "m-race", 12, &seq)
 		var wg sync.WaitGroup
 		for i := range recs {
 			wg.Go(func() { handle(t, p, recs[i:i+1]) })
 		}
 		wg.Wait()
-		if v := snapshotVersion(t, s.Log, "m-race"); v != 12 {
+		if v := projectortest.SnapshotVersion(t, s.Log, "m-race"); v != 12 {
 			t.Errorf("snapshot after concurrent writers = v%d, want v12", v)
 		}
 	})
@@ -167,7 +104,7 @@ func TestCountersAreExactUnderRedelivery(t *testing.T) {
 		counters := s.Counters
 		p := processor(wiring{Store: s.Log, SnapshotEvery: 4, Counters: counters})
 		seq := 0
-		recs := history(t, s.Log, "m-count", 9, &seq) // 5 acquisitions, 4 releases
+		recs := projectortest.Log(t, s.Log, "m-count", 9, &seq) // 5 acquisitions, 4 releases
 		read := func() (int64, int64) {
 			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))
 			if err != nil {

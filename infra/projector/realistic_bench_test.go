@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/storetest"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/setup"
+	"github.com/dlicense/dlicense/infra/storetest"
 )
 
 // realisticPolicy is the shipped policy with 200 more titles (without

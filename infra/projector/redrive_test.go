@@ -14,6 +14,7 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // TestRedriveADeadLetterFromThePoller: the stream function fails on
@@ -37,7 +38,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	poller := localPoller(t, db, cfg, h)
 	poller.Retries, poller.DeadLetterDir = 1, t.TempDir()
 	seq := 0
-	history(t, store, "m-dead", 8, &seq)
+	projectortest.Log(t, store, "m-dead", 8, &seq)
 	if err := poller.CatchUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	if err != nil || msg.Batch.BatchSize != 8 || msg.Batch.StreamArn != poller.StreamArn {
 		t.Fatalf("ParseDeadLetter(%s) = %+v, %v; want the 8 records of the stream", raw, msg, err)
 	}
-	if snapshotVersion(t, store, "m-dead") != 0 {
+	if projectortest.SnapshotVersion(t, store, "m-dead") != 0 {
 		t.Fatalf("a snapshot was written while the function was down")
 	}
 
@@ -64,7 +65,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	if err != nil || rep.Read < 8 || rep.Delivered != 8 || last != rep.Read {
 		t.Fatalf("Redrive = %+v, %v (progress %d); want the 8 records handled", rep, err, last)
 	}
-	if v := snapshotVersion(t, store, "m-dead"); v != 8 {
+	if v := projectortest.SnapshotVersion(t, store, "m-dead"); v != 8 {
 		t.Errorf("snapshot after the redrive at v%d, want v8", v)
 	}
 	c, err := stores.Counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))

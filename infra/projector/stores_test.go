@@ -1,13 +1,15 @@
 package projector_test
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector"
 )
 
@@ -33,7 +35,7 @@ func memoryStores() testStores {
 }
 
 func dynamoStores(t *testing.T) testStores {
-	db, name := dynamolocal.Table(t)
+	db, name := dynamotest.Table(t)
 	s := dynamo.OneTable(db, name)
 	return testStores{Log: s.Log, Counters: s.Counters, Holders: s.Holders, Views: s.Views, History: s.History}
 }
@@ -70,3 +72,8 @@ func processor(w wiring) *projector.Processor {
 	}
 	return projector.New(nil, ps...)
 }
+
+// ids makes the ids L1, L2, …
+type ids struct{ n atomic.Int64 }
+
+func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }

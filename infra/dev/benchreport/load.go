@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/infra/dev/devidp"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/loadgen"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
@@ -76,11 +76,11 @@ func RunLoad(ctx context.Context, root, endpoint string, o LoadOptions, log io.W
 	if err != nil {
 		return res, err
 	}
-	in, err := dynamolocal.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamolocal.TableLogicalID, cfg.Dynamo.Table)
+	in, err := dynamotest.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamotest.TableLogicalID, cfg.Dynamo.Table)
 	if err != nil {
 		return res, err
 	}
-	if err := dynamolocal.CreateTable(ctx, db, in); err != nil {
+	if err := dynamotest.CreateTable(ctx, db, in); err != nil {
 		return res, err
 	}
 	parts, err := local.Build(ctx, "dynamo", cfg)

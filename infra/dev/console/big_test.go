@@ -10,8 +10,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/storetest"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/storetest"
 )
 
 // bigEvents is the log length of the busiest member the console is tested

@@ -14,10 +14,10 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/memstore"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -66,8 +66,8 @@ func (c *calls) check(t *testing.T, function string) {
 }
 
 func recordingConfig(t *testing.T) (dynamo.Config, *calls) {
-	_, table := dynamolocal.Table(t)
-	endpoint, _ := dynamolocal.EndpointFromEnv()
+	_, table := dynamotest.Table(t)
+	endpoint, _ := dynamotest.EndpointFromEnv()
 	c := &calls{ops: map[string]bool{}}
 	return dynamo.Config{Table: table, Endpoint: endpoint, HTTPClient: c}, c
 }
@@ -124,7 +124,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := eventsource.InsertRecord(member, se, next())
+		r, err := projectortest.InsertRecord(member, se, next())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	// their records go to the stream function on the table.
 	mem := memstore.New()
 	mem.SubscribeScreens(func(sc memstore.ScreenChange) {
-		r, err := eventsource.ScreenRecord(sc.Member, &sc.View, sc.Insert, next())
+		r, err := projectortest.ScreenRecord(sc.Member, &sc.View, sc.Insert, next())
 		if err != nil {
 			t.Error(err)
 		}
@@ -164,7 +164,7 @@ func TestTheStreamFunctionCallsOnlyWhatItIsGranted(t *testing.T) {
 	if err := store.History.BeginErasure(ctx, member, erasedAt); err != nil {
 		t.Fatal(err)
 	}
-	r, err := eventsource.ErasureRecord(member, erasedAt, next())
+	r, err := projectortest.ErasureRecord(member, erasedAt, next())
 	if err != nil {
 		t.Fatal(err)
 	}

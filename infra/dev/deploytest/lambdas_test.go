@@ -11,13 +11,15 @@ import (
 )
 
 // notInALambda are the packages no Lambda may link: development tooling
-// (infra/dev), operator tools (infra/ops), YAML, the SDK's clients and
-// configuration chain that only workstations use, and test support.
+// (infra/dev), operator tools (infra/ops), the test doubles and contract
+// suites beside the adapters, YAML, the SDK's clients and configuration
+// chain that only workstations use, and test support.
 var notInALambda = []struct {
 	pattern, why string
 }{
 	{`^github\.com/dlicense/dlicense/infra/dev(/|$)`, "development tooling (the embedded store, the local runtime, the harnesses)"},
 	{`^github\.com/dlicense/dlicense/infra/ops(/|$)`, "operator tools (the event-source emulator, rebuild, withdraw, redrive)"},
+	{`^github\.com/dlicense/dlicense/infra/(memstore|storetest|dynamo/dynamotest|projector/projectortest)$`, "test doubles beside the adapters (the memory twin, the contract suites, DynamoDB Local, stream records)"},
 	{`yaml`, "YAML parsing"},
 	{`^github\.com/aws/aws-sdk-go-v2/service/(dynamodbstreams|sqs|ssm|sts|sso|ssooidc)$`, "an SDK client the Lambdas do not call"},
 	{`^github\.com/aws/aws-sdk-go-v2/config$`, "the SDK's workstation credential chain (dynamo.AWSConfig reads the Lambda environment)"},
@@ -88,7 +90,7 @@ func TestLambdasLinkOnlyProductionCode(t *testing.T) {
 // a program that does link the tooling (the local server).
 func TestTheLinkCheckSeesDevCode(t *testing.T) {
 	bad := forbidden(lambdaDeps(t, "../../../infra/dev/cmd/dlicense-local"))
-	for _, want := range []string{"infra/dev/memstore", "infra/dev/local", "infra/ops/eventsource", "yaml", "service/dynamodbstreams"} {
+	for _, want := range []string{"infra/memstore", "infra/dev/local", "infra/ops/eventsource", "yaml", "service/dynamodbstreams"} {
 		if !slices.ContainsFunc(bad, func(b string) bool { return strings.Contains(b, want) }) {
 			t.Errorf("the check missed %s in dlicense-local; it found %q", want, bad)
 		}

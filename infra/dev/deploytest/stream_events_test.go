@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 )

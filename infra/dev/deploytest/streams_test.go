@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 )
 
@@ -82,8 +82,8 @@ func checkStreamEvents(d *deployment) []string {
 	}
 	for _, e := range evs {
 		where := e.function + "." + e.event
-		if s := get(e.props, "Stream"); s == nil || s.Tag != "!GetAtt" || s.Value != dynamolocal.TableLogicalID+".StreamArn" {
-			problems = append(problems, fmt.Sprintf("%s: Stream must be !GetAtt %s.StreamArn", where, dynamolocal.TableLogicalID))
+		if s := get(e.props, "Stream"); s == nil || s.Tag != "!GetAtt" || s.Value != dynamotest.TableLogicalID+".StreamArn" {
+			problems = append(problems, fmt.Sprintf("%s: Stream must be !GetAtt %s.StreamArn", where, dynamotest.TableLogicalID))
 		}
 		if !slices.Contains(scalars(get(e.props, "FunctionResponseTypes")), "ReportBatchItemFailures") {
 			problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes must hold ReportBatchItemFailures (the handler reports failures by sequence number)", where))

@@ -14,9 +14,9 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/faults"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
 // t0 is the fixed time of every test: no licence expires while one runs.
@@ -51,8 +51,8 @@ type rig struct {
 // attempts per call (4 in production).
 func newRig(t *testing.T, policy *licensing.Policy, plan faults.Plan, seed uint64, sdkAttempts int) *rig {
 	t.Helper()
-	clean, name := dynamolocal.Table(t)
-	endpoint, _ := dynamolocal.EndpointFromEnv()
+	clean, name := dynamotest.Table(t)
+	endpoint, _ := dynamotest.EndpointFromEnv()
 	ctx := context.Background()
 	tr := faults.New(nil, plan, seed)
 	db, err := faults.Client(ctx, endpoint, tr, sdkAttempts)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/setup"
 )

@@ -15,9 +15,9 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
@@ -41,8 +41,8 @@ func start(t *testing.T, store string) *env {
 	}
 	cfg := setup.Config{SigningKeys: keys.Signing.Encode(), Issuer: "dlicense-e2e", PlanClaim: "plan", QuietMetrics: true, WithdrawalRefresh: -1}
 	if store == "dynamo" {
-		_, table := dynamolocal.Table(t)
-		endpoint, _ := dynamolocal.EndpointFromEnv()
+		_, table := dynamotest.Table(t)
+		endpoint, _ := dynamotest.EndpointFromEnv()
 		cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint}
 	}
 	parts, err := local.Build(context.Background(), store, cfg)

@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/infra/dev/devidp"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
@@ -255,7 +255,7 @@ func readKey(path string) (tokens.Key, error) {
 }
 
 // ModuleRoot finds the directory of go.mod from the working directory up.
-func ModuleRoot() (string, error) { return dynamolocal.ModuleRoot() }
+func ModuleRoot() (string, error) { return dynamotest.ModuleRoot() }
 
 // Shutdown stops srv, waiting up to five seconds for requests in flight.
 func Shutdown(srv *http.Server) error {

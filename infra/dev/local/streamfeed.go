@@ -12,8 +12,9 @@ import (
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // Retries of the in-process feed: short, since an append waits for them.
@@ -49,7 +50,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 		recs := make([]events.DynamoDBEventRecord, 0, len(stored))
 		for _, e := range stored {
 			seq++
-			r, err := eventsource.InsertRecord(stream, e, fmt.Sprintf("%021d", seq))
+			r, err := projectortest.InsertRecord(stream, e, fmt.Sprintf("%021d", seq))
 			if err != nil {
 				log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(stream), "version", e.Version, "error", err)
 				continue
@@ -63,7 +64,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 	store.SubscribeErasures(func(e viewing.Erasure) {
 		ctx := context.Background()
 		seq++
-		r, err := eventsource.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
+		r, err := projectortest.ErasureRecord(e.Member, e.At, fmt.Sprintf("%021d", seq))
 		if err != nil {
 			log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(e.Member), "error", err)
 			return
@@ -75,7 +76,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 	store.SubscribeScreens(func(c memstore.ScreenChange) {
 		ctx := context.Background()
 		seq++
-		r, err := eventsource.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
+		r, err := projectortest.ScreenRecord(c.Member, &c.View, c.Insert, fmt.Sprintf("%021d", seq))
 		if err != nil {
 			log.ErrorContext(ctx, "stream record not built", "member", kernel.Pseudonym(c.Member), "view", c.View.ID, "error", err)
 			return

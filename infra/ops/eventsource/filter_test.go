@@ -7,6 +7,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
 // eventRecord is the INSERT record of an event item, as the stream carries it.
@@ -17,7 +18,7 @@ func eventRecord(t *testing.T) events.DynamoDBEventRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := eventsource.InsertRecord("m-1", se, "000000000000000000001")
+	r, err := projectortest.InsertRecord("m-1", se, "000000000000000000001")
 	if err != nil {
 		t.Fatal(err)
 	}

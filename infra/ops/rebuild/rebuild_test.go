@@ -10,9 +10,9 @@ import (
 
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/rebuild"
 )
 
@@ -72,7 +72,7 @@ func TestRebuildMemory(t *testing.T) {
 
 func TestRebuildDynamo(t *testing.T) {
 	ctx := context.Background()
-	db, name := dynamolocal.Table(t)
+	db, name := dynamotest.Table(t)
 	s := dynamo.OneTable(db, name).Log
 	members := []string{"m-a", "m-b", "m-c"}
 	seed(t, s, members)
@@ -124,7 +124,7 @@ func TestRebuildCounters(t *testing.T) {
 		run(t, s, s, s)
 	})
 	t.Run("dynamo", func(t *testing.T) {
-		db, name := dynamolocal.Table(t)
+		db, name := dynamotest.Table(t)
 		s := dynamo.OneTable(db, name)
 		run(t, s.Log, s.Counters, s.Counters)
 	})
@@ -202,7 +202,7 @@ func TestRebuildViewing(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
 	t.Run("dynamo", func(t *testing.T) {
-		db, name := dynamolocal.Table(t)
+		db, name := dynamotest.Table(t)
 		run(t, dynamo.OneTable(db, name).History)
 	})
 }
@@ -233,7 +233,7 @@ func TestRebuildHolders(t *testing.T) {
 		run(t, s, s)
 	})
 	t.Run("dynamo", func(t *testing.T) {
-		db, name := dynamolocal.Table(t)
+		db, name := dynamotest.Table(t)
 		s := dynamo.OneTable(db, name)
 		run(t, s.Log, s.Holders)
 	})

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/infra/dev/benchreport"
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
 	"github.com/dlicense/dlicense/infra/dev/local"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
 var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "load", "sizes", "startup"}
@@ -87,7 +87,7 @@ func loadPhase(ctx context.Context, o options) error {
 		return err
 	}
 	res := benchreport.Load{Options: o.load}
-	if endpoint, ok := dynamolocal.EndpointFromEnv(); !ok {
+	if endpoint, ok := dynamotest.EndpointFromEnv(); !ok {
 		if os.Getenv("CI") == "true" {
 			return errors.New("no DynamoDB Local and CI=true")
 		}

@@ -24,12 +24,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/httpapi"
-
-	"github.com/dlicense/dlicense/infra/dev/devidp"
 )
 
 func main() {
@@ -93,11 +92,11 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
-		in, err := dynamolocal.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamolocal.TableLogicalID, cfg.Dynamo.Table)
+		in, err := dynamotest.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamotest.TableLogicalID, cfg.Dynamo.Table)
 		if err != nil {
 			return err
 		}
-		if err := dynamolocal.CreateTable(ctx, db, in); err != nil {
+		if err := dynamotest.CreateTable(ctx, db, in); err != nil {
 			return err
 		}
 	}

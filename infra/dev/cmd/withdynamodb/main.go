@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dlicense/dlicense/infra/dev/dynamolocal"
+	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
 func main() {
@@ -46,13 +46,13 @@ func main() {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
 	if !*serve {
-		if ep, ok := dynamolocal.EndpointFromEnv(); ok {
-			logf("%s already set (%s); not starting DynamoDB Local", dynamolocal.EndpointEnv, ep)
+		if ep, ok := dynamotest.EndpointFromEnv(); ok {
+			logf("%s already set (%s); not starting DynamoDB Local", dynamotest.EndpointEnv, ep)
 			os.Exit(run(args, nil, sigs))
 		}
 	}
 
-	opts := dynamolocal.Options{CacheDir: *cache, Log: nil}
+	opts := dynamotest.Options{CacheDir: *cache, Log: nil}
 	if opts.CacheDir == "" {
 		opts.CacheDir = defaultCache()
 	}
@@ -68,12 +68,12 @@ func main() {
 			logf("cannot start DynamoDB Local: %v", err)
 			os.Exit(1)
 		}
-		logf("warning: cannot start DynamoDB Local, running without %s (DynamoDB tests will skip): %v", dynamolocal.EndpointEnv, err)
+		logf("warning: cannot start DynamoDB Local, running without %s (DynamoDB tests will skip): %v", dynamotest.EndpointEnv, err)
 		os.Exit(run(args, nil, sigs))
 	}
 
 	if *serve {
-		fmt.Printf("export %s=%s\n", dynamolocal.EndpointEnv, srv.Endpoint())
+		fmt.Printf("export %s=%s\n", dynamotest.EndpointEnv, srv.Endpoint())
 		logf("serving (pid %d); Ctrl-C to stop", srv.PID())
 		<-sigs
 		if err := srv.Stop(); err != nil {
@@ -81,7 +81,7 @@ func main() {
 		}
 		return
 	}
-	code := run(args, []string{dynamolocal.EndpointEnv + "=" + srv.Endpoint()}, sigs)
+	code := run(args, []string{dynamotest.EndpointEnv + "=" + srv.Endpoint()}, sigs)
 	if err := srv.Stop(); err != nil {
 		logf("%v", err)
 	}
@@ -91,17 +91,17 @@ func main() {
 var errInterrupted = errors.New("interrupted")
 
 // start starts the server, giving up (and cleaning up) on a signal.
-func start(opts dynamolocal.Options, sigs <-chan os.Signal) (*dynamolocal.Server, error) {
+func start(opts dynamotest.Options, sigs <-chan os.Signal) (*dynamotest.Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type result struct {
-		srv *dynamolocal.Server
+		srv *dynamotest.Server
 		err error
 	}
 	res := make(chan result, 1)
 	t0 := time.Now()
 	go func() {
-		srv, err := dynamolocal.Start(ctx, opts)
+		srv, err := dynamotest.Start(ctx, opts)
 		res <- result{srv, err}
 	}()
 	select {
@@ -161,7 +161,7 @@ func exitCode(err error) int {
 // defaultCache is .cache in the module root, or in the working directory
 // outside a module.
 func defaultCache() string {
-	if root, err := dynamolocal.ModuleRoot(); err == nil {
+	if root, err := dynamotest.ModuleRoot(); err == nil {
 		return filepath.Join(root, ".cache")
 	}
 	return ".cache"

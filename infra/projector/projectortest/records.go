@@ -1,4 +1,10 @@
-package eventsource
+// Package projectortest stands in for DynamoDB Streams before the stream
+// function: it builds the records Lambda delivers for the table's writes
+// (an event appended, a screen written, an erasure begun), and appends
+// members' logs whose records a test hands to the function. Tests,
+// benchmarks and the local runtime's in-process feed use it; no Lambda
+// links it.
+package projectortest
 
 import (
 	"fmt"

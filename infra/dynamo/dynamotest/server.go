@@ -1,7 +1,9 @@
-// Package dynamolocal downloads, starts and stops DynamoDB Local (the Java
-// emulator from the amplify-dynamodb-simulator npm package) so tests of the
-// DynamoDB store can run against a real DynamoDB API on loopback.
-package dynamolocal
+// Package dynamotest is DynamoDB Local for tests, as httptest is a server
+// for tests: it downloads, starts and stops DynamoDB Local (the Java
+// emulator from the amplify-dynamodb-simulator npm package), and creates
+// tables from template.yaml's definition, so that the stores' tests run
+// against a real DynamoDB API on loopback. No Lambda links it.
+package dynamotest
 
 import (
 	"bytes"
@@ -73,10 +75,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// Before the download: without java the download would be wasted.
 	java, err := exec.LookPath(javaName)
 	if err != nil {
-		return nil, fmt.Errorf("dynamolocal: DynamoDB Local needs a Java runtime (17+), %q not found: %w", javaName, err)
+		return nil, fmt.Errorf("dynamotest: DynamoDB Local needs a Java runtime (17+), %q not found: %w", javaName, err)
 	}
 	if opts.CacheDir != "" && !installed(filepath.Join(opts.CacheDir, "dynamodb-local", Version)) && opts.Log != nil {
-		fmt.Fprintf(opts.Log, "dynamolocal: downloading %s@%s (about 56 MB) into %s\n", npmPackage, Version, opts.CacheDir)
+		fmt.Fprintf(opts.Log, "dynamotest: downloading %s@%s (about 56 MB) into %s\n", npmPackage, Version, opts.CacheDir)
 	}
 	jarDir, err := Install(ctx, opts.CacheDir)
 	if err != nil {
@@ -108,7 +110,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("dynamolocal: no free port after %d attempts: %w", maxAttempts, errors.Join(errs...))
+	return nil, fmt.Errorf("dynamotest: no free port after %d attempts: %w", maxAttempts, errors.Join(errs...))
 }
 
 // javaArgs makes scratch the JVM's temp dir too: the native sqlite library
@@ -131,7 +133,7 @@ func javaArgs(jarDir, scratch string, port int) []string {
 func launch(name string, args func(scratch string) []string, log io.Writer) (*Server, error) {
 	scratch, err := os.MkdirTemp("", "dynamodb-local-")
 	if err != nil {
-		return nil, fmt.Errorf("dynamolocal: %w", err)
+		return nil, fmt.Errorf("dynamotest: %w", err)
 	}
 	out := &outputTail{log: log, bindFailed: make(chan struct{})}
 	cmd := exec.Command(name, args(scratch)...)
@@ -142,7 +144,7 @@ func launch(name string, args func(scratch string) []string, log io.Writer) (*Se
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(scratch)
-		return nil, fmt.Errorf("dynamolocal: start %s: %w", name, err)
+		return nil, fmt.Errorf("dynamotest: start %s: %w", name, err)
 	}
 	s := &Server{cmd: cmd, scratch: scratch, out: out, done: make(chan struct{}), grace: stopGrace}
 	go func() {
@@ -166,14 +168,14 @@ func (s *Server) waitReady(ctx context.Context, port int, timeout time.Duration)
 	for {
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("dynamolocal: start: %w", ctx.Err())
+			return false, fmt.Errorf("dynamotest: start: %w", ctx.Err())
 		case <-s.done:
-			return false, fmt.Errorf("dynamolocal: java exited before DynamoDB Local was ready (%v):\n%s", s.waitErr, s.out.String())
+			return false, fmt.Errorf("dynamotest: java exited before DynamoDB Local was ready (%v):\n%s", s.waitErr, s.out.String())
 		case <-s.out.bindFailed:
 			// It hangs instead of exiting when the port is taken.
 			return true, fmt.Errorf("port %d: bind failed", port)
 		case <-deadline.C:
-			return false, fmt.Errorf("dynamolocal: DynamoDB Local not ready after %v:\n%s", timeout, s.out.String())
+			return false, fmt.Errorf("dynamotest: DynamoDB Local not ready after %v:\n%s", timeout, s.out.String())
 		case <-tick.C:
 		}
 		// Someone else may hold the port; only probe once it is ours.
@@ -235,7 +237,7 @@ func (s *Server) stop() error {
 		}
 	}
 	if err := os.RemoveAll(s.scratch); err != nil {
-		return fmt.Errorf("dynamolocal: stop: %w", err)
+		return fmt.Errorf("dynamotest: stop: %w", err)
 	}
 	return nil
 }
@@ -245,7 +247,7 @@ func (s *Server) stop() error {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("dynamolocal: pick a port: %w", err)
+		return 0, fmt.Errorf("dynamotest: pick a port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil

@@ -21,7 +21,7 @@ func checkSnapshot(t *testing.T, call string, got *licensing.Snapshot, want lice
 	}
 }
 
-func save(t *testing.T, s Store, snap licensing.Snapshot, wantSaved bool) {
+func save(t *testing.T, s LogStore, snap licensing.Snapshot, wantSaved bool) {
 	t.Helper()
 	saved, err := s.SaveSnapshot(t.Context(), snap)
 	if err != nil || saved != wantSaved {
@@ -29,7 +29,7 @@ func save(t *testing.T, s Store, snap licensing.Snapshot, wantSaved bool) {
 	}
 }
 
-func testSnapshot(t *testing.T, s Store) {
+func testSnapshot(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 8, "s")
 	mustAppend(t, s, stream, 0, events)
@@ -77,7 +77,7 @@ func testSnapshot(t *testing.T, s Store) {
 	}
 }
 
-func testSnapshotOtherSchema(t *testing.T, s Store) {
+func testSnapshotOtherSchema(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 5, "o")
 	mustAppend(t, s, stream, 0, events)
@@ -101,7 +101,7 @@ func testSnapshotOtherSchema(t *testing.T, s Store) {
 
 // testSnapshotOlderSchema: a snapshot of an older state schema is returned
 // to a reader of a newer one, which converts it (data versioning).
-func testSnapshotOlderSchema(t *testing.T, s Store) {
+func testSnapshotOlderSchema(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 5, "n")
 	mustAppend(t, s, stream, 0, events)
@@ -114,7 +114,7 @@ func testSnapshotOlderSchema(t *testing.T, s Store) {
 	checkEvents(t, call, str.Events, events[4:])
 }
 
-func testSnapshotOnlyForward(t *testing.T, s Store) {
+func testSnapshotOnlyForward(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 6, "f")
 	mustAppend(t, s, stream, 0, events)
@@ -145,7 +145,7 @@ func testSnapshotOnlyForward(t *testing.T, s Store) {
 // testSnapshotBeyondStream: a snapshot of a version the log does not hold
 // may be refused when saved; if it is stored, loads must ignore it, or the
 // next append would leave a gap.
-func testSnapshotBeyondStream(t *testing.T, s Store) {
+func testSnapshotBeyondStream(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 4, "y")
 	ahead := snapshotOf(t, stream, events)
@@ -164,7 +164,7 @@ func testSnapshotBeyondStream(t *testing.T, s Store) {
 	}
 }
 
-func testSnapshotConcurrent(t *testing.T, s Store) {
+func testSnapshotConcurrent(t *testing.T, s LogStore) {
 	const n = 12
 	stream := streamID(t)
 	events := history(1, n, "k")

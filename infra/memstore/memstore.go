@@ -1,8 +1,12 @@
-// Package memstore is an in-memory member event store: the embedded store of
-// local runs and the fast store of tests. It keeps events in their stored
-// form and upcasts them on load, and it has the semantics of the DynamoDB
-// store (conditional appends, one forward-only snapshot per stream), so the
-// same contract suite (infra/dev/storetest) runs against both.
+// Package memstore is the memory twin of the DynamoDB stores: one Store
+// serves every port (the event log and snapshots, screens and resume
+// points, history, counters, holders, withdrawals, refusals), with the same
+// semantics (conditional appends, one forward-only snapshot per stream,
+// exact counts under redelivery), so the contract suites (infra/storetest)
+// run against both. It is the embedded store of local runs, which it feeds
+// the stream function from (Subscribe…), and the fast store of tests. It
+// keeps events in their stored form and upcasts them on load. No Lambda
+// links it.
 package memstore
 
 import (
@@ -19,7 +23,7 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
-// Store is an in-memory event and snapshot store, safe for concurrent use.
+// Store is the in-memory store of every port, safe for concurrent use.
 // The zero value is not usable; call New.
 type Store struct {
 	mu      sync.Mutex

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
 
 // The licensing service running on the in-memory store: a grant, a refusal,

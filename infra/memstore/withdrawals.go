@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -103,7 +104,7 @@ func (s *Store) Holders(ctx context.Context, title, after string, fn func(member
 	if after != "" {
 		n, err := strconv.Atoi(after)
 		if err != nil || n < 0 {
-			return err
+			return fmt.Errorf("bad holders cursor %q", after)
 		}
 		from = n
 	}

