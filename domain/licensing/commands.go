@@ -194,7 +194,7 @@ type Result struct {
 	// Version is the stream version after the command.
 	Version int64
 	// Licences are the licences the command granted, renewed or released.
-	Licences []LicenceView
+	Licences []LicenceStatus
 	// Playback holds one result per uploaded playback event, in upload order.
 	Playback []PlaybackResult
 	// Replayed is true when this is the remembered answer to an earlier

@@ -263,7 +263,7 @@ func (c Release) decide(s *State, p *Policy, now time.Time, _ func() string) (De
 		return Decision{}, err
 	}
 	if l.Released() { // releasing twice is the same as once
-		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{l.View(p, now)}}}, nil
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{l.StatusAt(p, now)}}}, nil
 	}
 	return Decision{Events: []Payload{&LicenceReleased{Licence: l.ID, Reason: c.Reason, Ref: refOf(l)}}}, nil
 }
@@ -278,7 +278,7 @@ func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() strin
 		}
 	}
 	if len(ids) == 0 {
-		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}, nil
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{}}}, nil
 	}
 	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason, Refs: refs}}}, nil
 }
@@ -401,7 +401,7 @@ func releaseAll(s *State, ls []*Licence, reason ReleaseReason) Decision {
 // releaseEach is releaseAll with a reason per licence.
 func releaseEach(s *State, ls []*Licence, reason func(*Licence) ReleaseReason) Decision {
 	if len(ls) == 0 {
-		return Decision{Result: Result{Version: s.Version, Licences: []LicenceView{}}}
+		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{}}}
 	}
 	slices.SortStableFunc(ls, func(a, b *Licence) int { return a.TermStart.Compare(b.TermStart) })
 	var events []Payload

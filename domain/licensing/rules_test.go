@@ -506,7 +506,7 @@ func TestSync(t *testing.T) {
 	h.do(10*day, Renew{"m1", "family", "d1", active})
 
 	v := Sync(h.state, p, "d1", []string{active, "L-unknown"}, t0.Add(31*day))
-	ids := func(vs []LicenceView) []string {
+	ids := func(vs []LicenceStatus) []string {
 		var out []string
 		for _, v := range vs {
 			out = append(out, v.ID)
@@ -635,7 +635,7 @@ func TestAWithdrawnTitle(t *testing.T) {
 	if res.Playback[0].Code != PlaybackOutsideLicence {
 		t.Errorf("a play after the withdrawal = %v, want refused", res.Playback)
 	}
-	if v := h2.state.Licence(old, now).View(p, now); v.Status != StatusExpired || !v.PlayableUntil.Equal(from) {
+	if v := h2.state.Licence(old, now).StatusAt(p, now); v.Status != StatusExpired || !v.PlayableUntil.Equal(from) {
 		t.Errorf("the licence seen after the withdrawal = %s until %v, want EXPIRED at %v", v.Status, v.PlayableUntil, from)
 	}
 	if res := mustTry(t, h2, 9*day, WithdrawTitle{Member: "m1", Title: "p1"}); len(res.Licences) != 0 {

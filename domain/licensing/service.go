@@ -347,16 +347,32 @@ func LoadState(ctx context.Context, store EventStore, member string, p *Policy, 
 	return st, str.Snapshot, nil
 }
 
-// History returns a member's whole log, without snapshots, for replay.
-func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
+// Log returns a member's whole log, without snapshots, for replay.
+func (s *Service) Log(ctx context.Context, member string) ([]Event, error) {
 	if !kernel.ValidID(member) {
 		return nil, kernel.Invalid("member", "invalid member id")
 	}
 	str, err := s.Store.Load(ctx, member, LoadOptions{Consistent: true})
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", member, err)
+		return nil, fmt.Errorf("log of %s: %w", kernel.Pseudonym(member), err)
 	}
 	return str.Events, nil
+}
+
+// SnapshotVersion is the version of member's latest snapshot of a state
+// schema this release reads (0: none).
+func (s *Service) SnapshotVersion(ctx context.Context, member string) (int64, error) {
+	if !kernel.ValidID(member) {
+		return 0, kernel.Invalid("member", "invalid member id")
+	}
+	str, err := s.Store.Load(ctx, member, LoadOptions{SnapshotSchema: StateSchema})
+	if err != nil {
+		return 0, fmt.Errorf("snapshot of %s: %w", kernel.Pseudonym(member), err)
+	}
+	if str.Snapshot == nil {
+		return 0, nil
+	}
+	return str.Snapshot.Version, nil
 }
 
 // Sync reads a device's licences.
@@ -366,24 +382,24 @@ func (s *Service) History(ctx context.Context, member string) ([]Event, error) {
 // titles withdrawn since (EnforcePlan, one conditional append); the device
 // learns of them in the same answer.
 // An unknown plan is refused and changes nothing.
-func (s *Service) Sync(ctx context.Context, member, plan, device string, held []string) (SyncView, error) {
+func (s *Service) Sync(ctx context.Context, member, plan, device string, held []string) (Synced, error) {
 	if err := checkIDs("member", member, "plan", plan, "device_id", device); err != nil {
-		return SyncView{}, err
+		return Synced{}, err
 	}
 	st, err := s.Load(ctx, member)
 	if err != nil {
-		return SyncView{}, err
+		return Synced{}, err
 	}
 	excess, err := Excess(st, s.Policy(), plan, s.now())
 	if err != nil {
-		return SyncView{}, err
+		return Synced{}, err
 	}
 	if len(excess) > 0 || len(Withdrawn(st, s.Policy(), "", s.now())) > 0 {
 		if _, err := s.Execute(ctx, EnforcePlan{Member: member, Plan: plan}, ""); err != nil {
-			return SyncView{}, err
+			return Synced{}, err
 		}
 		if st, err = s.load(ctx, member, true); err != nil {
-			return SyncView{}, err
+			return Synced{}, err
 		}
 	}
 	return Sync(st, s.Policy(), device, held, s.now()), nil
@@ -393,22 +409,22 @@ func (s *Service) Sync(ctx context.Context, member, plan, device string, held []
 // now: read strongly consistent, so that a licence released a moment ago is
 // known as released. A licence the member does not hold (or no longer
 // remembers, long after it ended) is KindNotFound.
-func (s *Service) Status(ctx context.Context, member, licence string) (LicenceView, error) {
+func (s *Service) Status(ctx context.Context, member, licence string) (LicenceStatus, error) {
 	if err := checkIDs("member", member, "licence_id", licence); err != nil {
-		return LicenceView{}, err
+		return LicenceStatus{}, err
 	}
 	st, err := s.load(ctx, member, true)
 	if err != nil {
-		return LicenceView{}, err
+		return LicenceStatus{}, err
 	}
 	now := s.now()
 	l := st.Licence(licence, now)
 	if l == nil {
 		e := kernel.Errorf(kernel.KindNotFound, CodeLicenceNotFound, "no licence %s", licence)
 		e.Field = "licence_id"
-		return LicenceView{}, e
+		return LicenceStatus{}, e
 	}
-	return l.View(s.Policy(), now), nil
+	return l.StatusAt(s.Policy(), now), nil
 }
 
 // Check decides an acquisition without appending it: nil if it would be

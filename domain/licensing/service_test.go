@@ -228,7 +228,7 @@ func TestRacingInstancesWithCaches(t *testing.T) {
 	if err != nil || res.Licences[0].Status != licensing.StatusReleased {
 		t.Errorf("release of a licence b released = %+v, %v; want it released already", res, err)
 	}
-	log, _ := a.History(ctx, "m1")
+	log, _ := a.Log(ctx, "m1")
 	if len(log) != 5 {
 		t.Errorf("the log holds %d events, want 5 (three grants, a device release, a grant)", len(log))
 	}

@@ -90,7 +90,7 @@ func EncodeSnapshot(s *State, p *Policy) (Snapshot, error) {
 		w.uint(uint64(s.Version - r.Version))
 		w.uint(uint64(len(r.Licences)))
 		for _, v := range r.Licences {
-			w.view(v, index, s.list)
+			w.answer(v, index, s.list)
 		}
 		w.uint(uint64(len(r.Playback)))
 		for _, pr := range r.Playback {
@@ -229,7 +229,7 @@ func decodeSnapshot(data []byte, p *Policy) (*State, bool, error) {
 		q := Request{Key: r.token(), Fingerprint: r.fingerprint(), At: r.time(r.base)}
 		q.Version = s.Version - int64(r.uint())
 		for range r.count() {
-			q.Licences = append(q.Licences, r.view(s.list))
+			q.Licences = append(q.Licences, r.answer(s.list))
 		}
 		for range r.count() {
 			q.Playback = append(q.Playback, PlaybackResult{ID: r.token(), Code: r.ref()})

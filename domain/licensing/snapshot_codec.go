@@ -177,47 +177,47 @@ func (w *snapshotWriter) fingerprint(f string) {
 	w.str(f)
 }
 
-// view writes a licence as a request's answer showed it: for a licence the
+// answer writes a licence as a request's answer showed it: for a licence the
 // state still holds (index i of its list), the status and only the fields
 // that differ from it (it was renewed, played or released since); else
 // every field.
-func (w *snapshotWriter) view(v LicenceView, index map[string]int, list []*Licence) {
+func (w *snapshotWriter) answer(v LicenceStatus, index map[string]int, list []*Licence) {
 	i, ok := index[v.ID]
 	if !ok {
 		w.uint(0)
-		w.fullView(v)
+		w.fullAnswer(v)
 		return
 	}
 	w.uint(uint64(i) + 1)
 	w.ref(string(v.Status))
-	base := list[i].view(v.Status)
+	base := list[i].asStatus(v.Status)
 	var mask uint64
-	for bit, differs := range viewDiffs(v, base) {
+	for bit, differs := range answerDiffs(v, base) {
 		if differs {
 			mask |= 1 << bit
 		}
 	}
 	w.uint(mask)
-	if mask&viewWhole != 0 {
-		w.fullView(v)
+	if mask&diffWhole != 0 {
+		w.fullAnswer(v)
 		return
 	}
-	if mask&viewExpires != 0 {
+	if mask&diffExpires != 0 {
 		w.time(v.ExpiresAt, v.IssuedAt)
 	}
-	if mask&viewPlayable != 0 {
+	if mask&diffPlayable != 0 {
 		w.time(v.PlayableUntil, v.ExpiresAt)
 	}
-	if mask&viewRenewals != 0 {
+	if mask&diffRenewals != 0 {
 		w.uint(uint64(v.Renewals))
 	}
-	if mask&viewPlays != 0 {
+	if mask&diffPlays != 0 {
 		w.uint(uint64(v.Plays))
 	}
-	if mask&viewFirstPlay != 0 {
+	if mask&diffFirstPlay != 0 {
 		w.time(fromOpt(v.FirstPlayAt), v.IssuedAt)
 	}
-	if mask&viewReleased != 0 {
+	if mask&diffReleased != 0 {
 		w.time(fromOpt(v.ReleasedAt), v.IssuedAt)
 		w.ref(string(v.ReleaseReason))
 	}
@@ -225,16 +225,16 @@ func (w *snapshotWriter) view(v LicenceView, index map[string]int, list []*Licen
 
 // The fields in which a remembered answer may differ from its licence now.
 const (
-	viewExpires = 1 << iota
-	viewPlayable
-	viewRenewals
-	viewPlays
-	viewFirstPlay
-	viewReleased
-	viewWhole // the identity fields differ: the whole view follows
+	diffExpires = 1 << iota
+	diffPlayable
+	diffRenewals
+	diffPlays
+	diffFirstPlay
+	diffReleased
+	diffWhole // the identity fields differ: the whole answer follows
 )
 
-func viewDiffs(v, base LicenceView) []bool {
+func answerDiffs(v, base LicenceStatus) []bool {
 	sameOpt := func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
 	return []bool{
 		!v.ExpiresAt.Equal(base.ExpiresAt),
@@ -247,7 +247,7 @@ func viewDiffs(v, base LicenceView) []bool {
 	}
 }
 
-func (w *snapshotWriter) fullView(v LicenceView) {
+func (w *snapshotWriter) fullAnswer(v LicenceStatus) {
 	w.token(v.ID)
 	w.ref(v.Title)
 	w.ref(v.Studio)
@@ -403,41 +403,41 @@ func (r *snapshotReader) fingerprint() string {
 	return r.str()
 }
 
-func (r *snapshotReader) view(list []*Licence) LicenceView {
+func (r *snapshotReader) answer(list []*Licence) LicenceStatus {
 	i := r.uint()
 	if i == 0 {
-		return r.fullView()
+		return r.fullAnswer()
 	}
 	if i > uint64(len(list)) {
 		r.fail(fmt.Errorf("a view of licence %d of %d", i, len(list)))
-		return LicenceView{}
+		return LicenceStatus{}
 	}
 	status := Status(r.ref())
-	v := list[i-1].view(status)
+	v := list[i-1].asStatus(status)
 	mask := r.uint()
-	if mask&viewWhole != 0 {
-		return r.fullView()
+	if mask&diffWhole != 0 {
+		return r.fullAnswer()
 	}
-	if mask&viewExpires != 0 {
+	if mask&diffExpires != 0 {
 		v.ExpiresAt = r.time(v.IssuedAt)
 	}
 	v.PlayableUntil = v.ExpiresAt
-	if mask&viewPlayable != 0 {
+	if mask&diffPlayable != 0 {
 		v.PlayableUntil = r.time(v.ExpiresAt)
 	}
-	if mask&viewRenewals != 0 {
+	if mask&diffRenewals != 0 {
 		v.Renewals = int(r.uint())
 	}
-	if mask&viewPlays != 0 {
+	if mask&diffPlays != 0 {
 		v.Plays = int(r.uint())
 	}
-	if mask&viewFirstPlay != 0 {
+	if mask&diffFirstPlay != 0 {
 		v.FirstPlayAt = nil
 		if t := r.time(v.IssuedAt); !t.IsZero() {
 			v.FirstPlayAt = &t
 		}
 	}
-	if mask&viewReleased != 0 {
+	if mask&diffReleased != 0 {
 		v.ReleasedAt = nil
 		if t := r.time(v.IssuedAt); !t.IsZero() {
 			v.ReleasedAt = &t
@@ -447,8 +447,8 @@ func (r *snapshotReader) view(list []*Licence) LicenceView {
 	return v
 }
 
-func (r *snapshotReader) fullView() LicenceView {
-	v := LicenceView{ID: r.token(), Title: r.ref(), Studio: r.ref(), Device: r.ref(), Status: Status(r.ref())}
+func (r *snapshotReader) fullAnswer() LicenceStatus {
+	v := LicenceStatus{ID: r.token(), Title: r.ref(), Studio: r.ref(), Device: r.ref(), Status: Status(r.ref())}
 	v.IssuedAt = r.time(r.base)
 	v.ExpiresAt = r.time(v.IssuedAt)
 	v.PlayableUntil = r.time(v.ExpiresAt)

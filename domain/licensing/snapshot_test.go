@@ -257,7 +257,7 @@ func TestSnapshotStaysBoundedUnderAbuse(t *testing.T) {
 
 // TestRememberedAnswersSurviveASnapshot: the answers kept for idempotency
 // keys come back exactly from a snapshot, though their licences were
-// played, renewed and released since (views are kept as differences).
+// played, renewed and released since (answers are kept as differences).
 func TestRememberedAnswersSurviveASnapshot(t *testing.T) {
 	p := DefaultPolicy()
 	st := NewState("m1")

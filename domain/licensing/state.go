@@ -93,7 +93,7 @@ type Request struct {
 	Fingerprint string           `json:"f"`
 	At          time.Time        `json:"t"`
 	Version     int64            `json:"v"` // the last version the request appended
-	Licences    []LicenceView    `json:"l,omitempty"`
+	Licences    []LicenceStatus  `json:"l,omitempty"`
 	Playback    []PlaybackResult `json:"p,omitempty"`
 }
 
@@ -175,9 +175,9 @@ func (s *State) Request(key string, now time.Time) (Request, bool) {
 // changes nothing but the version.
 func (s *State) Apply(e Event) { s.apply(e, e.Key != "") }
 
-// apply folds e and, if views is set, returns what a client is told about
-// it: the licences it touched and the playback results it holds.
-func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []PlaybackResult) {
+// apply folds e and, if answers is set, returns what a client is told
+// about it: the licences it touched and the playback results it holds.
+func (s *State) apply(e Event, answers bool) (touched []LicenceStatus, playback []PlaybackResult) {
 	s.Version = e.Version
 	s.LastEventAt = e.At
 	switch p := e.Payload.(type) {
@@ -194,8 +194,8 @@ func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []Pl
 			s.list = append(s.list, l)
 		}
 		s.downloads[l.Title] = insertTime(s.downloads[l.Title], e.At, MaxQuotaCount)
-		if views {
-			touched = append(touched, l.view(StatusActive))
+		if answers {
+			touched = append(touched, l.asStatus(StatusActive))
 		}
 	case *LicenceRenewed:
 		if l := s.licences[p.Licence]; l != nil {
@@ -204,23 +204,23 @@ func (s *State) apply(e Event, views bool) (touched []LicenceView, playback []Pl
 			l.TermStart = e.At
 			l.FirstPlayAt = time.Time{}
 			l.Plays = 0
-			if views {
-				touched = append(touched, l.view(StatusActive))
+			if answers {
+				touched = append(touched, l.asStatus(StatusActive))
 			}
 		}
 	case *LicenceReleased:
 		if l := s.licences[p.Licence]; l != nil && !l.Released() {
 			l.ReleasedAt, l.ReleaseReason = e.At, p.Reason
-			if views {
-				touched = append(touched, l.view(StatusReleased))
+			if answers {
+				touched = append(touched, l.asStatus(StatusReleased))
 			}
 		}
 	case *DeviceReleased:
 		for _, id := range p.Licences {
 			if l := s.licences[id]; l != nil && !l.Released() {
 				l.ReleasedAt, l.ReleaseReason = e.At, p.Reason
-				if views {
-					touched = append(touched, l.view(StatusReleased))
+				if answers {
+					touched = append(touched, l.asStatus(StatusReleased))
 				}
 			}
 		}
@@ -265,7 +265,7 @@ func (l *Licence) inTerm(t time.Time) bool {
 	return !t.Before(l.TermStart.Add(-ClockSkew))
 }
 
-func (s *State) remember(e Event, touched []LicenceView, playback []PlaybackResult) {
+func (s *State) remember(e Event, touched []LicenceStatus, playback []PlaybackResult) {
 	n := len(s.requests)
 	if n > 0 && s.requests[n-1].Key == e.Key && s.requests[n-1].Version == e.Version-1 {
 		r := &s.requests[n-1]

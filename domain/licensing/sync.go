@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// SyncView is what a device learns when it syncs: its licences by status,
+// Synced is what a device learns when it syncs: its licences by status,
 // and the downloads it must delete.
-type SyncView struct {
-	Device   string        `json:"device_id"`
-	Active   []LicenceView `json:"active"`
-	Expired  []LicenceView `json:"expired"`
-	Released []LicenceView `json:"released"`
+type Synced struct {
+	Device   string          `json:"device_id"`
+	Active   []LicenceStatus `json:"active"`
+	Expired  []LicenceStatus `json:"expired"`
+	Released []LicenceStatus `json:"released"`
 	// Delete lists the licence ids whose downloads the device must delete:
 	// released licences, expired ones that can never be renewed, and ids the
 	// device reported holding that the service does not know for it.
@@ -20,15 +20,15 @@ type SyncView struct {
 
 // Sync reads a device's licences at time now. held is the list of licence
 // ids the device says it stores (it may be empty).
-func Sync(s *State, p *Policy, device string, held []string, now time.Time) SyncView {
-	v := SyncView{Device: device, Active: []LicenceView{}, Expired: []LicenceView{}, Released: []LicenceView{}, Delete: []string{}}
+func Sync(s *State, p *Policy, device string, held []string, now time.Time) Synced {
+	v := Synced{Device: device, Active: []LicenceStatus{}, Expired: []LicenceStatus{}, Released: []LicenceStatus{}, Delete: []string{}}
 	known := map[string]bool{}
 	for _, l := range s.Licences(now) {
 		if l.Device != device {
 			continue
 		}
 		known[l.ID] = true
-		lv := l.View(p, now)
+		lv := l.StatusAt(p, now)
 		switch lv.Status {
 		case StatusActive:
 			v.Active = append(v.Active, lv)

@@ -14,8 +14,8 @@ import (
 // start decided on: another start got there first. Nothing was written.
 var ErrSlotTaken = errors.New("screen slot taken")
 
-// Store is the port to a member's screens and resume points.
-type Store interface {
+// ScreenStore is the port to a member's screens and resume points.
+type ScreenStore interface {
 	// ReadForStart returns what slots 0..n-1 hold (nil where never used)
 	// and the resume point of profile and title (nil if none), with one
 	// strongly consistent read.
@@ -126,7 +126,7 @@ type HistoryMemberChange struct {
 // Service runs viewing commands: it reads, decides with the pure rules and
 // writes with conditional writes.
 type Service struct {
-	Store  Store
+	Store  ScreenStore
 	Policy func() *licensing.Policy
 	Clock  kernel.Clock
 	IDs    kernel.IDSource
@@ -141,7 +141,7 @@ type Service struct {
 }
 
 // NewService returns a service with default retry settings.
-func NewService(store Store, policy *licensing.Policy, clock kernel.Clock, ids kernel.IDSource) *Service {
+func NewService(store ScreenStore, policy *licensing.Policy, clock kernel.Clock, ids kernel.IDSource) *Service {
 	return &Service{Store: store, Policy: func() *licensing.Policy { return policy }, Clock: clock, IDs: ids, Backoff: 5 * time.Millisecond}
 }
 

@@ -25,7 +25,7 @@ type Views struct {
 }
 
 var (
-	_ viewing.Store         = (*Views)(nil)
+	_ viewing.ScreenStore   = (*Views)(nil)
 	_ viewing.ProgressStore = (*Views)(nil)
 )
 

@@ -19,7 +19,9 @@ func TestAdminCountsNeedTheAdminScope(t *testing.T) {
 	// Counts as the stream function would have left them.
 	store.AddCounts(context.Background(), []licensing.Counted{licensing.CountedOf("m1", []licensing.Event{{Version: 1, At: t0,
 		Payload: &licensing.LicenceAcquired{Licence: "L1", Title: "tt-first-light", Studio: "open-reel", Device: "d1", ExpiresAt: t0.AddDate(0, 0, 30)}}})})
-	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Counters: store, Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	s := services(svc)
+	s.Counters = store
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 
 	get := func(path string, scopes ...string) (int, map[string]any) {
 		resp, doc := invokeAs(t, api, "GET", path, "ops-1", "", scopes, "", nil)
@@ -48,7 +50,7 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	api := algnhsa.New(httpapi.New(services(svc), httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	admin := func(method, path, body string) (int, map[string]any) {
 		resp, doc := invokeAs(t, api, method, path, "ops-1", "", []string{"admin"}, body, nil)
 		return resp.StatusCode, doc

@@ -26,7 +26,7 @@ const ConsoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 // GET /console/{file}. The files are public and hold no data; every data
 // call the page makes is an admin route, with the admin token the operator
 // pastes (kept in the page's memory only).
-func (a *api) console(w http.ResponseWriter, r *http.Request) {
+func (a *api) console(w http.ResponseWriter, r *http.Request, _ Identity) {
 	name := r.PathValue("file")
 	if name == "" {
 		name = "index.html"

@@ -46,7 +46,9 @@ func FuzzHandler(f *testing.F) {
 	store := memstore.New()
 	svc := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
 	views := viewing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
-	api := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Viewing: views}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	s := services(svc)
+	s.Viewing = views
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	f.Fuzz(func(t *testing.T, method, path, key, body string) {
 		if method == "" || !strings.HasPrefix(path, "/") {
 			return // API Gateway never sends these

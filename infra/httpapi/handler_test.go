@@ -32,10 +32,16 @@ func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
 // records that a token was asked for.
 type stubSigner struct{}
 
-func (stubSigner) Sign(l licensing.LicenceView, member, policy string) (string, error) {
+func (stubSigner) Sign(l licensing.LicenceStatus, member, policy string) (string, error) {
 	return "token-for-" + member + "-" + l.ID, nil
 }
 func (stubSigner) JWKS() []byte { return []byte(`{"keys":[]}`) }
+
+// services are the API's services over svc, as setup wires them: its
+// policy and refusals, and a stub signer.
+func services(svc *licensing.Service) httpapi.Services {
+	return httpapi.Services{Licensing: svc, Policy: svc.Policy, Signer: stubSigner{}, Refusals: svc.Refusals}
+}
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
@@ -82,7 +88,7 @@ func invokeAs(t testing.TB, h lambda.Handler, method, path, member, plan string,
 
 func newAPI() lambda.Handler {
 	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
-	return algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	return algnhsa.New(httpapi.New(services(svc), httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 }
 
 func TestLifecycle(t *testing.T) {
@@ -139,7 +145,9 @@ func TestGrantedTokensVerifyAgainstTheJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
-	api := algnhsa.New(httpapi.New(svc, signer, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	s := services(svc)
+	s.Signer = signer
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	resp, doc := invoke(t, api, "POST", "/v1/devices/phone/licences", "m1", "basic", `{"title_id":"tt-low-tide"}`, nil)
 	if resp.StatusCode != 201 {
 		t.Fatalf("acquire = %d %s", resp.StatusCode, resp.Body)

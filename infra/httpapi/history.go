@@ -2,30 +2,30 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
-// queryInt reads an optional whole-number query parameter (0 if absent).
-func queryInt(r *http.Request, name string) (int, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return 0, nil
+// historyRoutes are what members watched: the member's own history,
+// recently watched row and erasure; and, for operators, a member's history
+// and erasure and the titles' engagement.
+func (a *api) historyRoutes() []route {
+	return []route{
+		{"GET /v1/history", memberAccess, a.watchHistory},
+		{"GET /v1/recently-watched", memberAccess, a.recentlyWatched},
+		{"DELETE /v1/history", memberAccess, a.eraseHistory},
+		{"GET /v1/admin/members/{member}/history", adminAccess, a.memberHistory},
+		{"DELETE /v1/admin/members/{member}/viewing", adminAccess, a.eraseMember},
+		{"GET /v1/admin/titles/{title}/days/{day}/engagement", adminAccess, a.titleEngagement},
+		{"GET /v1/admin/days/{day}/most-watched", adminAccess, a.mostWatched},
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 1_000_000 {
-		return 0, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: name + " must be a whole number", Field: name}
-	}
-	return n, nil
 }
 
 // watchHistory answers a page of the caller's viewing history, newest
 // first, with the cursor of the next page.
-func (a *api) watchHistory(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) watchHistory(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	a.historyPage(w, r, id.Member)
@@ -42,7 +42,7 @@ func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string)
 		writeError(w, r, err)
 		return
 	}
-	page, err := a.opts.Viewing.HistoryPage(r.Context(), member, r.URL.Query().Get("cursor"), limit)
+	page, err := a.svc.Viewing.HistoryPage(r.Context(), member, r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -51,13 +51,12 @@ func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string)
 }
 
 // recentlyWatched answers the recently watched row of the caller's profile.
-func (a *api) recentlyWatched(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) recentlyWatched(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	profile := r.URL.Query().Get("profile")
-	titles, err := a.opts.Viewing.RecentlyWatched(r.Context(), id.Member, profile)
+	titles, err := a.svc.Viewing.RecentlyWatched(r.Context(), id.Member, profile)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -65,26 +64,13 @@ func (a *api) recentlyWatched(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"profile_id": profile, "titles": titles})
 }
 
-// adminViewing checks the caller holds the admin scope and that viewing is
-// configured.
-func (a *api) adminViewing(w http.ResponseWriter, r *http.Request) bool {
-	if !a.adminScope(w, r) {
-		return false
-	}
-	if a.opts.Viewing == nil {
-		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing is not configured"))
-		return false
-	}
-	return true
-}
-
 // titleEngagement answers a title's engagement on a day.
-func (a *api) titleEngagement(w http.ResponseWriter, r *http.Request) {
-	if !a.adminViewing(w, r) {
+func (a *api) titleEngagement(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	title, day := r.PathValue("title"), r.PathValue("day")
-	e, err := a.opts.Viewing.TitleEngagement(r.Context(), title, day)
+	e, err := a.svc.Viewing.TitleEngagement(r.Context(), title, day)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -93,8 +79,8 @@ func (a *api) titleEngagement(w http.ResponseWriter, r *http.Request) {
 }
 
 // mostWatched answers a day's titles ranked by time watched.
-func (a *api) mostWatched(w http.ResponseWriter, r *http.Request) {
-	if !a.adminViewing(w, r) {
+func (a *api) mostWatched(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	limit, err := queryInt(r, "limit")
@@ -106,7 +92,7 @@ func (a *api) mostWatched(w http.ResponseWriter, r *http.Request) {
 		limit = 10
 	}
 	day := r.PathValue("day")
-	ranked, err := a.opts.Viewing.MostWatched(r.Context(), day, limit)
+	ranked, err := a.svc.Viewing.MostWatched(r.Context(), day, limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -116,9 +102,8 @@ func (a *api) mostWatched(w http.ResponseWriter, r *http.Request) {
 
 // eraseHistory erases the caller's viewing data: 202 while the stream
 // function carries it out.
-func (a *api) eraseHistory(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) eraseHistory(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	a.erase(w, r, id.Member)
@@ -126,18 +111,27 @@ func (a *api) eraseHistory(w http.ResponseWriter, r *http.Request) {
 
 // eraseMember erases a member's viewing data for an operator (a closed
 // account).
-func (a *api) eraseMember(w http.ResponseWriter, r *http.Request) {
-	if !a.adminViewing(w, r) {
+func (a *api) eraseMember(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	a.erase(w, r, r.PathValue("member"))
 }
 
 func (a *api) erase(w http.ResponseWriter, r *http.Request, member string) {
-	e, err := a.opts.Viewing.Erase(r.Context(), member)
+	e, err := a.svc.Viewing.Erase(r.Context(), member)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"erasure": e})
+}
+
+// memberHistory answers a page of a member's viewing history for an
+// operator (admin scope), as GET /v1/history answers the member.
+func (a *api) memberHistory(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
+		return
+	}
+	a.historyPage(w, r, r.PathValue("member"))
 }

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/akrylysov/algnhsa"
+
 	"github.com/dlicense/dlicense/domain/kernel"
 )
 
@@ -45,4 +47,14 @@ func identity(r *http.Request, planClaim string) (Identity, error) {
 		return Identity{}, kernel.Errorf(kernel.KindUnauthorized, "UNAUTHORIZED", "the token names no usable member")
 	}
 	return id, nil
+}
+
+// allowed checks id holds one of the scopes the access needs, if any: 403
+// FORBIDDEN naming them if not.
+func allowed(id Identity, ac access) error {
+	scopes := ac.scopes()
+	if len(scopes) == 0 || slices.ContainsFunc(scopes, id.HasScope) {
+		return nil
+	}
+	return kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "this route needs the %s scope", strings.Join(scopes, " or the "))
 }

@@ -17,7 +17,7 @@ import (
 func TestEachRequestIsLoggedAndMeasured(t *testing.T) {
 	var logs, metrics bytes.Buffer
 	svc := licensing.NewService(memstore.New(), licensing.DefaultPolicy(), clock(t0), &ids{})
-	h := httpapi.New(svc, stubSigner{}, httpapi.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: &metrics})
+	h := httpapi.New(services(svc), httpapi.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: &metrics})
 	api := algnhsa.New(h, &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	invoke(t, api, "POST", "/v1/devices/phone/licences", "member-secret-1", "basic", `{"title_id":"tt-first-light"}`, nil)
 	invoke(t, api, "POST", "/v1/devices/tablet/licences", "member-secret-1", "basic", `{"title_id":"tt-meridian-two"}`, nil)

@@ -30,30 +30,12 @@ type Problem struct {
 	Reason viewing.EndReason `json:"reason,omitempty"`
 }
 
-// statuses maps an error kind to its HTTP status: the one place this is
-// decided. A kind missing here (internal) is a 500.
-var statuses = map[kernel.Kind]int{
-	kernel.KindInvalid:      http.StatusBadRequest,
-	kernel.KindNotFound:     http.StatusNotFound,
-	kernel.KindConflict:     http.StatusConflict,
-	kernel.KindDenied:       http.StatusForbidden,
-	kernel.KindUnauthorized: http.StatusUnauthorized,
-	kernel.KindForbidden:    http.StatusForbidden,
-	kernel.KindUnavailable:  http.StatusServiceUnavailable,
-}
-
-func statusOf(k kernel.Kind) int {
-	if s, ok := statuses[k]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// writeError answers with the problem document for err. Internal errors are
-// logged and answered without their text.
+// writeError answers with the problem document for err: its code, and the
+// status the catalogue (Codes) gives that code. Internal errors are logged
+// and answered without their text.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := kernel.KindOf(err)
-	p := Problem{Status: statusOf(kind), Code: string(kind)}
+	var p Problem
 	var d *licensing.Denial
 	var e *kernel.Error
 	switch {
@@ -81,23 +63,28 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &ended) {
 		p.Reason = ended.Reason
 	}
-	if c, ok := answerCodes[p.Code]; ok {
-		p.Status = c.Status
-	} else {
+	if _, ok := answerCodes[p.Code]; !ok {
 		slog.ErrorContext(r.Context(), "problem code outside the catalogue", "route", r.Pattern, "code", p.Code, "error", err)
-		p = Problem{Status: http.StatusInternalServerError, Code: "INTERNAL", Title: "Something went wrong on our side"}
-	}
-	if p.Title == "" {
-		p.Title = http.StatusText(p.Status)
-	}
-	p.Type = "urn:dlicense:problem:" + p.Code
-	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		p = Problem{Code: "INTERNAL", Title: "Something went wrong on our side"}
 	}
 	writeProblem(w, p)
 }
 
+// writeProblem answers with p, its status, type and (if it has none) title
+// those of its code in the catalogue: the one place an answer's status is
+// decided. A 503 says when to retry.
 func writeProblem(w http.ResponseWriter, p Problem) {
+	c, ok := answerCodes[p.Code]
+	if !ok {
+		p, c = Problem{Code: "INTERNAL", Title: "Something went wrong on our side"}, answerCodes["INTERNAL"]
+	}
+	p.Status, p.Type = c.Status, "urn:dlicense:problem:"+p.Code
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
@@ -110,3 +97,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
+
+// problems answers requests that match no route (404) or no method of their
+// route (405, with Allow) with a problem document instead of plain text.
+func problems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		p := Problem{Code: "NOT_FOUND", Title: "No such route"}
+		if probe.status == http.StatusMethodNotAllowed {
+			p.Code, p.Title = "METHOD_NOT_ALLOWED", "This route does not take that method"
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+		}
+		writeProblem(w, p)
+	})
+}
+
+// statusOnly keeps the status and headers the mux would have answered with.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(status int)      { s.status = status }

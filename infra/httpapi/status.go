@@ -18,20 +18,17 @@ const (
 	StatusUnknown      = "UNKNOWN"       // the member holds no such licence (any more)
 )
 
+// statusRoutes are the licences a verifier (a DRM server) asks about.
+func (a *api) statusRoutes() []route {
+	return []route{{"POST /v1/licence-status", verifierAccess, a.licenceStatus}}
+}
+
 // licenceStatus answers, for a verifier holding licence tokens (a DRM
 // server asked to play them), whether each licence still holds: read
 // strongly consistent from the member's log, so a licence released a
 // moment ago is refused. It needs the licence-status scope.
-func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
-	id, err := a.caller(r)
-	if err == nil && !id.HasScope(StatusScope) && !id.HasScope(AdminScope) {
-		err = kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "this route needs the %s or the %s scope", StatusScope, AdminScope)
-	}
-	if err == nil && a.opts.VerifyLicence == nil {
-		err = kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "licence status is not configured")
-	}
-	if err != nil {
-		writeError(w, r, err)
+func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.VerifyLicence != nil, "licence status") {
 		return
 	}
 	var body struct {
@@ -49,17 +46,17 @@ func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request) {
 		Licence string `json:"licence_id,omitempty"`
 		Status  string `json:"status"`
 		// Valid is whether the licence may be played now.
-		Valid   bool                   `json:"valid"`
-		Details *licensing.LicenceView `json:"licence,omitempty"`
+		Valid   bool                     `json:"valid"`
+		Details *licensing.LicenceStatus `json:"licence,omitempty"`
 	}
 	results := make([]result, len(body.Tokens))
 	for i, tok := range body.Tokens {
-		member, lic, err := a.opts.VerifyLicence(tok)
+		member, lic, err := a.svc.VerifyLicence(tok)
 		if err != nil {
 			results[i] = result{Status: StatusInvalidToken}
 			continue
 		}
-		v, err := a.svc.Status(r.Context(), member, lic)
+		v, err := a.svc.Licensing.Status(r.Context(), member, lic)
 		var le *kernel.Error
 		switch {
 		case errors.As(err, &le) && le.Kind == kernel.KindNotFound:

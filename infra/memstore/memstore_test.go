@@ -104,7 +104,7 @@ func checkRounds(t *testing.T, stats memstore.Stats, n, granted int, conflicts i
 // at versions 1..n.
 func checkLog(t *testing.T, svc *licensing.Service, member string, granted []string) {
 	t.Helper()
-	log, err := svc.History(t.Context(), member)
+	log, err := svc.Log(t.Context(), member)
 	if err != nil {
 		t.Fatalf("History(%s) error: %v", member, err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	_ viewing.Store         = (*Store)(nil)
+	_ viewing.ScreenStore   = (*Store)(nil)
 	_ viewing.ProgressStore = (*Store)(nil)
 	_ viewing.HistoryStore  = (*Store)(nil)
 )

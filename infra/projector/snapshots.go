@@ -9,8 +9,8 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
-// Store is what the snapshots read and write: the members' logs.
-type Store interface {
+// LogStore is what the snapshots read and write: the members' logs.
+type LogStore interface {
 	licensing.EventStore
 	licensing.SnapshotStore
 }
@@ -19,7 +19,7 @@ type Store interface {
 // Query: a member gets a snapshot each time its log crosses a multiple of
 // Every events.
 type Snapshots struct {
-	Store Store
+	Store LogStore
 	Every int
 	// Policy is the policy snapshots are kept for (their acquisition times
 	// are those its quotas can look at): the API's. Nil means the shipped one.

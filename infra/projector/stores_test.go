@@ -16,7 +16,7 @@ import (
 // testStores are the stores a test's stream function reads and writes: the
 // embedded store for each, or the DynamoDB stores of a table of its own.
 type testStores struct {
-	Log      projector.Store
+	Log      projector.LogStore
 	Counters licensing.CounterStore
 	Holders  licensing.HolderStore
 	Views    viewStore
@@ -25,7 +25,7 @@ type testStores struct {
 
 // viewStore is the screens and resume points.
 type viewStore interface {
-	viewing.Store
+	viewing.ScreenStore
 	viewing.ProgressStore
 }
 
@@ -49,7 +49,7 @@ func bothStores(t *testing.T, run func(t *testing.T, s testStores)) {
 // wiring is what a test's stream function projects into; a nil store
 // leaves its projection out.
 type wiring struct {
-	Store         projector.Store
+	Store         projector.LogStore
 	Counters      licensing.CounterStore
 	Progress      viewing.ProgressStore
 	History       viewing.HistoryStore

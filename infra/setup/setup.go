@@ -173,8 +173,8 @@ func PolicyDocument(path string) ([]byte, error) {
 // Stores are the stores a process decides and projects with: on AWS, the
 // DynamoDB store for each; locally, the embedded store may stand in.
 type Stores struct {
-	Events      projector.Store // the members' logs and snapshots
-	Views       viewing.Store
+	Events      projector.LogStore // the members' logs and snapshots
+	Views       viewing.ScreenStore
 	History     viewing.HistoryStore
 	Progress    viewing.ProgressStore
 	Counters    licensing.CounterStore
@@ -277,18 +277,22 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 // writes its metrics (EMF) to standard output, where CloudWatch reads them.
 func (a *App) Handler() http.Handler {
 	c := a.config
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, Counters: a.Stores.Counters, Viewing: a.Viewing, Withdrawals: a.Stores.Withdrawals, PolicyDocument: a.policyDoc,
+	svc := httpapi.Services{
+		Licensing: a.Licensing, Policy: a.Licensing.Policy, Signer: a.Signer, Viewing: a.Viewing,
+		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals,
 		VerifyLicence: func(token string) (string, string, error) {
 			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {
 				return "", "", err
 			}
 			return claims.Member, claims.ID, nil
-		}}
+		},
+	}
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, PolicyDocument: a.policyDoc}
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}
-	return httpapi.New(a.Licensing, a.Signer, opts)
+	return httpapi.New(svc, opts)
 }
 
 // Policy is the policy the app decides by.

@@ -53,7 +53,7 @@ func RealisticHistoryPaced(member string, n int, end time.Time, seed uint64, gap
 	uuid := func() string {
 		return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), 0x8000|rng.IntN(1<<14), rng.Int64N(1<<48))
 	}
-	do := func(cmd licensing.Command) []licensing.LicenceView {
+	do := func(cmd licensing.Command) []licensing.LicenceStatus {
 		calls++
 		key := uuid()
 		d, err := licensing.Decide(st, cmd, policy, at, id)
@@ -64,14 +64,14 @@ func RealisticHistoryPaced(member string, n int, end time.Time, seed uint64, gap
 		if err != nil {
 			panic(fmt.Sprintf("realistic history: %T: %v", cmd, err))
 		}
-		var views []licensing.LicenceView
+		var views []licensing.LicenceStatus
 		for _, p := range d.Events {
 			e := licensing.Event{Version: st.Version + 1, At: at, PolicyVersion: policy.Version, Key: key,
 				Fingerprint: licensing.Fingerprint(cmd), RequestID: id(), Payload: p}
 			st.Apply(e)
 			log = append(log, e)
 			if a, ok := p.(*licensing.LicenceAcquired); ok {
-				views = append(views, licensing.LicenceView{ID: a.Licence})
+				views = append(views, licensing.LicenceStatus{ID: a.Licence})
 			}
 		}
 		return views

@@ -18,7 +18,7 @@ import (
 // ViewStore is what a store of screens and resume points provides to run
 // its suite.
 type ViewStore interface {
-	viewing.Store
+	viewing.ScreenStore
 	viewing.ProgressStore
 }
 

@@ -22,7 +22,7 @@ func ExampleSigner() {
 	}
 
 	issued := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
-	licence := licensing.LicenceView{
+	licence := licensing.LicenceStatus{
 		ID: "lic-1", Title: "title-9", Studio: "studio-3", Device: "dev-7",
 		Status: licensing.StatusActive, IssuedAt: issued,
 		ExpiresAt: issued.Add(48 * time.Hour), PlayableUntil: issued.Add(48 * time.Hour),

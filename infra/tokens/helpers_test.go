@@ -18,7 +18,7 @@ const issuer = "https://licences.dlicense.test"
 
 var (
 	t0      = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
-	licence = licensing.LicenceView{
+	licence = licensing.LicenceStatus{
 		ID: "lic-1", Title: "title-9", Studio: "studio-3", Device: "dev-7",
 		Status:   licensing.StatusActive,
 		IssuedAt: t0, ExpiresAt: t0.Add(48 * time.Hour), PlayableUntil: t0.Add(48 * time.Hour),
@@ -40,7 +40,7 @@ func newSigner(t *testing.T, keys ...tokens.Key) *tokens.Signer {
 	return s
 }
 
-func sign(t *testing.T, s *tokens.Signer, l licensing.LicenceView) string {
+func sign(t *testing.T, s *tokens.Signer, l licensing.LicenceStatus) string {
 	t.Helper()
 	tok, err := s.Sign(l, "member-42", "policy-7")
 	if err != nil {

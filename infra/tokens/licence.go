@@ -58,7 +58,7 @@ func (s *Signer) JWKS() []byte { return append([]byte(nil), s.jwks...) }
 // times are the licence's (iat and nbf its issue, exp its playable-until,
 // in whole seconds, rounded down), so re-signing an unchanged licence gives
 // the same token.
-func (s *Signer) Sign(l licensing.LicenceView, member, policyVersion string) (string, error) {
+func (s *Signer) Sign(l licensing.LicenceStatus, member, policyVersion string) (string, error) {
 	switch {
 	case l.ID == "" || member == "" || l.Device == "" || l.Title == "":
 		return "", fmt.Errorf("tokens: sign licence %q: licence, member, device and title ids are required", l.ID)

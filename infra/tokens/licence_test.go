@@ -89,7 +89,7 @@ func TestSignRefusesBadLicence(t *testing.T) {
 	backwards.PlayableUntil = licence.IssuedAt
 	tests := []struct {
 		name   string
-		view   licensing.LicenceView
+		status licensing.LicenceStatus
 		member string
 	}{
 		{"no licence id", noID, "m"},
@@ -97,7 +97,7 @@ func TestSignRefusesBadLicence(t *testing.T) {
 		{"playable until = issued", backwards, "m"},
 	}
 	for _, tt := range tests {
-		if tok, err := s.Sign(tt.view, tt.member, "p"); err == nil {
+		if tok, err := s.Sign(tt.status, tt.member, "p"); err == nil {
 			t.Errorf("Sign(%s) = %q, want error", tt.name, tok)
 		}
 	}

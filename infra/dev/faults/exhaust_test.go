@@ -19,7 +19,7 @@ import (
 
 type stubSigner struct{}
 
-func (stubSigner) Sign(l licensing.LicenceView, member, policy string) (string, error) {
+func (stubSigner) Sign(l licensing.LicenceStatus, member, policy string) (string, error) {
 	return "token-" + l.ID, nil
 }
 func (stubSigner) JWKS() []byte { return []byte(`{"keys":[]}`) }
@@ -28,7 +28,7 @@ func (stubSigner) JWKS() []byte { return []byte(`{"keys":[]}`) }
 // the request to the Lambda, and returns the status and Retry-After header.
 func apiAcquire(t *testing.T, svc *licensing.Service, member, key string) (int, string) {
 	t.Helper()
-	h := algnhsa.New(httpapi.New(svc, stubSigner{}, httpapi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}),
+	h := algnhsa.New(httpapi.New(httpapi.Services{Licensing: svc, Policy: svc.Policy, Signer: stubSigner{}}, httpapi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}),
 		&algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: "/v1/devices/d1/licences", Body: `{"title_id":"tt-first-light"}`,

@@ -281,7 +281,7 @@ func (m *member) sync() (string, string, any, func(int, []byte)) {
 		path += "?held=" + url.QueryEscape(strings.Join(ids, ","))
 	}
 	return http.MethodGet, path, nil, func(status int, raw []byte) {
-		var v licensing.SyncView
+		var v licensing.Synced
 		if status != http.StatusOK || json.Unmarshal(raw, &v) != nil {
 			return
 		}

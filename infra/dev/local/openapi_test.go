@@ -116,20 +116,22 @@ func routeDifferences(served, documented []string) []string {
 }
 
 // wantSecurity is the security a route must declare, as securityOf writes
-// it: none for the public routes, the member JWT with the admin scope for
-// the admin routes, with the licence-status scope (or admin, which the
-// handler also takes) for the licence status, and the member JWT for the
-// rest.
+// it: what the handler's route table requires (httpapi.RequiredScopes):
+// none for the public routes, the member JWT with one of the route's
+// scopes where it needs one, and the member JWT for the rest.
 func wantSecurity(route string) string {
-	switch {
-	case slices.Contains(httpapi.PublicRoutes, route):
+	if slices.Contains(httpapi.PublicRoutes, route) {
 		return "none"
-	case strings.Contains(route, " /v1/admin/"):
-		return "memberJwt[" + httpapi.AdminScope + "]"
-	case route == "POST /v1/licence-status":
-		return "memberJwt[" + httpapi.StatusScope + "] or memberJwt[" + httpapi.AdminScope + "]"
 	}
-	return "memberJwt[]"
+	scopes, _ := httpapi.RequiredScopes(route)
+	if len(scopes) == 0 {
+		return "memberJwt[]"
+	}
+	var alts []string
+	for _, s := range scopes {
+		alts = append(alts, "memberJwt["+s+"]")
+	}
+	return strings.Join(alts, " or ")
 }
 
 // securityOf writes an operation's security requirements (its own, or the

@@ -10,8 +10,8 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
-// Store is what a rebuild reads and writes.
-type Store interface {
+// LogStore is what a rebuild reads and writes.
+type LogStore interface {
 	licensing.EventStore
 	licensing.SnapshotStore
 }
@@ -30,7 +30,7 @@ type Report struct {
 // Members rebuilds the snapshot of each member from its whole log (the
 // snapshot held is ignored), writing it at the log's head for policy p (the
 // API's). progress is called after each member.
-func Members(ctx context.Context, s Store, p *licensing.Policy, members []string, progress func(done int)) Report {
+func Members(ctx context.Context, s LogStore, p *licensing.Policy, members []string, progress func(done int)) Report {
 	var r Report
 	for i, m := range members {
 		if err := ctx.Err(); err != nil {
@@ -60,7 +60,7 @@ func Members(ctx context.Context, s Store, p *licensing.Policy, members []string
 
 // One rebuilds one member's snapshot for policy p and returns how many
 // events it folded and whether it wrote the snapshot.
-func One(ctx context.Context, s Store, p *licensing.Policy, member string) (events int, written bool, err error) {
+func One(ctx context.Context, s LogStore, p *licensing.Policy, member string) (events int, written bool, err error) {
 	st, _, err := licensing.LoadState(ctx, s, member, p, licensing.StateLoad{Consistent: true, Replay: true})
 	if err != nil {
 		return 0, false, err
@@ -95,7 +95,7 @@ type CounterReport struct {
 // function, resumed, does not count those events again. Run it with the
 // stream function paused (its event source mapping disabled), for when a
 // counter definition changes; then resume it.
-func Counters(ctx context.Context, s Store, cs CounterStore, members []string, progress func(done int)) (CounterReport, error) {
+func Counters(ctx context.Context, s LogStore, cs CounterStore, members []string, progress func(done int)) (CounterReport, error) {
 	var r CounterReport
 	totals := map[string]licensing.Counts{}
 	for i, m := range members {

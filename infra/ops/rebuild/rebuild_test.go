@@ -24,7 +24,7 @@ type ids struct{ n atomic.Int64 }
 
 func (i *ids) NewID() string { return fmt.Sprintf("L%d", i.n.Add(1)) }
 
-func seed(t *testing.T, s rebuild.Store, members []string) {
+func seed(t *testing.T, s rebuild.LogStore, members []string) {
 	t.Helper()
 	svc := licensing.NewService(s, licensing.DefaultPolicy(), clock{}, &ids{})
 	for _, m := range members {
@@ -36,7 +36,7 @@ func seed(t *testing.T, s rebuild.Store, members []string) {
 	}
 }
 
-func check(t *testing.T, s rebuild.Store, members []string) {
+func check(t *testing.T, s rebuild.LogStore, members []string) {
 	t.Helper()
 	ctx := context.Background()
 	// A snapshot of a state schema that no longer exists, at the head.
@@ -88,7 +88,7 @@ func TestRebuildDynamo(t *testing.T) {
 }
 
 func TestRebuildCounters(t *testing.T) {
-	run := func(t *testing.T, s rebuild.Store, cs rebuild.CounterStore, counters licensing.CounterStore) {
+	run := func(t *testing.T, s rebuild.LogStore, cs rebuild.CounterStore, counters licensing.CounterStore) {
 		members := []string{"m-a", "m-b"}
 		seed(t, s, members)
 		ctx := context.Background()
@@ -210,7 +210,7 @@ func TestRebuildViewing(t *testing.T) {
 // TestRebuildHolders: logs written before the holders index existed are
 // recorded in it, once however often the rebuild runs.
 func TestRebuildHolders(t *testing.T) {
-	run := func(t *testing.T, s rebuild.Store, hs licensing.HolderStore) {
+	run := func(t *testing.T, s rebuild.LogStore, hs licensing.HolderStore) {
 		members := []string{"m-a", "m-b"}
 		seed(t, s, members)
 		ctx := context.Background()

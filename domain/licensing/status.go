@@ -12,8 +12,9 @@ const (
 	StatusReleased Status = "RELEASED"
 )
 
-// LicenceView is a licence as a client sees it.
-type LicenceView struct {
+// LicenceStatus is where a licence stands at a time, as a client sees it:
+// its status, dates and counts.
+type LicenceStatus struct {
 	ID        string    `json:"licence_id"`
 	Title     string    `json:"title_id"`
 	Studio    string    `json:"studio_id"`
@@ -40,11 +41,11 @@ type LicenceView struct {
 const CappedByAvailability = "AVAILABILITY_END"
 
 // annotated is a copy of vs, each noting what bounds its expiry under p.
-func (p *Policy) annotated(vs []LicenceView) []LicenceView {
+func (p *Policy) annotated(vs []LicenceStatus) []LicenceStatus {
 	if vs == nil {
 		return nil
 	}
-	out := make([]LicenceView, len(vs))
+	out := make([]LicenceStatus, len(vs))
 	for i, v := range vs {
 		p.annotate(&v)
 		out[i] = v
@@ -56,7 +57,7 @@ func (p *Policy) annotated(vs []LicenceView) []LicenceView {
 const CappedByWithdrawal = "TITLE_WITHDRAWN"
 
 // annotate notes on v what bounds its expiry under policy p.
-func (p *Policy) annotate(v *LicenceView) {
+func (p *Policy) annotate(v *LicenceStatus) {
 	t, ok := p.Title(v.Title)
 	switch {
 	case !ok:
@@ -67,10 +68,10 @@ func (p *Policy) annotate(v *LicenceView) {
 	}
 }
 
-// view is the licence as it stands right after the event that touched it,
+// asStatus is the licence as it stands right after the event that touched it,
 // before any play: what the first answer to a request showed.
-func (l *Licence) view(st Status) LicenceView {
-	v := LicenceView{
+func (l *Licence) asStatus(st Status) LicenceStatus {
+	v := LicenceStatus{
 		ID: l.ID, Title: l.Title, Studio: l.Studio, Device: l.Device, Status: st,
 		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, PlayableUntil: l.ExpiresAt,
 		Renewals: l.Renewals, Plays: l.Plays, ReleaseReason: l.ReleaseReason,
@@ -86,8 +87,8 @@ func (l *Licence) view(st Status) LicenceView {
 	return v
 }
 
-// View is the licence as it stands at time now under policy p.
-func (l *Licence) View(p *Policy, now time.Time) LicenceView {
+// StatusAt is the licence as it stands at time now under policy p.
+func (l *Licence) StatusAt(p *Policy, now time.Time) LicenceStatus {
 	end := l.EffectiveExpiry(p.Terms(l.Studio))
 	if t, ok := p.Title(l.Title); ok && t.AvailableUntil != nil && t.AvailableUntil.Before(end) {
 		end = t.AvailableUntil.UTC() // the rights ended (or the title was withdrawn) since the grant
@@ -99,7 +100,7 @@ func (l *Licence) View(p *Policy, now time.Time) LicenceView {
 	case !now.Before(end):
 		st = StatusExpired
 	}
-	v := l.view(st)
+	v := l.asStatus(st)
 	v.PlayableUntil = end
 	p.annotate(&v)
 	return v

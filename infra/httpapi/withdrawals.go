@@ -9,17 +9,14 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
-// withdrawer checks the caller holds the admin scope and that withdrawals
-// are configured.
-func (a *api) withdrawer(w http.ResponseWriter, r *http.Request) bool {
-	if !a.adminScope(w, r) {
-		return false
+// withdrawalRoutes are the operators' withdrawals of titles from
+// downloads: a title's, a studio's every title, and how far one is.
+func (a *api) withdrawalRoutes() []route {
+	return []route{
+		{"POST /v1/admin/titles/{title}/withdrawal", adminAccess, a.withdrawTitle},
+		{"POST /v1/admin/studios/{studio}/withdrawal", adminAccess, a.withdrawStudio},
+		{"GET /v1/admin/titles/{title}/withdrawal", adminAccess, a.withdrawal},
 	}
-	if a.opts.Withdrawals == nil {
-		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "withdrawals are not configured"))
-		return false
-	}
-	return true
 }
 
 // withdrawalBody reads {"from": RFC 3339} (optional: now).
@@ -42,8 +39,8 @@ func withdrawalBody(w http.ResponseWriter, r *http.Request) (time.Time, error) {
 // (now, or from a later time): 202 with it. From then on the title is not
 // granted, its plays are refused and its licences show ended; make
 // withdraw ends every licence held, and a device's next sync its own.
-func (a *api) withdrawTitle(w http.ResponseWriter, r *http.Request) {
-	if !a.withdrawer(w, r) {
+func (a *api) withdrawTitle(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Withdrawals != nil, "withdrawals") {
 		return
 	}
 	from, err := withdrawalBody(w, r)
@@ -60,8 +57,8 @@ func (a *api) withdrawTitle(w http.ResponseWriter, r *http.Request) {
 }
 
 // withdrawStudio withdraws every title of a studio in the catalogue.
-func (a *api) withdrawStudio(w http.ResponseWriter, r *http.Request) {
-	if !a.withdrawer(w, r) {
+func (a *api) withdrawStudio(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Withdrawals != nil, "withdrawals") {
 		return
 	}
 	from, err := withdrawalBody(w, r)
@@ -101,7 +98,7 @@ func (a *api) withdraw(r *http.Request, title string, from time.Time) (licensing
 	if err != nil {
 		return licensing.Withdrawal{}, err
 	}
-	held, ok, err := a.opts.Withdrawals.RecordWithdrawal(r.Context(), wd)
+	held, ok, err := a.svc.Withdrawals.RecordWithdrawal(r.Context(), wd)
 	if err != nil {
 		return licensing.Withdrawal{}, err
 	}
@@ -114,12 +111,12 @@ func (a *api) withdraw(r *http.Request, title string, from time.Time) (licensing
 
 // withdrawal answers a title's withdrawal and how far the ending of its
 // licences is.
-func (a *api) withdrawal(w http.ResponseWriter, r *http.Request) {
-	if !a.withdrawer(w, r) {
+func (a *api) withdrawal(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Withdrawals != nil, "withdrawals") {
 		return
 	}
 	title := r.PathValue("title")
-	ws, err := a.opts.Withdrawals.Withdrawals(r.Context())
+	ws, err := a.svc.Withdrawals.Withdrawals(r.Context())
 	if err != nil {
 		writeError(w, r, err)
 		return

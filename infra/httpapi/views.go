@@ -8,17 +8,26 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
-// viewer checks the caller and that viewing is configured.
-func (a *api) viewer(w http.ResponseWriter, r *http.Request) (Identity, bool) {
-	id, err := a.caller(r)
-	if err == nil && a.opts.Viewing == nil {
-		err = kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing is not configured")
+// viewRoutes are the screens of the member's account: start a view,
+// heartbeats, stop, what is being watched, end another screen, and where
+// the member left off in a title.
+func (a *api) viewRoutes() []route {
+	return []route{
+		{"POST /v1/devices/{device}/views", memberAccess, a.startView},
+		{"POST /v1/devices/{device}/views/{view}/heartbeat", memberAccess, a.heartbeat},
+		{"POST /v1/devices/{device}/views/{view}/stop", memberAccess, a.stopView},
+		{"GET /v1/views", memberAccess, a.screens},
+		{"DELETE /v1/views/{view}", memberAccess, a.endView},
+		{"GET /v1/titles/{title}/resume", memberAccess, a.resume},
 	}
-	if err != nil {
-		writeError(w, r, err)
-		return Identity{}, false
+}
+
+// configured answers 503 UNAVAILABLE, naming what, unless ok.
+func (a *api) configured(w http.ResponseWriter, r *http.Request, ok bool, what string) bool {
+	if !ok {
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "%s is not configured", what))
 	}
-	return id, true
+	return ok
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
@@ -26,9 +35,8 @@ func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 // startView starts a view on a device: 201 with the view, the heartbeat
 // interval and where to resume; 403 CONCURRENT_SCREENS_LIMIT with every
 // screen in use.
-func (a *api) startView(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) startView(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	var body struct {
@@ -40,7 +48,7 @@ func (a *api) startView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	device := r.PathValue("device")
-	res, err := a.opts.Viewing.Start(r.Context(), viewing.Start{Member: id.Member, Plan: id.Plan, Device: device, Title: body.Title, Profile: body.Profile}, idempotencyKey(r))
+	res, err := a.svc.Viewing.Start(r.Context(), viewing.Start{Member: id.Member, Plan: id.Plan, Device: device, Title: body.Title, Profile: body.Profile}, idempotencyKey(r))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -55,9 +63,8 @@ func (a *api) startView(w http.ResponseWriter, r *http.Request) {
 
 // heartbeat applies a heartbeat: 200, or 409 VIEW_ENDED when the player
 // must stop.
-func (a *api) heartbeat(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	var body struct {
@@ -69,7 +76,7 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := a.opts.Viewing.Beat(r.Context(), viewing.Beat{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"),
+	res, err := a.svc.Viewing.Beat(r.Context(), viewing.Beat{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"),
 		View: r.PathValue("view"), PositionMs: body.PositionMs, State: body.State, Seq: body.Seq})
 	if err != nil {
 		writeError(w, r, err)
@@ -82,9 +89,8 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 // stopView ends a view from its own screen with the final position.
-func (a *api) stopView(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) stopView(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	var body struct {
@@ -95,7 +101,7 @@ func (a *api) stopView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := r.PathValue("view")
-	ended, err := a.opts.Viewing.Stop(r.Context(), viewing.Stop{Member: id.Member, Device: r.PathValue("device"), View: view, PositionMs: body.PositionMs})
+	ended, err := a.svc.Viewing.Stop(r.Context(), viewing.Stop{Member: id.Member, Device: r.PathValue("device"), View: view, PositionMs: body.PositionMs})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -104,12 +110,11 @@ func (a *api) stopView(w http.ResponseWriter, r *http.Request) {
 }
 
 // screens answers what is being watched on the account now.
-func (a *api) screens(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) screens(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
-	limit, screens, err := a.opts.Viewing.Screens(r.Context(), id.Member, id.Plan)
+	limit, screens, err := a.svc.Viewing.Screens(r.Context(), id.Member, id.Plan)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -119,9 +124,8 @@ func (a *api) screens(w http.ResponseWriter, r *http.Request) {
 
 // endView ends a screen of the account from any device; its next heartbeat
 // is told to stop.
-func (a *api) endView(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) endView(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	if err := decodeEmpty(w, r); err != nil {
@@ -129,7 +133,7 @@ func (a *api) endView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := r.PathValue("view")
-	ended, err := a.opts.Viewing.End(r.Context(), viewing.End{Member: id.Member, View: view, Reason: viewing.EndedByMember})
+	ended, err := a.svc.Viewing.End(r.Context(), viewing.End{Member: id.Member, View: view, Reason: viewing.EndedByMember})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -139,12 +143,11 @@ func (a *api) endView(w http.ResponseWriter, r *http.Request) {
 
 // resume answers where the member left off in a title (?profile= for a
 // profile of the account), the same from every device.
-func (a *api) resume(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.viewer(w, r)
-	if !ok {
+func (a *api) resume(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
-	ans, err := a.opts.Viewing.Resume(r.Context(), id.Member, r.URL.Query().Get("profile"), r.PathValue("title"))
+	ans, err := a.svc.Viewing.Resume(r.Context(), id.Member, r.URL.Query().Get("profile"), r.PathValue("title"))
 	if err != nil {
 		writeError(w, r, err)
 		return
