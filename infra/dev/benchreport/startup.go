@@ -62,7 +62,7 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 	}{
 		{"API: `setup.Assemble` + `App.Handler`, embedded store", api("memory")},
 		{"API: `setup.Assemble` + `App.Handler`, DynamoDB store (client only)", api("dynamo")},
-		{"stream function: DynamoDB client + store + `projector.Processor`", streamFunction},
+		{"stream function: DynamoDB client + stores + `projector.Processor` (five projections)", streamFunction},
 	} {
 		times := make([]time.Duration, 0, runs)
 		for range runs {
