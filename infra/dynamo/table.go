@@ -49,8 +49,7 @@ const (
 	// maxBatchGet the most keys one BatchGetItem reads.
 	maxBatchWrite = 25
 	maxBatchGet   = 100
-	// batchAttempts bounds the calls of one batch: DynamoDB leaves keys
-	// and requests unprocessed when it throttles.
+	// batchAttempts bounds the calls of one batch (untilProcessed).
 	batchAttempts = 6
 	// transactAttempts bounds the transactions tried for one set of
 	// changes: each lost race on an item (TransactionConflict) tries again.
@@ -205,34 +204,28 @@ func (t *Table) scan(ctx context.Context, in *dynamodb.ScanInput, fn func(map[st
 }
 
 // batchGet reads keys with BatchGetItem, 100 at a time, and calls fn with
-// each item found. Keys left unprocessed are asked for again after a
-// backoff, a few times; then the read is Unavailable.
+// each item found.
 func (t *Table) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool, fn func(map[string]types.AttributeValue) error) error {
 	for len(keys) > 0 {
 		n := min(len(keys), maxBatchGet)
 		req := map[string]types.KeysAndAttributes{t.name: {Keys: keys[:n], ConsistentRead: aws.Bool(consistent)}}
-		for attempt := 1; len(req) > 0; attempt++ {
-			if attempt > batchAttempts {
-				return kernel.Unavailable("the store is busy; retry shortly",
-					fmt.Errorf("%d keys unprocessed after %d reads", len(req[t.name].Keys), batchAttempts))
-			}
-			if attempt > 1 {
-				if err := kernel.Backoff(ctx, batchBackoff, attempt); err != nil {
-					return err
-				}
-			}
+		err := untilProcessed(ctx, "keys", func() (int, error) {
 			out, err := t.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 			if err != nil {
 				record(ctx, true)
-				return unavailable(err)
+				return 0, unavailable(err)
 			}
 			record(ctx, true, out.ConsumedCapacity...)
 			for _, item := range out.Responses[t.name] {
 				if err := fn(item); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			req = out.UnprocessedKeys
+			return len(req[t.name].Keys), nil
+		})
+		if err != nil {
+			return err
 		}
 		keys = keys[n:]
 	}
@@ -240,33 +233,46 @@ func (t *Table) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 }
 
 // batchWrite makes writes (puts and deletes, none conditional) with
-// BatchWriteItem, 25 at a time. Requests left unprocessed are made again
-// after a backoff, a few times; then the write is Unavailable.
+// BatchWriteItem, 25 at a time.
 func (t *Table) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
 	for len(writes) > 0 {
 		n := min(len(writes), maxBatchWrite)
 		pending := map[string][]types.WriteRequest{t.name: writes[:n]}
-		for attempt := 1; len(pending) > 0; attempt++ {
-			if attempt > batchAttempts {
-				return kernel.Unavailable("the store is busy; retry shortly",
-					fmt.Errorf("%d writes unprocessed after %d calls", len(pending[t.name]), batchAttempts))
-			}
-			if attempt > 1 {
-				if err := kernel.Backoff(ctx, batchBackoff, attempt); err != nil {
-					return err
-				}
-			}
+		err := untilProcessed(ctx, "writes", func() (int, error) {
 			out, err := t.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
 			if err != nil {
 				record(ctx, false)
-				return unavailable(err)
+				return 0, unavailable(err)
 			}
 			record(ctx, false, out.ConsumedCapacity...)
 			pending = out.UnprocessedItems
+			return len(pending[t.name]), nil
+		})
+		if err != nil {
+			return err
 		}
 		writes = writes[n:]
 	}
 	return nil
+}
+
+// untilProcessed makes a batch call until it leaves nothing unprocessed
+// (DynamoDB leaves requests unprocessed when it throttles): call says how
+// many it left, which are made again after a back-off, up to batchAttempts
+// calls; then the batch is Unavailable.
+func untilProcessed(ctx context.Context, what string, call func() (left int, err error)) error {
+	for attempt := 1; ; attempt++ {
+		left, err := call()
+		if err != nil || left == 0 {
+			return err
+		}
+		if attempt == batchAttempts {
+			return kernel.Unavailable("the store is busy; retry shortly", fmt.Errorf("%d %s unprocessed after %d calls", left, what, batchAttempts))
+		}
+		if err := kernel.Backoff(ctx, batchBackoff, attempt+1); err != nil {
+			return err
+		}
+	}
 }
 
 // deletes are the delete requests of keys.
