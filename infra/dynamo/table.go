@@ -38,9 +38,6 @@ type Table struct {
 // NewTable returns the table called name, reached through db.
 func NewTable(db API, name string) *Table { return &Table{db: db, name: name} }
 
-// Name is the table's name.
-func (t *Table) Name() string { return t.name }
-
 // Limits of DynamoDB's batch and transaction calls.
 const (
 	// maxTransactItems is the most items one transaction writes.

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/kernel"
@@ -11,12 +10,10 @@ import (
 
 // adminRoutes are the service's figures and settings, for operators: a
 // title's and a studio's licence counts, and the policy in force.
-func (a *api) adminRoutes() []route {
-	return slices.Concat([]route{
-		{"GET /v1/admin/titles/{title}/counts", adminAccess, a.titleCounts},
-		{"GET /v1/admin/studios/{studio}/days/{day}/counts", adminAccess, a.studioDayCounts},
-		{"GET /v1/admin/policy", adminAccess, a.policy},
-	}, a.memberRoutes())
+var adminRoutes = []route{
+	{"GET /v1/admin/titles/{title}/counts", adminAccess, (*api).titleCounts},
+	{"GET /v1/admin/studios/{studio}/days/{day}/counts", adminAccess, (*api).studioDayCounts},
+	{"GET /v1/admin/policy", adminAccess, (*api).policy},
 }
 
 func (a *api) titleCounts(w http.ResponseWriter, r *http.Request, _ Identity) {

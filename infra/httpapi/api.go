@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -139,34 +138,49 @@ type route struct {
 }
 
 // handler serves a request from the caller id, whose access the route's
-// table entry has checked (the zero Identity on a public route).
-type handler func(w http.ResponseWriter, r *http.Request, id Identity)
+// table entry has checked (the zero Identity on a public route): an api
+// method, as a method expression.
+type handler func(a *api, w http.ResponseWriter, r *http.Request, id Identity)
 
-// routes is every resource's table, in the order they are registered.
-func (a *api) routes() []route {
-	return slices.Concat(a.licenceRoutes(), a.statusRoutes(), a.viewRoutes(), a.historyRoutes(),
-		a.adminRoutes(), a.withdrawalRoutes(), a.publicRoutes())
+// routes is every resource's table, in the order they are registered. The
+// tables are data, read only from here: a program that links this package
+// but serves no API (the stream function) links none of the handlers.
+func routes() []route {
+	var all []route
+	for _, t := range [][]route{licenceRoutes, statusRoutes, viewRoutes, historyRoutes, adminRoutes, memberRoutes, withdrawalRoutes, publicRoutes} {
+		all = append(all, t...)
+	}
+	return all
 }
 
 // Routes lists every route the handler serves, as "METHOD /path" with the
-// mux's wildcards; PublicRoutes those that need no token (API Gateway
-// serves them without the JWT authorizer). The template's routes, the
-// OpenAPI document and the local gateway are checked against them.
-var Routes, PublicRoutes = func() (all, open []string) {
-	for _, rt := range (*api)(nil).routes() {
+// mux's wildcards; the template's routes, the OpenAPI document and the
+// local gateway are checked against it.
+func Routes() []string {
+	var all []string
+	for _, rt := range routes() {
 		all = append(all, rt.pattern)
+	}
+	return all
+}
+
+// PublicRoutes are the routes that need no token: API Gateway serves them
+// without the JWT authorizer.
+func PublicRoutes() []string {
+	var open []string
+	for _, rt := range routes() {
 		if rt.access == openAccess {
 			open = append(open, rt.pattern)
 		}
 	}
-	return all, open
-}()
+	return open
+}
 
 // RequiredScopes are the scopes of which a token must hold one to call
 // route (nil: any member token, or none for a public route), as its table
 // says; ok is false for a pattern the API does not serve.
 func RequiredScopes(pattern string) (scopes []string, ok bool) {
-	for _, rt := range (*api)(nil).routes() {
+	for _, rt := range routes() {
 		if rt.pattern == pattern {
 			return rt.access.scopes(), true
 		}
@@ -192,7 +206,7 @@ func New(svc Services, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, opts: opts}
 	mux := http.NewServeMux()
-	for _, rt := range a.routes() {
+	for _, rt := range routes() {
 		mux.HandleFunc(rt.pattern, a.guard(rt))
 	}
 	return observe(recoverer(problems(mux)), opts.Logger, opts.Metrics)
@@ -214,7 +228,7 @@ func (a *api) guard(rt route) http.HandlerFunc {
 				return
 			}
 		}
-		rt.handle(w, r, id)
+		rt.handle(a, w, r, id)
 	}
 }
 

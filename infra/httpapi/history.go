@@ -10,16 +10,14 @@ import (
 // historyRoutes are what members watched: the member's own history,
 // recently watched row and erasure; and, for operators, a member's history
 // and erasure and the titles' engagement.
-func (a *api) historyRoutes() []route {
-	return []route{
-		{"GET /v1/history", memberAccess, a.watchHistory},
-		{"GET /v1/recently-watched", memberAccess, a.recentlyWatched},
-		{"DELETE /v1/history", memberAccess, a.eraseHistory},
-		{"GET /v1/admin/members/{member}/history", adminAccess, a.memberHistory},
-		{"DELETE /v1/admin/members/{member}/viewing", adminAccess, a.eraseMember},
-		{"GET /v1/admin/titles/{title}/days/{day}/engagement", adminAccess, a.titleEngagement},
-		{"GET /v1/admin/days/{day}/most-watched", adminAccess, a.mostWatched},
-	}
+var historyRoutes = []route{
+	{"GET /v1/history", memberAccess, (*api).watchHistory},
+	{"GET /v1/recently-watched", memberAccess, (*api).recentlyWatched},
+	{"DELETE /v1/history", memberAccess, (*api).eraseHistory},
+	{"GET /v1/admin/members/{member}/history", adminAccess, (*api).memberHistory},
+	{"DELETE /v1/admin/members/{member}/viewing", adminAccess, (*api).eraseMember},
+	{"GET /v1/admin/titles/{title}/days/{day}/engagement", adminAccess, (*api).titleEngagement},
+	{"GET /v1/admin/days/{day}/most-watched", adminAccess, (*api).mostWatched},
 }
 
 // watchHistory answers a page of the caller's viewing history, newest

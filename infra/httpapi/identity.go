@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/akrylysov/algnhsa"
@@ -53,8 +52,13 @@ func identity(r *http.Request, planClaim string) (Identity, error) {
 // FORBIDDEN naming them if not.
 func allowed(id Identity, ac access) error {
 	scopes := ac.scopes()
-	if len(scopes) == 0 || slices.ContainsFunc(scopes, id.HasScope) {
+	if len(scopes) == 0 {
 		return nil
+	}
+	for _, s := range scopes {
+		if id.HasScope(s) {
+			return nil
+		}
 	}
 	return kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "this route needs the %s scope", strings.Join(scopes, " or the "))
 }

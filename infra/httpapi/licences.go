@@ -12,16 +12,14 @@ import (
 
 // licenceRoutes are a device's licences: acquire, sync, renew, release,
 // offline playback uploads and eligibility, for the member of the token.
-func (a *api) licenceRoutes() []route {
-	return []route{
-		{"POST /v1/devices/{device}/licences", memberAccess, a.acquire},
-		{"GET /v1/devices/{device}/licences", memberAccess, a.sync},
-		{"DELETE /v1/devices/{device}/licences", memberAccess, a.releaseDevice},
-		{"POST /v1/devices/{device}/licences/{licence}/renew", memberAccess, a.renew},
-		{"DELETE /v1/devices/{device}/licences/{licence}", memberAccess, a.release},
-		{"POST /v1/devices/{device}/playback", memberAccess, a.playback},
-		{"GET /v1/devices/{device}/titles/{title}/eligibility", memberAccess, a.eligibility},
-	}
+var licenceRoutes = []route{
+	{"POST /v1/devices/{device}/licences", memberAccess, (*api).acquire},
+	{"GET /v1/devices/{device}/licences", memberAccess, (*api).sync},
+	{"DELETE /v1/devices/{device}/licences", memberAccess, (*api).releaseDevice},
+	{"POST /v1/devices/{device}/licences/{licence}/renew", memberAccess, (*api).renew},
+	{"DELETE /v1/devices/{device}/licences/{licence}", memberAccess, (*api).release},
+	{"POST /v1/devices/{device}/playback", memberAccess, (*api).playback},
+	{"GET /v1/devices/{device}/titles/{title}/eligibility", memberAccess, (*api).eligibility},
 }
 
 // licenceResponse is a granted or renewed licence with its signed token.

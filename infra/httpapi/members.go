@@ -14,13 +14,11 @@ import (
 // memberRoutes are a member's licensing log, for operators: the licences
 // as of any time, what another policy would have decided, the log a page
 // at a time, and the release of every licence of a closed account.
-func (a *api) memberRoutes() []route {
-	return []route{
-		{"GET /v1/admin/members/{member}/timeline", adminAccess, a.timeline},
-		{"POST /v1/admin/members/{member}/what-if", adminAccess, a.whatIf},
-		{"GET /v1/admin/members/{member}/events", adminAccess, a.memberEvents},
-		{"DELETE /v1/admin/members/{member}/licences", adminAccess, a.closeAccount},
-	}
+var memberRoutes = []route{
+	{"GET /v1/admin/members/{member}/timeline", adminAccess, (*api).timeline},
+	{"POST /v1/admin/members/{member}/what-if", adminAccess, (*api).whatIf},
+	{"GET /v1/admin/members/{member}/events", adminAccess, (*api).memberEvents},
+	{"DELETE /v1/admin/members/{member}/licences", adminAccess, (*api).closeAccount},
 }
 
 // memberLog reads the log of the member named in the path.

@@ -27,7 +27,7 @@ func concrete(pattern string) (method, path string) {
 // licence-status scope or admin, the other routes none.
 func TestEveryRouteChecksItsAccessBeforeItRuns(t *testing.T) {
 	api := newAPI()
-	for _, route := range httpapi.Routes {
+	for _, route := range httpapi.Routes() {
 		method, path := concrete(route)
 		scopes, ok := httpapi.RequiredScopes(route)
 		if !ok {
@@ -47,7 +47,7 @@ func TestEveryRouteChecksItsAccessBeforeItRuns(t *testing.T) {
 			t.Errorf("%s needs %v, want no scope", route, scopes)
 		}
 		resp, _ := invoke(t, api, method, path, "", "", "{}", nil)
-		public := slices.Contains(httpapi.PublicRoutes, route)
+		public := slices.Contains(httpapi.PublicRoutes(), route)
 		if public == (resp.StatusCode == 401) {
 			t.Errorf("%s %s without a token = %d (public: %v)", method, path, resp.StatusCode, public)
 		}

@@ -19,9 +19,7 @@ const (
 )
 
 // statusRoutes are the licences a verifier (a DRM server) asks about.
-func (a *api) statusRoutes() []route {
-	return []route{{"POST /v1/licence-status", verifierAccess, a.licenceStatus}}
-}
+var statusRoutes = []route{{"POST /v1/licence-status", verifierAccess, (*api).licenceStatus}}
 
 // licenceStatus answers, for a verifier holding licence tokens (a DRM
 // server asked to play them), whether each licence still holds: read

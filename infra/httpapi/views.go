@@ -11,15 +11,13 @@ import (
 // viewRoutes are the screens of the member's account: start a view,
 // heartbeats, stop, what is being watched, end another screen, and where
 // the member left off in a title.
-func (a *api) viewRoutes() []route {
-	return []route{
-		{"POST /v1/devices/{device}/views", memberAccess, a.startView},
-		{"POST /v1/devices/{device}/views/{view}/heartbeat", memberAccess, a.heartbeat},
-		{"POST /v1/devices/{device}/views/{view}/stop", memberAccess, a.stopView},
-		{"GET /v1/views", memberAccess, a.screens},
-		{"DELETE /v1/views/{view}", memberAccess, a.endView},
-		{"GET /v1/titles/{title}/resume", memberAccess, a.resume},
-	}
+var viewRoutes = []route{
+	{"POST /v1/devices/{device}/views", memberAccess, (*api).startView},
+	{"POST /v1/devices/{device}/views/{view}/heartbeat", memberAccess, (*api).heartbeat},
+	{"POST /v1/devices/{device}/views/{view}/stop", memberAccess, (*api).stopView},
+	{"GET /v1/views", memberAccess, (*api).screens},
+	{"DELETE /v1/views/{view}", memberAccess, (*api).endView},
+	{"GET /v1/titles/{title}/resume", memberAccess, (*api).resume},
 }
 
 // configured answers 503 UNAVAILABLE, naming what, unless ok.

@@ -11,12 +11,10 @@ import (
 
 // withdrawalRoutes are the operators' withdrawals of titles from
 // downloads: a title's, a studio's every title, and how far one is.
-func (a *api) withdrawalRoutes() []route {
-	return []route{
-		{"POST /v1/admin/titles/{title}/withdrawal", adminAccess, a.withdrawTitle},
-		{"POST /v1/admin/studios/{studio}/withdrawal", adminAccess, a.withdrawStudio},
-		{"GET /v1/admin/titles/{title}/withdrawal", adminAccess, a.withdrawal},
-	}
+var withdrawalRoutes = []route{
+	{"POST /v1/admin/titles/{title}/withdrawal", adminAccess, (*api).withdrawTitle},
+	{"POST /v1/admin/studios/{studio}/withdrawal", adminAccess, (*api).withdrawStudio},
+	{"GET /v1/admin/titles/{title}/withdrawal", adminAccess, (*api).withdrawal},
 }
 
 // withdrawalBody reads {"from": RFC 3339} (optional: now).

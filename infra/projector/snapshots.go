@@ -3,7 +3,6 @@ package projector
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -80,13 +79,11 @@ func eventsOf(rs []Record) []Record {
 	return out
 }
 
-// shippedPolicy is the shipped policy, parsed once.
-var shippedPolicy = sync.OnceValue(licensing.DefaultPolicy)
-
-// policyOr is p, or the shipped policy if p is nil.
+// policyOr is p, or the shipped policy if p is nil (setup always gives
+// the API's; tests may leave it out).
 func policyOr(p *licensing.Policy) *licensing.Policy {
 	if p != nil {
 		return p
 	}
-	return shippedPolicy()
+	return licensing.DefaultPolicy()
 }

@@ -106,7 +106,7 @@ func RunLoad(ctx context.Context, root, endpoint string, o LoadOptions, log io.W
 	if err != nil {
 		return res, err
 	}
-	srv := &http.Server{Handler: local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes()), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer local.Shutdown(srv)
 

@@ -57,7 +57,7 @@ func startServer(t *testing.T) *server {
 	}
 	local.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), nil)
 	s := &server{issuer: devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts}
-	s.gateway = local.NewGateway(parts.Handler(), s.issuer, httpapi.PublicRoutes)
+	s.gateway = local.NewGateway(parts.Handler(), s.issuer, httpapi.PublicRoutes())
 	srv := httptest.NewServer(s.gateway)
 	t.Cleanup(srv.Close)
 	s.url = srv.URL

@@ -69,7 +69,7 @@ func apiEvents(t *testing.T) map[string][]byte {
 func TestEveryRouteHasASampleEvent(t *testing.T) {
 	var matched *http.Request
 	mux := http.NewServeMux()
-	for _, r := range httpapi.Routes {
+	for _, r := range httpapi.Routes() {
 		mux.HandleFunc(r, func(_ http.ResponseWriter, r *http.Request) { matched = r })
 	}
 	covered := map[string]bool{}
@@ -80,8 +80,8 @@ func TestEveryRouteHasASampleEvent(t *testing.T) {
 			continue
 		}
 		covered[ev.RouteKey] = true
-		if !slices.Contains(httpapi.Routes, ev.RouteKey) {
-			t.Errorf("%s: routeKey %q is not a route of httpapi.Routes", name, ev.RouteKey)
+		if !slices.Contains(httpapi.Routes(), ev.RouteKey) {
+			t.Errorf("%s: routeKey %q is not a route of httpapi.Routes()", name, ev.RouteKey)
 		}
 		if ev.RequestContext.RouteKey != ev.RouteKey || ev.RequestContext.HTTP.Path != ev.RawPath {
 			t.Errorf("%s: requestContext (%q, %q) disagrees with routeKey %q, rawPath %q", name, ev.RequestContext.RouteKey, ev.RequestContext.HTTP.Path, ev.RouteKey, ev.RawPath)
@@ -101,7 +101,7 @@ func TestEveryRouteHasASampleEvent(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range httpapi.Routes {
+	for _, r := range httpapi.Routes() {
 		if !covered[r] {
 			t.Errorf("route %q has no sample event in events/", r)
 		}

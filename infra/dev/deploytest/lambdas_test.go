@@ -96,3 +96,28 @@ func TestTheLinkCheckSeesDevCode(t *testing.T) {
 		}
 	}
 }
+
+// TestTheStreamFunctionLinksNoHandler: the stream function links
+// infra/httpapi through infra/setup, but none of the API's handlers (the
+// route tables are read only when the API is built), so its bootstrap
+// carries no code of the API.
+func TestTheStreamFunctionLinksNoHandler(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "streams")
+	build := exec.Command("go", "build", "-tags", lambdaTags(t), "-trimpath", "-o", bin, "../../../functions/streams")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	syms := string(out)
+	for _, handler := range []string{"infra/httpapi.(*api).acquire", "infra/httpapi.(*api).startView", "infra/httpapi.(*api).console"} {
+		if strings.Contains(syms, handler) {
+			t.Errorf("the stream function links %s", handler)
+		}
+	}
+	if !strings.Contains(syms, "infra/projector.(*Processor).Handle") {
+		t.Errorf("the check reads no symbol of the stream function: it would miss a handler")
+	}
+}

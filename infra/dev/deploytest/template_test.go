@@ -238,7 +238,7 @@ func checkRoutes(d *deployment, served []string) []string {
 	return problems
 }
 
-// checkAuth: the public routes (httpapi.PublicRoutes: the licence key set
+// checkAuth: the public routes (httpapi.PublicRoutes(): the licence key set
 // and the support console's files, which hold no data) need no token; every
 // other route goes through its API's default JWT authorizer.
 func checkAuth(d *deployment) []string {
@@ -259,7 +259,7 @@ func checkAuth(d *deployment) []string {
 		authorizer := value(get(r.props, "Auth", "Authorizer"))
 		def := defaults[value(get(r.props, "ApiId"))]
 		switch {
-		case slices.Contains(httpapi.PublicRoutes, r.key):
+		case slices.Contains(httpapi.PublicRoutes(), r.key):
 			if authorizer != "NONE" {
 				problems = append(problems, fmt.Sprintf("%s.%s: %s must be public (Auth: Authorizer: NONE)", r.function, r.event, r.key))
 			}
@@ -337,10 +337,10 @@ func TestMakefileArchMatchesTemplate(t *testing.T) {
 }
 
 func TestTemplateRoutesAreServedByTheHandler(t *testing.T) {
-	if !slices.Contains(httpapi.Routes, jwksRoute) {
-		t.Fatalf("httpapi.Routes = %v, want it to hold %q", httpapi.Routes, jwksRoute)
+	if !slices.Contains(httpapi.Routes(), jwksRoute) {
+		t.Fatalf("httpapi.Routes() = %v, want it to hold %q", httpapi.Routes(), jwksRoute)
 	}
-	report(t, "routes", checkRoutes(load(t), httpapi.Routes))
+	report(t, "routes", checkRoutes(load(t), httpapi.Routes()))
 }
 
 func TestOnlyThePublicRoutesArePublic(t *testing.T) {
@@ -357,7 +357,7 @@ func TestFunctionActionsAreExactlyTheExpectedOnes(t *testing.T) {
 // update the mutation with it.
 func TestChecksCatchBreakage(t *testing.T) {
 	template, makefile := readSources(t)
-	routes := func(d *deployment) []string { return checkRoutes(d, httpapi.Routes) }
+	routes := func(d *deployment) []string { return checkRoutes(d, httpapi.Routes()) }
 	cases := []struct {
 		name     string
 		file     string // "template" or "makefile"
@@ -369,7 +369,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"x86 template", "template", "Architectures: [arm64]", "Architectures: [x86_64]", checkArch},
 		{"route the handler lacks", "template", "Path: /v1/devices/{device}/playback\n", "Path: /v1/devices/{device}/playbacks\n", routes},
 		{"route the template lacks", "template", "", "", func(d *deployment) []string {
-			return checkRoutes(d, append(slices.Clone(httpapi.Routes), "GET /v1/members/me"))
+			return checkRoutes(d, append(slices.Clone(httpapi.Routes()), "GET /v1/members/me"))
 		}},
 		{"implicit API", "template", "ApiId: !Ref LicensingApi\n            Method: GET\n            Path: /.well-known/jwks.json", "Method: GET\n            Path: /.well-known/jwks.json", routes},
 		{"key set behind the authorizer", "template", "Authorizer: NONE", "Authorizer: MemberJwt", checkAuth},

@@ -35,7 +35,7 @@ func server(t *testing.T) (string, func(member, plan string) string) {
 		t.Fatal(err)
 	}
 	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer)
-	srv := httptest.NewServer(local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes))
+	srv := httptest.NewServer(local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes()))
 	t.Cleanup(srv.Close)
 	return srv.URL, func(member, plan string) string {
 		tok, err := issuer.Mint(member, plan, nil, time.Hour, time.Now())

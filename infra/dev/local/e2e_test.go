@@ -65,7 +65,7 @@ func start(t *testing.T, store string) *env {
 		}
 	}
 	// Every answer is validated against docs/openapi.yaml when the test ends.
-	srv := httptest.NewServer(checkedAgainstOpenAPI(t, local.NewGateway(parts.Handler(), e.issuer, httpapi.PublicRoutes)))
+	srv := httptest.NewServer(checkedAgainstOpenAPI(t, local.NewGateway(parts.Handler(), e.issuer, httpapi.PublicRoutes())))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e

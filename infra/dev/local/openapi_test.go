@@ -120,7 +120,7 @@ func routeDifferences(served, documented []string) []string {
 // none for the public routes, the member JWT with one of the route's
 // scopes where it needs one, and the member JWT for the rest.
 func wantSecurity(route string) string {
-	if slices.Contains(httpapi.PublicRoutes, route) {
+	if slices.Contains(httpapi.PublicRoutes(), route) {
 		return "none"
 	}
 	scopes, _ := httpapi.RequiredScopes(route)
@@ -170,12 +170,12 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	documented := c.documentedRoutes()
-	for _, d := range routeDifferences(httpapi.Routes, documented) {
+	for _, d := range routeDifferences(httpapi.Routes(), documented) {
 		t.Error(d)
 	}
 
 	t.Run("a served route the document lacks fails", func(t *testing.T) {
-		served := append(slices.Clone(httpapi.Routes), "GET /v1/undocumented/{thing}")
+		served := append(slices.Clone(httpapi.Routes()), "GET /v1/undocumented/{thing}")
 		got := routeDifferences(served, documented)
 		want := "GET /v1/undocumented/{thing} is served (httpapi.Routes) but docs/openapi.yaml does not describe it"
 		if len(got) != 1 || got[0] != want {
@@ -184,8 +184,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		t.Logf("reported: %s", got[0])
 	})
 	t.Run("a documented route no longer served fails", func(t *testing.T) {
-		got := routeDifferences(httpapi.Routes[1:], documented)
-		want := httpapi.Routes[0] + " is described in docs/openapi.yaml but not served (httpapi.Routes)"
+		got := routeDifferences(httpapi.Routes()[1:], documented)
+		want := httpapi.Routes()[0] + " is described in docs/openapi.yaml but not served (httpapi.Routes)"
 		if len(got) != 1 || got[0] != want {
 			t.Fatalf("routeDifferences(routes less one) = %q, want [%q]", got, want)
 		}
@@ -196,7 +196,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	} else if s.Type != "http" || s.Scheme != "bearer" || s.BearerFormat != "JWT" {
 		t.Errorf("security scheme memberJwt: type %q, scheme %q, bearerFormat %q; want an http bearer JWT", s.Type, s.Scheme, s.BearerFormat)
 	}
-	for _, route := range httpapi.Routes {
+	for _, route := range httpapi.Routes() {
 		op := c.operation(route)
 		if op == nil {
 			continue // reported above
@@ -390,7 +390,7 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("DELETE", "/v1/history", member, "", 202)
 	call("DELETE", "/v1/admin/members/someone-else/viewing", admin, "", 202)
 
-	for _, r := range httpapi.Routes {
+	for _, r := range httpapi.Routes() {
 		if !called[r] {
 			t.Errorf("%s: not called here; add a call so that its answer is checked against %s", r, openAPIFile)
 		}
@@ -412,11 +412,11 @@ type exchanges struct {
 	list []exchange
 }
 
-// routes matches a request to the route of httpapi.Routes that serves it,
+// routes matches a request to the route of httpapi.Routes() that serves it,
 // as the handler's mux does.
 var routes = sync.OnceValue(func() *http.ServeMux {
 	mux := http.NewServeMux()
-	for _, r := range httpapi.Routes {
+	for _, r := range httpapi.Routes() {
 		mux.HandleFunc(r, func(http.ResponseWriter, *http.Request) {})
 	}
 	return mux
@@ -424,7 +424,7 @@ var routes = sync.OnceValue(func() *http.ServeMux {
 
 func routeOf(r *http.Request) string {
 	_, pattern := routes().Handler(r)
-	if slices.Contains(httpapi.Routes, pattern) {
+	if slices.Contains(httpapi.Routes(), pattern) {
 		return pattern
 	}
 	return ""

@@ -110,7 +110,7 @@ func serve(args []string) error {
 	}
 	defer stopStreams()
 	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
-	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes)
+	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes())
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
