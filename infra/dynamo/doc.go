@@ -5,7 +5,8 @@
 //	Log          members' event logs and snapshots (licensing.EventStore,
 //	             SnapshotStore): appends are conditional writes, a load is
 //	             one Query
-//	Views        screens and resume points (viewing.Store, ProgressStore)
+//	Views        screens and resume points (viewing.ScreenStore,
+//	             ProgressStore)
 //	History      history entries, recently watched rows, engagement and
 //	             erasures (viewing.HistoryStore)
 //	Counters     licence counters (licensing.CounterStore)

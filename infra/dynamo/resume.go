@@ -101,7 +101,7 @@ func openTotals(av map[string]types.AttributeValue, slot int) (viewing.Totals, b
 	return t, true
 }
 
-// Resume implements viewing.Store with one eventually consistent GetItem:
+// Resume implements viewing.ScreenStore with one eventually consistent GetItem:
 // the resume point is a read model, seconds stale at most.
 func (s *Views) Resume(ctx context.Context, member, profile, title string) (*viewing.Resume, error) {
 	item, err := s.t.get(ctx, key(ViewingPartition(member), resumeSK(profile, title)), false)

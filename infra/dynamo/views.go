@@ -123,7 +123,7 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 	return member, v, true, nil
 }
 
-// ReadForStart implements viewing.Store with one strongly consistent
+// ReadForStart implements viewing.ScreenStore with one strongly consistent
 // BatchGetItem of the n slots and the resume point (more requests only if
 // DynamoDB leaves keys unprocessed).
 func (s *Views) ReadForStart(ctx context.Context, member string, n int, profile, title string) ([]*viewing.View, *viewing.Resume, error) {
@@ -153,7 +153,7 @@ func (s *Views) ReadForStart(ctx context.Context, member string, n int, profile,
 	return slots, res, nil
 }
 
-// Claim implements viewing.Store with one conditional PutItem of the slot.
+// Claim implements viewing.ScreenStore with one conditional PutItem of the slot.
 func (s *Views) Claim(ctx context.Context, member string, c viewing.Claim, now time.Time) error {
 	item, err := MarshalScreen(member, c.View)
 	if err != nil {
@@ -185,7 +185,7 @@ func (s *Views) Claim(ctx context.Context, member string, c viewing.Claim, now t
 	return nil
 }
 
-// Beat implements viewing.Store: one conditional UpdateItem of the view's
+// Beat implements viewing.ScreenStore: one conditional UpdateItem of the view's
 // slot, no read. The condition is viewing.CheckBeat's.
 func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
 	return s.change(ctx, member, b.View,
@@ -197,7 +197,7 @@ func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 		})
 }
 
-// Stop implements viewing.Store like Beat, with viewing.CheckStop's condition.
+// Stop implements viewing.ScreenStore like Beat, with viewing.CheckStop's condition.
 func (s *Views) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
 	return s.change(ctx, member, st.View,
 		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at",
@@ -208,7 +208,7 @@ func (s *Views) Stop(ctx context.Context, member string, st viewing.Stop) (*view
 		})
 }
 
-// End implements viewing.Store like Beat, with viewing.CheckEnd's condition.
+// End implements viewing.ScreenStore like Beat, with viewing.CheckEnd's condition.
 func (s *Views) End(ctx context.Context, member string, e viewing.End) (*viewing.View, bool, error) {
 	cond := "#vid = :vid AND attribute_not_exists(#er)"
 	values := map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At))}
@@ -237,7 +237,7 @@ func (s *Views) change(ctx context.Context, member, id, update, cond string, val
 	return held, false, err
 }
 
-// Views implements viewing.Store with one Query of the member's slots.
+// Views implements viewing.ScreenStore with one Query of the member's slots.
 func (s *Views) Views(ctx context.Context, member string) ([]*viewing.View, error) {
 	var views []*viewing.View
 	err := s.t.query(ctx, &dynamodb.QueryInput{

@@ -33,7 +33,7 @@ func (s *Store) SubscribeScreens(fn func(ScreenChange)) {
 	s.screenSubs = append(s.screenSubs, fn)
 }
 
-// ReadForStart implements viewing.Store.
+// ReadForStart implements viewing.ScreenStore.
 func (s *Store) ReadForStart(ctx context.Context, member string, n int, profile, title string) ([]*viewing.View, *viewing.Resume, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -47,7 +47,7 @@ func (s *Store) ReadForStart(ctx context.Context, member string, n int, profile,
 	return slots, cloneResume(s.resumes[resumeKey(member, profile, title)]), nil
 }
 
-// Claim implements viewing.Store.
+// Claim implements viewing.ScreenStore.
 func (s *Store) Claim(ctx context.Context, member string, c viewing.Claim, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -62,7 +62,7 @@ func (s *Store) Claim(ctx context.Context, member string, c viewing.Claim, now t
 	return nil
 }
 
-// Beat implements viewing.Store.
+// Beat implements viewing.ScreenStore.
 func (s *Store) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
 	return s.change(ctx, member, b.View, func(held *viewing.View) bool {
 		repeated, err := viewing.CheckBeat(held, b)
@@ -74,7 +74,7 @@ func (s *Store) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 	})
 }
 
-// Stop implements viewing.Store.
+// Stop implements viewing.ScreenStore.
 func (s *Store) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
 	return s.change(ctx, member, st.View, func(held *viewing.View) bool {
 		repeated, err := viewing.CheckStop(held, st)
@@ -86,7 +86,7 @@ func (s *Store) Stop(ctx context.Context, member string, st viewing.Stop) (*view
 	})
 }
 
-// End implements viewing.Store.
+// End implements viewing.ScreenStore.
 func (s *Store) End(ctx context.Context, member string, e viewing.End) (*viewing.View, bool, error) {
 	return s.change(ctx, member, e.View, func(held *viewing.View) bool {
 		repeated, _, err := viewing.CheckEnd(held, e)
@@ -147,7 +147,7 @@ func (s *Store) slot(member string, i int) *viewing.View {
 	return nil
 }
 
-// Views implements viewing.Store.
+// Views implements viewing.ScreenStore.
 func (s *Store) Views(ctx context.Context, member string) ([]*viewing.View, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func (s *Store) Views(ctx context.Context, member string) ([]*viewing.View, erro
 	return out, nil
 }
 
-// Resume implements viewing.Store.
+// Resume implements viewing.ScreenStore.
 func (s *Store) Resume(ctx context.Context, member, profile, title string) (*viewing.Resume, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
