@@ -1,6 +1,7 @@
 // Package dynamo keeps the service's data in DynamoDB: one store per port,
-// each over a Table (the shared client, with metering, deadlines classified
-// as Unavailable, and the batch and transaction helpers with back-off):
+// each over a Table (the shared client, with metering, the failures that
+// may pass classified as Unavailable, and the batch and transaction helpers
+// with back-off):
 //
 //	Log          members' event logs and snapshots (licensing.EventStore,
 //	             SnapshotStore): appends are conditional writes, a load is
