@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -40,6 +41,11 @@ type Options struct {
 	StartTimeout time.Duration
 	// Log, when set, receives install notes and the emulator's output.
 	Log io.Writer
+	// DataDir, when set, keeps the tables on disk there instead of in
+	// memory: a server started again on it (Restart) has the same data.
+	DataDir string
+	// Port, when set, is the loopback port to listen on (else a free one).
+	Port int
 }
 
 // Server is a running DynamoDB Local process started by Start; call Stop
@@ -55,6 +61,9 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	opts Options     // as started, with the port chosen
+	hung atomic.Bool // stopped by Hang, not yet resumed
 }
 
 // Endpoint returns the server's base URL, http://127.0.0.1:PORT.
@@ -89,23 +98,32 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		timeout = 60 * time.Second
 	}
 
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("dynamotest: %w", err)
+		}
+	}
 	var errs []error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
-		s, err := launch(java, func(scratch string) []string { return javaArgs(jarDir, scratch, port) }, opts.Log)
+		s, err := launch(java, func(scratch string) []string { return javaArgs(jarDir, scratch, opts.DataDir, port) }, opts.Log)
 		if err != nil {
 			return nil, err
 		}
 		s.endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+		s.opts = opts
+		s.opts.Port = port
 		retry, err := s.waitReady(ctx, port, timeout)
 		if err == nil {
 			return s, nil
 		}
 		s.Stop()
-		if !retry {
+		if !retry || opts.Port != 0 {
 			return nil, err
 		}
 		errs = append(errs, err)
@@ -115,16 +133,20 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // javaArgs makes scratch the JVM's temp dir too: the native sqlite library
 // DynamoDB Local unpacks there is then removed by Stop even after a SIGKILL.
-func javaArgs(jarDir, scratch string, port int) []string {
-	return []string{
+// The tables are in memory, or in dataDir when it is set.
+func javaArgs(jarDir, scratch, dataDir string, port int) []string {
+	storage := []string{"-inMemory"}
+	if dataDir != "" {
+		storage = []string{"-dbPath", dataDir}
+	}
+	return append([]string{
 		// A heap for the whole test suite's tables; the full JIT, since
 		// the suite runs for minutes.
 		"-XX:+UseSerialGC", "-Xmx2g",
 		"-Djava.io.tmpdir=" + scratch,
 		"-Djava.library.path=" + filepath.Join(jarDir, "DynamoDBLocal_lib"),
 		"-jar", filepath.Join(jarDir, jarName),
-		"-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port),
-	}
+	}, append(storage, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))...)
 }
 
 // launch starts name with args(scratch) in a fresh scratch directory, in its
@@ -228,6 +250,9 @@ func (s *Server) stop() error {
 	select {
 	case <-s.done:
 	default:
+		if s.hung.Load() {
+			_ = s.cmd.Process.Signal(syscall.SIGCONT) // a stopped process would not hear SIGTERM
+		}
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.done:
@@ -240,6 +265,36 @@ func (s *Server) stop() error {
 		return fmt.Errorf("dynamotest: stop: %w", err)
 	}
 	return nil
+}
+
+// Hang stops the server's process (SIGSTOP) without ending it: its port
+// still accepts connections, and nothing answers them. Resume makes it
+// answer again. A hung server's Stop resumes it first.
+func (s *Server) Hang() error {
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("dynamotest: hang: %w", err)
+	}
+	s.hung.Store(true)
+	return nil
+}
+
+// Resume lets a hung server run again (SIGCONT).
+func (s *Server) Resume() error {
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return fmt.Errorf("dynamotest: resume: %w", err)
+	}
+	s.hung.Store(false)
+	return nil
+}
+
+// Restart stops the server and starts another on the same port and data
+// directory, as a store that went away and came back: with DataDir set,
+// its tables and items are still there.
+func (s *Server) Restart(ctx context.Context) (*Server, error) {
+	if err := s.Stop(); err != nil {
+		return nil, err
+	}
+	return Start(ctx, s.opts)
 }
 
 // freePort asks the kernel for an unused loopback port. It can be taken

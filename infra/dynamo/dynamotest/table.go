@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -44,7 +45,41 @@ type TB interface {
 // DynamoDB Local it follows Require's rule (fail under CI, else skip).
 func Table(t TB) (*dynamodb.Client, string) {
 	t.Helper()
-	endpoint := Require(t)
+	db, name := TableOn(t, Require(t))
+	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
+	return db, name
+}
+
+// StartFor starts a DynamoDB Local of the test's own, one the test may hang,
+// resume and restart, with opts (CacheDir the module's .cache when empty),
+// and stops it when the test ends. Without Java it follows Require's rule:
+// under CI it fails, else it skips.
+func StartFor(t TB, opts Options) *Server {
+	t.Helper()
+	if opts.CacheDir == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		opts.CacheDir = filepath.Join(root, ".cache")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv, err := Start(ctx, opts)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("DynamoDB Local of the test's own: %v (CI=true: it must not be skipped)", err)
+		}
+		t.Skipf("DynamoDB Local of the test's own: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	return srv
+}
+
+// TableOn creates a table defined by the module's template.yaml on the
+// DynamoDB Local at endpoint, and returns a client for it and its name.
+func TableOn(t TB, endpoint string) (*dynamodb.Client, string) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := dynamo.NewClient(ctx, dynamo.Config{Endpoint: endpoint})
 	if err != nil {
@@ -64,6 +99,5 @@ func Table(t TB) (*dynamodb.Client, string) {
 	if err := CreateTable(ctx, db, in); err != nil {
 		t.Fatalf("%v", err)
 	}
-	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
 	return db, name
 }
