@@ -31,9 +31,9 @@ type Divergence struct {
 	Rules []RuleFailure `json:"rules"`
 }
 
-// WhatIf replays a member's history under policy p and lists the grants and
+// WhatIf replays a member's log under policy p and lists the grants and
 // renewals that p would have refused. Each past decision is judged against
-// the history as it actually happened up to that point, so one refusal does
+// the log as it actually happened up to that point, so one refusal does
 // not change how later decisions are judged. Events written before the plan
 // was recorded (schema 1 acquisitions) are judged without the plan's rules.
 func WhatIf(member string, events []Event, p *Policy) []Divergence {

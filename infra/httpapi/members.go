@@ -74,7 +74,7 @@ func (a *api) refusals(r *http.Request, member string) ([]licensing.Refusal, err
 	return a.svc.Refusals.Refusals(r.Context(), member, MaxRefusals)
 }
 
-// whatIf replays a member's history under the policy document in the body
+// whatIf replays a member's log under the policy document in the body
 // and lists the past grants and renewals it would have refused, and the
 // member's latest refusals it would have granted.
 func (a *api) whatIf(w http.ResponseWriter, r *http.Request, _ Identity) {
