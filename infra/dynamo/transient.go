@@ -7,6 +7,7 @@ import (
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+
 	"github.com/dlicense/dlicense/domain/kernel"
 )
 
@@ -40,6 +41,5 @@ func unavailable(err error) error {
 	if err == nil || !transient(err) {
 		return err
 	}
-	return &kernel.Error{Kind: kernel.KindUnavailable, Code: kernel.CodeStoreUnavailable,
-		Message: "the licence store is busy or unreachable; retry shortly with the same Idempotency-Key", Cause: err}
+	return kernel.Unavailable("the licence store is busy or unreachable; retry shortly with the same Idempotency-Key", err)
 }

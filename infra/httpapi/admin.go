@@ -22,7 +22,7 @@ func (a *api) titleCounts(w http.ResponseWriter, r *http.Request, _ Identity) {
 	}
 	title := r.PathValue("title")
 	if !kernel.ValidID(title) {
-		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "invalid title id", Field: "title"})
+		writeError(w, r, kernel.Invalid("title", "invalid title id"))
 		return
 	}
 	c, err := a.svc.Counters.Counts(r.Context(), licensing.TitleScope(title))
@@ -40,7 +40,7 @@ func (a *api) studioDayCounts(w http.ResponseWriter, r *http.Request, _ Identity
 	studio := r.PathValue("studio")
 	day, err := time.Parse(time.DateOnly, r.PathValue("day"))
 	if !kernel.ValidID(studio) || err != nil {
-		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "want a studio id and a day as YYYY-MM-DD", Field: "day"})
+		writeError(w, r, kernel.Invalid("day", "want a studio id and a day as YYYY-MM-DD"))
 		return
 	}
 	c, err := a.svc.Counters.Counts(r.Context(), licensing.StudioDayScope(studio, day))

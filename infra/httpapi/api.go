@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
@@ -230,6 +231,14 @@ func (a *api) guard(rt route) http.HandlerFunc {
 		}
 		rt.handle(a, w, r, id)
 	}
+}
+
+// configured answers 503 UNAVAILABLE, naming what, unless ok.
+func (a *api) configured(w http.ResponseWriter, r *http.Request, ok bool, what string) bool {
+	if !ok {
+		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "%s is not configured", what))
+	}
+	return ok
 }
 
 // caller reads the identity and notes the member for the request's log line.

@@ -83,7 +83,7 @@ func queryInt(r *http.Request, name string) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 1_000_000 {
-		return 0, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: name + " must be a whole number", Field: name}
+		return 0, kernel.Invalid(name, "%s must be a whole number", name)
 	}
 	return n, nil
 }

@@ -34,7 +34,7 @@ func (a *api) watchHistory(w http.ResponseWriter, r *http.Request, id Identity) 
 func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string) {
 	limit, err := queryInt(r, "limit")
 	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
-		err = &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "limit must be from 1 to 100", Field: "limit"}
+		err = kernel.Invalid("limit", "limit must be from 1 to 100")
 	}
 	if err != nil {
 		writeError(w, r, err)

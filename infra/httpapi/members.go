@@ -44,7 +44,7 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request, _ Identity) {
 	if v := r.URL.Query().Get("at"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "at must be an RFC 3339 time", Field: "at"})
+			writeError(w, r, kernel.Invalid("at", "at must be an RFC 3339 time"))
 			return
 		}
 		at = t.UTC()
@@ -137,7 +137,7 @@ func (a *api) memberEvents(w http.ResponseWriter, r *http.Request, _ Identity) {
 		err = lerr
 	}
 	if err == nil && r.URL.Query().Has("limit") && (limit < 1 || limit > MaxEventsPage) {
-		err = &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "limit must be from 1 to 1000", Field: "limit"}
+		err = kernel.Invalid("limit", "limit must be from 1 to 1000")
 	}
 	if err != nil {
 		writeError(w, r, err)

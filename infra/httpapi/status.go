@@ -37,7 +37,7 @@ func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request, _ Identity) 
 		return
 	}
 	if len(body.Tokens) == 0 || len(body.Tokens) > MaxStatusTokens {
-		writeError(w, r, &kernel.Error{Kind: kernel.KindInvalid, Code: kernel.CodeInvalidInput, Message: "tokens must list 1 to 100 licence tokens", Field: "tokens"})
+		writeError(w, r, kernel.Invalid("tokens", "tokens must list 1 to 100 licence tokens"))
 		return
 	}
 	type result struct {

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
@@ -18,14 +17,6 @@ var viewRoutes = []route{
 	{"GET /v1/views", memberAccess, (*api).screens},
 	{"DELETE /v1/views/{view}", memberAccess, (*api).endView},
 	{"GET /v1/titles/{title}/resume", memberAccess, (*api).resume},
-}
-
-// configured answers 503 UNAVAILABLE, naming what, unless ok.
-func (a *api) configured(w http.ResponseWriter, r *http.Request, ok bool, what string) bool {
-	if !ok {
-		writeError(w, r, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "%s is not configured", what))
-	}
-	return ok
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

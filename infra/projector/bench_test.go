@@ -12,6 +12,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // BenchmarkStreamFunction feeds the handler batches of 100 records from 20
@@ -23,7 +24,7 @@ func BenchmarkStreamFunction(b *testing.B) {
 	db, name := dynamotest.Table(b)
 	stores := dynamo.OneTable(db, name)
 	store := stores.Log
-	p := processor(wiring{Store: store, Counters: stores.Counters, SnapshotEvery: 4})
+	p := setup.NewProcessor(setup.Stores{Events: store, Counters: stores.Counters}, 4, nil)
 	// Each member's log: acquire, 4 playback uploads, release; repeated.
 	const members, perMember = 20, 60
 	logOf := func(member string) []licensing.Event {

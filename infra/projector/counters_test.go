@@ -14,6 +14,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // lossyDB is a DynamoDB client whose next counter transaction lands but
@@ -58,7 +59,7 @@ func TestCountersAreExactAtAnyAge(t *testing.T) {
 	for _, m := range []string{"count-a", "count-b", "count-c"} {
 		recs = append(recs, projectortest.Log(t, stores.Log, m, 7, &seq)...) // 4 grants, 3 releases each
 	}
-	p := processor(wiring{Store: stores.Log, Counters: stores.Counters, SnapshotEvery: 4})
+	p := setup.NewProcessor(setup.Stores{Events: stores.Log, Counters: stores.Counters}, 4, nil)
 	deliver := func(what string, wantFailures int) {
 		t.Helper()
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})
@@ -111,7 +112,7 @@ func TestCountersCountWhatADeadLetterHeld(t *testing.T) {
 		counters := s.Counters
 		seq := 0
 		recs := projectortest.Log(t, s.Log, "count-dlq", 7, &seq) // v1 grant, v2 release, … v7 grant
-		p := processor(wiring{Store: s.Log, Counters: counters, SnapshotEvery: 100})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Counters: counters}, 100, nil)
 		check := func(when string) {
 			t.Helper()
 			c, err := counters.Counts(context.Background(), licensing.TitleScope("tt-first-light"))

@@ -24,19 +24,21 @@ func (c *Counts) Project(ctx context.Context, b Batch) ([]Failure, error) {
 		if len(events) == 0 {
 			continue
 		}
-		m := part.Member
-		cd := licensing.Counted{Member: m, From: events[0].Event.Version}
+		decoded := make([]licensing.Event, len(events))
+		for i, r := range events {
+			decoded[i] = *r.Event
+		}
+		cd := licensing.CountedOf(part.Member, decoded)
+		if len(cd.Changes) == 0 {
+			continue
+		}
+		cd.From = events[0].Event.Version
 		for _, r := range events {
-			if d := licensing.CounterDeltas(*r.Event); len(d) > 0 {
-				if len(cd.Changes) == 0 {
-					first[m] = r
-				}
-				cd.Changes = append(cd.Changes, licensing.Changes{Version: r.Event.Version, Deltas: d})
+			if r.Event.Version == cd.Changes[0].Version {
+				first[part.Member] = r
 			}
 		}
-		if len(cd.Changes) > 0 {
-			counted = append(counted, cd)
-		}
+		counted = append(counted, cd)
 	}
 	if len(counted) == 0 {
 		return nil, nil

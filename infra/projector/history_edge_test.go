@@ -14,6 +14,7 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // flakyHistory fails the next fail RecordHistory calls.
@@ -100,7 +101,7 @@ func TestViewsEndedBeforeAnyReportAreClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = st2
-		p := processor(wiring{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: s.History}, 4, policy)
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
@@ -151,7 +152,7 @@ func TestAFailedHistoryWriteLosesNoClose(t *testing.T) {
 		clock.add(30 * time.Second)
 		beat(b.View.ID, 1, 90_000)
 		fh := &flakyHistory{HistoryStore: s.History, fail: 1}
-		p := processor(wiring{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: fh}, 4, policy)
 		resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs})
 		if err != nil || len(resp.BatchItemFailures) != 1 {
 			t.Fatal(resp, err)
@@ -209,7 +210,7 @@ func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
 		if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "standard", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
 			t.Fatal(err)
 		}
-		p := processor(wiring{Store: s.Log, Progress: s.Views, History: s.History, SnapshotEvery: 4, Policy: policy})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: s.History}, 4, policy)
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: r.recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)
 		}
@@ -299,7 +300,7 @@ func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
 		watch(30, false)
 		for fails := 1; fails <= 2; fails++ {
 			fh := &flakyHistory{HistoryStore: s.History, fail: fails}
-			p := processor(wiring{Store: s.Log, Progress: s.Views, History: fh, SnapshotEvery: 4, Policy: policy})
+			p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: fh}, 4, policy)
 			recs := r.recs
 			for range 4 {
 				resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs})

@@ -14,6 +14,7 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // movable is a clock a test moves.
@@ -99,7 +100,7 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 	beat("tablet", d, 1, 100_000)
 	beat("tv", b2, 2, 120_000)
 
-	p := processor(wiring{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy})
+	p := setup.NewProcessor(setup.Stores{Events: mem, Progress: mem, History: mem}, 4, policy)
 	for range 2 {
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: recs}); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("Handle = %+v, %v", resp, err)
@@ -224,7 +225,7 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	clock.add(time.Second)
 	watch("tablet", "tt-low-tide")
 
-	p := processor(wiring{Store: mem, Progress: mem, History: mem, SnapshotEvery: 4, Policy: policy})
+	p := setup.NewProcessor(setup.Stores{Events: mem, Progress: mem, History: mem}, 4, policy)
 	handle := func(rs []events.DynamoDBEventRecord) {
 		t.Helper()
 		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: rs}); err != nil || len(resp.BatchItemFailures) > 0 {

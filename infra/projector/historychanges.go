@@ -49,8 +49,8 @@ func (p *Viewing) closeView(member, profile, title string, slot int, t viewing.T
 // adds to the title's engagement.
 func (p *Viewing) closedEntry(title, profile string, t viewing.Totals) viewing.HistoryChange {
 	e := viewing.Closed(title, profile, t)
-	tt, _ := policyOr(p.Policy).Title(title)
-	return viewing.HistoryChange{Entry: e, Closed: true, Count: viewing.EndEngagement(e, tt.Runtime.D(), policyOr(p.Policy).Viewing)}
+	tt, _ := p.Policy.Title(title)
+	return viewing.HistoryChange{Entry: e, Closed: true, Count: viewing.EndEngagement(e, tt.Runtime.D(), p.Policy.Viewing)}
 }
 
 // pending reports whether the batch holds a close of member's view, not

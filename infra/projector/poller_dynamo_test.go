@@ -16,6 +16,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // localTable creates a table from the template on DynamoDB Local.
@@ -86,7 +87,7 @@ func TestPollerKeepsLoadsToOneQuery(t *testing.T) {
 	const member, n = "m-long", 2000
 	appendLog(t, store, member, n)
 
-	p := processor(wiring{Store: store, SnapshotEvery: 4})
+	p := setup.NewProcessor(setup.Stores{Events: store}, 4, nil)
 	catchUpSlowly(t, localPoller(t, db, cfg, lambda.NewHandler(p.Handle)))
 
 	var meter dynamo.Meter
@@ -118,7 +119,7 @@ func TestPollerRedeliversFromFailedRecord(t *testing.T) {
 	const member = "m-retry"
 	appendLog(t, store, member, 30)
 
-	p := processor(wiring{Store: store, SnapshotEvery: 4})
+	p := setup.NewProcessor(setup.Stores{Events: store}, 4, nil)
 	var (
 		mu     sync.Mutex
 		calls  [][]string

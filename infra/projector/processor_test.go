@@ -11,6 +11,7 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRecord) []string {
@@ -28,7 +29,7 @@ func handle(t *testing.T, p *projector.Processor, recs []events.DynamoDBEventRec
 
 func TestSnapshotsEveryNEvents(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log}, 4, nil)
 		seq := 0
 		recs := projectortest.Log(t, s.Log, "m-snap", 11, &seq)
 		if failed := handle(t, p, recs[:3]); len(failed) != 0 || projectortest.SnapshotVersion(t, s.Log, "m-snap") != 0 {
@@ -56,7 +57,7 @@ func TestSnapshotsEveryNEvents(t *testing.T) {
 
 func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := processor(wiring{Store: s.Log, SnapshotEvery: 4})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log}, 4, nil)
 		seq := 0
 		a := projectortest.Log(t, s.Log, "m-poison", 6, &seq)
 		b := projectortest.Log(t, s.Log, "m-other", 5, &seq)
@@ -85,7 +86,7 @@ func TestPoisonRecordIsReportedAndOrderKept(t *testing.T) {
 
 func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
-		p := processor(wiring{Store: s.Log, SnapshotEvery: 1})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log}, 1, nil)
 		seq := 0
 		recs := projectortest.Log(t, s.Log, "m-race", 12, &seq)
 		var wg sync.WaitGroup
@@ -102,7 +103,7 @@ func TestConcurrentSnapshotWritersOnlyMoveForward(t *testing.T) {
 func TestCountersAreExactUnderRedelivery(t *testing.T) {
 	bothStores(t, func(t *testing.T, s testStores) {
 		counters := s.Counters
-		p := processor(wiring{Store: s.Log, SnapshotEvery: 4, Counters: counters})
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Counters: counters}, 4, nil)
 		seq := 0
 		recs := projectortest.Log(t, s.Log, "m-count", 9, &seq) // 5 acquisitions, 4 releases
 		read := func() (int64, int64) {

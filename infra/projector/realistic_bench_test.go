@@ -145,7 +145,7 @@ func BenchmarkRealisticLoad(b *testing.B) {
 	}
 
 	// The stream function, from now on.
-	proc := processor(wiring{Store: store, Counters: stores.Counters, Progress: stores.Views, SnapshotEvery: setup.DefaultSnapshotEvery, Policy: policy})
+	proc := setup.NewProcessor(setup.Stores{Events: store, Counters: stores.Counters, Progress: stores.Views}, setup.DefaultSnapshotEvery, policy)
 	var streamMeter dynamo.Meter
 	var streamEvents int
 	var streamMu sync.Mutex

@@ -15,6 +15,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 // TestRedriveADeadLetterFromThePoller: the stream function fails on
@@ -26,7 +27,7 @@ func TestRedriveADeadLetterFromThePoller(t *testing.T) {
 	db, cfg := localTable(t)
 	stores := dynamo.OneTable(db, cfg.Table)
 	store := stores.Log
-	proc := processor(wiring{Store: store, Counters: stores.Counters, SnapshotEvery: 4})
+	proc := setup.NewProcessor(setup.Stores{Events: store, Counters: stores.Counters}, 4, nil)
 	var down atomic.Bool
 	down.Store(true)
 	h := lambda.NewHandler(func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {

@@ -21,7 +21,7 @@ type Snapshots struct {
 	Store LogStore
 	Every int
 	// Policy is the policy snapshots are kept for (their acquisition times
-	// are those its quotas can look at): the API's. Nil means the shipped one.
+	// are those its quotas can look at): the API's.
 	Policy *licensing.Policy
 }
 
@@ -50,7 +50,7 @@ func (s *Snapshots) Project(ctx context.Context, b Batch) ([]Failure, error) {
 }
 
 func (s *Snapshots) snapshot(ctx context.Context, member string) error {
-	policy := policyOr(s.Policy)
+	policy := s.Policy
 	st, held, err := licensing.LoadState(ctx, s.Store, member, policy, licensing.StateLoad{})
 	if err != nil {
 		return err
@@ -77,13 +77,4 @@ func eventsOf(rs []Record) []Record {
 		}
 	}
 	return out
-}
-
-// policyOr is p, or the shipped policy if p is nil (setup always gives
-// the API's; tests may leave it out).
-func policyOr(p *licensing.Policy) *licensing.Policy {
-	if p != nil {
-		return p
-	}
-	return licensing.DefaultPolicy()
 }

@@ -46,33 +46,6 @@ func bothStores(t *testing.T, run func(t *testing.T, s testStores)) {
 	t.Run("dynamo", func(t *testing.T) { run(t, dynamoStores(t)) })
 }
 
-// wiring is what a test's stream function projects into; a nil store
-// leaves its projection out.
-type wiring struct {
-	Store         projector.LogStore
-	Counters      licensing.CounterStore
-	Progress      viewing.ProgressStore
-	History       viewing.HistoryStore
-	SnapshotEvery int
-	Policy        *licensing.Policy
-}
-
-// processor is the stream function over w, its projections in the order
-// setup runs them.
-func processor(w wiring) *projector.Processor {
-	ps := []projector.Projection{&projector.Snapshots{Store: w.Store, Every: w.SnapshotEvery, Policy: w.Policy}}
-	if w.History != nil {
-		ps = append(ps, &projector.Erasures{Store: w.History})
-	}
-	if w.Progress != nil {
-		ps = append(ps, &projector.Viewing{Progress: w.Progress, History: w.History, Policy: w.Policy})
-	}
-	if w.Counters != nil {
-		ps = append(ps, &projector.Counts{Store: w.Counters})
-	}
-	return projector.New(nil, ps...)
-}
-
 // ids makes the ids L1, L2, …
 type ids struct{ n atomic.Int64 }
 

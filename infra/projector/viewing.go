@@ -28,7 +28,6 @@ type Viewing struct {
 	// History, when set, gets the views that start and end.
 	History HistoryStore
 	// Policy says what completes a view (runtimes, credits): the API's.
-	// Nil means the shipped one.
 	Policy *licensing.Policy
 }
 

@@ -81,7 +81,7 @@ func BenchmarkViewing(b *testing.B) {
 	}
 	slices.Sort(titles)
 
-	proc := processor(wiring{Store: stores.Log, Counters: stores.Counters, Progress: stores.Views, History: stores.History, SnapshotEvery: 4})
+	proc := setup.NewProcessor(setup.Stores{Events: stores.Log, Counters: stores.Counters, Progress: stores.Views, History: stores.History}, 4, nil)
 	var streamMeter dynamo.Meter
 	handle := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(dynamo.WithMeter(ctx, &streamMeter), ev)

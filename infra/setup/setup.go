@@ -326,8 +326,11 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 // order they run, are snapshots every snapshotEvery events (kept for what
 // policy's quotas look at: the API's), erasures, the viewing read models
 // (which drop what an erasure erased), then title holders and counters. A
-// store left nil leaves its projection out.
+// store left nil leaves its projection out; a nil policy is the shipped one.
 func NewProcessor(s Stores, snapshotEvery int, policy *licensing.Policy) *projector.Processor {
+	if policy == nil {
+		policy = licensing.DefaultPolicy()
+	}
 	ps := []projector.Projection{&projector.Snapshots{Store: s.Events, Every: snapshotEvery, Policy: policy}}
 	if s.History != nil {
 		ps = append(ps, &projector.Erasures{Store: s.History})

@@ -67,6 +67,17 @@ func grants(title string, n int) []licensing.Event {
 	return log
 }
 
+// grantingMember is a member of the test's own whose log of n events
+// (grants, of a title of its own) is appended to log.
+func grantingMember(t *testing.T, log licensing.EventStore, n int) (member, title string, events []licensing.Event) {
+	t.Helper()
+	member = streamID(t)
+	title = "t-" + member[len(member)-20:]
+	events = grants(title, n)
+	appendLog(t, log, member, events)
+	return member, title, events
+}
+
 // tally is what a log counts: grants, and licences held on countDay.
 func tally(log []licensing.Event) (granted, active int64) {
 	for _, e := range log {
@@ -120,10 +131,7 @@ func appendLog(t *testing.T, s licensing.EventStore, member string, log []licens
 }
 
 func testCountsExactUnderRedelivery(t *testing.T, s CounterStores) {
-	member := streamID(t)
-	title := "t-" + member[len(member)-20:]
-	log := grants(title, 8)
-	appendLog(t, s.Log, member, log)
+	member, title, log := grantingMember(t, s.Log, 8)
 	deliver(t, s.Counters, member, log, 1, 4)
 	deliver(t, s.Counters, member, log, 5, 8)
 	g, a := tally(log)
@@ -136,10 +144,7 @@ func testCountsExactUnderRedelivery(t *testing.T, s CounterStores) {
 }
 
 func testCountsWhatADeliveryMissed(t *testing.T, s CounterStores) {
-	member := streamID(t)
-	title := "t-" + member[len(member)-20:]
-	log := grants(title, 9)
-	appendLog(t, s.Log, member, log)
+	member, title, log := grantingMember(t, s.Log, 9)
 	deliver(t, s.Counters, member, log, 1, 2)
 	// v3-v5 were given up on (a dead letter); v6-v9 come: the store counts
 	// v3-v5 from the log first.
@@ -152,10 +157,7 @@ func testCountsWhatADeliveryMissed(t *testing.T, s CounterStores) {
 }
 
 func testNewMemberCountsFromItsDelivery(t *testing.T, s CounterStores) {
-	member := streamID(t)
-	title := "t-" + member[len(member)-20:]
-	log := grants(title, 6)
-	appendLog(t, s.Log, member, log)
+	member, title, log := grantingMember(t, s.Log, 6)
 	// A member older than the counters: counted from its first delivery on
 	// (a recount counts the rest).
 	deliver(t, s.Counters, member, log, 4, 6)
@@ -198,10 +200,7 @@ func testRecount(t *testing.T, s CounterStores) {
 		t.Skip("the store offers no recount")
 	}
 	ctx := context.Background()
-	member := streamID(t)
-	title := "t-" + member[len(member)-20:]
-	log := grants(title, 6)
-	appendLog(t, s.Log, member, log)
+	member, title, log := grantingMember(t, s.Log, 6)
 	deliver(t, s.Counters, member, log, 1, 6)
 	// A recount of the first four events: the scope is replaced, and the
 	// member counted up to v4.

@@ -5,9 +5,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
-	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -43,16 +43,14 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 			return nil
 		}
 	}
+	policy := licensing.DefaultPolicy() // parsed at start as the API does, not measured here
 	streamFunction := func() error {
 		cfg := dynamo.Config{Table: "bench", Region: "eu-west-1", Endpoint: "http://127.0.0.1:9"}
 		db, err := dynamo.NewClient(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		stores := dynamo.OneTable(db, cfg.Table)
-		_ = projector.New(nil, &projector.Snapshots{Store: stores.Log, Every: setup.DefaultSnapshotEvery},
-			&projector.Erasures{Store: stores.History}, &projector.Viewing{Progress: stores.Views, History: stores.History},
-			&projector.Holders{Store: stores.Holders}, &projector.Counts{Store: stores.Counters})
+		_ = setup.NewProcessor(setup.DynamoStores(dynamo.OneTable(db, cfg.Table)), setup.DefaultSnapshotEvery, policy)
 		return nil
 	}
 	var out []Startup
