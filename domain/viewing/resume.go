@@ -177,10 +177,16 @@ func ProgressOf(v *View, seq string) (Progress, bool) {
 		p.End = Stopped
 	}
 	if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
-		p.WatchedMs = v.LastSeen.Sub(v.PrevSeen).Milliseconds()
+		p.WatchedMs = min(v.LastSeen.Sub(v.PrevSeen), MaxResumedSpan).Milliseconds()
 	}
 	return p, true
 }
+
+// MaxResumedSpan bounds the time one report of a view counts for: a view
+// that comes back after its heartbeats could not be written (the service's
+// outage) counts the gap as watched, up to this; a device asleep for a day
+// does not count the day.
+const MaxResumedSpan = 30 * time.Minute
 
 // MaxOfflineSpan bounds the time one offline play span counts for: a
 // device that recorded a start and nothing else for hours was not

@@ -180,8 +180,9 @@ type Decision struct {
 //
 //   - A retry (same key) gets the view it made, if its slot still holds it;
 //     the same key with another request is a conflict.
-//   - A device plays one view at a time: a device with a live view has it
-//     replaced, in the same slot.
+//   - A device plays one view at a time: a device with a view not ended
+//     (live, or expired but still holding its slot) has it replaced, in
+//     the same slot.
 //   - Otherwise the first free slot (never used, ended or expired) is
 //     claimed, looking from a place that depends on the device, so that
 //     racing starts of different devices spread over the free slots while
@@ -205,7 +206,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 		PositionMs: resumeFrom, State: Playing, PrevState: Playing, Key: key, Fingerprint: fp,
 	}
 	for _, v := range slots {
-		if v.Live(now) && v.Device == c.Device {
+		if v != nil && v.Ended == "" && v.Device == c.Device {
 			view.Slot, view.ID = v.Slot, NewViewID(v.Slot, newID())
 			view.Former = FormerOf(v, Replaced)
 			return Decision{Claim: Claim{View: view, Expect: v.ID, Replace: true}}, nil
@@ -243,12 +244,19 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 // if none): nil if it applies; repeated (and nil) if it is the heartbeat
 // last applied, which changes nothing; otherwise why it is refused. Every
 // store applies a heartbeat exactly when this returns (false, nil).
+//
+// A view past its expiry that still holds its slot takes it back: expiry
+// frees a screen for another device, and only a start that claims the slot
+// ends the view (its heartbeat then learns EXPIRED from Former). So a view
+// whose heartbeats could not be written, because the store was out or the
+// network dropped, plays on from its next accepted heartbeat, and the
+// plan's limit holds: a slot holds one view.
 func CheckBeat(held *View, b Beat) (repeated bool, err error) {
 	if err := identify(held, b.View, b.Device); err != nil {
 		return false, err
 	}
-	if r := held.EndReasonAt(b.At); r != "" {
-		return false, &EndedError{View: b.View, Reason: r}
+	if held.Ended != "" {
+		return false, &EndedError{View: b.View, Reason: held.Ended}
 	}
 	if b.Seq <= held.Seq {
 		if b.Seq == held.Seq && b.PositionMs == held.PositionMs && b.State == held.State {
@@ -266,9 +274,9 @@ func (v *View) Beat(b Beat) {
 	v.PositionMs, v.State, v.Seq = b.PositionMs, b.State, b.Seq
 }
 
-// CheckStop judges a stop like CheckBeat: a view stops only while live, so
-// the time it adds is bounded by the expiry; stopping a stopped view again
-// changes nothing.
+// CheckStop judges a stop like CheckBeat: a view stops while it holds its
+// slot, expired or not (the time it adds is bounded by MaxResumedSpan);
+// stopping a stopped view again changes nothing.
 func CheckStop(held *View, s Stop) (repeated bool, err error) {
 	if err := identify(held, s.View, s.Device); err != nil {
 		var ended *EndedError
@@ -277,12 +285,12 @@ func CheckStop(held *View, s Stop) (repeated bool, err error) {
 		}
 		return false, err
 	}
-	switch r := held.EndReasonAt(s.At); r {
+	switch held.Ended {
 	case "":
 	case Stopped:
 		return true, nil
 	default:
-		return false, &EndedError{View: s.View, Reason: r}
+		return false, &EndedError{View: s.View, Reason: held.Ended}
 	}
 	return false, checkRuntime(held, s.PositionMs)
 }

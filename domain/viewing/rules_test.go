@@ -177,7 +177,7 @@ func TestCheckBeat(t *testing.T) {
 		{"another device", held, beat(func(b *Beat) { b.Device = "tv" }), false, CodeViewNotFound, ""},
 		{"the view before, ended from elsewhere", held, beat(func(b *Beat) { b.View = "v1-before" }), false, CodeViewEnded, EndedByMember},
 		{"stopped", &stopped, beat(nil), false, CodeViewEnded, Stopped},
-		{"expired", held, beat(func(b *Beat) { b.At = t0.Add(91 * time.Second) }), false, CodeViewEnded, Expired},
+		{"expired, nobody took the slot: takes it back", held, beat(func(b *Beat) { b.At = t0.Add(10 * time.Minute) }), false, "", ""},
 		{"just in time", held, beat(func(b *Beat) { b.At = t0.Add(90 * time.Second) }), false, "", ""},
 		{"the last one again", held, beat(func(b *Beat) { b.Seq, b.PositionMs = 3, 60_000 }), true, "", ""},
 		{"an older one", held, beat(func(b *Beat) { b.Seq = 2 }), false, CodeOutOfOrder, ""},
@@ -192,6 +192,22 @@ func TestCheckBeat(t *testing.T) {
 				t.Errorf("CheckBeat = %v, %v; want repeated %v, code %q, reason %q", repeated, err, c.repeated, c.code, c.reason)
 			}
 		})
+	}
+}
+
+// TestResumedViewCountsTheGapUpToABound: a view that comes back after its
+// heartbeats were not written counts the gap as watched (an outage of the
+// service), up to MaxResumedSpan (not a device asleep for a day).
+func TestResumedViewCountsTheGapUpToABound(t *testing.T) {
+	for _, c := range []struct {
+		gap, want time.Duration
+	}{{2 * time.Minute, 2 * time.Minute}, {26 * time.Hour, MaxResumedSpan}} {
+		v := live(0, "tv", t0)
+		v.Seq = 1
+		v.Beat(Beat{PositionMs: 480_000, State: Playing, Seq: 2, At: t0.Add(c.gap), Expires: t0.Add(c.gap + 90*time.Second)})
+		if p, ok := ProgressOf(v, "3"); !ok || p.WatchedMs != c.want.Milliseconds() || p.PositionMs != 480_000 {
+			t.Errorf("after a gap of %v: %+v, %v; want %v watched at 480000", c.gap, p, ok, c.want)
+		}
 	}
 }
 
@@ -224,8 +240,8 @@ func TestStopAndEnd(t *testing.T) {
 	}
 	late := s
 	late.At = t0.Add(2 * time.Minute)
-	if _, err := CheckStop(held, late); code(err) != CodeViewEnded {
-		t.Errorf("CheckStop(expired) = %v, want %s", err, CodeViewEnded)
+	if repeated, err := CheckStop(held, late); repeated || err != nil {
+		t.Errorf("CheckStop(expired, still in its slot) = %v, %v; want it applied", repeated, err)
 	}
 	v := *held
 	v.Stop(s)

@@ -339,6 +339,12 @@ func (s *Service) Screens(ctx context.Context, member, plan string) (limit int, 
 	return limit, screens, nil
 }
 
+// Limit is the number of screens plan allows, by the policy.
+func (s *Service) Limit(plan string) (int, error) { return ScreenLimit(s.Policy(), plan) }
+
+// HeartbeatInterval is how often a screen sends a heartbeat, by the policy.
+func (s *Service) HeartbeatInterval() time.Duration { return s.Policy().Viewing.HeartbeatInterval.D() }
+
 // Resume is where the member left off in a title, the same from any device.
 func (s *Service) Resume(ctx context.Context, member, profile, titleID string) (Answer, error) {
 	if err := checkIDs("member", member, "title_id", titleID); err != nil {

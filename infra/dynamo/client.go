@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
@@ -31,6 +32,12 @@ type Config struct {
 	Credentials aws.CredentialsProvider
 	// MaxAttempts is how many times the SDK tries a call (4 if 0).
 	MaxAttempts int
+	// AttemptTimeout bounds each attempt of a call, from sending the
+	// request to reading the answer (none if 0): an attempt that times out
+	// is tried again like a dropped connection, within MaxAttempts and the
+	// caller's deadline. A hung store then costs a bounded wait, not the
+	// function's timeout. Ignored when HTTPClient is set.
+	AttemptTimeout time.Duration
 	// HTTPClient, when set, carries the DynamoDB client's calls (tests
 	// record them with it).
 	HTTPClient aws.HTTPClient
@@ -108,8 +115,11 @@ func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options))
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.DisableValidateResponseChecksum = true
 		}
-		if c.HTTPClient != nil {
+		switch {
+		case c.HTTPClient != nil:
 			o.HTTPClient = c.HTTPClient
+		case c.AttemptTimeout > 0:
+			o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(c.AttemptTimeout)
 		}
 	}}, optFns...)...), nil
 }

@@ -190,7 +190,7 @@ func (s *Views) Claim(ctx context.Context, member string, c viewing.Claim, now t
 func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
 	return s.change(ctx, member, b.View,
 		"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq",
-		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #ex >= :at AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)",
+		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)",
 		map[string]types.AttributeValue{
 			":vid": str(b.View), ":dev": str(b.Device), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)),
 			":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0),
@@ -201,7 +201,7 @@ func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 func (s *Views) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
 	return s.change(ctx, member, st.View,
 		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at",
-		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #ex >= :at AND (#rt = :zero OR #rt >= :pos)",
+		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND (#rt = :zero OR #rt >= :pos)",
 		map[string]types.AttributeValue{
 			":vid": str(st.View), ":dev": str(st.Device), ":at": num(ms(st.At)), ":pos": num(st.PositionMs),
 			":er": str(string(viewing.Stopped)), ":zero": num(0),

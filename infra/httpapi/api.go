@@ -39,6 +39,8 @@ type Viewing interface {
 	Stop(ctx context.Context, s viewing.Stop) (viewing.EndReason, error)
 	End(ctx context.Context, e viewing.End) (viewing.EndReason, error)
 	Screens(ctx context.Context, member, plan string) (limit int, screens []viewing.Screen, err error)
+	Limit(plan string) (int, error)
+	HeartbeatInterval() time.Duration
 	Resume(ctx context.Context, member, profile, title string) (viewing.Answer, error)
 	HistoryPage(ctx context.Context, member, cursor string, limit int) (viewing.HistoryPage, error)
 	RecentlyWatched(ctx context.Context, member, profile string) ([]viewing.RowTitle, error)
@@ -70,9 +72,10 @@ type Services struct {
 	// Refusals are the members' refusals the timeline shows and what-if
 	// decides again (none if nil).
 	Refusals licensing.RefusalStore
-	// VerifyLicence checks a licence token the service signed and returns
-	// its member and licence id; it serves the licence status route.
-	VerifyLicence func(token string) (member, licence string, err error)
+	// VerifyLicence checks a licence token the service signed (signature
+	// and expiry) and returns its member and the licence as the token
+	// states it; it serves the licence status route.
+	VerifyLicence func(token string) (member string, claimed licensing.LicenceStatus, err error)
 }
 
 // Options tune the handler.
@@ -90,6 +93,12 @@ type Options struct {
 	// PolicyDocument is the policy document the service decides by, as
 	// loaded (the policy route; the shipped one if nil).
 	PolicyDocument []byte
+	// Budget bounds how long a member's or a verifier's request may wait
+	// on the stores, AdminBudget an operator's (none if 0): past it, store
+	// calls fail as unavailable and the route answers without the store,
+	// degraded where it can, 503 STORE_UNAVAILABLE where it cannot.
+	Budget      time.Duration
+	AdminBudget time.Duration
 }
 
 // MaxBody is the largest request body accepted (a full playback batch fits).
@@ -192,6 +201,8 @@ func RequiredScopes(pattern string) (scopes []string, ok bool) {
 type api struct {
 	svc  Services
 	opts Options
+	// last keeps the member reads' last answers, for stale reads.
+	last lastAnswers
 }
 
 // New returns the API handler.
@@ -213,9 +224,9 @@ func New(svc Services, opts Options) http.Handler {
 	return observe(recoverer(problems(mux)), opts.Logger, opts.Metrics)
 }
 
-// guard checks the caller may call rt, then runs its handler: a route that
-// needs a token answers 401 without a usable one, 403 FORBIDDEN without a
-// scope it needs.
+// guard checks the caller may call rt, then runs its handler within the
+// request's budget: a route that needs a token answers 401 without a
+// usable one, 403 FORBIDDEN without a scope it needs.
 func (a *api) guard(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var id Identity
@@ -228,6 +239,15 @@ func (a *api) guard(rt route) http.HandlerFunc {
 				writeError(w, r, err)
 				return
 			}
+		}
+		budget := a.opts.Budget
+		if rt.access == adminAccess {
+			budget = a.opts.AdminBudget
+		}
+		if budget > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), budget)
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		rt.handle(a, w, r, id)
 	}

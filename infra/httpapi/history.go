@@ -21,21 +21,36 @@ var historyRoutes = []route{
 }
 
 // watchHistory answers a page of the caller's viewing history, newest
-// first, with the cursor of the next page.
+// first, with the cursor of the next page; stale when the store cannot be
+// read (readOrStale).
 func (a *api) watchHistory(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
-	a.historyPage(w, r, id.Member)
+	limit, err := historyLimit(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.readOrStale(w, r, id, func() (any, error) {
+		return a.svc.Viewing.HistoryPage(r.Context(), id.Member, r.URL.Query().Get("cursor"), limit)
+	}, func() any { return viewing.HistoryPage{Entries: []viewing.Watched{}} })
+}
+
+// historyLimit is the ?limit= of a history page (0: the default); the
+// viewing service checks its range.
+func historyLimit(r *http.Request) (int, error) {
+	limit, err := queryInt(r, "limit")
+	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
+		err = kernel.Invalid("limit", "limit must be from 1 to 100")
+	}
+	return limit, err
 }
 
 // historyPage answers a page of member's viewing history (?limit=, ?cursor=);
 // the viewing service checks the member id and the limit's range.
 func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string) {
-	limit, err := queryInt(r, "limit")
-	if err == nil && r.URL.Query().Has("limit") && limit == 0 {
-		err = kernel.Invalid("limit", "limit must be from 1 to 100")
-	}
+	limit, err := historyLimit(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -48,18 +63,17 @@ func (a *api) historyPage(w http.ResponseWriter, r *http.Request, member string)
 	writeJSON(w, http.StatusOK, page)
 }
 
-// recentlyWatched answers the recently watched row of the caller's profile.
+// recentlyWatched answers the recently watched row of the caller's
+// profile; stale when the store cannot be read.
 func (a *api) recentlyWatched(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
 	profile := r.URL.Query().Get("profile")
-	titles, err := a.svc.Viewing.RecentlyWatched(r.Context(), id.Member, profile)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"profile_id": profile, "titles": titles})
+	a.readOrStale(w, r, id, func() (any, error) {
+		titles, err := a.svc.Viewing.RecentlyWatched(r.Context(), id.Member, profile)
+		return map[string]any{"profile_id": profile, "titles": titles}, err
+	}, func() any { return map[string]any{"profile_id": profile, "titles": []viewing.RowTitle{}} })
 }
 
 // titleEngagement answers a title's engagement on a day.

@@ -23,6 +23,8 @@ type outcome struct {
 	granted   int
 	denials   []string
 	conflicts int
+	// degraded counts answers given without the store (degraded.go).
+	degraded int
 }
 
 type outcomeKey struct{}
@@ -110,14 +112,15 @@ func observe(next http.Handler, log *slog.Logger, metrics io.Writer) http.Handle
 			slog.String("route", route), slog.Int("status", sw.status),
 			slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("member", MemberHash(o.member)),
-			slog.Int("conflicts", o.conflicts))
+			slog.Int("conflicts", o.conflicts), slog.Bool("degraded", o.degraded > 0))
 		if metrics == nil {
 			return
 		}
 		lines := [][]byte{emf(start, []string{"Route"}, map[string]any{"Route": route},
 			metric{"Latency", "Milliseconds", float64(elapsed.Microseconds()) / 1000},
 			metric{"Grants", "Count", float64(o.granted)},
-			metric{"ConflictsRetried", "Count", float64(o.conflicts)})}
+			metric{"ConflictsRetried", "Count", float64(o.conflicts)},
+			metric{"Degraded", "Count", float64(o.degraded)})}
 		for _, code := range o.denials {
 			lines = append(lines, emf(start, []string{"Code"}, map[string]any{"Code": code}, metric{"Denials", "Count", 1}))
 		}

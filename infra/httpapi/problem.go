@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -34,6 +35,10 @@ type Problem struct {
 // status the catalogue (Codes) gives that code. Internal errors are logged
 // and answered without their text.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if kernel.KindOf(err) == kernel.KindInternal && errors.Is(err, context.DeadlineExceeded) {
+		// The request's budget ran out in a call that did not classify it.
+		err = kernel.Unavailable("the store did not answer in time; retry shortly", err)
+	}
 	kind := kernel.KindOf(err)
 	var p Problem
 	var d *licensing.Denial

@@ -24,7 +24,9 @@ var statusRoutes = []route{{"POST /v1/licence-status", verifierAccess, (*api).li
 // licenceStatus answers, for a verifier holding licence tokens (a DRM
 // server asked to play them), whether each licence still holds: read
 // strongly consistent from the member's log, so a licence released a
-// moment ago is refused. It needs the licence-status scope.
+// moment ago is refused. When the log cannot be read in time, a licence
+// is answered from its token (signature and expiry checked), marked
+// degraded, so that playback goes on. It needs the licence-status scope.
 func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request, _ Identity) {
 	if !a.configured(w, r, a.svc.VerifyLicence != nil, "licence status") {
 		return
@@ -46,25 +48,39 @@ func (a *api) licenceStatus(w http.ResponseWriter, r *http.Request, _ Identity) 
 		// Valid is whether the licence may be played now.
 		Valid   bool                     `json:"valid"`
 		Details *licensing.LicenceStatus `json:"licence,omitempty"`
+		// Degraded marks an answer from the token alone: the member's log
+		// could not be read in time, so a release or revocation since the
+		// token was signed is not seen.
+		Degraded bool `json:"degraded,omitempty"`
 	}
 	results := make([]result, len(body.Tokens))
+	var unreadable error // once the store failed, the rest answer from their tokens
 	for i, tok := range body.Tokens {
-		member, lic, err := a.svc.VerifyLicence(tok)
+		member, claimed, err := a.svc.VerifyLicence(tok)
 		if err != nil {
 			results[i] = result{Status: StatusInvalidToken}
 			continue
 		}
-		v, err := a.svc.Licensing.Status(r.Context(), member, lic)
+		var v licensing.LicenceStatus
+		if err = unreadable; err == nil {
+			v, err = a.svc.Licensing.Status(r.Context(), member, claimed.ID)
+		}
 		var le *kernel.Error
 		switch {
+		case degradable(err):
+			unreadable = err
+			results[i] = result{Licence: claimed.ID, Status: string(claimed.Status), Valid: claimed.Status == licensing.StatusActive, Details: &claimed, Degraded: true}
 		case errors.As(err, &le) && le.Kind == kernel.KindNotFound:
-			results[i] = result{Licence: lic, Status: StatusUnknown}
+			results[i] = result{Licence: claimed.ID, Status: StatusUnknown}
 		case err != nil:
 			writeError(w, r, err)
 			return
 		default:
-			results[i] = result{Licence: lic, Status: string(v.Status), Valid: v.Status == licensing.StatusActive, Details: &v}
+			results[i] = result{Licence: claimed.ID, Status: string(v.Status), Valid: v.Status == licensing.StatusActive, Details: &v}
 		}
+	}
+	if unreadable != nil {
+		degrade(r, unreadable)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -23,7 +24,8 @@ func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
 // startView starts a view on a device: 201 with the view, the heartbeat
 // interval and where to resume; 403 CONCURRENT_SCREENS_LIMIT with every
-// screen in use.
+// screen in use; 202 degraded, without a view, when the store cannot be
+// reached in time.
 func (a *api) startView(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
@@ -38,6 +40,19 @@ func (a *api) startView(w http.ResponseWriter, r *http.Request, id Identity) {
 	}
 	device := r.PathValue("device")
 	res, err := a.svc.Viewing.Start(r.Context(), viewing.Start{Member: id.Member, Plan: id.Plan, Device: device, Title: body.Title, Profile: body.Profile}, idempotencyKey(r))
+	if degradable(err) {
+		// Play on without a view; the start, retried with the same key
+		// once the store answers, claims a screen or is refused over the
+		// limit, and the player then stops.
+		degrade(r, err)
+		interval := seconds(a.svc.Viewing.HeartbeatInterval())
+		w.Header().Set("Retry-After", strconv.FormatInt(interval, 10))
+		writeJSON(w, http.StatusAccepted, map[string]any{
+			"degraded": true, "view": nil, "heartbeat_interval_s": interval, "retry_after_s": interval,
+			"resume": unknownResume(body.Title, body.Profile),
+		})
+		return
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -51,7 +66,8 @@ func (a *api) startView(w http.ResponseWriter, r *http.Request, id Identity) {
 }
 
 // heartbeat applies a heartbeat: 200, or 409 VIEW_ENDED when the player
-// must stop.
+// must stop; 202 degraded (not recorded, play on) when the store cannot be
+// reached in time.
 func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
@@ -67,6 +83,16 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 	}
 	res, err := a.svc.Viewing.Beat(r.Context(), viewing.Beat{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"),
 		View: r.PathValue("view"), PositionMs: body.PositionMs, State: body.State, Seq: body.Seq})
+	if degradable(err) {
+		// Not recorded: play on; the next heartbeat carries the position,
+		// and the view takes its screen back with it (viewing.CheckBeat).
+		degrade(r, err)
+		writeJSON(w, http.StatusAccepted, map[string]any{
+			"view_id": r.PathValue("view"), "position_ms": body.PositionMs, "state": body.State, "seq": body.Seq,
+			"heartbeat_interval_s": seconds(a.svc.Viewing.HeartbeatInterval()), "degraded": true, "recorded": false,
+		})
+		return
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -98,17 +124,19 @@ func (a *api) stopView(w http.ResponseWriter, r *http.Request, id Identity) {
 	writeJSON(w, http.StatusOK, map[string]any{"view_id": view, "ended": ended})
 }
 
-// screens answers what is being watched on the account now.
+// screens answers what is being watched on the account now; stale when
+// the store cannot be read.
 func (a *api) screens(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
-	limit, screens, err := a.svc.Viewing.Screens(r.Context(), id.Member, id.Plan)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"limit": limit, "in_use": len(screens), "screens": screens})
+	a.readOrStale(w, r, id, func() (any, error) {
+		limit, screens, err := a.svc.Viewing.Screens(r.Context(), id.Member, id.Plan)
+		return map[string]any{"limit": limit, "in_use": len(screens), "screens": screens}, err
+	}, func() any {
+		limit, _ := a.svc.Viewing.Limit(id.Plan)
+		return map[string]any{"limit": limit, "in_use": 0, "screens": []viewing.Screen{}}
+	})
 }
 
 // endView ends a screen of the account from any device; its next heartbeat
@@ -131,15 +159,25 @@ func (a *api) endView(w http.ResponseWriter, r *http.Request, id Identity) {
 }
 
 // resume answers where the member left off in a title (?profile= for a
-// profile of the account), the same from every device.
+// profile of the account), the same from every device; stale when the
+// store cannot be read, and without a position ("known": false) when this
+// instance never read it.
 func (a *api) resume(w http.ResponseWriter, r *http.Request, id Identity) {
 	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
 		return
 	}
-	ans, err := a.svc.Viewing.Resume(r.Context(), id.Member, r.URL.Query().Get("profile"), r.PathValue("title"))
-	if err != nil {
-		writeError(w, r, err)
-		return
+	profile, title := r.URL.Query().Get("profile"), r.PathValue("title")
+	a.readOrStale(w, r, id, func() (any, error) {
+		return a.svc.Viewing.Resume(r.Context(), id.Member, profile, title)
+	}, func() any { return unknownResume(title, profile) })
+}
+
+// unknownResume is a resume point the store could not give: the device
+// plays from where it knows it left off.
+func unknownResume(title, profile string) map[string]any {
+	r := map[string]any{"title_id": title, "position_ms": 0, "resume_from_ms": 0, "completed": false, "watched_ms": 0, "known": false}
+	if profile != "" {
+		r["profile_id"] = profile
 	}
-	writeJSON(w, http.StatusOK, ans)
+	return r
 }

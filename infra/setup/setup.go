@@ -41,6 +41,16 @@ const (
 	DefaultIssuer = "dlicense"
 	// DefaultPlanClaim is the member JWT claim holding the plan.
 	DefaultPlanClaim = "plan"
+	// DefaultStoreAttemptTimeout bounds each attempt of a DynamoDB call
+	// (a healthy table answers in milliseconds).
+	DefaultStoreAttemptTimeout = 500 * time.Millisecond
+	// DefaultRequestBudget is how long a member's or a verifier's request
+	// may wait on the store in all before it answers without it (503, or
+	// a degraded answer where the route has one).
+	DefaultRequestBudget = 1500 * time.Millisecond
+	// DefaultAdminBudget is the same for the operators' routes, which read
+	// whole logs and scan.
+	DefaultAdminBudget = 8 * time.Second
 )
 
 // Config is what a process needs: the API function all of it, the stream
@@ -70,6 +80,11 @@ type Config struct {
 	// WithdrawalRefresh is how often the withdrawals are read again
 	// (negative: at every decision).
 	WithdrawalRefresh time.Duration
+	// RequestBudget and AdminBudget bound how long a request of a member
+	// or verifier, and of an operator, waits on the store in all; the
+	// function's timeout (10 s in the template) must be longer.
+	RequestBudget time.Duration
+	AdminBudget   time.Duration
 }
 
 // WithDefaults is c with every unset setting at its default.
@@ -92,14 +107,24 @@ func (c Config) WithDefaults() Config {
 	if c.StateCacheIdle == 0 {
 		c.StateCacheIdle = licensing.DefaultCacheIdle
 	}
+	if c.Dynamo.AttemptTimeout == 0 {
+		c.Dynamo.AttemptTimeout = DefaultStoreAttemptTimeout
+	}
+	if c.RequestBudget == 0 {
+		c.RequestBudget = DefaultRequestBudget
+	}
+	if c.AdminBudget == 0 {
+		c.AdminBudget = DefaultAdminBudget
+	}
 	return c
 }
 
 // FromEnv reads the configuration from the environment, as the template
 // sets it: TABLE_NAME (required), DYNAMODB_ENDPOINT, AWS_REGION,
 // SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS, SIGNING_KEYS_PARAMETER,
-// TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE (0: none), STATE_CACHE_IDLE and
-// WITHDRAWAL_REFRESH. Unset settings take their defaults.
+// TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE (0: none), STATE_CACHE_IDLE,
+// WITHDRAWAL_REFRESH, STORE_ATTEMPT_TIMEOUT, REQUEST_BUDGET and
+// ADMIN_REQUEST_BUDGET. Unset settings take their defaults.
 func FromEnv() (Config, error) {
 	d, err := dynamo.ConfigFromEnv()
 	if err != nil {
@@ -137,12 +162,25 @@ func FromEnv() (Config, error) {
 		}
 		c.StateCacheIdle = d
 	}
-	if v := os.Getenv("WITHDRAWAL_REFRESH"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > time.Hour {
-			return c, fmt.Errorf("WITHDRAWAL_REFRESH=%q: want a duration from 1s to 1h", v)
+	for _, d := range []struct {
+		env      string
+		min, max time.Duration
+		to       *time.Duration
+	}{
+		{"WITHDRAWAL_REFRESH", time.Second, time.Hour, &c.WithdrawalRefresh},
+		{"STORE_ATTEMPT_TIMEOUT", 50 * time.Millisecond, 10 * time.Second, &c.Dynamo.AttemptTimeout},
+		{"REQUEST_BUDGET", 100 * time.Millisecond, 29 * time.Second, &c.RequestBudget},
+		{"ADMIN_REQUEST_BUDGET", time.Second, 29 * time.Second, &c.AdminBudget},
+	} {
+		v := os.Getenv(d.env)
+		if v == "" {
+			continue
 		}
-		c.WithdrawalRefresh = d
+		t, err := time.ParseDuration(v)
+		if err != nil || t < d.min || t > d.max {
+			return c, fmt.Errorf("%s=%q: want a duration from %v to %v", d.env, v, d.min, d.max)
+		}
+		*d.to = t
 	}
 	return c.WithDefaults(), nil
 }
@@ -280,15 +318,16 @@ func (a *App) Handler() http.Handler {
 	svc := httpapi.Services{
 		Licensing: a.Licensing, Policy: a.Licensing.Policy, Signer: a.Signer, Viewing: a.Viewing,
 		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals,
-		VerifyLicence: func(token string) (string, string, error) {
+		VerifyLicence: func(token string) (string, licensing.LicenceStatus, error) {
 			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {
-				return "", "", err
+				return "", licensing.LicenceStatus{}, err
 			}
-			return claims.Member, claims.ID, nil
+			return claims.Member, claims.Stated(), nil
 		},
 	}
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, PolicyDocument: a.policyDoc}
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, PolicyDocument: a.policyDoc,
+		Budget: c.RequestBudget, AdminBudget: c.AdminBudget}
 	if c.QuietMetrics {
 		opts.Metrics = nil
 	}

@@ -28,11 +28,15 @@ func TestFromEnv(t *testing.T) {
 		{"bad cache idle time", map[string]string{"TABLE_NAME": "t", "STATE_CACHE_IDLE": "10"}, "STATE_CACHE_IDLE"},
 		{"cache idle time", map[string]string{"TABLE_NAME": "t", "STATE_CACHE_IDLE": "5m"}, ""},
 		{"bad withdrawal refresh", map[string]string{"TABLE_NAME": "t", "WITHDRAWAL_REFRESH": "1ms"}, "WITHDRAWAL_REFRESH"},
+		{"bad attempt timeout", map[string]string{"TABLE_NAME": "t", "STORE_ATTEMPT_TIMEOUT": "1ms"}, "STORE_ATTEMPT_TIMEOUT"},
+		{"bad request budget", map[string]string{"TABLE_NAME": "t", "REQUEST_BUDGET": "1m"}, "REQUEST_BUDGET"},
+		{"bad admin budget", map[string]string{"TABLE_NAME": "t", "ADMIN_REQUEST_BUDGET": "soon"}, "ADMIN_REQUEST_BUDGET"},
+		{"deadlines", map[string]string{"TABLE_NAME": "t", "STORE_ATTEMPT_TIMEOUT": "300ms", "REQUEST_BUDGET": "1s", "ADMIN_REQUEST_BUDGET": "5s"}, ""},
 		{"stream function (no keys)", map[string]string{"TABLE_NAME": "t"}, ""},
 		{"api", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM"} {
+			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()
@@ -46,7 +50,7 @@ func TestFromEnv(t *testing.T) {
 // TestDefaults: every unset setting takes its default in one place, from
 // the environment or from a Config built by hand.
 func TestDefaults(t *testing.T) {
-	for _, k := range []string{"SNAPSHOT_EVERY", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "POLICY_FILE"} {
+	for _, k := range []string{"SNAPSHOT_EVERY", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "POLICY_FILE", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET"} {
 		t.Setenv(k, "")
 	}
 	t.Setenv("TABLE_NAME", "t")
@@ -54,7 +58,10 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := setup.Config{Dynamo: fromEnv.Dynamo, SnapshotEvery: setup.DefaultSnapshotEvery, WithdrawalRefresh: setup.DefaultWithdrawalRefresh,
+	if fromEnv.Dynamo.AttemptTimeout != setup.DefaultStoreAttemptTimeout {
+		t.Errorf("attempt timeout %v, want %v", fromEnv.Dynamo.AttemptTimeout, setup.DefaultStoreAttemptTimeout)
+	}
+	want := setup.Config{Dynamo: fromEnv.Dynamo, RequestBudget: setup.DefaultRequestBudget, AdminBudget: setup.DefaultAdminBudget, SnapshotEvery: setup.DefaultSnapshotEvery, WithdrawalRefresh: setup.DefaultWithdrawalRefresh,
 		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, StateCache: licensing.DefaultCacheSize, StateCacheIdle: licensing.DefaultCacheIdle}
 	if fromEnv != want {
 		t.Errorf("FromEnv() = %+v, want %+v", fromEnv, want)
@@ -62,7 +69,9 @@ func TestDefaults(t *testing.T) {
 	if got := (setup.Config{Dynamo: fromEnv.Dynamo}).WithDefaults(); got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1}
+	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1,
+		RequestBudget: time.Second, AdminBudget: 3 * time.Second}
+	set.Dynamo.AttemptTimeout = time.Second
 	if got := set.WithDefaults(); got != set {
 		t.Errorf("WithDefaults() changed set values: %+v", got)
 	}

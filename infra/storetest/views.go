@@ -238,18 +238,26 @@ func testStopAndEnd(t *testing.T, s ViewStore) {
 	if held, applied, err := s.Stop(t.Context(), member, stop); err != nil || applied || held == nil || held.Ended != viewing.Stopped {
 		t.Errorf("Stop(stopped) = %+v, %v, %v; want refused, holding the stopped view", held, applied, err)
 	}
+	// Expired, but still in its slot: the view stops (nobody displaced it).
 	late := viewing.Stop{Member: member, Device: "phone", View: b.ID, PositionMs: 5, At: vt0.Add(2 * time.Minute)}
-	if _, applied, err := s.Stop(t.Context(), member, late); err != nil || applied {
-		t.Errorf("Stop(expired) = %v, %v; want refused", applied, err)
+	if _, applied, err := s.Stop(t.Context(), member, late); err != nil || !applied {
+		t.Errorf("Stop(expired, still in its slot) = %v, %v; want applied", applied, err)
 	}
-	end := viewing.End{Member: member, View: b.ID, Reason: viewing.EndedByMember, At: vt0.Add(3 * time.Minute)}
+	wantB := *b
+	wantB.Stop(late)
+	if got := slots(t, s, member, 2)[1]; !reflect.DeepEqual(got, &wantB) {
+		t.Errorf("after the late Stop slot 1 holds %+v, want %+v", got, &wantB)
+	}
+	c := fixtureView(2, "laptop")
+	mustClaim(t, s, member, viewing.Claim{View: c}, vt0)
+	end := viewing.End{Member: member, View: c.ID, Reason: viewing.EndedByMember, At: vt0.Add(3 * time.Minute)}
 	if _, applied, err := s.End(t.Context(), member, end); err != nil || !applied {
 		t.Fatalf("End(expired, not ended) = %v, %v; want applied", applied, err)
 	}
-	wantB := *b
-	wantB.End(end)
-	if got := slots(t, s, member, 2)[1]; !reflect.DeepEqual(got, &wantB) {
-		t.Errorf("after End slot 1 holds %+v, want %+v", got, &wantB)
+	wantC := *c
+	wantC.End(end)
+	if got := slots(t, s, member, 3)[2]; !reflect.DeepEqual(got, &wantC) {
+		t.Errorf("after End slot 2 holds %+v, want %+v", got, &wantC)
 	}
 	if _, applied, _ := s.End(t.Context(), member, end); applied {
 		t.Errorf("End(ended) applied again")
@@ -339,6 +347,24 @@ func testExpiryByTheClock(t *testing.T, s ViewStore) {
 	var ended *viewing.EndedError
 	if !errors.As(err, &ended) || ended.Reason != viewing.Expired {
 		t.Errorf("the expired laptop's heartbeat = %v, want %s (%s)", err, viewing.CodeViewEnded, viewing.Expired)
+	}
+	// The tv and the phone missed their heartbeats for minutes (the store
+	// was out), but nobody took their slots: each plays on from its next
+	// heartbeat, and the limit holds again.
+	clock.Advance(5 * time.Minute)
+	if _, screens, err := svc.Screens(ctx, member, "standard"); err != nil || len(screens) != 0 {
+		t.Errorf("screens with both expired = %+v, %v; want none live", screens, err)
+	}
+	for _, v := range []viewing.Started{tv, phone} {
+		if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "standard", Device: v.View.Device, View: v.View.ID, PositionMs: 480_000, State: viewing.Playing, Seq: 2}); err != nil {
+			t.Fatalf("the %s's heartbeat after 5 minutes without one = %v, want it accepted (nobody took its slot)", v.View.Device, err)
+		}
+	}
+	if _, screens, err := svc.Screens(ctx, member, "standard"); err != nil || len(screens) != 2 {
+		t.Errorf("screens after both came back = %+v, %v; want 2 in use", screens, err)
+	}
+	if _, err := start("laptop"); !isLimit(err) {
+		t.Errorf("a third start with both back = %v, want %s", err, viewing.CodeScreensLimit)
 	}
 }
 

@@ -217,5 +217,16 @@ func (c *licenceToken) verified() (*LicenceClaims, error) {
 	}, nil
 }
 
+// Stated is the licence as the token states it: active (Verify checked it
+// has not expired), as of when it was signed. Releases, plays and
+// revocations since then are in the member's log, not here.
+func (c *LicenceClaims) Stated() licensing.LicenceStatus {
+	g := c.Licence
+	return licensing.LicenceStatus{
+		ID: g.LicenceID, Title: g.TitleID, Studio: g.StudioID, Device: g.DeviceID, Status: licensing.StatusActive,
+		IssuedAt: c.IssuedAt, ExpiresAt: g.ExpiresAt, PlayableUntil: g.PlayableUntil, Renewals: g.Renewals,
+	}
+}
+
 // rfc3339 renders t in UTC to the second, as exp and nbf are.
 func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }

@@ -32,6 +32,12 @@ type env struct {
 	catchUp func(t *testing.T)
 }
 
+// sharedStoreDeadline bounds store calls and requests of suites that share
+// one DynamoDB Local with the other packages' suites on a busy machine,
+// where a call may stall for seconds: long, so that only a hang fails one.
+// The fault tests use the shipped deadlines on a server of their own.
+const sharedStoreDeadline = 20 * time.Second
+
 // start runs the local server over httptest on the given store.
 func start(t *testing.T, store string) *env {
 	t.Helper()
@@ -43,7 +49,8 @@ func start(t *testing.T, store string) *env {
 	if store == "dynamo" {
 		_, table := dynamotest.Table(t)
 		endpoint, _ := dynamotest.EndpointFromEnv()
-		cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint}
+		cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint, AttemptTimeout: sharedStoreDeadline}
+		cfg.RequestBudget, cfg.AdminBudget = sharedStoreDeadline, sharedStoreDeadline
 	}
 	parts, err := local.Build(context.Background(), store, cfg)
 	if err != nil {

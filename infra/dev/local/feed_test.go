@@ -108,7 +108,8 @@ func TestLocalRunKeepsSnapshots(t *testing.T) {
 			if store == "dynamo" {
 				_, table := dynamotest.Table(t)
 				endpoint, _ := dynamotest.EndpointFromEnv()
-				cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint}
+				cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint, AttemptTimeout: sharedStoreDeadline}
+				cfg.RequestBudget, cfg.AdminBudget = sharedStoreDeadline, sharedStoreDeadline
 			}
 			parts, err := local.Build(ctx, store, cfg)
 			if err != nil {
