@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
@@ -31,15 +32,15 @@ func localTable(t testing.TB) (*dynamodb.Client, dynamo.Config) {
 func localPoller(t testing.TB, db *dynamodb.Client, cfg dynamo.Config, h lambda.Handler) *eventsource.Poller {
 	t.Helper()
 	ctx := context.Background()
-	arn, err := eventsource.LatestStreamArn(ctx, db, cfg.Table)
+	arn, err := changestream.LatestStreamArn(ctx, db, cfg.Table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := eventsource.NewClient(ctx, cfg)
+	client, err := changestream.NewClient(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	filter, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 )
 
@@ -60,7 +61,7 @@ func failures(seqs ...string) events.DynamoDBEventResponse {
 
 func newPoller(t *testing.T, f *fakeStream, r *recorder, batch int32) *eventsource.Poller {
 	t.Helper()
-	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	filter, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ var floors = []struct {
 	{"infra/httpapi", 4, false},
 	{"infra/projector/projectortest", 5, false},
 	{"infra/setup", 5, false},
+	{"infra/changestream", 5, false},
 	{"infra/ops", 6, true},
 	{"functions", 7, false},
 	{"infra/dev", 8, true},

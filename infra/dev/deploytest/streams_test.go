@@ -11,8 +11,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
 )
 
 // streamFunction is the function that keeps snapshots up from the table's
@@ -254,13 +254,13 @@ func TestStreamFilterSemantics(t *testing.T) {
 }
 
 // TestLocalPollerUsesTheTemplatesFilter: the local poller filters with
-// eventsource.EventFilters; they must mean the same as the deployed patterns.
+// changestream.EventFilters; they must mean the same as the deployed patterns.
 func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
 	var want []map[string]any
-	for _, f := range eventsource.EventFilters {
+	for _, f := range changestream.EventFilters {
 		p := map[string]any{}
 		if err := json.Unmarshal([]byte(f), &p); err != nil {
-			t.Fatalf("eventsource.EventFilters %s is not JSON: %v", f, err)
+			t.Fatalf("changestream.EventFilters %s is not JSON: %v", f, err)
 		}
 		want = append(want, p)
 	}
@@ -273,6 +273,6 @@ func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
 		got = append(got, patterns...)
 	}
 	if len(got) == 0 || !reflect.DeepEqual(got, want) {
-		t.Errorf("template filters %v differ from eventsource.EventFilters %v", got, want)
+		t.Errorf("template filters %v differ from changestream.EventFilters %v", got, want)
 	}
 }

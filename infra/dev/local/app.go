@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/setup"
@@ -54,15 +55,15 @@ func (a *App) StreamPoller(ctx context.Context) (*eventsource.Poller, error) {
 		return nil, fmt.Errorf("stream poller: the store is not DynamoDB")
 	}
 	c := a.Config()
-	arn, err := eventsource.LatestStreamArn(ctx, a.DB, c.Dynamo.Table)
+	arn, err := changestream.LatestStreamArn(ctx, a.DB, c.Dynamo.Table)
 	if err != nil {
 		return nil, err
 	}
-	client, err := eventsource.NewClient(ctx, c.Dynamo)
+	client, err := changestream.NewClient(ctx, c.Dynamo)
 	if err != nil {
 		return nil, err
 	}
-	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	filter, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
@@ -27,7 +28,7 @@ const (
 // store, as Lambda runs it behind the table's stream: every later append
 // and screen write becomes the events.DynamoDBEvent DynamoDB Streams would
 // carry for it (INSERT or MODIFY records with increasing 21-digit sequence
-// numbers, filtered by eventsource.EventFilters; erasures too), handed to h as JSON. Batch item failures are retried from
+// numbers, filtered by changestream.EventFilters; erasures too), handed to h as JSON. Batch item failures are retried from
 // the first failed record a few times, then logged and dropped.
 //
 // Delivery is synchronous, one append at a time, in write order: when an
@@ -38,7 +39,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
 	}
-	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	filter, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		panic(err) // a constant
 	}
@@ -91,7 +92,7 @@ func FeedFromMemory(store *memstore.Store, h lambda.Handler, log *slog.Logger) {
 // the first failed record a few times, then logging and dropping the rest.
 func deliver(ctx context.Context, h lambda.Handler, log *slog.Logger, member string, recs []events.DynamoDBEventRecord) {
 	for attempt := 0; len(recs) > 0; attempt++ {
-		failed, err := eventsource.Invoke(ctx, h, recs)
+		failed, err := changestream.Invoke(ctx, h, recs)
 		if err == nil {
 			return
 		}

@@ -1,11 +1,10 @@
 // Package eventsource drives the stream function from outside Lambda, the
-// way Lambda's DynamoDB event source mapping does: it reads a table's
-// stream (DynamoDB or DynamoDB Local), applies the template's filter
-// criteria (EventFilters), hands batches to the handler through the Lambda
-// JSON path and retries from the first failed record (ReportBatchItemFailures).
-//
-// The Poller is the local run's stream on DynamoDB Local, where no Lambda
-// polls; the Redriver replays a dead-lettered batch against the deployed
-// table; the record builders give tests and the embedded store's feed the
-// records DynamoDB Streams delivers. None of it is linked into a Lambda.
+// way Lambda's DynamoDB event source mapping does: the Poller reads a
+// table's stream (DynamoDB Local, where no Lambda polls, for local runs and
+// tests), applies the template's filter criteria, hands batches to the
+// handler through the Lambda JSON path, retries from the first failed
+// record (ReportBatchItemFailures) and writes the dead letters Lambda's
+// on-failure destination would get. What it shares with the Lambda (the
+// filter, the records, the redrive) is in infra/changestream. None of this
+// package is linked into a Lambda.
 package eventsource

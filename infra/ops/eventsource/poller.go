@@ -13,23 +13,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+
+	"github.com/dlicense/dlicense/infra/changestream"
 )
 
 // StreamsAPI is the part of the DynamoDB Streams client the poller uses.
 type StreamsAPI interface {
+	changestream.RecordReader
 	DescribeStream(ctx context.Context, in *dynamodbstreams.DescribeStreamInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.DescribeStreamOutput, error)
-	GetShardIterator(ctx context.Context, in *dynamodbstreams.GetShardIteratorInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetShardIteratorOutput, error)
-	GetRecords(ctx context.Context, in *dynamodbstreams.GetRecordsInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error)
 }
 
-// Poller defaults.
+// Poller defaults: Lambda's (changestream's), and how often it polls.
 const (
-	DefaultBatchSize = 100
+	DefaultBatchSize = changestream.DefaultBatchSize
 	DefaultInterval  = 250 * time.Millisecond
-	DefaultRetries   = 5
-	DefaultBackoff   = 200 * time.Millisecond
+	DefaultRetries   = changestream.DefaultRetries
+	DefaultBackoff   = changestream.DefaultBackoff
 
-	maxBatchSize = 1000 // GetRecords' limit
 	maxBackoff   = 10 * time.Second
 	shardRefresh = 10 * time.Second
 )
@@ -54,7 +54,7 @@ type Poller struct {
 	Handler lambda.Handler
 	// Filter keeps the records the function is given; the zero Filter
 	// keeps all. Records it drops count as handled.
-	Filter Filter
+	Filter changestream.Filter
 	// BatchSize is the most records read and delivered at once
 	// (DefaultBatchSize if 0, at most 1000).
 	BatchSize int32
@@ -348,7 +348,7 @@ func (s *shard) advance(next *string) {
 func (p *Poller) deliver(ctx context.Context, s *shard, recs []types.Record, next *string) {
 	batch := make([]events.DynamoDBEventRecord, 0, len(recs))
 	for _, r := range recs {
-		er, err := eventRecord(r, p.StreamArn)
+		er, err := changestream.EventRecord(r, p.StreamArn)
 		if err != nil {
 			// No retry makes such a record readable.
 			p.bury(ctx, s.id, []events.DynamoDBEventRecord{er}, err)
@@ -362,7 +362,7 @@ func (p *Poller) deliver(ctx context.Context, s *shard, recs []types.Record, nex
 	if r := recs[len(recs)-1]; r.Dynamodb != nil && r.Dynamodb.SequenceNumber != nil {
 		last = position{kind: types.ShardIteratorTypeAfterSequenceNumber, seq: *r.Dynamodb.SequenceNumber}
 	}
-	failed, err := Invoke(ctx, p.Handler, batch)
+	failed, err := changestream.Invoke(ctx, p.Handler, batch)
 	if err == nil {
 		s.pos, s.failedAt, s.failures = last, "", 0
 		s.advance(next)
@@ -407,8 +407,8 @@ func (p *Poller) batchSize() int32 {
 	switch {
 	case p.BatchSize <= 0:
 		return DefaultBatchSize
-	case p.BatchSize > maxBatchSize:
-		return maxBatchSize
+	case p.BatchSize > changestream.MaxBatchSize:
+		return changestream.MaxBatchSize
 	}
 	return p.BatchSize
 }

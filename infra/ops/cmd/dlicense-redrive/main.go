@@ -25,9 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/ops/progress"
 	"github.com/dlicense/dlicense/infra/setup"
 )
@@ -62,15 +62,15 @@ func run(file, queue string) error {
 	if err != nil {
 		return err
 	}
-	client, err := eventsource.NewClient(ctx, cfg.Dynamo)
+	client, err := changestream.NewClient(ctx, cfg.Dynamo)
 	if err != nil {
 		return err
 	}
-	filter, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	filter, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		return err
 	}
-	r := &eventsource.Redriver{Streams: client, Handler: lambda.NewHandler(proc.Handle), Filter: filter}
+	r := &changestream.Redriver{Streams: client, Handler: lambda.NewHandler(proc.Handle), Filter: filter}
 
 	if file != "" {
 		var raw []byte
@@ -112,8 +112,8 @@ func run(file, queue string) error {
 }
 
 // redrive replays one message's records, with a progress bar.
-func redrive(ctx context.Context, r *eventsource.Redriver, raw []byte, name string) error {
-	msg, err := eventsource.ParseDeadLetter(raw)
+func redrive(ctx context.Context, r *changestream.Redriver, raw []byte, name string) error {
+	msg, err := changestream.ParseDeadLetter(raw)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

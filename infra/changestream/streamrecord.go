@@ -1,4 +1,4 @@
-package eventsource
+package changestream
 
 import (
 	"fmt"
@@ -11,10 +11,10 @@ import (
 	"github.com/dlicense/dlicense/infra/projector"
 )
 
-// eventRecord converts a DynamoDB Streams record to the record Lambda
+// EventRecord converts a DynamoDB Streams record to the record Lambda
 // delivers for it, streamArn being its eventSourceARN. On error the record
 // holds what could be read.
-func eventRecord(r types.Record, streamArn string) (events.DynamoDBEventRecord, error) {
+func EventRecord(r types.Record, streamArn string) (events.DynamoDBEventRecord, error) {
 	out := events.DynamoDBEventRecord{
 		AWSRegion: aws.ToString(r.AwsRegion), EventID: aws.ToString(r.EventID), EventName: string(r.EventName),
 		EventSource: aws.ToString(r.EventSource), EventVersion: aws.ToString(r.EventVersion), EventSourceArn: streamArn,

@@ -1,12 +1,10 @@
-package eventsource
+package changestream
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -65,41 +63,29 @@ func ParseDeadLetter(b []byte) (DeadLetterMessage, error) {
 	return m, nil
 }
 
-// Message is the dead letter as Lambda's on-failure destination carries it.
-func (d DeadLetter) Message(streamArn string, at time.Time) DeadLetterMessage {
-	var m DeadLetterMessage
-	m.RequestContext.Condition = "RetryAttemptsExhausted"
-	m.ResponseContext.StatusCode = 200
-	m.Version, m.Timestamp = "1.0", at.UTC()
-	first, last := d.Records[0].Change, d.Records[len(d.Records)-1].Change
-	m.Batch = BatchInfo{
-		ShardID: d.ShardID, StartSequenceNumber: first.SequenceNumber, EndSequenceNumber: last.SequenceNumber,
-		ApproximateArrivalOfFirstRecord: first.ApproximateCreationDateTime.Time, ApproximateArrivalOfLastRecord: last.ApproximateCreationDateTime.Time,
-		BatchSize: len(d.Records), StreamArn: streamArn,
-	}
-	return m
+// RecordReader is the part of the DynamoDB Streams client that reads a
+// shard's records.
+type RecordReader interface {
+	GetShardIterator(ctx context.Context, in *dynamodbstreams.GetShardIteratorInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *dynamodbstreams.GetRecordsInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error)
 }
 
-// writeDeadLetter writes a dead letter's message into dir, as a file named
-// after its shard and first sequence number, and returns its path.
-func writeDeadLetter(dir string, m DeadLetterMessage) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-%s.json", m.Batch.ShardID, m.Batch.StartSequenceNumber))
-	return path, os.WriteFile(path, append(b, '\n'), 0o600)
-}
+// Delivery defaults, Lambda's for a DynamoDB event source mapping as the
+// template sets it up.
+const (
+	DefaultBatchSize = 100
+	DefaultRetries   = 5
+	DefaultBackoff   = 200 * time.Millisecond
+	// MaxBatchSize is GetRecords' limit.
+	MaxBatchSize = 1000
+)
 
 // Redriver replays the records of dead-letter messages through the stream
 // function, as Lambda would have delivered them: read from the stream
 // (they stay there 24 hours), filtered, in batches, a failed batch retried
 // from its failed record a few times.
 type Redriver struct {
-	Streams StreamsAPI
+	Streams RecordReader
 	// Handler is the stream function as Lambda runs it.
 	Handler lambda.Handler
 	Filter  Filter
@@ -147,7 +133,7 @@ func (r *Redriver) Redrive(ctx context.Context, m DeadLetterMessage, progress fu
 				break
 			}
 			rep.Read++
-			er, err := eventRecord(rec, bi.StreamArn)
+			er, err := EventRecord(rec, bi.StreamArn)
 			if err != nil {
 				return rep, fmt.Errorf("record %s: %w", seq, err)
 			}
@@ -211,7 +197,7 @@ func (r *Redriver) deliver(ctx context.Context, recs []events.DynamoDBEventRecor
 }
 
 func (r *Redriver) batchSize() int32 {
-	if r.BatchSize > 0 && r.BatchSize <= maxBatchSize {
+	if r.BatchSize > 0 && r.BatchSize <= MaxBatchSize {
 		return r.BatchSize
 	}
 	return DefaultBatchSize

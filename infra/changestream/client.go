@@ -1,4 +1,4 @@
-package eventsource
+package changestream
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
@@ -13,8 +14,9 @@ import (
 )
 
 // NewClient returns a DynamoDB Streams client for the table of c, set up
-// as dynamo.NewClient sets up the table's client: a few quick retries, and
-// for a local endpoint, static credentials and that endpoint.
+// as dynamo.NewClient sets up the table's client: a few quick retries, each
+// within the attempt timeout, and for a local endpoint, static credentials
+// and that endpoint.
 func NewClient(ctx context.Context, c dynamo.Config) (*dynamodbstreams.Client, error) {
 	cfg, err := dynamo.AWSConfig(ctx, c)
 	if err != nil {
@@ -23,6 +25,9 @@ func NewClient(ctx context.Context, c dynamo.Config) (*dynamodbstreams.Client, e
 	return dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		if c.AttemptTimeout > 0 {
+			o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(c.AttemptTimeout)
 		}
 	}), nil
 }

@@ -1,4 +1,4 @@
-package eventsource_test
+package changestream_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dlicense/dlicense/domain/licensing"
-	"github.com/dlicense/dlicense/infra/ops/eventsource"
+	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/projector/projectortest"
 )
 
@@ -26,7 +26,7 @@ func eventRecord(t *testing.T) events.DynamoDBEventRecord {
 }
 
 func TestEventFilter(t *testing.T) {
-	f, err := eventsource.ParseFilters(eventsource.EventFilters...)
+	f, err := changestream.ParseFilters(changestream.EventFilters...)
 	if err != nil {
 		t.Fatalf("ParseFilters(EventFilters) = %v", err)
 	}
@@ -73,7 +73,7 @@ func TestEventFilter(t *testing.T) {
 			t.Errorf("Match(%s) = %v, want %v", c.name, got, c.want)
 		}
 	}
-	if !(eventsource.Filter{}).Match(with(func(r *events.DynamoDBEventRecord) { r.EventName = "REMOVE" })) {
+	if !(changestream.Filter{}).Match(with(func(r *events.DynamoDBEventRecord) { r.EventName = "REMOVE" })) {
 		t.Errorf("zero Filter.Match(REMOVE) = false, want every record to pass")
 	}
 }
@@ -95,7 +95,7 @@ func TestFilterLiterals(t *testing.T) {
 		{`{"eventName": ["INSERT"], "eventSource": ["aws:kinesis"]}`, false},
 		{``, true},
 	} {
-		f, err := eventsource.ParseFilter(c.pattern)
+		f, err := changestream.ParseFilter(c.pattern)
 		if err != nil {
 			t.Errorf("ParseFilter(%s) = %v", c.pattern, err)
 			continue
@@ -117,7 +117,7 @@ func TestParseFilterRefuses(t *testing.T) {
 		`{"eventName": ["INSERT"]} {}`,
 		`{"eventName": ["INSERT"]`,
 	} {
-		if _, err := eventsource.ParseFilter(p); err == nil {
+		if _, err := changestream.ParseFilter(p); err == nil {
 			t.Errorf("ParseFilter(%s) = nil error", p)
 		}
 	}
