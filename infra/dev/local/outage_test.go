@@ -157,6 +157,14 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatalf("the phone's first heartbeat after the outage = %d %v, want 200 (nobody took its screen)", code, doc)
 	}
 	last := pos
+	// Heartbeats the player sends again count once: the same one is a
+	// repeat, one the outage did not record is older than the last applied.
+	if code, doc := beat("phone", phone, seq, pos); code != 200 || doc["repeated"] != true {
+		t.Errorf("the same heartbeat again = %d %v, want 200 repeated", code, doc)
+	}
+	if code, doc := beat("phone", phone, 8, 240_000); code != 409 || doc["code"] != "HEARTBEAT_OUT_OF_ORDER" {
+		t.Errorf("a heartbeat of the outage sent again = %d %v, want 409 HEARTBEAT_OUT_OF_ORDER", code, doc)
+	}
 	// The tv's start, retried with its key, takes the laptop's screen (the
 	// laptop expired in the outage and nobody brought it back); the laptop
 	// is then told its view is over.
