@@ -88,7 +88,9 @@ func (w *Withdrawals) Policy() *Policy {
 	defer w.mu.Unlock()
 	now := w.Clock.Now()
 	if w.derived == nil || now.Sub(w.read) >= w.Refresh {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// Within a request's budget (1.5 s by default): an unreachable
+		// store costs at most this, and the last withdrawals read stay.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		ws, err := w.Store.Withdrawals(ctx)
 		cancel()
 		w.read, w.lastErr = now, err

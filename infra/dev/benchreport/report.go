@@ -17,9 +17,11 @@ type Report struct {
 	// Domain, Acquire, Streams, Realistic and Viewing are the go test
 	// benchmark runs.
 	Domain, Acquire, Streams, Realistic, Viewing *Bench
-	Load                                         *Load
-	Sizes                                        []Size
-	Startup                                      []Startup
+	// Outage is the store outage drill (BenchmarkStoreOutage).
+	Outage  *Bench
+	Load    *Load
+	Sizes   []Size
+	Startup []Startup
 	// Failures are the parts that could not be measured, with why.
 	Failures []string
 	Took     time.Duration
@@ -34,29 +36,34 @@ type target struct {
 // targets are the goals of the figures that have one, by "benchmark unit"
 // (a unit without its "@…" suffix).
 var targets = map[string]target{
-	"BenchmarkDecideAcquireTypical ns/op":          {5000, "≤ 5 µs"},
-	"BenchmarkFold10000Events ns/op":               {5e6, "≤ 5 ms"},
-	"BenchmarkFold10000EventsLight ns/op":          {5e6, "≤ 5 ms"},
-	"BenchmarkAcquire RCU/acquire":                 {0.5, "≤ 0.5"},
-	"BenchmarkAcquire WCU/acquire":                 {1, "≤ 1"},
-	"BenchmarkAcquire roundtrips/acquire":          {2, "2"},
-	"BenchmarkAcquire latency-ratio":               {1.2, "≤ 1.2"},
-	"BenchmarkStreamFunction WCU/event":            {1.25, "≤ 1.25"},
-	"BenchmarkRealisticLoad RCU-mean/acquire":      {0.5, "≤ 0.5"},
-	"BenchmarkRealisticLoad RCU-p99/acquire":       {1, "≤ 1"},
-	"BenchmarkRealisticLoad requests/acquire-warm": {1, "1"},
-	"BenchmarkRealisticLoad p50-ratio-10000/10":    {1.1, "≤ 1.1"},
-	"BenchmarkRealisticLoad snapshot-bytes@rest":   {4096, "≤ 4 KB"},
-	"BenchmarkRealisticLoad stream-WCU/event":      {1, "≤ 1.0"},
-	"BenchmarkViewing requests/heartbeat":          {1, "1"},
-	"BenchmarkViewing WCU/heartbeat":               {1, "≤ 1"},
-	"BenchmarkViewing RCU/heartbeat":               {0, "no read"},
-	"BenchmarkViewing requests/start":              {2, "≤ 2"},
-	"BenchmarkViewing requests/resume":             {1, "1"},
-	"BenchmarkViewing RCU/resume":                  {0.5, "≤ 0.5"},
-	"BenchmarkViewing requests/history":            {1, "1"},
-	"BenchmarkViewing requests/row":                {1, "1"},
-	"BenchmarkViewing stream-WCU/viewing-event":    {1, "≤ 1.0"},
+	"BenchmarkDecideAcquireTypical ns/op":             {5000, "≤ 5 µs"},
+	"BenchmarkFold10000Events ns/op":                  {5e6, "≤ 5 ms"},
+	"BenchmarkFold10000EventsLight ns/op":             {5e6, "≤ 5 ms"},
+	"BenchmarkAcquire RCU/acquire":                    {0.5, "≤ 0.5"},
+	"BenchmarkAcquire WCU/acquire":                    {1, "≤ 1"},
+	"BenchmarkAcquire roundtrips/acquire":             {2, "2"},
+	"BenchmarkAcquire latency-ratio":                  {1.2, "≤ 1.2"},
+	"BenchmarkStreamFunction WCU/event":               {1.25, "≤ 1.25"},
+	"BenchmarkRealisticLoad RCU-mean/acquire":         {0.5, "≤ 0.5"},
+	"BenchmarkRealisticLoad RCU-p99/acquire":          {1, "≤ 1"},
+	"BenchmarkRealisticLoad requests/acquire-warm":    {1, "1"},
+	"BenchmarkRealisticLoad p50-ratio-10000/10":       {1.1, "≤ 1.1"},
+	"BenchmarkRealisticLoad snapshot-bytes@rest":      {4096, "≤ 4 KB"},
+	"BenchmarkRealisticLoad stream-WCU/event":         {1, "≤ 1.0"},
+	"BenchmarkViewing requests/heartbeat":             {1, "1"},
+	"BenchmarkViewing WCU/heartbeat":                  {1, "≤ 1"},
+	"BenchmarkViewing RCU/heartbeat":                  {0, "no read"},
+	"BenchmarkViewing requests/start":                 {2, "≤ 2"},
+	"BenchmarkViewing requests/resume":                {1, "1"},
+	"BenchmarkViewing RCU/resume":                     {0.5, "≤ 0.5"},
+	"BenchmarkViewing requests/history":               {1, "1"},
+	"BenchmarkViewing requests/row":                   {1, "1"},
+	"BenchmarkViewing stream-WCU/viewing-event":       {1, "≤ 1.0"},
+	"BenchmarkStoreOutage hung-heartbeat-p99-µs":      {2e6, "≤ 2 s"},
+	"BenchmarkStoreOutage hung-resume-p99-µs":         {2e6, "≤ 2 s"},
+	"BenchmarkStoreOutage hung-licence-status-p99-µs": {2e6, "≤ 2 s"},
+	"BenchmarkStoreOutage hung-acquire-p99-µs":        {2e6, "≤ 2 s"},
+	"BenchmarkStoreOutage positions-lost":             {0, "0"},
 }
 
 // descriptions say what each benchmark measures.
@@ -82,6 +89,14 @@ var descriptions = map[string]string{
 		"clock moves a day between rounds, so remembered keys and idle cached states age as they would); the stream function " +
 		"polls the table's stream in the background with a one-second pause, as Lambda's batching window, so snapshots lag " +
 		"behind bursts, and catches up between rounds",
+	"BenchmarkStoreOutage": "the outage drill at scale, on a DynamoDB Local of its own (on disk) with the shipped deadlines " +
+		"(500 ms an attempt, 1.5 s a request): 40 members each watching on a phone and holding a licence, 8 workers; each round " +
+		"(30 s apart by the service's clock) every member sends a heartbeat, reads its resume point, has its licence checked " +
+		"(licence-status) and, from the outage on, tries an acquisition. Two rounds with the store hung (SIGSTOP: heartbeats " +
+		"202 degraded, reads stale, licences from their tokens, acquisitions 503), two with it stopped, then it is started " +
+		"again on its data and every player sends heartbeats until one is accepted (recovery: from the store answering to " +
+		"that heartbeat's answer). Positions lost: members whose resume point, once the stream function caught up, is not " +
+		"their player's last position",
 	"BenchmarkViewing": "16 screens at once over 100 premium members and 11 titles, the stream function polling the " +
 		"table's stream in the background (resume points, history, rows, engagement); each screen, member after member: " +
 		"a start, 20 heartbeats (every fifth paused), a resume read from another device, a stop, a history page and the " +
@@ -122,6 +137,8 @@ var labels = map[string]string{
 	"snapshot-bytes@after":  "snapshot of a 10,000-event member after the bursts (bytes)",
 	"stream-WCU/event":      "stream function write units per event (snapshots, counters)",
 	"acquisitions":          "acquisitions measured",
+	"positions-lost":        "members whose resume point is not their player's last position",
+	"members":               "members watching",
 }
 
 func label(unit string) string {
@@ -141,8 +158,10 @@ func label(unit string) string {
 	return unit
 }
 
-// MaxBootstrap is the size every Lambda bootstrap stays under (8 MB).
-const MaxBootstrap = 8_000_000
+// MaxBootstrap is Lambda's limit on a function's package, unzipped
+// (250 MB); a bootstrap's size is otherwise no goal: no CPU is traded for
+// bytes.
+const MaxBootstrap = 250 << 20
 
 // verdict says whether value meets the figure's target (within 1 %, the
 // rounding of the figures shown).
@@ -265,13 +284,17 @@ func (r Report) Markdown() string {
 		b.WriteString("## DynamoDB Local: viewing\n\n")
 		benchSection(&b, r.Viewing)
 	}
+	if r.Outage != nil {
+		b.WriteString("## DynamoDB Local: a store outage\n\n")
+		benchSection(&b, r.Outage)
+	}
 	r.load(&b)
 	if len(r.Sizes) > 0 {
-		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, stripped, `-tags lambda.norpc,nethttpomithttp2`, the SDK and standard library without inlining (see the Makefile).\n\n| function | bootstrap | target |\n| --- | ---: | --- |\n")
+		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, stripped, `-tags lambda.norpc,nethttpomithttp2`, built as usual otherwise (see the Makefile).\n\n| function | bootstrap | target |\n| --- | ---: | --- |\n")
 		for _, s := range r.Sizes {
-			met := "≤ 8 MB (met)"
+			met := "≤ 250 MB, Lambda's limit unzipped (met)"
 			if s.Bytes > MaxBootstrap {
-				met = "≤ 8 MB (not met)"
+				met = "≤ 250 MB, Lambda's limit unzipped (not met)"
 			}
 			fmt.Fprintf(&b, "| %s | %.3f MB (%s bytes) | %s |\n", s.Function, float64(s.Bytes)/1e6, grouped(s.Bytes), met)
 		}
@@ -356,6 +379,19 @@ func (r Report) headlines(b *strings.Builder) {
 			row{"16 screens over 100 members on DynamoDB Local", fmt.Sprintf("%.0f heartbeats/s; heartbeat p50 %s, p99 %s",
 				get("heartbeats/s"), duration(get("heartbeat-p50-µs")*1e3), duration(get("heartbeat-p99-µs")*1e3)), "—"})
 	}
+	if x, ok := find(r.Outage, "BenchmarkStoreOutage"); ok {
+		get := func(unit string) float64 { v, _ := x.Get(unit); return v }
+		var ms, verdicts []string
+		for _, route := range []string{"heartbeat", "resume", "licence-status", "acquire"} {
+			unit := "hung-" + route + "-p99-µs"
+			ms = append(ms, duration(get(unit)*1e3))
+			verdicts = append(verdicts, verdict(x.Name, unit, get(unit)))
+		}
+		rows = append(rows,
+			row{"store hung: time to answer, p99 (heartbeat 202 / resume stale / licence status from token / acquire 503)", strings.Join(ms, " / "), strings.Join(slices.Compact(verdicts), ", ")},
+			row{"store back: its return to each player's first accepted heartbeat, p50 / p99", duration(get("recovery-heartbeat-p50-µs")*1e3) + " / " + duration(get("recovery-heartbeat-p99-µs")*1e3), "—"},
+			row{"positions lost in the outage", value(get("positions-lost"), ""), verdict(x.Name, "positions-lost", get("positions-lost"))})
+	}
 	if r.Load != nil {
 		for _, l := range r.Load.Levels {
 			s := l.Summary
@@ -365,11 +401,11 @@ func (r Report) headlines(b *strings.Builder) {
 	}
 	if len(r.Sizes) > 0 {
 		var parts []string
-		met := "≤ 8 MB each (met)"
+		met := "≤ 250 MB each, Lambda's limit (met)"
 		for _, s := range r.Sizes {
 			parts = append(parts, fmt.Sprintf("%s %.3f MB", s.Function, float64(s.Bytes)/1e6))
 			if s.Bytes > MaxBootstrap {
-				met = "≤ 8 MB each (not met)"
+				met = "≤ 250 MB each, Lambda's limit (not met)"
 			}
 		}
 		rows = append(rows, row{"bootstrap sizes (arm64, stripped)", strings.Join(parts, ", "), met})

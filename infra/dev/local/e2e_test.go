@@ -29,7 +29,7 @@ type env struct {
 	parts  *local.App
 	// catchUp waits until the stream function has handled every write so
 	// far (with the embedded store it runs on every write already).
-	catchUp func(t *testing.T)
+	catchUp func(t testing.TB)
 }
 
 // sharedStoreDeadline bounds store calls and requests of suites that share
@@ -56,7 +56,7 @@ func start(t *testing.T, store string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{issuer: devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts, catchUp: func(*testing.T) {}}
+	e := &env{issuer: devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), parts: parts, catchUp: func(testing.TB) {}}
 	if store == "memory" {
 		local.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), nil)
 	} else {
@@ -64,7 +64,7 @@ func start(t *testing.T, store string) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.catchUp = func(t *testing.T) {
+		e.catchUp = func(t testing.TB) {
 			t.Helper()
 			if err := poller.CatchUp(context.Background()); err != nil {
 				t.Fatalf("stream function: %v", err)
@@ -78,7 +78,7 @@ func start(t *testing.T, store string) *env {
 	return e
 }
 
-func (e *env) token(t *testing.T, member, plan string) string {
+func (e *env) token(t testing.TB, member, plan string) string {
 	t.Helper()
 	tok, err := e.issuer.Mint(member, plan, nil, time.Hour, time.Now())
 	if err != nil {
@@ -103,7 +103,7 @@ func (e *env) adminToken(t *testing.T) string {
 }
 
 // call makes one request and decodes a JSON answer.
-func (e *env) call(t *testing.T, method, path, token, body string, headers ...string) (int, http.Header, map[string]any) {
+func (e *env) call(t testing.TB, method, path, token, body string, headers ...string) (int, http.Header, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
 	if err != nil {

@@ -243,6 +243,16 @@ type drill struct {
 
 func startDrill(t *testing.T) *drill {
 	t.Helper()
+	d := newDrill(t)
+	web := httptest.NewServer(checkedAgainstOpenAPI(t, local.NewGateway(d.parts.Handler(), d.issuer, httpapi.PublicRoutes())))
+	t.Cleanup(web.Close)
+	d.url = web.URL
+	return d
+}
+
+// newDrill is the drill's server without its gateway.
+func newDrill(t testing.TB) *drill {
+	t.Helper()
 	srv := dynamotest.StartFor(t, dynamotest.Options{DataDir: t.TempDir()})
 	_, table := dynamotest.TableOn(t, srv.Endpoint())
 	keys, err := local.LoadKeys(t.TempDir())
@@ -267,21 +277,17 @@ func startDrill(t *testing.T) *drill {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.catchUp = func(t *testing.T) {
+	d.catchUp = func(t testing.TB) {
 		t.Helper()
 		if err := poller.CatchUp(context.Background()); err != nil {
 			t.Fatalf("stream function: %v", err)
 		}
 	}
-	h := checkedAgainstOpenAPI(t, local.NewGateway(parts.Handler(), d.issuer, httpapi.PublicRoutes()))
-	web := httptest.NewServer(h)
-	t.Cleanup(web.Close)
-	d.url = web.URL
 	return d
 }
 
 // restart starts DynamoDB Local again on the same port and data.
-func (d *drill) restart(t *testing.T) {
+func (d *drill) restart(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -29,12 +29,13 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
-var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "load", "sizes", "startup"}
+var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "outage", "load", "sizes", "startup"}
 
 type options struct {
 	write, only, phase                   string
 	domainTime, acquireTime, streamsTime string
 	viewingTime, realisticTime           string
+	outageTime                           string
 	levels                               string
 	load                                 benchreport.LoadOptions
 	startupRuns                          int
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.streamsTime, "streams-benchtime", "3x", "-benchtime of the stream function benchmark")
 	flag.StringVar(&o.realisticTime, "realistic-benchtime", "10x", "-benchtime of the realistic profile (rounds of bursts, a day apart)")
 	flag.StringVar(&o.viewingTime, "viewing-benchtime", "3x", "-benchtime of the viewing benchmark (rounds of 16 screens over 100 members)")
+	flag.StringVar(&o.outageTime, "outage-benchtime", "1x", "-benchtime of the store outage drill (runs of about 70 s)")
 	flag.StringVar(&o.levels, "levels", "1,4,16", "load generator concurrency levels")
 	flag.IntVar(&o.load.Members, "load-members", 50, "simulated members per level")
 	flag.IntVar(&o.load.Requests, "load-requests", 2000, "requests per level")
@@ -145,6 +147,8 @@ func report(ctx context.Context, o options) error {
 	rep.Streams = bench("streams", true, o.streamsTime, "^BenchmarkStreamFunction$", "./infra/projector/")
 	rep.Realistic = bench("realistic", true, o.realisticTime, "^BenchmarkRealisticLoad$", "./infra/projector/")
 	rep.Viewing = bench("viewing", true, o.viewingTime, "^BenchmarkViewing$", "./infra/projector/")
+	// The drill starts, hangs, stops and restarts a DynamoDB Local of its own.
+	rep.Outage = bench("outage", false, o.outageTime, "^BenchmarkStoreOutage$", "./infra/dev/local/")
 	if want["load"] && ctx.Err() == nil {
 		if l, err := load(ctx, r, o); err != nil {
 			fail("load", err)
