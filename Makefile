@@ -115,15 +115,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) ./domain/licensing/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./domain/licensing/
 
-## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
-dynamodb-local: $(TOOLS)/withdynamodb
-	@exec $(TOOLS)/withdynamodb -serve
-
 # The local server and the DynamoDB Local harness are built, then run
 # directly (not through `go run`), so that Ctrl-C reaches them alone, they
 # shut down cleanly and make reports no error.
 TOOLS := .cache/bin
 LOCAL := $(TOOLS)/dlicense-local
+
+## dynamodb-local: run DynamoDB Local in the foreground and print its endpoint
+## and pid; DATA=dir keeps its tables on disk and PORT=n fixes its port, so
+## that it can be killed and started again on its data (docs/reliability.md)
+dynamodb-local: $(TOOLS)/withdynamodb
+	@exec $(TOOLS)/withdynamodb -serve $(if $(DATA),-data $(DATA)) $(if $(PORT),-port $(PORT))
 PLAN ?= premium
 SCOPE ?=
 

@@ -41,5 +41,5 @@ func unavailable(err error) error {
 	if err == nil || !transient(err) {
 		return err
 	}
-	return kernel.Unavailable("the licence store is busy or unreachable; retry shortly with the same Idempotency-Key", err)
+	return kernel.Unavailable("the store is busy or unreachable; retry after Retry-After (with the same Idempotency-Key for a keyed request)", err)
 }

@@ -2,12 +2,14 @@
 // $DYNAMODB_ENDPOINT, then stops it:
 //
 //	withdynamodb [-cache DIR] [-v] -- command args...
-//	withdynamodb [-cache DIR] [-v] -serve
+//	withdynamodb [-cache DIR] [-v] [-data DIR] [-port N] -serve
 //
 // When $DYNAMODB_ENDPOINT is already set the command just runs. When
 // DynamoDB Local cannot start, the command runs without the variable (its
 // DynamoDB tests skip), unless CI=true, where that is an error. -serve keeps
-// a server up until SIGINT or SIGTERM.
+// a server up until SIGINT or SIGTERM; with -data its tables are kept on
+// disk there, so a server started again on the same -data and -port (after
+// a kill, as in an outage drill) has them.
 package main
 
 import (
@@ -29,6 +31,8 @@ func main() {
 	cache := flag.String("cache", "", "download cache `dir` (default .cache in the module root)")
 	serve := flag.Bool("serve", false, "start DynamoDB Local and keep it up until interrupted")
 	verbose := flag.Bool("v", false, "copy DynamoDB Local's output to stderr")
+	data := flag.String("data", "", "with -serve: keep the tables on disk in `dir` (default: in memory)")
+	port := flag.Int("port", 0, "with -serve: listen on this loopback `port` (default: a free one)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: withdynamodb [-cache DIR] [-v] -- command args...\n       withdynamodb [-cache DIR] [-v] -serve")
 		flag.PrintDefaults()
@@ -52,7 +56,22 @@ func main() {
 		}
 	}
 
-	opts := dynamotest.Options{CacheDir: *cache, Log: nil}
+	opts := dynamotest.Options{CacheDir: *cache, Log: nil, DataDir: *data, Port: *port}
+	if !*serve && (*data != "" || *port != 0) {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if *data != "" {
+		dir, err := filepath.Abs(*data) // DynamoDB Local runs elsewhere
+		if err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err != nil {
+			logf("-data: %v", err)
+			os.Exit(1)
+		}
+		opts.DataDir = dir
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = defaultCache()
 	}
