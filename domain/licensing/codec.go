@@ -28,6 +28,7 @@ var currentSchema = map[EventType]int{
 	TypeLicenceRenewed:   1,
 	TypeLicenceReleased:  1,
 	TypeDeviceReleased:   1,
+	TypeLicencesReleased: 1,
 	TypePlaybackRecorded: 2,
 }
 
@@ -75,6 +76,8 @@ func DecodeEvent(s StoredEvent) (Event, error) {
 		p = new(LicenceReleased)
 	case TypeDeviceReleased:
 		p = new(DeviceReleased)
+	case TypeLicencesReleased:
+		p = new(LicencesReleased)
 	case TypePlaybackRecorded:
 		p = new(PlaybackRecorded)
 	}

@@ -202,10 +202,12 @@ type Result struct {
 	Replayed bool
 }
 
-// Decision is what a decide function returns: the events to append, and for
-// a command that changes nothing, its answer.
+// Decision is what a decide function returns: the one event to append, or
+// for a command that changes nothing, its answer. One decision is one
+// event, so that the log's only write is one single-item conditional put:
+// the kind of write that holds across regions (docs/regions.md).
 type Decision struct {
-	Events []Payload
+	Event  Payload
 	Result Result
 }
 

@@ -69,6 +69,12 @@ func CounterDeltas(e Event) []CounterDelta {
 		for _, r := range p.Refs {
 			held(r, r.ExpiresAt, -1)
 		}
+	case *LicencesReleased:
+		for _, r := range p.Releases {
+			if r.Ref != nil {
+				held(*r.Ref, r.Ref.ExpiresAt, -1)
+			}
+		}
 	}
 	return merge(out)
 }

@@ -14,6 +14,7 @@ const (
 	TypeLicenceRenewed   EventType = "LicenceRenewed"
 	TypeLicenceReleased  EventType = "LicenceReleased"
 	TypeDeviceReleased   EventType = "DeviceReleased"
+	TypeLicencesReleased EventType = "LicencesReleased"
 	TypePlaybackRecorded EventType = "PlaybackRecorded"
 )
 
@@ -121,6 +122,14 @@ type DeviceReleased struct {
 	Refs     []LicenceRef  `json:"refs,omitempty"`
 }
 
+// LicencesReleased records that several licences were released at once
+// (an account closed, a plan changed, a title withdrawn), each for its
+// reason: one event, so that a decision is always one single-item write,
+// the only kind of write that holds across regions (docs/regions.md).
+type LicencesReleased struct {
+	Releases []LicenceReleased `json:"releases"`
+}
+
 // PlaybackKind is the kind of an offline playback session event.
 type PlaybackKind string
 
@@ -166,4 +175,5 @@ func (*LicenceAcquired) eventType() EventType  { return TypeLicenceAcquired }
 func (*LicenceRenewed) eventType() EventType   { return TypeLicenceRenewed }
 func (*LicenceReleased) eventType() EventType  { return TypeLicenceReleased }
 func (*DeviceReleased) eventType() EventType   { return TypeDeviceReleased }
+func (*LicencesReleased) eventType() EventType { return TypeLicencesReleased }
 func (*PlaybackRecorded) eventType() EventType { return TypePlaybackRecorded }

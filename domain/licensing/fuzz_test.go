@@ -31,8 +31,8 @@ func FuzzParsePolicy(f *testing.F) {
 			for title := range p.Titles {
 				d, err := Decide(s, Acquire{Member: "m1", Plan: plan, Device: "d1", Title: title}, p, now, func() string { return "L1" })
 				if err == nil {
-					for i, pl := range d.Events {
-						s.Apply(Event{Version: s.Version + int64(i) + 1, At: now, Payload: pl})
+					if d.Event != nil {
+						s.Apply(Event{Version: s.Version + 1, At: now, Payload: d.Event})
 					}
 				}
 			}

@@ -88,19 +88,13 @@ func (h *history) try(at time.Duration, cmd Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if len(d.Events) == 0 {
+	if d.Event == nil {
 		return d.Result, nil
 	}
-	res := Result{}
-	for _, p := range d.Events {
-		e := Event{Version: h.state.Version + 1, At: now, PolicyVersion: h.policy.Version, Payload: p}
-		touched, playback := h.state.apply(e, true)
-		h.events = append(h.events, e)
-		res.Version = e.Version
-		res.Licences = append(res.Licences, touched...)
-		res.Playback = append(res.Playback, playback...)
-	}
-	return res, nil
+	e := Event{Version: h.state.Version + 1, At: now, PolicyVersion: h.policy.Version, Payload: d.Event}
+	touched, playback := h.state.apply(e, true)
+	h.events = append(h.events, e)
+	return Result{Version: e.Version, Licences: touched, Playback: playback}, nil
 }
 
 // do is try for commands that must succeed; it returns the licence id the

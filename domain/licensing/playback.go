@@ -59,7 +59,7 @@ func (c RecordPlayback) decide(s *State, p *Policy, now time.Time, _ func() stri
 	if len(accepted) == 0 {
 		return Decision{Result: Result{Version: s.Version, Playback: results}}, nil
 	}
-	return Decision{Events: []Payload{&PlaybackRecorded{Device: c.Device, Accepted: accepted, Results: results}}}, nil
+	return Decision{Event: &PlaybackRecorded{Device: c.Device, Accepted: accepted, Results: results}}, nil
 }
 
 // batchPlays are the STARTs of one licence a batch accepted so far: how

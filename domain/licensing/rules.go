@@ -195,10 +195,10 @@ func (c Acquire) decide(s *State, p *Policy, now time.Time, newID func() string)
 	if err := denied(fail); err != nil {
 		return Decision{}, err
 	}
-	return Decision{Events: []Payload{&LicenceAcquired{
+	return Decision{Event: &LicenceAcquired{
 		Licence: newID(), Plan: c.Plan, Title: c.Title, Studio: title.Studio, Device: c.Device,
 		ExpiresAt: expiry(title, now, terms.LicenceDuration),
-	}}}, nil
+	}}, nil
 }
 
 // expiry is when a licence granted or renewed at now ends: after the
@@ -252,9 +252,9 @@ func (c Renew) decide(s *State, p *Policy, now time.Time, _ func() string) (Deci
 		return Decision{}, err
 	}
 	title, _ := p.Title(l.Title)
-	return Decision{Events: []Payload{&LicenceRenewed{
+	return Decision{Event: &LicenceRenewed{
 		Licence: l.ID, Plan: c.Plan, ExpiresAt: expiry(title, now, terms.LicenceDuration), Renewal: l.Renewals + 1, Ref: refOf(l),
-	}}}, nil
+	}}, nil
 }
 
 func (c Release) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
@@ -265,7 +265,7 @@ func (c Release) decide(s *State, p *Policy, now time.Time, _ func() string) (De
 	if l.Released() { // releasing twice is the same as once
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{l.StatusAt(p, now)}}}, nil
 	}
-	return Decision{Events: []Payload{&LicenceReleased{Licence: l.ID, Reason: c.Reason, Ref: refOf(l)}}}, nil
+	return Decision{Event: &LicenceReleased{Licence: l.ID, Reason: c.Reason, Ref: refOf(l)}}, nil
 }
 
 func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() string) (Decision, error) {
@@ -280,7 +280,7 @@ func (c ReleaseDevice) decide(s *State, p *Policy, now time.Time, _ func() strin
 	if len(ids) == 0 {
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{}}}, nil
 	}
-	return Decision{Events: []Payload{&DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason, Refs: refs}}}, nil
+	return Decision{Event: &DeviceReleased{Device: c.Device, Licences: ids, Reason: c.Reason, Refs: refs}}, nil
 }
 
 // Excess is the active licences at now that plan does not allow: walking
@@ -404,9 +404,9 @@ func releaseEach(s *State, ls []*Licence, reason func(*Licence) ReleaseReason) D
 		return Decision{Result: Result{Version: s.Version, Licences: []LicenceStatus{}}}
 	}
 	slices.SortStableFunc(ls, func(a, b *Licence) int { return a.TermStart.Compare(b.TermStart) })
-	var events []Payload
+	var released LicencesReleased
 	for _, l := range ls[:min(len(ls), MaxReleasesPerCommand)] {
-		events = append(events, &LicenceReleased{Licence: l.ID, Reason: reason(l), Ref: refOf(l)})
+		released.Releases = append(released.Releases, LicenceReleased{Licence: l.ID, Reason: reason(l), Ref: refOf(l)})
 	}
-	return Decision{Events: events}
+	return Decision{Event: &released}
 }

@@ -189,7 +189,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		}
 		policy := s.Policy()
 		d, err := Decide(st, cmd, policy, now, s.IDs.NewID)
-		if cached && (err != nil || len(d.Events) == 0) {
+		if cached && (err != nil || d.Event == nil) {
 			// A cached state may be behind the log: a refusal, or an answer
 			// that appends nothing, is given only once it has caught up.
 			cached = false
@@ -205,23 +205,16 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			s.keepRefusal(ctx, cmd, version, now, err)
 			return Result{}, err
 		}
-		if len(d.Events) == 0 {
+		if d.Event == nil {
 			s.Cache.put(st, now)
 			d.Result.Licences = policy.annotated(d.Result.Licences)
 			return d.Result, nil
 		}
-		events := make([]Event, len(d.Events))
-		for i, p := range d.Events {
-			events[i] = Event{Version: st.Version + int64(i) + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, RequestID: request, Payload: p}
-		}
-		err = s.Store.Append(ctx, member, st.Version, events)
+		e := Event{Version: st.Version + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, RequestID: request, Payload: d.Event}
+		err = s.Store.Append(ctx, member, st.Version, []Event{e})
 		if err == nil {
-			res := Result{Version: events[len(events)-1].Version}
-			for _, e := range events {
-				touched, playback := st.apply(e, true)
-				res.Licences = append(res.Licences, touched...)
-				res.Playback = append(res.Playback, playback...)
-			}
+			touched, playback := st.apply(e, true)
+			res := Result{Version: e.Version, Licences: touched, Playback: playback}
 			s.Cache.put(st, now)
 			res.Licences = policy.annotated(res.Licences)
 			return res, nil

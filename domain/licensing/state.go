@@ -215,6 +215,15 @@ func (s *State) apply(e Event, answers bool) (touched []LicenceStatus, playback 
 				touched = append(touched, l.asStatus(StatusReleased))
 			}
 		}
+	case *LicencesReleased:
+		for _, r := range p.Releases {
+			if l := s.licences[r.Licence]; l != nil && !l.Released() {
+				l.ReleasedAt, l.ReleaseReason = e.At, r.Reason
+				if answers {
+					touched = append(touched, l.asStatus(StatusReleased))
+				}
+			}
+		}
 	case *DeviceReleased:
 		for _, id := range p.Licences {
 			if l := s.licences[id]; l != nil && !l.Released() {

@@ -58,23 +58,20 @@ func RealisticHistoryPaced(member string, n int, end time.Time, seed uint64, gap
 		key := uuid()
 		d, err := licensing.Decide(st, cmd, policy, at, id)
 		var denial *licensing.Denial
-		if errors.As(err, &denial) || len(d.Events) == 0 {
+		if errors.As(err, &denial) || d.Event == nil {
 			return nil
 		}
 		if err != nil {
 			panic(fmt.Sprintf("realistic history: %T: %v", cmd, err))
 		}
-		var views []licensing.LicenceStatus
-		for _, p := range d.Events {
-			e := licensing.Event{Version: st.Version + 1, At: at, PolicyVersion: policy.Version, Key: key,
-				Fingerprint: licensing.Fingerprint(cmd), RequestID: id(), Payload: p}
-			st.Apply(e)
-			log = append(log, e)
-			if a, ok := p.(*licensing.LicenceAcquired); ok {
-				views = append(views, licensing.LicenceStatus{ID: a.Licence})
-			}
+		e := licensing.Event{Version: st.Version + 1, At: at, PolicyVersion: policy.Version, Key: key,
+			Fingerprint: licensing.Fingerprint(cmd), RequestID: id(), Payload: d.Event}
+		st.Apply(e)
+		log = append(log, e)
+		if a, ok := d.Event.(*licensing.LicenceAcquired); ok {
+			return []licensing.LicenceStatus{{ID: a.Licence}}
 		}
-		return views
+		return nil
 	}
 	acquire := func(device, title string) string {
 		if v := do(licensing.Acquire{Member: member, Plan: "premium", Device: device, Title: title}); len(v) > 0 {

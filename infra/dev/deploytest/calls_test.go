@@ -1,8 +1,11 @@
 package deploytest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,20 +26,86 @@ import (
 )
 
 // calls records the DynamoDB operations a client makes, as IAM names them
-// (X-Amz-Target "DynamoDB_20120810.Query" is dynamodb:Query).
+// (X-Amz-Target "DynamoDB_20120810.Query" is dynamodb:Query), and each
+// write that touches an item of a member's event log.
 type calls struct {
-	mu  sync.Mutex
-	ops map[string]bool
+	mu      sync.Mutex
+	ops     map[string]bool
+	logged  []logWrite
+	started bool // log writes are recorded once set
+}
+
+// logWrite is one write touching an event item (pk m#…, sk e#…): the
+// operation, its condition and whether the item carries a TTL.
+type logWrite struct {
+	op, sk, condition string
+	ttl               bool
 }
 
 func (c *calls) Do(r *http.Request) (*http.Response, error) {
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		_, op, _ := strings.Cut(target, ".")
+		var body []byte
+		if r.Body != nil {
+			body, _ = io.ReadAll(r.Body)
+			r.Body.Close()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		c.mu.Lock()
 		c.ops["dynamodb:"+op] = true
+		if c.started {
+			c.logged = append(c.logged, logWrites(op, body)...)
+		}
 		c.mu.Unlock()
 	}
 	return http.DefaultClient.Do(r)
+}
+
+// logWrites finds, in a request of op, the writes of event items.
+func logWrites(op string, body []byte) []logWrite {
+	var req struct {
+		Item, Key           map[string]map[string]any
+		ConditionExpression string
+		TransactItems       []map[string]struct {
+			Item, Key           map[string]map[string]any
+			ConditionExpression string
+		}
+		RequestItems map[string][]map[string]struct{ Item, Key map[string]map[string]any }
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return nil
+	}
+	var out []logWrite
+	add := func(op, cond string, item, key map[string]map[string]any) {
+		if item == nil {
+			item = key
+		}
+		pk, _ := item["pk"]["S"].(string)
+		sk, _ := item["sk"]["S"].(string)
+		if strings.HasPrefix(pk, dynamo.LogPartition("")) && strings.HasPrefix(sk, "e#") {
+			_, ttl := item["ttl"]
+			out = append(out, logWrite{op: op, sk: sk, condition: cond, ttl: ttl})
+		}
+	}
+	switch op {
+	case "PutItem", "UpdateItem", "DeleteItem":
+		add(op, req.ConditionExpression, req.Item, req.Key)
+	case "TransactWriteItems":
+		for _, ti := range req.TransactItems {
+			for kind, w := range ti {
+				add("TransactWriteItems/"+kind, w.ConditionExpression, w.Item, w.Key)
+			}
+		}
+	case "BatchWriteItem":
+		for _, rs := range req.RequestItems {
+			for _, r := range rs {
+				for kind, w := range r {
+					add("BatchWriteItem/"+kind, "", w.Item, w.Key)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // check fails for each operation the function's grants do not cover. A
@@ -84,6 +153,89 @@ func TestTheAPICallsOnlyWhatItIsGranted(t *testing.T) {
 	}
 	runSamples(t, "dynamo", setup.Config{Dynamo: cfg, SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"})
 	c.check(t, "ApiFunction")
+}
+
+// TestTheLogTakesOnlySingleItemConditionalPuts: every write the API makes
+// to members' event logs, over every sample event and a member whose
+// account closes with several licences held, after a plan change and a
+// withdrawal, is one PutItem on the condition that the version is new,
+// without a TTL. That is the only write that holds across regions on a
+// table with multi-Region strong consistency, which has no transactions
+// and no TTL (docs/regions.md); a change that breaks it fails here.
+func TestTheLogTakesOnlySingleItemConditionalPuts(t *testing.T) {
+	cfg, c := recordingConfig(t)
+	key, err := tokens.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.started = true
+	conf := setup.Config{Dynamo: cfg, SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"}
+	ctx := context.Background()
+	app, err := setup.Build(ctx, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := "single-writes"
+	do := func(cmd licensing.Command) licensing.Result {
+		t.Helper()
+		res, err := app.Licensing.Execute(ctx, cmd, "")
+		if err != nil {
+			t.Fatalf("%T = %v", cmd, err)
+		}
+		return res
+	}
+	for i, title := range []string{"tt-first-light", "tt-low-tide", "tt-salt-and-rope", "tt-lighthouse"} {
+		do(licensing.Acquire{Member: member, Plan: "premium", Device: fmt.Sprintf("d%d", i%2), Title: title})
+	}
+	if res := do(licensing.EnforcePlan{Member: member, Plan: "basic"}); len(res.Licences) < 2 {
+		t.Fatalf("EnforcePlan released %d licences, want several in one decision", len(res.Licences))
+	}
+	do(licensing.Acquire{Member: member, Plan: "premium", Device: "d0", Title: "tt-first-light"})
+	do(licensing.Acquire{Member: member, Plan: "premium", Device: "d1", Title: "tt-ice-road"})
+	if res := do(licensing.CloseAccount{Member: member}); len(res.Licences) < 2 {
+		t.Fatalf("CloseAccount released %d licences, want several in one decision", len(res.Licences))
+	}
+	runSamples(t, "dynamo", conf) // withdrawals among them
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.logged) < 10 {
+		t.Fatalf("%d writes of event items recorded: the check saw too little", len(c.logged))
+	}
+	seen := map[string]bool{}
+	for _, w := range c.logged {
+		if w.op != "PutItem" || w.condition != "attribute_not_exists(pk)" || w.ttl {
+			t.Errorf("event item %s written by %s (condition %q, TTL %v): want one PutItem on attribute_not_exists(pk), no TTL", w.sk, w.op, w.condition, w.ttl)
+		}
+		seen[w.op] = true
+	}
+	t.Logf("%d event writes, by %v", len(c.logged), seen)
+}
+
+// TestLogWritesSeesEveryWayToWrite: the check above finds event items in
+// transactions, batches and updates, and a TTL on a put.
+func TestLogWritesSeesEveryWayToWrite(t *testing.T) {
+	ev := `{"pk":{"S":"m#a"},"sk":{"S":"e#00000000000000000002"}}`
+	for _, c := range []struct {
+		op, body, want string
+	}{
+		{"TransactWriteItems", `{"TransactItems":[{"Put":{"Item":` + ev + `,"ConditionExpression":"attribute_not_exists(pk)"}}]}`, "TransactWriteItems/Put"},
+		{"BatchWriteItem", `{"RequestItems":{"t":[{"PutRequest":{"Item":` + ev + `}}]}}`, "BatchWriteItem/PutRequest"},
+		{"UpdateItem", `{"Key":` + ev + `}`, "UpdateItem"},
+		{"PutItem", `{"Item":{"pk":{"S":"m#a"},"sk":{"S":"e#1"},"ttl":{"N":"1"}},"ConditionExpression":"attribute_not_exists(pk)"}`, "PutItem"},
+		{"PutItem", `{"Item":{"pk":{"S":"v#a"},"sk":{"S":"e#1"}}}`, ""},
+	} {
+		got := logWrites(c.op, []byte(c.body))
+		if c.want == "" {
+			if len(got) != 0 {
+				t.Errorf("%s %s = %+v, want no event write", c.op, c.body, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].op != c.want || (c.op == "PutItem" && !got[0].ttl) {
+			t.Errorf("%s %s = %+v, want one write by %s", c.op, c.body, got, c.want)
+		}
+	}
 }
 
 // TestTheStreamFunctionCallsOnlyWhatItIsGranted does the same for the stream

@@ -248,6 +248,8 @@ function model(id, log, now, viewing) {
       if (l) { l.renewals.push(at); l.expires = time(d.expires_at); }
     } else if (e.type === 'LicenceReleased') {
       release(d.licence_id, at, d.reason);
+    } else if (e.type === 'LicencesReleased') {
+      for (const r of list(d.releases)) release(r.licence_id, at, r.reason);
     } else if (e.type === 'DeviceReleased') {
       for (const lid of list(d.licence_ids)) release(lid, at, d.reason);
     } else if (e.type === 'PlaybackRecorded') {
