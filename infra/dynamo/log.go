@@ -289,6 +289,14 @@ func (s *Log) put(ctx context.Context, stream string, expected int64, e licensin
 		}
 		return s.conflict(ctx, stream, expected)
 	}
+	var rwc *types.ReplicatedWriteConflictException
+	if errors.As(err, &rwc) {
+		// Multi-Region strong consistency: a write of the same version was
+		// under way in another region. A lost race like any other: catch
+		// up and decide again (if the other write failed, the version is
+		// still free).
+		return s.conflict(ctx, stream, expected)
+	}
 	return classify(stream, err)
 }
 

@@ -90,6 +90,9 @@ func TestServiceUnderFaults(t *testing.T) {
 		{"5xx", faults.Plan{ServerError: 0.3}},
 		{"reset", faults.Plan{Reset: 0.3}},
 		{"lost-response", faults.Plan{LostResponse: 0.3}},
+		// Another region writing the same version: a lost race (catch up,
+		// decide again), never an error.
+		{"replicated-conflict", faults.Plan{ReplicatedConflict: 0.3, Ops: []string{"PutItem"}}},
 		{"mixed", faults.Plan{Throttle: 0.08, ServerError: 0.08, Reset: 0.08, LostResponse: 0.08}},
 	}
 	for i, tt := range tests {

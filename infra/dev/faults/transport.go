@@ -46,6 +46,10 @@ const (
 	// answer and fails with an i/o timeout: the caller cannot tell a write
 	// that landed from one that did not.
 	LostResponse
+	// ReplicatedConflict answers 400 ReplicatedWriteConflictException
+	// without forwarding the call: on a table with multi-Region strong
+	// consistency, a write to the same item in another region was under way.
+	ReplicatedConflict
 )
 
 func (k Kind) String() string {
@@ -60,6 +64,8 @@ func (k Kind) String() string {
 		return "reset"
 	case LostResponse:
 		return "lost-response"
+	case ReplicatedConflict:
+		return "replicated-conflict"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -67,7 +73,7 @@ func (k Kind) String() string {
 // Plan says how often each fault is injected: each rate is the probability
 // that one call gets that fault, and they must add up to at most 1.
 type Plan struct {
-	Throttle, ServerError, Reset, LostResponse float64
+	Throttle, ServerError, Reset, LostResponse, ReplicatedConflict float64
 	// Ops limits the faults to these operations, named as in the
 	// X-Amz-Target header with or without its service prefix ("PutItem",
 	// "DynamoDB_20120810.Query"); empty means every operation.
@@ -80,15 +86,17 @@ type Stats struct {
 	// reached DynamoDB (untouched ones and lost responses).
 	Calls, Forwarded int
 	// Injected counts the faults by kind.
-	Throttle, ServerError, Reset, LostResponse int
+	Throttle, ServerError, Reset, LostResponse, ReplicatedConflict int
 }
 
 // Faults is the number of injected faults of every kind.
-func (s Stats) Faults() int { return s.Throttle + s.ServerError + s.Reset + s.LostResponse }
+func (s Stats) Faults() int {
+	return s.Throttle + s.ServerError + s.Reset + s.LostResponse + s.ReplicatedConflict
+}
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d calls (%d forwarded), faults: throttle %d, 5xx %d, reset %d, lost-response %d",
-		s.Calls, s.Forwarded, s.Throttle, s.ServerError, s.Reset, s.LostResponse)
+	return fmt.Sprintf("%d calls (%d forwarded), faults: throttle %d, 5xx %d, reset %d, lost-response %d, replicated-conflict %d",
+		s.Calls, s.Forwarded, s.Throttle, s.ServerError, s.Reset, s.LostResponse, s.ReplicatedConflict)
 }
 
 // Transport is an http.RoundTripper that injects the faults of a Plan into
@@ -158,7 +166,7 @@ func (t *Transport) draw(op string) (Kind, int) {
 	for _, c := range []struct {
 		kind Kind
 		rate float64
-	}{{Throttle, p.Throttle}, {ServerError, p.ServerError}, {Reset, p.Reset}, {LostResponse, p.LostResponse}} {
+	}{{Throttle, p.Throttle}, {ServerError, p.ServerError}, {Reset, p.Reset}, {LostResponse, p.LostResponse}, {ReplicatedConflict, p.ReplicatedConflict}} {
 		if u < c.rate {
 			k = c.kind
 			break
@@ -177,6 +185,8 @@ func (t *Transport) draw(op string) (Kind, int) {
 	case LostResponse:
 		t.stats.LostResponse++
 		t.stats.Forwarded++
+	case ReplicatedConflict:
+		t.stats.ReplicatedConflict++
 	}
 	return k, variant
 }
@@ -199,6 +209,10 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return answer(r, http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable."), nil
 		}
 		return answer(r, http.StatusInternalServerError, "InternalServerError", "Internal server error"), nil
+	case ReplicatedConflict:
+		closeBody(r)
+		return answer(r, http.StatusBadRequest, "ReplicatedWriteConflictException",
+			"One or more items in this request are being modified by a request in another Region."), nil
 	case Reset:
 		closeBody(r)
 		return nil, &net.OpError{Op: "read", Net: "tcp", Addr: addr(r.URL.Host), Err: os.NewSyscallError("read", syscall.ECONNRESET)}
