@@ -17,8 +17,13 @@ import (
 
 // Config says where the table is.
 type Config struct {
-	// Table is the table name (env TABLE_NAME).
+	// Table is the table name (env TABLE_NAME): the only table of a service
+	// in one region, the members' logs (Tables.Log) in several.
 	Table string
+	// ViewingTable and RegionalTable, when set, hold the stores of
+	// Tables.Viewing and Tables.Regional (env VIEWING_TABLE_NAME,
+	// REGIONAL_TABLE_NAME; docs/regions.md); else Table holds them.
+	ViewingTable, RegionalTable string
 	// Endpoint overrides the DynamoDB endpoint, for DynamoDB Local
 	// (env DYNAMODB_ENDPOINT); empty means AWS.
 	Endpoint string
@@ -43,12 +48,19 @@ type Config struct {
 	HTTPClient aws.HTTPClient
 }
 
+// Tables are the tables the configuration names.
+func (c Config) Tables() Tables {
+	return Tables{Log: c.Table, Viewing: c.ViewingTable, Regional: c.RegionalTable}
+}
+
 // ConfigFromEnv reads the configuration from the environment.
 func ConfigFromEnv() (Config, error) {
 	c := Config{
-		Table:    os.Getenv("TABLE_NAME"),
-		Endpoint: os.Getenv("DYNAMODB_ENDPOINT"),
-		Region:   os.Getenv("AWS_REGION"),
+		Table:         os.Getenv("TABLE_NAME"),
+		ViewingTable:  os.Getenv("VIEWING_TABLE_NAME"),
+		RegionalTable: os.Getenv("REGIONAL_TABLE_NAME"),
+		Endpoint:      os.Getenv("DYNAMODB_ENDPOINT"),
+		Region:        os.Getenv("AWS_REGION"),
 	}
 	if c.Table == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set")

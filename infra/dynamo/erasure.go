@@ -18,7 +18,11 @@ import (
 // The erasure of a member's viewing data is one item in the viewing
 // partition, in the history's key range (so that a history read sees it
 // first): it = "erasure" while under way (the stream function's filter
-// passes it), "erased" once done; at = as of when (Unix ms).
+// passes it), "erased" once done; at = as of when (Unix ms). With the read
+// models in a table of their own (History.requests is not History.t), the
+// request stays "erasure" in the requests table, and each table of read
+// models holds its own item: "erasure" while that region erases, "erased"
+// once it has.
 const (
 	erasureSK    = "h#~erasure"
 	kindErasure  = "erasure"
@@ -50,21 +54,34 @@ func UnmarshalErasure(av map[string]types.AttributeValue) (member string, at tim
 }
 
 // BeginErasure implements viewing.HistoryStore: a strongly consistent read
-// of the erasure item, the deletion of the screens and rows, then the
-// erasure item, written on the condition that no erasure is under way.
+// of the erasure item (of the request and of this region's read models,
+// when they are apart), the deletion of the screens and rows, then the
+// erasure item, written on the condition that it is still as read (and the
+// read models' own, when apart).
 func (s *History) BeginErasure(ctx context.Context, member string, at time.Time) error {
 	pk := ViewingPartition(member)
-	held, err := s.t.get(ctx, key(pk, erasureSK), true)
+	held, err := s.requests.get(ctx, key(pk, erasureSK), true)
 	if err != nil {
 		return fmt.Errorf("read the erasure of %s: %w", kernel.Pseudonym(member), err)
 	}
-	if k, _ := strOf(held, "it"); k == kindErasure {
-		since, _ := numOf(held, "at")
-		if since == 0 || ms(at.Add(-viewing.StaleErasure)) <= since {
-			return viewing.ErrErasurePending
+	requested, _ := numOf(held, "at")
+	pending := requested > 0
+	if k, _ := strOf(held, "it"); k == kindErased {
+		pending = false
+	} else if pending && s.apart() {
+		mark, err := s.t.get(ctx, key(pk, erasureSK), true)
+		if err != nil {
+			return fmt.Errorf("read the erasure of %s: %w", kernel.Pseudonym(member), err)
 		}
-		// Under way for longer than StaleErasure: lost; started again below.
+		k, _ := strOf(mark, "it")
+		done, _ := numOf(mark, "at")
+		pending = !(k == kindErased && done >= requested)
 	}
+	if pending && ms(at.Add(-viewing.StaleErasure)) <= requested {
+		return viewing.ErrErasurePending
+	}
+	// None under way, or one under way for longer than StaleErasure: lost,
+	// started again below.
 	if err := s.views.endScreens(ctx, member); err != nil {
 		return fmt.Errorf("end the screens of %s: %w", kernel.Pseudonym(member), err)
 	}
@@ -77,18 +94,28 @@ func (s *History) BeginErasure(ctx context.Context, member string, at time.Time)
 	if err := s.t.batchWrite(ctx, deletes(rows)); err != nil {
 		return fmt.Errorf("delete the rows of %s: %w", kernel.Pseudonym(member), err)
 	}
-	err = s.t.put(ctx, MarshalErasure(member, at),
-		"attribute_not_exists(sk) OR #it = :done OR (#it = :pending AND #at < :stale)",
-		map[string]string{"#it": "it", "#at": "at"},
-		map[string]types.AttributeValue{":done": str(kindErased), ":pending": str(kindErasure), ":stale": num(ms(at.Add(-viewing.StaleErasure)))}, false)
+	cond, names, values := "attribute_not_exists(sk)", map[string]string(nil), map[string]types.AttributeValue(nil)
+	if requested > 0 {
+		cond, names, values = "#at = :seen", map[string]string{"#at": "at"}, map[string]types.AttributeValue{":seen": num(requested)}
+	}
+	err = s.requests.put(ctx, MarshalErasure(member, at), cond, names, values, false)
 	if _, failed := failedCondition(err); failed {
-		return viewing.ErrErasurePending
+		return viewing.ErrErasurePending // another request got there first
+	}
+	if err == nil && s.apart() {
+		// This region's read models answer "under way" at once; the other
+		// regions' do from when their stream functions see the request.
+		err = s.t.put(ctx, MarshalErasure(member, at), "", nil, nil, false)
 	}
 	if err != nil {
 		return fmt.Errorf("write the erasure of %s: %w", kernel.Pseudonym(member), unavailable(err))
 	}
 	return nil
 }
+
+// apart reports whether the erasure requests are in another table than the
+// read models.
+func (s *History) apart() bool { return s.requests != s.t }
 
 // EraseViewing implements viewing.HistoryStore: strongly consistent Queries
 // of the member's rows and history, BatchWriteItem deletes of what is older
@@ -104,6 +131,14 @@ func (s *History) EraseViewing(ctx context.Context, member string, at time.Time)
 	if k, _ := strOf(held, "it"); k == kindErased {
 		if v, _ := numOf(held, "at"); v == cut {
 			return nil // carried out already (a record delivered again): what came after it stays
+		}
+	}
+	if s.apart() {
+		// This region's history answers "under way" while it erases.
+		err := s.t.put(ctx, MarshalErasure(member, at), "attribute_not_exists(sk) OR #at < :at",
+			map[string]string{"#at": "at"}, map[string]types.AttributeValue{":at": num(cut)}, false)
+		if _, failed := failedCondition(err); !failed && err != nil {
+			return fmt.Errorf("mark the erasure of %s: %w", kernel.Pseudonym(member), unavailable(err))
 		}
 	}
 	var keys []map[string]types.AttributeValue
@@ -129,7 +164,10 @@ func (s *History) EraseViewing(ctx context.Context, member string, at time.Time)
 	if err := s.views.eraseBefore(ctx, member, cut); err != nil {
 		return fmt.Errorf("erase the viewing data of %s: %w", kernel.Pseudonym(member), err)
 	}
-	_, _, err = s.t.update(ctx, key(pk, erasureSK), "SET #it = :done", "#at = :at",
+	// Marked done as of cut, unless a later erasure is under way here (its
+	// own record comes): with the read models apart, the mark is this
+	// region's own and may not exist yet.
+	_, _, err = s.t.update(ctx, key(pk, erasureSK), "SET #it = :done, #at = :at", "attribute_not_exists(sk) OR #at <= :at",
 		map[string]types.AttributeValue{":done": str(kindErased), ":at": num(cut)}, false)
 	if err != nil {
 		return fmt.Errorf("mark the erasure of %s done: %w", kernel.Pseudonym(member), err)
@@ -146,7 +184,7 @@ func (s *History) Erasures(ctx context.Context, members []string) (map[string]ti
 	for i, m := range members {
 		keys[i] = key(ViewingPartition(m), erasureSK)
 	}
-	err := s.t.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+	err := s.requests.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
 		pk, _ := strOf(item, "pk")
 		member, ok := memberOf(item, viewingPrefix)
 		at, hasAt := numOf(item, "at")
@@ -199,27 +237,30 @@ func (s *Views) endScreens(ctx context.Context, member string) error {
 // a position reported since keeps it, but forgets the time watched and the
 // running totals of views from before.
 func (s *Views) eraseBefore(ctx context.Context, member string, cut int64) error {
-	var keys []map[string]types.AttributeValue
+	var screens, points []map[string]types.AttributeValue
 	var kept []map[string]types.AttributeValue
-	err := s.t.queryPrefix(ctx, ViewingPartition(member), []string{resumePrefix, screenPrefix}, func(item map[string]types.AttributeValue) {
-		sk, _ := strOf(item, "sk")
-		switch {
-		case strings.HasPrefix(sk, screenPrefix):
-			if v, ok := numOf(item, "sa"); ok && v >= cut {
-				return
-			}
-		case strings.HasPrefix(sk, resumePrefix):
+	err := s.t.queryPrefix(ctx, ViewingPartition(member), []string{screenPrefix}, func(item map[string]types.AttributeValue) {
+		if v, ok := numOf(item, "sa"); ok && v >= cut {
+			return
+		}
+		screens = append(screens, keyOf(item))
+	})
+	if err == nil {
+		err = s.p.queryPrefix(ctx, ViewingPartition(member), []string{resumePrefix}, func(item map[string]types.AttributeValue) {
 			if v, ok := numOf(item, "at"); ok && v >= cut {
 				kept = append(kept, item)
 				return
 			}
-		}
-		keys = append(keys, keyOf(item))
-	})
+			points = append(points, keyOf(item))
+		})
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.t.batchWrite(ctx, deletes(keys)); err != nil {
+	if err := s.t.batchWrite(ctx, deletes(screens)); err != nil {
+		return err
+	}
+	if err := s.p.batchWrite(ctx, deletes(points)); err != nil {
 		return err
 	}
 	for _, item := range kept {
@@ -235,7 +276,7 @@ func (s *Views) eraseBefore(ctx context.Context, member string, cut int64) error
 		if len(remove) > 0 {
 			update += " REMOVE " + strings.Join(remove, ", ")
 		}
-		if _, _, err := s.t.update(ctx, keyOf(item), update, "attribute_exists(sk)", map[string]types.AttributeValue{":zero": num(0)}, false); err != nil {
+		if _, _, err := s.p.update(ctx, keyOf(item), update, "attribute_exists(sk)", map[string]types.AttributeValue{":zero": num(0)}, false); err != nil {
 			return err
 		}
 	}

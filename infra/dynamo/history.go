@@ -32,16 +32,24 @@ const (
 // erasure, in the member's viewing partition, and each day's engagement
 // counts. An erasure also ends the member's screens and resume points,
 // through views, wherever those are kept.
+//
+// The read models are in t; a request to erase is in requests, which every
+// region's stream function sees (the screens' table; it may be t): each
+// region erases its own read models and marks its erasure done in t.
 type History struct {
-	t     *Table
-	views *Views
+	t        *Table
+	requests *Table
+	views    *Views
 }
 
 var _ viewing.HistoryStore = (*History)(nil)
 
-// NewHistory returns the history read models kept in t; views holds the
-// screens and resume points an erasure ends.
-func NewHistory(t *Table, views *Views) *History { return &History{t: t, views: views} }
+// NewHistory returns the history read models kept in t, with erasure
+// requests in requests; views holds the screens and resume points an
+// erasure ends.
+func NewHistory(t, requests *Table, views *Views) *History {
+	return &History{t: t, requests: requests, views: views}
+}
 
 // historyItem is one view of a member's history, in the member's viewing
 // partition under viewing.HistoryKey: the stream function writes it when

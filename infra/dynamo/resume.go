@@ -104,7 +104,7 @@ func openTotals(av map[string]types.AttributeValue, slot int) (viewing.Totals, b
 // Resume implements viewing.ScreenStore with one eventually consistent GetItem:
 // the resume point is a read model, seconds stale at most.
 func (s *Views) Resume(ctx context.Context, member, profile, title string) (*viewing.Resume, error) {
-	item, err := s.t.get(ctx, key(ViewingPartition(member), resumeSK(profile, title)), false)
+	item, err := s.p.get(ctx, key(ViewingPartition(member), resumeSK(profile, title)), false)
 	if err != nil {
 		return nil, fmt.Errorf("read resume point: %w", err)
 	}
@@ -209,7 +209,7 @@ func (s *Views) addOnline(ctx context.Context, member string, ps []viewing.Progr
 		}
 		update += " ADD #w :w, " + c("w") + " :w"
 		k := key(ViewingPartition(member), resumeSK(last.Profile, last.Title))
-		old, applied, err := s.t.update(ctx, k, update, cond, values, true)
+		old, applied, err := s.p.update(ctx, k, update, cond, values, true)
 		if err != nil {
 			return closed, fmt.Errorf("update resume point of %s: %w", last.Title, err)
 		}
@@ -272,7 +272,7 @@ func (s *Views) addOnline(ctx context.Context, member string, ps []viewing.Progr
 // OpenTotals implements viewing.ProgressStore with one strongly consistent
 // GetItem of the resume point.
 func (s *Views) OpenTotals(ctx context.Context, member, profile, title string, slot int, view string) (*viewing.Totals, error) {
-	item, err := s.t.get(ctx, key(ViewingPartition(member), resumeSK(profile, title)), true)
+	item, err := s.p.get(ctx, key(ViewingPartition(member), resumeSK(profile, title)), true)
 	if err != nil {
 		return nil, fmt.Errorf("read the resume point of %s: %w", title, err)
 	}
@@ -292,7 +292,7 @@ func (s *Views) CloseView(ctx context.Context, member, profile, title string, sl
 		remove = append(remove, "#"+openAttr(slot, f))
 	}
 	cv := "#" + openAttr(slot, "v")
-	old, applied, err := s.t.update(ctx, key(ViewingPartition(member), resumeSK(profile, title)),
+	old, applied, err := s.p.update(ctx, key(ViewingPartition(member), resumeSK(profile, title)),
 		"REMOVE "+strings.Join(remove, ", "), cv+" = :v", map[string]types.AttributeValue{":v": str(view)}, true)
 	if err != nil {
 		return nil, fmt.Errorf("close view in the resume point of %s: %w", title, err)
@@ -336,7 +336,7 @@ func (s *Views) addOffline(ctx context.Context, member string, p viewing.Progres
 // updateResume makes one conditional update of a resume point: nil if it
 // was written, the item as it was if the condition failed.
 func (s *Views) updateResume(ctx context.Context, member string, p viewing.Progress, update, cond string, values map[string]types.AttributeValue) (*viewing.Resume, error) {
-	old, applied, err := s.t.update(ctx, key(ViewingPartition(member), resumeSK(p.Profile, p.Title)), update, cond, values, false)
+	old, applied, err := s.p.update(ctx, key(ViewingPartition(member), resumeSK(p.Profile, p.Title)), update, cond, values, false)
 	if err != nil {
 		return nil, fmt.Errorf("update resume point of %s: %w", p.Title, err)
 	}

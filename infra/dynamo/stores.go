@@ -12,14 +12,43 @@ type Stores struct {
 }
 
 // OneTable returns every store over the one table called name: the
-// template's layout today. Each store keeps only its own items, so a later
-// layout can give them tables of their own.
+// layout of a service in one region. Each store keeps only its own items.
 func OneTable(db API, name string) Stores {
-	t := NewTable(db, name)
-	log, views := NewLog(t), NewViews(t)
+	return Layout(db, Tables{Log: name})
+}
+
+// Tables names the tables of the stores; Viewing and Regional, if empty,
+// are the Log table. In several regions (docs/regions.md):
+//   - Log holds the members' event logs, their snapshots and the
+//     withdrawals: one table whose conditional writes hold in every region
+//     (multi-Region strong consistency; single-item writes only, no TTL);
+//   - Viewing holds the screens, the erasure requests and the refusals: one
+//     table written in every region (multi-Region eventual consistency);
+//   - Regional holds what each region's stream function builds from the
+//     two tables' streams: counters, title holders, resume points, history,
+//     rows, engagement; one table in each region, never replicated.
+type Tables struct {
+	Log, Viewing, Regional string
+}
+
+// Layout returns every store over the tables named.
+func Layout(db API, names Tables) Stores {
+	log := NewTable(db, names.Log)
+	viewing, regional := log, log
+	if names.Viewing != "" && names.Viewing != names.Log {
+		viewing = NewTable(db, names.Viewing)
+	}
+	switch names.Regional {
+	case "", names.Log:
+	case names.Viewing:
+		regional = viewing
+	default:
+		regional = NewTable(db, names.Regional)
+	}
+	events, views := NewLog(log), NewViews(viewing, regional)
 	return Stores{
-		Log: log, Views: views, History: NewHistory(t, views),
-		Counters: NewCounters(t, log), Holders: NewHolders(t),
-		Withdrawals: NewWithdrawals(t), Refusals: NewRefusals(t),
+		Log: events, Views: views, History: NewHistory(regional, viewing, views),
+		Counters: NewCounters(regional, events), Holders: NewHolders(regional),
+		Withdrawals: NewWithdrawals(log), Refusals: NewRefusals(viewing),
 	}
 }

@@ -229,6 +229,55 @@ func (t *Table) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 	return nil
 }
 
+// tableKeys are keys of one table.
+type tableKeys struct {
+	t    *Table
+	keys []map[string]types.AttributeValue
+}
+
+// batchGetAcross reads keys of one or several tables (of one client) with
+// BatchGetItem: one request while they are at most 100 (more only for keys
+// DynamoDB leaves unprocessed), else a table at a time.
+func batchGetAcross(ctx context.Context, db API, consistent bool, reads []tableKeys, fn func(map[string]types.AttributeValue) error) error {
+	req := map[string]types.KeysAndAttributes{}
+	total := 0
+	for _, r := range reads {
+		ka := req[r.t.name]
+		ka.Keys, ka.ConsistentRead = append(ka.Keys, r.keys...), aws.Bool(consistent)
+		req[r.t.name] = ka
+		total += len(r.keys)
+	}
+	if total > maxBatchGet {
+		for _, r := range reads {
+			if err := r.t.batchGet(ctx, r.keys, consistent, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return untilProcessed(ctx, "keys", func() (int, error) {
+		out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal})
+		if err != nil {
+			record(ctx, true)
+			return 0, unavailable(err)
+		}
+		record(ctx, true, out.ConsumedCapacity...)
+		for _, items := range out.Responses {
+			for _, item := range items {
+				if err := fn(item); err != nil {
+					return 0, err
+				}
+			}
+		}
+		req = out.UnprocessedKeys
+		left := 0
+		for _, ka := range req {
+			left += len(ka.Keys)
+		}
+		return left, nil
+	})
+}
+
 // batchWrite makes writes (puts and deletes, none conditional) with
 // BatchWriteItem, 25 at a time.
 func (t *Table) batchWrite(ctx context.Context, writes []types.WriteRequest) error {

@@ -17,11 +17,14 @@ import (
 
 // Views is the members' screens and resume points, in each member's viewing
 // partition: one item per screen slot ("s#00", "s#01", …; the stream
-// function sees their writes) and one per resume point
-// ("r#<profile>#<title>", "-" for the default profile; the stream function
-// writes them).
+// function sees their writes), in the screens table, and one per resume
+// point ("r#<profile>#<title>", "-" for the default profile; the stream
+// function writes them), in the progress table. One table may be both; in
+// several regions the screens are shared by every region and the resume
+// points are each region's own (docs/regions.md).
 type Views struct {
-	t *Table
+	t *Table // screens
+	p *Table // resume points and the running totals of views
 }
 
 var (
@@ -29,8 +32,9 @@ var (
 	_ viewing.ProgressStore = (*Views)(nil)
 )
 
-// NewViews returns the screens and resume points kept in t.
-func NewViews(t *Table) *Views { return &Views{t: t} }
+// NewViews returns the screens kept in screens and the resume points kept
+// in progress (the same table, or another).
+func NewViews(screens, progress *Table) *Views { return &Views{t: screens, p: progress} }
 
 const (
 	kindScreen = "screen"
@@ -128,14 +132,13 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 // DynamoDB leaves keys unprocessed).
 func (s *Views) ReadForStart(ctx context.Context, member string, n int, profile, title string) ([]*viewing.View, *viewing.Resume, error) {
 	pk := ViewingPartition(member)
-	keys := make([]map[string]types.AttributeValue, 0, n+1)
+	keys := make([]map[string]types.AttributeValue, 0, n)
 	for i := range n {
 		keys = append(keys, key(pk, slotSK(i)))
 	}
-	keys = append(keys, key(pk, resumeSK(profile, title)))
 	slots := make([]*viewing.View, n)
 	var res *viewing.Resume
-	err := s.t.batchGet(ctx, keys, true, func(item map[string]types.AttributeValue) error {
+	err := batchGetAcross(ctx, s.t.db, true, []tableKeys{{s.t, keys}, {s.p, []map[string]types.AttributeValue{key(pk, resumeSK(profile, title))}}}, func(item map[string]types.AttributeValue) error {
 		_, v, ok, err := UnmarshalScreen(item)
 		switch {
 		case err != nil:

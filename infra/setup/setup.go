@@ -252,7 +252,7 @@ func Build(ctx context.Context, c Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores := dynamo.OneTable(db, c.Dynamo.Table)
+	stores := dynamo.Layout(db, c.Dynamo.Tables())
 	app, err := Assemble(ctx, c, DynamoStores(stores))
 	if err != nil {
 		return nil, err
@@ -358,7 +358,7 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 	if err != nil {
 		return nil, err
 	}
-	return NewProcessor(DynamoStores(dynamo.OneTable(db, c.Dynamo.Table)), c.SnapshotEvery, policy), nil
+	return NewProcessor(DynamoStores(dynamo.Layout(db, c.Dynamo.Tables())), c.SnapshotEvery, policy), nil
 }
 
 // NewProcessor is the stream function over s: its projections, in the

@@ -50,7 +50,7 @@ func MeasureStartup(ctx context.Context, runs int) ([]Startup, error) {
 		if err != nil {
 			return err
 		}
-		_ = setup.NewProcessor(setup.DynamoStores(dynamo.OneTable(db, cfg.Table)), setup.DefaultSnapshotEvery, policy)
+		_ = setup.NewProcessor(setup.DynamoStores(dynamo.Layout(db, cfg.Tables())), setup.DefaultSnapshotEvery, policy)
 		return nil
 	}
 	var out []Startup

@@ -160,5 +160,5 @@ func open(ctx context.Context) (dynamo.Stores, *licensing.Policy, error) {
 	if err != nil {
 		return dynamo.Stores{}, nil, err
 	}
-	return dynamo.OneTable(db, cfg.Table), policy, nil
+	return dynamo.Layout(db, cfg.Tables()), policy, nil
 }

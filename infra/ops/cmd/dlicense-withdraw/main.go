@@ -55,7 +55,7 @@ func run(title, studio string) error {
 	if err != nil {
 		return err
 	}
-	stores := dynamo.OneTable(db, cfg.Table)
+	stores := dynamo.Layout(db, cfg.Tables())
 	policy, err := setup.Policy(os.Getenv("POLICY_FILE"))
 	if err != nil {
 		return err
