@@ -51,11 +51,36 @@ func MemoryStores(m *memstore.Store) setup.Stores {
 // filter, as Lambda runs it: for local runs on DynamoDB Local, where no
 // Lambda polls.
 func (a *App) StreamPoller(ctx context.Context) (*eventsource.Poller, error) {
+	return a.streamPoller(ctx, a.Config().Dynamo.Table)
+}
+
+// StreamPollers are the pollers of every table whose stream the stream
+// function reads: the log table's and, in the regions layout, the viewing
+// table's (as the template gives the function an event source mapping on
+// each), each with a stream function of its own.
+func (a *App) StreamPollers(ctx context.Context) ([]*eventsource.Poller, error) {
+	c := a.Config().Dynamo
+	tables := []string{c.Table}
+	if c.ViewingTable != "" && c.ViewingTable != c.Table {
+		tables = append(tables, c.ViewingTable)
+	}
+	var ps []*eventsource.Poller
+	for _, t := range tables {
+		p, err := a.streamPoller(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+func (a *App) streamPoller(ctx context.Context, table string) (*eventsource.Poller, error) {
 	if a.Dynamo == nil {
 		return nil, fmt.Errorf("stream poller: the store is not DynamoDB")
 	}
 	c := a.Config()
-	arn, err := changestream.LatestStreamArn(ctx, a.DB, c.Dynamo.Table)
+	arn, err := changestream.LatestStreamArn(ctx, a.DB, table)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,9 @@ type env struct {
 // The fault tests use the shipped deadlines on a server of their own.
 const sharedStoreDeadline = 20 * time.Second
 
-// start runs the local server over httptest on the given store.
+// start runs the local server over httptest on the given store: memory,
+// dynamo (one table) or dynamo-regions (the three tables of several
+// regions, dynamo.Layout, as one region sees them).
 func start(t *testing.T, store string) *env {
 	t.Helper()
 	keys, err := local.LoadKeys(t.TempDir())
@@ -46,11 +48,16 @@ func start(t *testing.T, store string) *env {
 		t.Fatal(err)
 	}
 	cfg := setup.Config{SigningKeys: keys.Signing.Encode(), Issuer: "dlicense-e2e", PlanClaim: "plan", QuietMetrics: true, WithdrawalRefresh: -1}
-	if store == "dynamo" {
+	if store != "memory" {
 		_, table := dynamotest.Table(t)
 		endpoint, _ := dynamotest.EndpointFromEnv()
 		cfg.Dynamo = dynamo.Config{Table: table, Endpoint: endpoint, AttemptTimeout: sharedStoreDeadline}
 		cfg.RequestBudget, cfg.AdminBudget = sharedStoreDeadline, sharedStoreDeadline
+		if store == "dynamo-regions" {
+			_, cfg.Dynamo.ViewingTable = dynamotest.Table(t)
+			_, cfg.Dynamo.RegionalTable = dynamotest.Table(t)
+			store = "dynamo"
+		}
 	}
 	parts, err := local.Build(context.Background(), store, cfg)
 	if err != nil {
@@ -60,14 +67,16 @@ func start(t *testing.T, store string) *env {
 	if store == "memory" {
 		local.FeedFromMemory(parts.Memory, lambda.NewHandler(parts.Processor().Handle), nil)
 	} else {
-		poller, err := parts.StreamPoller(context.Background())
+		pollers, err := parts.StreamPollers(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.catchUp = func(t testing.TB) {
 			t.Helper()
-			if err := poller.CatchUp(context.Background()); err != nil {
-				t.Fatalf("stream function: %v", err)
+			for _, p := range pollers {
+				if err := p.CatchUp(context.Background()); err != nil {
+					t.Fatalf("stream function: %v", err)
+				}
 			}
 		}
 	}
@@ -130,7 +139,7 @@ func (e *env) call(t testing.TB, method, path, token, body string, headers ...st
 }
 
 func TestEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { lifecycle(t, start(t, store)) })
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestHistoryEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { watchedHistory(t, start(t, store)) })
 	}
 }
@@ -117,7 +117,7 @@ func watchedHistory(t *testing.T, e *env) {
 }
 
 func TestErasureEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { erasure(t, start(t, store), store) })
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestRevocationEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { revocation(t, start(t, store)) })
 	}
 }
@@ -68,7 +68,7 @@ func revocation(t *testing.T, e *env) {
 }
 
 func TestPlanChangeEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { planChange(t, start(t, store)) })
 	}
 }
@@ -112,7 +112,7 @@ func planChange(t *testing.T, e *env) {
 }
 
 func TestRefusalsEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { refusalsKept(t, start(t, store)) })
 	}
 }

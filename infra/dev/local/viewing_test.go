@@ -13,7 +13,7 @@ import (
 )
 
 func TestViewingEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { watching(t, start(t, store)) })
 	}
 }

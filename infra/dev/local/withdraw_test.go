@@ -11,7 +11,7 @@ import (
 )
 
 func TestWithdrawalEndToEnd(t *testing.T) {
-	for _, store := range []string{"memory", "dynamo"} {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
 		t.Run(store, func(t *testing.T) { withdrawal(t, start(t, store), store) })
 	}
 }

@@ -297,6 +297,18 @@ func (p *Poller) refresh(ctx context.Context) (int, error) {
 // read reads and delivers one batch of a shard, returning how many records
 // it read.
 func (p *Poller) read(ctx context.Context, s *shard) (int, error) {
+	n, err := p.readOnce(ctx, s)
+	var trimmed *types.TrimmedDataAccessException
+	if errors.As(err, &trimmed) && s.pos.seq == "" {
+		// DynamoDB Local refuses an iterator taken while the shard had no
+		// record once records came; nothing was handled from this shard
+		// yet, so one from its oldest record reads them.
+		n, err = p.readOnce(ctx, s)
+	}
+	return n, err
+}
+
+func (p *Poller) readOnce(ctx context.Context, s *shard) (int, error) {
 	s.retryAt = time.Time{}
 	if s.iter == "" {
 		in := &dynamodbstreams.GetShardIteratorInput{StreamArn: aws.String(p.StreamArn), ShardId: aws.String(s.id), ShardIteratorType: s.pos.kind}
@@ -323,7 +335,7 @@ func (p *Poller) read(ctx context.Context, s *shard) (int, error) {
 	out, err := p.Streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: aws.String(s.iter), Limit: aws.Int32(p.batchSize())})
 	if err != nil {
 		s.iter = "" // expired or refused: start again from s.pos
-		return 0, fmt.Errorf("shard %s: get records: %w", s.id, err)
+		return 0, fmt.Errorf("stream %s shard %s (at %s %s): get records: %w", p.StreamArn, s.id, s.pos.kind, s.pos.seq, err)
 	}
 	if len(out.Records) == 0 {
 		s.advance(out.NextShardIterator)

@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -92,12 +94,20 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
-		in, err := dynamotest.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamotest.TableLogicalID, cfg.Dynamo.Table)
-		if err != nil {
-			return err
-		}
-		if err := dynamotest.CreateTable(ctx, db, in); err != nil {
-			return err
+		// The table, or with VIEWING_TABLE_NAME and REGIONAL_TABLE_NAME the
+		// three of the regions layout (docs/regions.md), as the template
+		// defines the table.
+		for _, name := range slices.Compact([]string{cfg.Dynamo.Table, cfg.Dynamo.ViewingTable, cfg.Dynamo.RegionalTable}) {
+			if name == "" {
+				continue
+			}
+			in, err := dynamotest.TableFromTemplate(filepath.Join(root, "template.yaml"), dynamotest.TableLogicalID, name)
+			if err != nil {
+				return err
+			}
+			if err := dynamotest.CreateTable(ctx, db, in); err != nil {
+				return err
+			}
 		}
 	}
 	app, err := local.Build(ctx, *store, cfg)
@@ -152,35 +162,38 @@ func streamFunction(ctx context.Context, app *local.App, outage time.Duration) (
 		local.FeedFromMemory(app.Memory, lambda.NewHandler(app.Processor().Handle), slog.Default())
 		return "in-process, on every append", func() {}, nil
 	}
-	poller, err := app.StreamPoller(ctx)
+	pollers, err := app.StreamPollers(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	// Batches the function gives up on are written as Lambda's on-failure
-	// destination would carry them, for dlicense-redrive.
-	if root, err := local.ModuleRoot(); err == nil {
-		poller.DeadLetterDir = filepath.Join(root, ".cache", "dead-letters")
-	}
-	if outage > 0 {
-		until, h := time.Now().Add(outage), poller.Handler
-		poller.Handler = lambda.NewHandler(func(ctx context.Context, ev json.RawMessage) (json.RawMessage, error) {
-			if time.Now().Before(until) {
-				return nil, errors.New("stream function outage (-stream-outage)")
-			}
-			out, err := h.Invoke(ctx, ev)
-			return json.RawMessage(out), err
-		})
-		poller.Retries = 1
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := poller.Run(ctx); err != nil {
-			slog.Error("stream poller stopped", "error", err)
+	var wg sync.WaitGroup
+	var arns []string
+	for _, poller := range pollers {
+		// Batches the function gives up on are written as Lambda's
+		// on-failure destination would carry them, for dlicense-redrive.
+		if root, err := local.ModuleRoot(); err == nil {
+			poller.DeadLetterDir = filepath.Join(root, ".cache", "dead-letters")
 		}
-	}()
-	return "polling the table's stream " + poller.StreamArn, func() { cancel(); <-done }, nil
+		if outage > 0 {
+			until, h := time.Now().Add(outage), poller.Handler
+			poller.Handler = lambda.NewHandler(func(ctx context.Context, ev json.RawMessage) (json.RawMessage, error) {
+				if time.Now().Before(until) {
+					return nil, errors.New("stream function outage (-stream-outage)")
+				}
+				out, err := h.Invoke(ctx, ev)
+				return json.RawMessage(out), err
+			})
+			poller.Retries = 1
+		}
+		wg.Go(func() {
+			if err := poller.Run(ctx); err != nil {
+				slog.Error("stream poller stopped", "stream", poller.StreamArn, "error", err)
+			}
+		})
+		arns = append(arns, poller.StreamArn)
+	}
+	return "polling " + strings.Join(arns, " and "), func() { cancel(); wg.Wait() }, nil
 }
 
 func token(args []string) error {
