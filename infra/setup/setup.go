@@ -58,7 +58,8 @@ const (
 type Config struct {
 	Dynamo dynamo.Config
 	// SnapshotEvery: the stream function writes a member's snapshot each
-	// time its log crosses a multiple of this many events.
+	// time its log crosses a multiple of this many events (negative: it
+	// writes none, another region's stream function does; docs/regions.md).
 	SnapshotEvery int
 	// PolicyFile is a policy document to use instead of the shipped one.
 	PolicyFile string
@@ -122,6 +123,7 @@ func (c Config) WithDefaults() Config {
 // FromEnv reads the configuration from the environment, as the template
 // sets it: TABLE_NAME (required), DYNAMODB_ENDPOINT, AWS_REGION,
 // SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS, SIGNING_KEYS_PARAMETER,
+// WRITE_SNAPSHOTS ("false": this region's stream function writes none),
 // TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE (0: none), STATE_CACHE_IDLE,
 // WITHDRAWAL_REFRESH, STORE_ATTEMPT_TIMEOUT, REQUEST_BUDGET and
 // ADMIN_REQUEST_BUDGET. Unset settings take their defaults.
@@ -144,6 +146,13 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("SNAPSHOT_EVERY=%q: want a whole number from 1 to 1000", v)
 		}
 		c.SnapshotEvery = n
+	}
+	switch v := os.Getenv("WRITE_SNAPSHOTS"); v {
+	case "", "true":
+	case "false":
+		c.SnapshotEvery = -1
+	default:
+		return c, fmt.Errorf("WRITE_SNAPSHOTS=%q: want true or false", v)
 	}
 	if v := os.Getenv("STATE_CACHE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -363,14 +372,18 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 
 // NewProcessor is the stream function over s: its projections, in the
 // order they run, are snapshots every snapshotEvery events (kept for what
-// policy's quotas look at: the API's), erasures, the viewing read models
+// policy's quotas look at: the API's; none if snapshotEvery is negative),
+// erasures, the viewing read models
 // (which drop what an erasure erased), then title holders and counters. A
 // store left nil leaves its projection out; a nil policy is the shipped one.
 func NewProcessor(s Stores, snapshotEvery int, policy *licensing.Policy) *projector.Processor {
 	if policy == nil {
 		policy = licensing.DefaultPolicy()
 	}
-	ps := []projector.Projection{&projector.Snapshots{Store: s.Events, Every: snapshotEvery, Policy: policy}}
+	var ps []projector.Projection
+	if snapshotEvery >= 0 {
+		ps = append(ps, &projector.Snapshots{Store: s.Events, Every: snapshotEvery, Policy: policy})
+	}
 	if s.History != nil {
 		ps = append(ps, &projector.Erasures{Store: s.History})
 	}

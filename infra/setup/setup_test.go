@@ -139,6 +139,19 @@ func TestTheStreamFunctionRunsAProjectionPerStore(t *testing.T) {
 	if got := snapshotEvery(setup.NewProcessor(logOnly, 7, nil)); got != 7 {
 		t.Errorf("NewProcessor(every 7) snapshots every %d", got)
 	}
+	// A region whose stream function writes no snapshot (another's does).
+	if got, want := kinds(setup.NewProcessor(all, -1, nil)), "Erasures Viewing Holders Counts"; got != want {
+		t.Errorf("NewProcessor(no snapshots) runs %s, want %s", got, want)
+	}
+	t.Setenv("TABLE_NAME", "t")
+	t.Setenv("WRITE_SNAPSHOTS", "false")
+	if c, err := setup.FromEnv(); err != nil || c.SnapshotEvery >= 0 {
+		t.Errorf("FromEnv(WRITE_SNAPSHOTS=false) = snapshots every %d, %v; want none", c.SnapshotEvery, err)
+	}
+	t.Setenv("WRITE_SNAPSHOTS", "no")
+	if _, err := setup.FromEnv(); err == nil || !strings.Contains(err.Error(), "WRITE_SNAPSHOTS") {
+		t.Errorf("FromEnv(WRITE_SNAPSHOTS=no) = %v, want an error naming it", err)
+	}
 }
 
 func TestRandomIDs(t *testing.T) {

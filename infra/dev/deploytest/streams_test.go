@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -32,10 +33,13 @@ var allowedChanges = map[string][]string{
 	"erasure": {"INSERT", "MODIFY"},
 }
 
-// streamEvent is one DynamoDB event of a function.
+// streamEvent is one DynamoDB event of a function: a SAM event, or an
+// event source mapping of its own (the regions layout's viewing stream).
 type streamEvent struct {
 	function, event string
 	props           *yaml.Node
+	// stream is the stream it reads (Stream, or EventSourceArn).
+	stream *yaml.Node
 }
 
 func (d *deployment) streamEvents() []streamEvent {
@@ -45,11 +49,50 @@ func (d *deployment) streamEvents() []streamEvent {
 		names, evs := entries(get(fn, "Properties", "Events"))
 		for j, ev := range evs {
 			if value(get(ev, "Type")) == "DynamoDB" {
-				out = append(out, streamEvent{function: ids[i], event: names[j], props: get(ev, "Properties")})
+				p := get(ev, "Properties")
+				out = append(out, streamEvent{function: ids[i], event: names[j], props: p, stream: get(p, "Stream")})
 			}
 		}
 	}
+	ids, maps := d.resources("AWS::Lambda::EventSourceMapping")
+	for i, m := range maps {
+		p := get(m, "Properties")
+		fn := get(p, "FunctionName")
+		out = append(out, streamEvent{function: value(fn), event: ids[i], props: p, stream: get(p, "EventSourceArn")})
+	}
 	return out
+}
+
+// tableStreams are the streams a stream event may read, as the template
+// writes them: the licensing table's (one region); in the regions layout,
+// the log and viewing global tables', this stack's or given by parameter.
+var tableStreams = []string{
+	"!GetAtt " + dynamotest.TableLogicalID + ".StreamArn",
+	"!If [InRegions, !If [CreatesGlobalTables, !GetAtt LogTable.StreamArn, !Ref LogTableStreamArn], !GetAtt " + dynamotest.TableLogicalID + ".StreamArn]",
+	"!If [CreatesGlobalTables, !GetAtt ViewingTable.StreamArn, !Ref ViewingTableStreamArn]",
+}
+
+// shape renders an intrinsic function of the template as one line, so that
+// it can be compared ("!If [A, !Ref B, !GetAtt C.D]").
+func shape(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	tag := ""
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		tag = n.Tag + " "
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return tag + n.Value
+	case yaml.SequenceNode:
+		var parts []string
+		for _, c := range n.Content {
+			parts = append(parts, shape(c))
+		}
+		return tag + "[" + strings.Join(parts, ", ") + "]"
+	}
+	return tag + "<mapping>"
 }
 
 // filterPatterns reads the Pattern of each filter of a stream event as JSON.
@@ -77,13 +120,19 @@ func filterPatterns(props *yaml.Node) ([]map[string]any, error) {
 func checkStreamEvents(d *deployment) []string {
 	var problems []string
 	evs := d.streamEvents()
-	if !slices.ContainsFunc(evs, func(e streamEvent) bool { return e.function == streamFunction }) {
-		problems = append(problems, fmt.Sprintf("%s has no DynamoDB event", streamFunction))
+	if !slices.ContainsFunc(evs, func(e streamEvent) bool {
+		s := shape(e.stream)
+		return e.function == streamFunction && (s == tableStreams[0] || s == tableStreams[1])
+	}) {
+		problems = append(problems, fmt.Sprintf("%s has no DynamoDB event on the log table's stream", streamFunction))
 	}
 	for _, e := range evs {
 		where := e.function + "." + e.event
-		if s := get(e.props, "Stream"); s == nil || s.Tag != "!GetAtt" || s.Value != dynamotest.TableLogicalID+".StreamArn" {
-			problems = append(problems, fmt.Sprintf("%s: Stream must be !GetAtt %s.StreamArn", where, dynamotest.TableLogicalID))
+		if s := shape(e.stream); !slices.Contains(tableStreams, s) {
+			problems = append(problems, fmt.Sprintf("%s: reads stream %q, want one of %q", where, s, tableStreams))
+		}
+		if e.function != streamFunction {
+			problems = append(problems, fmt.Sprintf("%s: maps a stream to %q, want %s", where, e.function, streamFunction))
 		}
 		if !slices.Contains(scalars(get(e.props, "FunctionResponseTypes")), "ReportBatchItemFailures") {
 			problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes must hold ReportBatchItemFailures (the handler reports failures by sequence number)", where))
@@ -264,15 +313,17 @@ func TestLocalPollerUsesTheTemplatesFilter(t *testing.T) {
 		}
 		want = append(want, p)
 	}
-	var got []map[string]any
-	for _, e := range load(t).streamEvents() {
-		patterns, err := filterPatterns(e.props)
+	evs := load(t).streamEvents()
+	if len(evs) == 0 {
+		t.Fatal("the template maps no stream")
+	}
+	for _, e := range evs {
+		got, err := filterPatterns(e.props)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, patterns...)
-	}
-	if len(got) == 0 || !reflect.DeepEqual(got, want) {
-		t.Errorf("template filters %v differ from changestream.EventFilters %v", got, want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: template filters %v differ from changestream.EventFilters %v", e.event, got, want)
+		}
 	}
 }
