@@ -16,7 +16,7 @@ LAMBDA_TAGS := lambda.norpc,nethttpomithttp2
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
 
 .DEFAULT_GOAL := help
 
@@ -141,6 +141,19 @@ run: $(LOCAL)
 ## so batches go to the dead letters in .cache/dead-letters (see make redrive)
 run-dynamodb: $(LOCAL) $(TOOLS)/withdynamodb
 	@exec $(TOOLS)/withdynamodb -- $(LOCAL) serve -store dynamo $(if $(STREAM_OUTAGE),-stream-outage $(STREAM_OUTAGE))
+
+## run-regions: the service in three regions (docs/regions.md) on ports
+## 3001-3003 over DynamoDB Local; POST 127.0.0.1:3009/cut/region-b (and
+## /heal/region-b) cuts a region off and joins it again
+run-regions: $(TOOLS)/dlicense-regions $(TOOLS)/withdynamodb
+	@exec $(TOOLS)/withdynamodb -- $(TOOLS)/dlicense-regions serve
+
+## region-drill: a mixed load on three regions, one cut off for 30 s, then
+## every log and every region's read models checked (about 1.5 minutes);
+## DRILL_ARGS=… changes it
+DRILL_ARGS ?= -members 20 -load 60s -cut-after 15s -cut-for 30s
+region-drill: $(TOOLS)/dlicense-regions $(TOOLS)/withdynamodb
+	@exec $(TOOLS)/withdynamodb -- $(TOOLS)/dlicense-regions drill $(DRILL_ARGS)
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
 token: $(LOCAL)

@@ -143,9 +143,16 @@ func (s *Counters) countChunk(ctx context.Context, chunk []licensing.Counted) er
 }
 
 // countsBetween reads a member's events from version from to version to,
-// with one Query, and returns their counter changes.
+// with one Query, and returns their counter changes. The events come
+// before a record delivered from the table's stream, so the table holds
+// them: an eventually consistent read is tried first (the only kind a
+// region cut off from the others can make of a strongly consistent global
+// table), and a strongly consistent one only if it lacks any.
 func (s *Counters) countsBetween(ctx context.Context, member string, from, to int64) ([]licensing.Changes, error) {
-	events, err := s.log.eventsBetween(ctx, member, from, to, true)
+	events, err := s.log.eventsBetween(ctx, member, from, to, false)
+	if err != nil || int64(len(events)) != to-from+1 {
+		events, err = s.log.eventsBetween(ctx, member, from, to, true)
+	}
 	if err != nil {
 		return nil, err
 	}
