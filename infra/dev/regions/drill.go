@@ -293,6 +293,11 @@ func (d *drill) viewing(ctx context.Context, member string, home int, device str
 				view, _ = v["view_id"].(string)
 				seq = 0
 			}
+		} else if pos >= 3_000_000 {
+			// Fifty minutes in: stop, and watch again from the start.
+			code, _ := call(d.c.Regions[region], tok, "POST", "/v1/devices/"+device+"/views/"+view+"/stop", fmt.Sprintf(`{"position_ms":%d}`, pos))
+			count(code, region)
+			view, pos = "", 0
 		} else {
 			seq, pos = seq+1, pos+30_000
 			code, _ := call(d.c.Regions[region], tok, "POST", "/v1/devices/"+device+"/views/"+view+"/heartbeat",

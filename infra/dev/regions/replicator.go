@@ -31,7 +31,16 @@ type replicator struct {
 	mu       sync.Mutex
 	cut      []bool
 	held     [][]change // per target region: changes waiting for a link
-	pending  int        // changes read and not yet applied or held
+	applying [][]change // per target region: changes being applied
+	// heldAt indexes held: per target, a source's item → its change there.
+	// A newer change of an item from the same source replaces the one
+	// held (last writer wins: the older could change nothing).
+	heldAt []map[string]int
+	// echoes are, per replica, the changes the replicator applied to it:
+	// its stream carries them back, and they are not sent on again (as
+	// DynamoDB does not replicate a replicated write).
+	echoes   []map[string]bool
+	pending  int // changes read and not yet applied or held
 	Delay    time.Duration
 	Reorder  bool
 	applied  int
@@ -47,9 +56,12 @@ type change struct {
 	at     time.Time
 }
 
+// applyWorkers is how many changes a replica gets applied at once.
+const applyWorkers = 8
+
 func newReplicator(db *dynamodb.Client, streams *dynamodbstreams.Client, tables []string) *replicator {
 	n := len(tables)
-	return &replicator{db: db, streams: streams, tables: tables, cut: make([]bool, n), held: make([][]change, n), lastSeen: make([]time.Time, n)}
+	return &replicator{db: db, streams: streams, tables: tables, cut: make([]bool, n), held: make([][]change, n), applying: make([][]change, n), heldAt: make([]map[string]int, n), lastSeen: make([]time.Time, n), echoes: make([]map[string]bool, n)}
 }
 
 // setCut cuts a region off (its changes are held, and so are the others'
@@ -159,11 +171,26 @@ func (r *replicator) add(from int, recs []stypes.Record) {
 		} else {
 			c.item = fromStream(rec.Dynamodb.NewImage)
 		}
+		if k := c.key(); r.echoes[from][k] {
+			delete(r.echoes[from], k)
+			continue
+		}
+		item := fmt.Sprint(from) + "\x00" + c.itemKey()
 		for to := range r.tables {
-			if to != from {
-				r.held[to] = append(r.held[to], c)
-				r.pending++
+			if to == from {
+				continue
 			}
+			if r.heldAt[to] == nil {
+				r.heldAt[to] = map[string]int{}
+			}
+			if i, ok := r.heldAt[to][item]; ok {
+				c.at = r.held[to][i].at // waiting since the first
+				r.held[to][i] = c
+				continue
+			}
+			r.heldAt[to][item] = len(r.held[to])
+			r.held[to] = append(r.held[to], c)
+			r.pending++
 		}
 	}
 }
@@ -181,32 +208,92 @@ func (r *replicator) flush(ctx context.Context, to int) {
 				ready = append(ready, c)
 			}
 		}
-		r.held[to] = keep
+		r.held[to], r.applying[to] = keep, ready
+		r.heldAt[to] = map[string]int{}
+		for i, c := range keep {
+			r.heldAt[to][fmt.Sprint(c.from)+"\x00"+c.itemKey()] = i
+		}
 		reorder := r.Reorder
 		r.mu.Unlock()
 		if reorder {
 			rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
 		}
-		for i, c := range ready {
-			if err := r.apply(ctx, to, c); err != nil {
-				// Not applied: hold it and the rest, to try again.
-				r.mu.Lock()
-				r.held[to] = append(ready[i:], r.held[to]...)
-				r.mu.Unlock()
-				break
-			}
-			r.mu.Lock()
-			r.pending--
-			r.mu.Unlock()
+		// Several at once: last writer wins on the write time, so the
+		// order of application does not matter.
+		work := make(chan change)
+		var wg sync.WaitGroup
+		for range applyWorkers {
+			wg.Go(func() {
+				for c := range work {
+					if err := r.apply(ctx, to, c); err != nil {
+						r.mu.Lock()
+						r.held[to] = append(r.held[to], c) // tried again (not indexed: not replaced)
+						r.mu.Unlock()
+						continue
+					}
+					r.mu.Lock()
+					r.pending--
+					r.mu.Unlock()
+				}
+			})
 		}
+		for _, c := range ready {
+			work <- c
+		}
+		close(work)
+		wg.Wait()
+		r.mu.Lock()
+		r.applying[to] = nil
+		r.mu.Unlock()
 	}
+}
+
+// itemKey identifies the item a change is of.
+func (c change) itemKey() string {
+	pk, _ := c.item["pk"].(*dtypes.AttributeValueMemberS)
+	sk, _ := c.item["sk"].(*dtypes.AttributeValueMemberS)
+	if pk == nil || sk == nil {
+		return ""
+	}
+	return pk.Value + "\x00" + sk.Value
+}
+
+// key identifies a change: the item's keys and its write time, or that it
+// is a removal.
+func (c change) key() string {
+	pk, _ := c.item["pk"].(*dtypes.AttributeValueMemberS)
+	sk, _ := c.item["sk"].(*dtypes.AttributeValueMemberS)
+	k := ""
+	if pk != nil && sk != nil {
+		k = pk.Value + "\x00" + sk.Value + "\x00"
+	}
+	if c.remove {
+		return k + "removed"
+	}
+	if ts, ok := c.item[stampAttr].(*dtypes.AttributeValueMemberN); ok {
+		return k + ts.Value
+	}
+	return k
+}
+
+// echo notes a change applied to a replica, whose stream brings it back.
+func (r *replicator) echo(to int, c change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.echoes[to] == nil {
+		r.echoes[to] = map[string]bool{}
+	}
+	r.echoes[to][c.key()] = true
 }
 
 // apply writes a change to a replica, last writer wins.
 func (r *replicator) apply(ctx context.Context, to int, c change) error {
 	table := aws.String(r.tables[to])
 	if c.remove {
-		_, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: table, Key: c.item})
+		out, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: table, Key: c.item, ReturnValues: dtypes.ReturnValueAllOld})
+		if err == nil && len(out.Attributes) > 0 {
+			r.echo(to, c)
+		}
 		return err
 	}
 	ts, ok := c.item[stampAttr].(*dtypes.AttributeValueMemberN)
@@ -227,6 +314,7 @@ func (r *replicator) apply(ctx context.Context, to int, c change) error {
 		return nil // older than what the replica holds, or its own echo
 	}
 	if err == nil {
+		r.echo(to, c)
 		r.mu.Lock()
 		r.applied++
 		r.mu.Unlock()
@@ -240,10 +328,12 @@ func (r *replicator) backlog(region int, t time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
-	for to, cs := range r.held {
-		for _, c := range cs {
-			if (to == region || c.from == region) && c.at.Before(t) {
-				n++
+	for _, waiting := range [][][]change{r.held, r.applying} {
+		for to, cs := range waiting {
+			for _, c := range cs {
+				if (to == region || c.from == region) && c.at.Before(t) {
+					n++
+				}
 			}
 		}
 	}

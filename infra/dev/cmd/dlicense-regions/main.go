@@ -152,7 +152,9 @@ func drill(args []string) error {
 		return err
 	}
 	defer c.Close()
-	o.Log = func(format string, a ...any) { fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...) }
+	o.Log = func(format string, a ...any) {
+		fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
 	rep, err := regions.Drill(ctx, c, o)
 	if err != nil {
 		return err
