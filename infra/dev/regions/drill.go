@@ -46,8 +46,10 @@ type DrillReport struct {
 	// allows, across the regions, during the cut; OverLimitAfter after it
 	// healed (goal 0).
 	OverLimit, OverLimitAfter int
-	// Diverged is the resume points the regions do not agree on once healed.
-	Diverged int
+	// Diverged is the resume points, and HistoriesDiverged the histories
+	// (their views), the regions do not agree on once healed, of the
+	// members whose screens never conflicted.
+	Diverged, HistoriesDiverged int
 	// Failover is the longest a client took from its region failing to an
 	// answer from another.
 	Failover time.Duration
@@ -74,7 +76,7 @@ func (r DrillReport) Line() string {
 // OK reports whether nothing was lost or broken and the regions agree.
 func (r DrillReport) OK() bool {
 	return r.Granted > 0 && r.Lost == 0 && r.LimitsBroken == 0 && r.BadVersions == 0 && r.CountersOff == 0 &&
-		r.OverLimitAfter == 0 && r.Diverged == 0 && r.ViewingAsked > 0 && r.ViewingAnswered == r.ViewingAsked
+		r.OverLimitAfter == 0 && r.Diverged == 0 && r.HistoriesDiverged == 0 && r.ViewingAsked > 0 && r.ViewingAnswered == r.ViewingAsked
 }
 
 // drillTitles are downloadable titles the premium plan may hold.
@@ -404,6 +406,21 @@ func (d *drill) check(ctx context.Context) error {
 		}
 		if seen[0] != seen[1] || seen[1] != seen[2] {
 			d.rep.Diverged++
+		}
+		// Their histories: the same views in every region.
+		var views []string
+		for _, r := range d.c.Regions {
+			_, doc := call(r, tok, "GET", "/v1/history?limit=100", "")
+			var ids []string
+			for _, e := range list(doc["entries"]) {
+				id, _ := object(e)["view_id"].(string)
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			views = append(views, fmt.Sprint(ids))
+		}
+		if views[0] != views[1] || views[1] != views[2] || views[0] == "[]" {
+			d.rep.HistoriesDiverged++
 		}
 	}
 	return nil

@@ -32,10 +32,6 @@ type replicator struct {
 	cut      []bool
 	held     [][]change // per target region: changes waiting for a link
 	applying [][]change // per target region: changes being applied
-	// heldAt indexes held: per target, a source's item → its change there.
-	// A newer change of an item from the same source replaces the one
-	// held (last writer wins: the older could change nothing).
-	heldAt []map[string]int
 	// echoes are, per replica, the changes the replicator applied to it:
 	// its stream carries them back, and they are not sent on again (as
 	// DynamoDB does not replicate a replicated write).
@@ -61,7 +57,7 @@ const applyWorkers = 8
 
 func newReplicator(db *dynamodb.Client, streams *dynamodbstreams.Client, tables []string) *replicator {
 	n := len(tables)
-	return &replicator{db: db, streams: streams, tables: tables, cut: make([]bool, n), held: make([][]change, n), applying: make([][]change, n), heldAt: make([]map[string]int, n), lastSeen: make([]time.Time, n), echoes: make([]map[string]bool, n)}
+	return &replicator{db: db, streams: streams, tables: tables, cut: make([]bool, n), held: make([][]change, n), applying: make([][]change, n), lastSeen: make([]time.Time, n), echoes: make([]map[string]bool, n)}
 }
 
 // setCut cuts a region off (its changes are held, and so are the others'
@@ -175,22 +171,14 @@ func (r *replicator) add(from int, recs []stypes.Record) {
 			delete(r.echoes[from], k)
 			continue
 		}
-		item := fmt.Sprint(from) + "\x00" + c.itemKey()
+		// Every change is sent, none folded into a later one of its item:
+		// each region's stream must see every write it applies (a view that
+		// held a slot for a while is in every region's history).
 		for to := range r.tables {
-			if to == from {
-				continue
+			if to != from {
+				r.held[to] = append(r.held[to], c)
+				r.pending++
 			}
-			if r.heldAt[to] == nil {
-				r.heldAt[to] = map[string]int{}
-			}
-			if i, ok := r.heldAt[to][item]; ok {
-				c.at = r.held[to][i].at // waiting since the first
-				r.held[to][i] = c
-				continue
-			}
-			r.heldAt[to][item] = len(r.held[to])
-			r.held[to] = append(r.held[to], c)
-			r.pending++
 		}
 	}
 }
@@ -209,10 +197,6 @@ func (r *replicator) flush(ctx context.Context, to int) {
 			}
 		}
 		r.held[to], r.applying[to] = keep, ready
-		r.heldAt[to] = map[string]int{}
-		for i, c := range keep {
-			r.heldAt[to][fmt.Sprint(c.from)+"\x00"+c.itemKey()] = i
-		}
 		reorder := r.Reorder
 		r.mu.Unlock()
 		if reorder {
@@ -227,7 +211,7 @@ func (r *replicator) flush(ctx context.Context, to int) {
 				for c := range work {
 					if err := r.apply(ctx, to, c); err != nil {
 						r.mu.Lock()
-						r.held[to] = append(r.held[to], c) // tried again (not indexed: not replaced)
+						r.held[to] = append(r.held[to], c) // tried again
 						r.mu.Unlock()
 						continue
 					}
@@ -246,16 +230,6 @@ func (r *replicator) flush(ctx context.Context, to int) {
 		r.applying[to] = nil
 		r.mu.Unlock()
 	}
-}
-
-// itemKey identifies the item a change is of.
-func (c change) itemKey() string {
-	pk, _ := c.item["pk"].(*dtypes.AttributeValueMemberS)
-	sk, _ := c.item["sk"].(*dtypes.AttributeValueMemberS)
-	if pk == nil || sk == nil {
-		return ""
-	}
-	return pk.Value + "\x00" + sk.Value
 }
 
 // key identifies a change: the item's keys and its write time, or that it

@@ -160,8 +160,8 @@ func drill(args []string) error {
 		return err
 	}
 	applied, dropped := c.Replication()
-	fmt.Printf("requests %d; viewing requests to the regions not cut off during the cut: %d of %d answered; members over their screens after the heal: %d; resume points the regions disagree on: %d; logs with a version gap: %d; counter fields off a recount: %d; replication: %d changes applied, %d older or echoes dropped; stream functions caught up %.2f s after the load\n",
-		rep.Requests, rep.ViewingAnswered, rep.ViewingAsked, rep.OverLimitAfter, rep.Diverged, rep.BadVersions, rep.CountersOff, applied, dropped, rep.Settled.Seconds())
+	fmt.Printf("requests %d; viewing requests to the regions not cut off during the cut: %d of %d answered; members over their screens after the heal: %d; resume points the regions disagree on: %d; histories they disagree on: %d; logs with a version gap: %d; counter fields off a recount: %d; replication: %d changes applied, %d older or echoes dropped; stream functions caught up %.2f s after the load\n",
+		rep.Requests, rep.ViewingAnswered, rep.ViewingAsked, rep.OverLimitAfter, rep.Diverged, rep.HistoriesDiverged, rep.BadVersions, rep.CountersOff, applied, dropped, rep.Settled.Seconds())
 	if len(rep.ViewingFailed) > 0 {
 		fmt.Printf("viewing requests of the cut not answered, by status: %v\n", rep.ViewingFailed)
 	}
