@@ -16,7 +16,7 @@ LAMBDA_TAGS := lambda.norpc,nethttpomithttp2
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
 
 .DEFAULT_GOAL := help
 
@@ -101,6 +101,13 @@ rebuild:
 ## DYNAMODB_ENDPOINT for DynamoDB Local
 withdraw:
 	$(GO) run ./infra/ops/cmd/dlicense-withdraw $(if $(STUDIO),-studio $(STUDIO),-title $(TITLE))
+
+## job: a fleet-wide job over every member of the table, a parallel-scan
+## segment at a time (KIND=whatif POLICY=file.json, or KIND=recount;
+## SEGMENTS=32 WORKERS=4); with make run-dynamodb running, DYNAMODB_ENDPOINT
+## and TABLE_NAME=licensing-local point it at DynamoDB Local
+job:
+	$(GO) run ./infra/ops/cmd/dlicense-job -kind $(KIND) $(if $(POLICY),-policy $(POLICY)) -segments $(or $(SEGMENTS),32) -workers $(or $(WORKERS),4)
 
 ## redrive: replay the records of dead-letter messages through the stream
 ## function (FILE=message.json, or QUEUE=url for the whole queue); TABLE_NAME

@@ -395,6 +395,23 @@ func (s *Log) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, 
 
 // Members calls fn with every member that has a log, by scanning for the
 // first event of each stream (operators' tools only: a Scan reads the table).
+// MembersOf calls fn with every member with at least one event in
+// segment of total of a parallel Scan (Segment, TotalSegments), each once:
+// the members a job's slice handles.
+func (s *Log) MembersOf(ctx context.Context, segment, total int, fn func(member string) error) error {
+	return s.t.scan(ctx, &dynamodb.ScanInput{
+		Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total)),
+		FilterExpression:          aws.String("sk = :first"),
+		ProjectionExpression:      aws.String("pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":first": str(EventKey(1))},
+	}, func(item map[string]types.AttributeValue) error {
+		if m, ok := memberOf(item, logPrefix); ok {
+			return fn(m)
+		}
+		return nil
+	})
+}
+
 func (s *Log) Members(ctx context.Context, fn func(member string) error) error {
 	return s.t.scan(ctx, &dynamodb.ScanInput{
 		FilterExpression:          aws.String("sk = :first"),

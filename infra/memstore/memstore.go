@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -441,4 +442,35 @@ func (s *Store) CounterScopes(ctx context.Context, fn func(scope string) error) 
 		}
 	}
 	return ctx.Err()
+}
+
+// MembersOf calls fn with every member with at least one event whose log
+// falls in segment of total, in order (a member's segment is a hash of its
+// id, as DynamoDB's parallel scan spreads partitions).
+func (s *Store) MembersOf(ctx context.Context, segment, total int, fn func(member string) error) error {
+	s.mu.Lock()
+	var members []string
+	for name, st := range s.streams {
+		if len(st.events) > 0 && SegmentOf(name, total) == segment {
+			members = append(members, name)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(members)
+	for _, m := range members {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SegmentOf is the segment of total a member falls in.
+func SegmentOf(member string, total int) int {
+	h := fnv.New32a()
+	h.Write([]byte(member))
+	return int(h.Sum32() % uint32(max(total, 1)))
 }

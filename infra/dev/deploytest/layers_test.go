@@ -28,6 +28,7 @@ var floors = []struct {
 	{"infra/storetest", 4, false},
 	{"infra/dynamo/dynamotest", 4, false},
 	{"infra/projector", 4, false},
+	{"infra/jobs", 4, false},
 	{"infra/httpapi", 4, false},
 	{"infra/projector/projectortest", 5, false},
 	{"infra/setup", 5, false},

@@ -1,0 +1,260 @@
+// Package jobs runs work over every member of the service a slice at a
+// time: one segment of a parallel scan of the members' logs, member by
+// member. A distributed engine (Step Functions' Distributed Map over the
+// segment numbers) or a local worker pool (RunLocal) hands out the
+// segments; each slice's summary is merged with the others' into the job's
+// (Summary.Merge is commutative, so the order slices end in does not
+// matter, and a slice run again gives the same summary).
+//
+// Kinds:
+//   - whatif: under another policy, the past grants and renewals it would
+//     have refused (and the refusals it would have granted), counted by
+//     rule, studio, plan and title, with sample members;
+//   - recount: every licence counter recounted from the logs, to compare
+//     with the live counters (a distributed recount sums the slices).
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/dlicense/dlicense/domain/kernel"
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// The job kinds.
+const (
+	KindWhatIf  = "whatif"
+	KindRecount = "recount"
+)
+
+// Kinds are the kinds a job may be.
+var Kinds = []string{KindWhatIf, KindRecount}
+
+// MaxSegments bounds a job's segments (DynamoDB allows a million; a
+// Distributed Map, any number; this keeps a summary's slices countable).
+const MaxSegments = 100_000
+
+// Members lists the members of one segment of a parallel scan of the logs.
+type Members interface {
+	// MembersOf calls fn with every member with at least one event whose
+	// log falls in segment of total (0 <= segment < total), each once.
+	MembersOf(ctx context.Context, segment, total int, fn func(member string) error) error
+}
+
+// Stores are what a slice reads.
+type Stores struct {
+	Members Members
+	Events  licensing.EventStore
+	// Refusals, when set, are read for what-if's refusals it would grant.
+	Refusals licensing.RefusalStore
+}
+
+// Slice is one segment of one job.
+type Slice struct {
+	Kind           string
+	Segment, Total int
+	// Policy is what-if's policy.
+	Policy *licensing.Policy
+}
+
+// Check refuses a slice that names no kind, no segment or no policy it
+// needs.
+func (s Slice) Check() error {
+	switch {
+	case !slices.Contains(Kinds, s.Kind):
+		return kernel.Invalid("kind", "kind must be one of %v", Kinds)
+	case s.Total < 1 || s.Total > MaxSegments:
+		return kernel.Invalid("segments", "segments must be from 1 to %d", MaxSegments)
+	case s.Segment < 0 || s.Segment >= s.Total:
+		return kernel.Invalid("segment", "segment must be from 0 to %d", s.Total-1)
+	case s.Kind == KindWhatIf && s.Policy == nil:
+		return kernel.Invalid("policy", "a what-if needs a policy")
+	}
+	return nil
+}
+
+// MaxSamples is how many members a summary names as samples.
+const MaxSamples = 10
+
+// Summary is what a slice, or a whole job, found.
+type Summary struct {
+	Kind     string `json:"kind"`
+	Segments int    `json:"segments"` // slices merged into it
+	Members  int    `json:"members"`
+	Events   int    `json:"events"`
+	Errors   int    `json:"errors"` // members that could not be read
+	// What-if: grants and renewals the policy would refuse (Flips), and
+	// refusals it would grant (WouldGrant), with the rules of the flips and
+	// the studios, plans and titles of both; Samples are members with any,
+	// the first by id.
+	Flips      int            `json:"flips,omitempty"`
+	WouldGrant int            `json:"would_grant,omitempty"`
+	ByRule     map[string]int `json:"by_rule,omitempty"`
+	ByStudio   map[string]int `json:"by_studio,omitempty"`
+	ByPlan     map[string]int `json:"by_plan,omitempty"`
+	ByTitle    map[string]int `json:"by_title,omitempty"`
+	Samples    []string       `json:"samples,omitempty"`
+	// Recount: the counters recounted from the logs, by scope and field.
+	Counts map[string]licensing.Counts `json:"counts,omitempty"`
+}
+
+// Merge adds o to s.
+func (s *Summary) Merge(o Summary) {
+	if s.Kind == "" {
+		s.Kind = o.Kind
+	}
+	s.Segments += o.Segments
+	s.Members += o.Members
+	s.Events += o.Events
+	s.Errors += o.Errors
+	s.Flips += o.Flips
+	s.WouldGrant += o.WouldGrant
+	for _, m := range []struct{ to *map[string]int; from map[string]int }{
+		{&s.ByRule, o.ByRule}, {&s.ByStudio, o.ByStudio}, {&s.ByPlan, o.ByPlan}, {&s.ByTitle, o.ByTitle},
+	} {
+		for k, v := range m.from {
+			if *m.to == nil {
+				*m.to = map[string]int{}
+			}
+			(*m.to)[k] += v
+		}
+	}
+	s.Samples = append(s.Samples, o.Samples...)
+	slices.Sort(s.Samples)
+	s.Samples = slices.Compact(s.Samples)
+	if len(s.Samples) > MaxSamples {
+		s.Samples = s.Samples[:MaxSamples]
+	}
+	for scope, counts := range o.Counts {
+		if s.Counts == nil {
+			s.Counts = map[string]licensing.Counts{}
+		}
+		if s.Counts[scope] == nil {
+			s.Counts[scope] = licensing.Counts{}
+		}
+		for f, v := range counts {
+			s.Counts[scope][f] += v
+		}
+	}
+}
+
+// Run runs one slice: every member of its segment, read consistently. A
+// member whose log cannot be read is counted in Errors and the slice goes
+// on; a store that is unavailable ends it with an error (the engine runs
+// it again).
+func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
+	if err := sl.Check(); err != nil {
+		return Summary{}, err
+	}
+	sum := Summary{Kind: sl.Kind, Segments: 1}
+	err := st.Members.MembersOf(ctx, sl.Segment, sl.Total, func(member string) error {
+		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+		if err != nil {
+			if kernel.KindOf(err) == kernel.KindUnavailable || errors.Is(err, context.Canceled) {
+				return err
+			}
+			sum.Errors++
+			return nil
+		}
+		sum.Members++
+		sum.Events += len(str.Events)
+		switch sl.Kind {
+		case KindWhatIf:
+			return whatIf(ctx, st, sl.Policy, member, str.Events, &sum)
+		case KindRecount:
+			recount(str.Events, &sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("segment %d of %d: %w", sl.Segment, sl.Total, err)
+	}
+	return sum, nil
+}
+
+// whatIf adds a member's flips under p to sum.
+func whatIf(ctx context.Context, st Stores, p *licensing.Policy, member string, events []licensing.Event, sum *Summary) error {
+	// Plan and studio of each grant and renewal, from the log.
+	type origin struct{ plan, studio string }
+	byVersion := map[int64]origin{}
+	studioOf := map[string]string{}
+	for _, e := range events {
+		switch pl := e.Payload.(type) {
+		case *licensing.LicenceAcquired:
+			studioOf[pl.Licence] = pl.Studio
+			byVersion[e.Version] = origin{pl.Plan, pl.Studio}
+		case *licensing.LicenceRenewed:
+			byVersion[e.Version] = origin{pl.Plan, studioOf[pl.Licence]}
+		}
+	}
+	add := func(m *map[string]int, k string) {
+		if k == "" {
+			return
+		}
+		if *m == nil {
+			*m = map[string]int{}
+		}
+		(*m)[k]++
+	}
+	divs := licensing.WhatIf(member, events, p)
+	for _, d := range divs {
+		sum.Flips++
+		o := byVersion[d.Version]
+		for _, r := range d.Rules {
+			add(&sum.ByRule, r.Code)
+		}
+		add(&sum.ByStudio, o.studio)
+		add(&sum.ByPlan, o.plan)
+		add(&sum.ByTitle, d.Title)
+	}
+	grants := 0
+	if st.Refusals != nil {
+		refused, err := st.Refusals.Refusals(ctx, member, 1000)
+		if err != nil {
+			return err
+		}
+		for _, g := range licensing.WouldGrant(member, events, refused, p) {
+			grants++
+			add(&sum.ByPlan, g.Refusal.Plan)
+			add(&sum.ByTitle, g.Refusal.Title)
+			if t, ok := p.Title(g.Refusal.Title); ok {
+				add(&sum.ByStudio, t.Studio)
+			}
+		}
+	}
+	sum.WouldGrant += grants
+	if len(divs) > 0 || grants > 0 {
+		sum.Samples = append(sum.Samples, member)
+		slices.Sort(sum.Samples)
+		if len(sum.Samples) > MaxSamples {
+			sum.Samples = sum.Samples[:MaxSamples]
+		}
+	}
+	return nil
+}
+
+// recount adds a member's counter changes to sum.
+func recount(events []licensing.Event, sum *Summary) {
+	for _, e := range events {
+		for _, d := range licensing.CounterDeltas(e) {
+			if sum.Counts == nil {
+				sum.Counts = map[string]licensing.Counts{}
+			}
+			if sum.Counts[d.Scope] == nil {
+				sum.Counts[d.Scope] = licensing.Counts{}
+			}
+			sum.Counts[d.Scope][d.Field] += d.Delta
+		}
+	}
+	// Fields that add up to nothing are no counter.
+	for scope, c := range sum.Counts {
+		maps.DeleteFunc(c, func(_ string, v int64) bool { return v == 0 })
+		if len(c) == 0 {
+			delete(sum.Counts, scope)
+		}
+	}
+}

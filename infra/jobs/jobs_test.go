@@ -1,0 +1,179 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/jobs"
+	"github.com/dlicense/dlicense/infra/memstore"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+type ids struct{ n int }
+
+func (i *ids) NewID() string { i.n++; return fmt.Sprintf("L%d", i.n) }
+
+var titles = []string{"tt-first-light", "tt-low-tide", "tt-salt-and-rope", "tt-lighthouse", "tt-ice-road", "tt-breakwater", "tt-northern-lines"}
+
+// fleet writes the logs of n members with varied histories: plans, devices,
+// acquisitions over months, renewals, releases, refusals.
+func fleet(t testing.TB, n int) *memstore.Store {
+	t.Helper()
+	store := memstore.New()
+	c := &clock{t: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	svc := licensing.NewService(store, licensing.DefaultPolicy(), c, &ids{})
+	svc.Refusals = store
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	plans := []string{"basic", "standard", "premium"}
+	for m := range n {
+		member := fmt.Sprintf("fleet-%04d", m)
+		plan := plans[rng.IntN(len(plans))]
+		var held []string
+		for range 1 + rng.IntN(12) {
+			c.t = c.t.Add(time.Duration(rng.IntN(72)) * time.Hour)
+			device := fmt.Sprintf("d%d", rng.IntN(3))
+			switch {
+			case len(held) > 0 && rng.IntN(4) == 0:
+				svc.Execute(ctx, licensing.Release{Member: member, Device: device, Licence: held[0], Reason: licensing.ReasonDeleted}, "")
+				held = held[1:]
+			case len(held) > 0 && rng.IntN(4) == 0:
+				svc.Execute(ctx, licensing.Renew{Member: member, Plan: plan, Device: device, Licence: held[len(held)-1]}, "")
+			default:
+				res, err := svc.Execute(ctx, licensing.Acquire{Member: member, Plan: plan, Device: device, Title: titles[rng.IntN(len(titles))]}, "")
+				if err == nil && len(res.Licences) > 0 {
+					held = append(held, res.Licences[0].ID)
+				}
+			}
+		}
+	}
+	return store
+}
+
+// stricter is the shipped policy with every studio's title quota at 1 a
+// year and the premium plan at one device.
+func stricter(t testing.TB) *licensing.Policy {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(licensing.DefaultPolicyJSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["version"] = "stricter"
+	for _, s := range doc["studios"].(map[string]any) {
+		if q, ok := s.(map[string]any)["title_quota"].(map[string]any); ok {
+			q["count"] = 1
+		}
+	}
+	doc["plans"].(map[string]any)["premium"].(map[string]any)["max_download_devices"] = 1
+	b, _ := json.Marshal(doc)
+	p, err := licensing.ParsePolicy(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestFleetWhatIfIsTheSumOfMembers: over 1,000 members, the fleet what-if,
+// run a slice at a time by a pool of workers, counts exactly what the
+// 1,000 one-member what-ifs find; run again (a retried job), the same.
+func TestFleetWhatIfIsTheSumOfMembers(t *testing.T) {
+	store := fleet(t, 1000)
+	p := stricter(t)
+	ctx := context.Background()
+	st := jobs.Stores{Members: store, Events: store, Refusals: store}
+	got, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindWhatIf, Total: 16, Policy: p}, 4, 1, nil)
+	if len(failed) > 0 {
+		t.Fatalf("slices failed: %v", failed)
+	}
+
+	var want jobs.Summary
+	want.Kind = jobs.KindWhatIf
+	for m := range 1000 {
+		member := fmt.Sprintf("fleet-%04d", m)
+		str, err := store.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(str.Events) == 0 {
+			continue
+		}
+		want.Members++
+		want.Events += len(str.Events)
+		want.Flips += len(licensing.WhatIf(member, str.Events, p))
+		refused, _ := store.Refusals(ctx, member, 1000)
+		want.WouldGrant += len(licensing.WouldGrant(member, str.Events, refused, p))
+	}
+	if got.Members != want.Members || got.Events != want.Events || got.Flips != want.Flips || got.WouldGrant != want.WouldGrant || got.Segments != 16 {
+		t.Errorf("fleet what-if = %d members, %d events, %d flips, %d would grant over %d segments; the members one by one: %d, %d, %d, %d",
+			got.Members, got.Events, got.Flips, got.WouldGrant, got.Segments, want.Members, want.Events, want.Flips, want.WouldGrant)
+	}
+	if got.Flips == 0 || len(got.ByRule) == 0 || len(got.ByStudio) == 0 || len(got.Samples) == 0 {
+		t.Errorf("the stricter policy flips nothing, or the summary says nothing of it: %+v", got)
+	}
+	rules := 0
+	for _, n := range got.ByRule {
+		rules += n
+	}
+	if rules < got.Flips {
+		t.Errorf("%d rule counts for %d flips: each flip has at least one rule", rules, got.Flips)
+	}
+	again, _ := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindWhatIf, Total: 7, Policy: p}, 2, 1, nil)
+	again.Segments = got.Segments
+	if !reflect.DeepEqual(again, got) {
+		t.Errorf("the same job in 7 segments = %+v, want %+v", again, got)
+	}
+	t.Logf("fleet what-if over %d members: %d flips by rule %v, %d refusals it would grant", got.Members, got.Flips, got.ByRule, got.WouldGrant)
+}
+
+// TestRecountEqualsTheLiveCounters: the fleet recount equals the counters
+// the stream function kept, fed every append as Lambda would.
+func TestRecountEqualsTheLiveCounters(t *testing.T) {
+	store := fleet(t, 300)
+	ctx := context.Background()
+	sum, failed := jobs.RunLocal(ctx, jobs.Stores{Members: store, Events: store}, jobs.Slice{Kind: jobs.KindRecount, Total: 8}, 3, 1, nil)
+	if len(failed) > 0 || len(sum.Counts) == 0 {
+		t.Fatalf("recount = %+v, %v", sum, failed)
+	}
+	// The live counters: every log's counter changes, added as the stream
+	// function adds them.
+	for m := range 300 {
+		member := fmt.Sprintf("fleet-%04d", m)
+		str, _ := store.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+		if _, err := store.AddCounts(ctx, []licensing.Counted{licensing.CountedOf(member, str.Events)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for scope, want := range sum.Counts {
+		got, err := store.Counts(ctx, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range want {
+			if got[f] != v {
+				t.Errorf("%s %s: recount %d, live %d", scope, f, v, got[f])
+			}
+		}
+	}
+}
+
+// TestAnEmptyFleet: a job over no member ends with zeros.
+func TestAnEmptyFleet(t *testing.T) {
+	store := memstore.New()
+	sum, failed := jobs.RunLocal(context.Background(), jobs.Stores{Members: store, Events: store}, jobs.Slice{Kind: jobs.KindWhatIf, Total: 4, Policy: licensing.DefaultPolicy()}, 2, 1, nil)
+	if len(failed) > 0 || sum.Members != 0 || sum.Flips != 0 || sum.Segments != 4 {
+		t.Errorf("a job over an empty table = %+v, %v; want zeros over 4 segments", sum, failed)
+	}
+	if err := (jobs.Slice{Kind: "defrag", Total: 4}).Check(); err == nil {
+		t.Errorf("an unknown kind was accepted")
+	}
+}
