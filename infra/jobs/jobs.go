@@ -113,7 +113,10 @@ func (s *Summary) Merge(o Summary) {
 	s.Errors += o.Errors
 	s.Flips += o.Flips
 	s.WouldGrant += o.WouldGrant
-	for _, m := range []struct{ to *map[string]int; from map[string]int }{
+	for _, m := range []struct {
+		to   *map[string]int
+		from map[string]int
+	}{
 		{&s.ByRule, o.ByRule}, {&s.ByStudio, o.ByStudio}, {&s.ByPlan, o.ByPlan}, {&s.ByTitle, o.ByTitle},
 	} {
 		for k, v := range m.from {
