@@ -16,7 +16,7 @@ LAMBDA_TAGS := lambda.norpc,nethttpomithttp2
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction build-JobsFunction
 
 .DEFAULT_GOAL := help
 
@@ -168,13 +168,16 @@ token: $(LOCAL)
 	@$(LOCAL) token -member $(or $(MEMBER),m-1) -plan $(PLAN) -scope "$(SCOPE)"
 
 ## build: every function's bootstrap
-build: build-ApiFunction build-StreamsFunction
+build: build-ApiFunction build-StreamsFunction build-JobsFunction
 
 build-ApiFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),ApiFunction/,)bootstrap ./functions/api
 
 build-StreamsFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),StreamsFunction/,)bootstrap ./functions/streams
+
+build-JobsFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/$(if $(filter bin,$(ARTIFACTS_DIR)),JobsFunction/,)bootstrap ./functions/jobs
 
 ## clean: remove .cache (DynamoDB Local, dev keys, tools), bin and .aws-sam
 clean:

@@ -9,6 +9,8 @@ type Stores struct {
 	Holders     *Holders
 	Withdrawals *Withdrawals
 	Refusals    *Refusals
+	// JobResults keep the fleet-wide jobs' slices and summaries.
+	JobResults *JobResults
 }
 
 // OneTable returns every store over the one table called name: the
@@ -50,5 +52,6 @@ func Layout(db API, names Tables) Stores {
 		Log: events, Views: views, History: NewHistory(regional, viewing, views),
 		Counters: NewCounters(regional, events), Holders: NewHolders(regional),
 		Withdrawals: NewWithdrawals(log), Refusals: NewRefusals(viewing),
+		JobResults: NewJobResults(regional),
 	}
 }

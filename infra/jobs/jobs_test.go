@@ -64,6 +64,16 @@ func fleet(t testing.TB, n int) *memstore.Store {
 // year and the premium plan at one device.
 func stricter(t testing.TB) *licensing.Policy {
 	t.Helper()
+	p, err := licensing.ParsePolicy(bytes.NewReader(stricterJSON(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// stricterJSON is stricter's document.
+func stricterJSON(t testing.TB) []byte {
+	t.Helper()
 	var doc map[string]any
 	if err := json.Unmarshal(licensing.DefaultPolicyJSON(), &doc); err != nil {
 		t.Fatal(err)
@@ -76,11 +86,7 @@ func stricter(t testing.TB) *licensing.Policy {
 	}
 	doc["plans"].(map[string]any)["premium"].(map[string]any)["max_download_devices"] = 1
 	b, _ := json.Marshal(doc)
-	p, err := licensing.ParsePolicy(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return b
 }
 
 // TestFleetWhatIfIsTheSumOfMembers: over 1,000 members, the fleet what-if,

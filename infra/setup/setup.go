@@ -25,6 +25,7 @@ import (
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/projector"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -368,6 +369,19 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 		return nil, err
 	}
 	return NewProcessor(DynamoStores(dynamo.Layout(db, c.Dynamo.Tables())), c.SnapshotEvery, policy), nil
+}
+
+// JobStores are what the job function reads and writes on the tables c
+// names: the logs (segments of a parallel scan), the refusals (what-if's
+// refusals it would grant) and the job results.
+func JobStores(ctx context.Context, c Config) (jobs.Stores, jobs.Results, error) {
+	c = c.WithDefaults()
+	db, err := dynamo.NewClient(ctx, c.Dynamo)
+	if err != nil {
+		return jobs.Stores{}, nil, err
+	}
+	s := dynamo.Layout(db, c.Dynamo.Tables())
+	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals}, s.JobResults, nil
 }
 
 // NewProcessor is the stream function over s: its projections, in the

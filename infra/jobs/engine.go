@@ -1,0 +1,113 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/dlicense/dlicense/domain/kernel"
+	"github.com/dlicense/dlicense/domain/licensing"
+)
+
+// Results keep a job's results: each slice's summary written once (a
+// slice run again keeps the first, equal one), and the job's.
+type Results interface {
+	SaveSlice(ctx context.Context, job string, segment int, data []byte) error
+	Slices(ctx context.Context, job string) ([][]byte, error)
+	SaveSummary(ctx context.Context, job string, data []byte) error
+}
+
+// Batch is what the distributed engine hands the job function: a batch of
+// segment numbers (the Distributed Map's ItemBatcher: Items) with what
+// every item of the job shares (BatchInput); or, with Reduce, the end of
+// the job.
+type Batch struct {
+	Items      []int      `json:"Items"`
+	BatchInput BatchInput `json:"BatchInput"`
+	// Reduce asks for the job's summary, from its slices' (the state
+	// machine's last step); BatchInput names the job.
+	Reduce bool `json:"reduce,omitempty"`
+}
+
+// BatchInput is what every slice of a job shares.
+type BatchInput struct {
+	Job    string          `json:"job"`
+	Kind   string          `json:"kind"`
+	Total  int             `json:"total"`
+	Policy json.RawMessage `json:"policy,omitempty"`
+}
+
+// BatchResult is what the job function answers: the segments it ran, and,
+// for a reduce, the job's summary.
+type BatchResult struct {
+	Segments []int    `json:"segments"`
+	Members  int      `json:"members"`
+	Summary  *Summary `json:"summary,omitempty"`
+}
+
+// Handle runs a batch of slices and writes each slice's summary once; or,
+// for a reduce, merges the slices written into the job's summary. An
+// error makes the engine retry the whole batch: slices already written
+// are not written again.
+func Handle(ctx context.Context, st Stores, res Results, b Batch) (BatchResult, error) {
+	in := b.BatchInput
+	if !kernel.ValidID(in.Job) {
+		return BatchResult{}, kernel.Invalid("job", "job must be 1 to 64 letters, digits or . _ : -")
+	}
+	if b.Reduce {
+		sum, err := Reduce(ctx, res, in.Job, in.Kind)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		return BatchResult{Members: sum.Members, Summary: &sum}, nil
+	}
+	sl := Slice{Kind: in.Kind, Total: in.Total}
+	if len(in.Policy) > 0 {
+		p, err := licensing.ParsePolicy(bytes.NewReader(in.Policy))
+		if err != nil {
+			return BatchResult{}, kernel.Invalid("policy", "%v", err)
+		}
+		sl.Policy = p
+	}
+	out := BatchResult{Segments: []int{}}
+	for _, seg := range b.Items {
+		sl.Segment = seg
+		sum, err := Run(ctx, st, sl)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		data, err := json.Marshal(sum)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		if err := res.SaveSlice(ctx, in.Job, seg, data); err != nil {
+			return BatchResult{}, err
+		}
+		out.Segments = append(out.Segments, seg)
+		out.Members += sum.Members
+	}
+	return out, nil
+}
+
+// Reduce merges the slices written of a job into its summary, and writes
+// it.
+func Reduce(ctx context.Context, res Results, job, kind string) (Summary, error) {
+	slices, err := res.Slices(ctx, job)
+	if err != nil {
+		return Summary{}, err
+	}
+	sum := Summary{Kind: kind}
+	for i, b := range slices {
+		var s Summary
+		if err := json.Unmarshal(b, &s); err != nil {
+			return Summary{}, fmt.Errorf("job %s, slice %d: %w", job, i, err)
+		}
+		sum.Merge(s)
+	}
+	data, err := json.Marshal(sum)
+	if err != nil {
+		return Summary{}, err
+	}
+	return sum, res.SaveSummary(ctx, job, data)
+}
