@@ -33,13 +33,13 @@ help:
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
 # serialises writes. The packages with shared state (the embedded store, the
-# local server, the handler, the stream poller, the regions' emulation) run
-# under the race detector.
+# local server, the handler, the stream poller, the regions' emulation, the
+# local job engine) run under the race detector.
 # The stream and fault suites, the heaviest, each get a fresh DynamoDB Local:
 # it slows down as its tables and streams fill.
-RACE_PKGS := ./infra/memstore/... ./infra/dev/local/... ./infra/httpapi/... ./infra/dev/regions/...
+RACE_PKGS := ./infra/memstore/... ./infra/dev/local/... ./infra/httpapi/... ./infra/dev/regions/... ./infra/jobs/...
 test: lint
-	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/projector -e /infra/dev/faults -e /infra/memstore -e /infra/dev/local -e /infra/httpapi -e /infra/dev/regions)
+	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/projector -e /infra/dev/faults -e /infra/memstore -e /infra/dev/local -e /infra/httpapi -e /infra/dev/regions -e /infra/jobs)
 	$(WITH_DDB) $(GO) test -race -count=1 -p 1 -timeout 10m $(RACE_PKGS)
 	$(WITH_DDB) $(GO) test -race -count=1 -timeout 10m ./infra/projector/...
 	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/dev/faults/...

@@ -20,6 +20,7 @@ import (
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
 // Licensing is what the API asks of the licensing service.
@@ -76,6 +77,8 @@ type Services struct {
 	// and expiry) and returns its member and the licence as the token
 	// states it; it serves the licence status route.
 	VerifyLicence func(token string) (member string, claimed licensing.LicenceStatus, err error)
+	// Jobs runs the fleet-wide jobs (the job routes; none if nil).
+	Jobs jobs.Engine
 }
 
 // Options tune the handler.
@@ -157,7 +160,7 @@ type handler func(a *api, w http.ResponseWriter, r *http.Request, id Identity)
 // but serves no API (the stream function) links none of the handlers.
 func routes() []route {
 	var all []route
-	for _, t := range [][]route{licenceRoutes, statusRoutes, viewRoutes, historyRoutes, adminRoutes, memberRoutes, withdrawalRoutes, publicRoutes} {
+	for _, t := range [][]route{licenceRoutes, statusRoutes, viewRoutes, historyRoutes, adminRoutes, memberRoutes, withdrawalRoutes, jobRoutes, publicRoutes} {
 		all = append(all, t...)
 	}
 	return all

@@ -6,6 +6,7 @@ import (
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
 // CodeInfo is one stable code of the catalogue.
@@ -46,6 +47,7 @@ var Codes = []CodeInfo{
 	{viewing.CodeViewNotFound, http.StatusNotFound, "No such view on this device (another member's or device's answers the same)."},
 	{"STUDIO_NOT_FOUND", http.StatusNotFound, "The studio is not in the catalogue."},
 	{"WITHDRAWAL_NOT_FOUND", http.StatusNotFound, "The title was not withdrawn."},
+	{jobs.CodeJobNotFound, http.StatusNotFound, "No such fleet-wide job."},
 	{"METHOD_NOT_ALLOWED", http.StatusMethodNotAllowed, "The route does not take this method; `Allow` lists those it takes."},
 	// 409
 	{kernel.CodeKeyReused, http.StatusConflict, "The Idempotency-Key was used for a different request."},
@@ -53,6 +55,7 @@ var Codes = []CodeInfo{
 	{viewing.CodeOutOfOrder, http.StatusConflict, "A heartbeat older than one already applied."},
 	{viewing.CodeErasureInProgress, http.StatusConflict, "The account's viewing history is being erased; retry shortly."},
 	{licensing.CodeWithdrawalExists, http.StatusConflict, "The title is already withdrawn from another time."},
+	{jobs.CodeJobRunning, http.StatusConflict, "A fleet-wide job of that kind is running; follow it, or wait until it ends."},
 	// 413, 415
 	{CodeBodyTooLarge, http.StatusRequestEntityTooLarge, "The body is over 256 KB (MaxBody)."},
 	{CodeUnsupportedMedia, http.StatusUnsupportedMediaType, "The body is not application/json."},

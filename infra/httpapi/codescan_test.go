@@ -15,7 +15,7 @@ import (
 )
 
 // codeSources are the packages whose errors reach the API.
-var codeSources = []string{"../../domain/kernel", "../../domain/licensing", "../../domain/viewing", ".", "../dynamo", "../tokens"}
+var codeSources = []string{"../../domain/kernel", "../../domain/licensing", "../../domain/viewing", ".", "../dynamo", "../tokens", "../jobs", "../stepjobs"}
 
 // scanCodes reads the production sources of codeSources and returns every
 // stable code an error or problem is built with (kernel.Errorf's code,

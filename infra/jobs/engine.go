@@ -111,3 +111,5 @@ func Reduce(ctx context.Context, res Results, job, kind string) (Summary, error)
 	}
 	return sum, res.SaveSummary(ctx, job, data)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

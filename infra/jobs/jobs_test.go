@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/memstore"
@@ -181,5 +182,53 @@ func TestAnEmptyFleet(t *testing.T) {
 	}
 	if err := (jobs.Slice{Kind: "defrag", Total: 4}).Check(); err == nil {
 		t.Errorf("an unknown kind was accepted")
+	}
+}
+
+// gated holds every listing until released: a job that keeps running.
+type gated struct {
+	jobs.Members
+	release chan struct{}
+}
+
+func (g gated) MembersOf(ctx context.Context, segment, total int, fn func(string) error) error {
+	<-g.release
+	return g.Members.MembersOf(ctx, segment, total, fn)
+}
+
+// TestTheLocalEngine: a job of a kind running refuses another of that
+// kind (JOB_RUNNING), not of another; the job's status counts the slices
+// done, and ends with the summary RunLocal gives.
+func TestTheLocalEngine(t *testing.T) {
+	store := fleet(t, 60)
+	release := make(chan struct{})
+	e := &jobs.Local{Stores: jobs.Stores{Members: gated{store, release}, Events: store}, Results: store, Workers: 2}
+	ctx := context.Background()
+	if err := e.Start(ctx, "recount-1", jobs.Request{Kind: jobs.KindRecount, Segments: 6, MaxConcurrency: 2}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Start(ctx, "recount-2", jobs.Request{Kind: jobs.KindRecount, Segments: 6, MaxConcurrency: 2})
+	if kernel.KindOf(err) != kernel.KindConflict {
+		t.Errorf("a second recount while one runs = %v, want JOB_RUNNING", err)
+	}
+	if st, err := e.Status(ctx, "recount-1"); err != nil || st.State != jobs.StateRunning || st.SegmentsDone != 0 {
+		t.Errorf("status while held = %+v, %v", st, err)
+	}
+	close(release)
+	var st jobs.Status
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st, err = e.Status(ctx, "recount-1"); err != nil || st.State != jobs.StateRunning {
+			break
+		}
+	}
+	want, _ := jobs.RunLocal(ctx, jobs.Stores{Members: store, Events: store}, jobs.Slice{Kind: jobs.KindRecount, Total: 6}, 1, 1, nil)
+	if st.State != jobs.StateSucceeded || st.SegmentsDone != 6 || st.Summary == nil || !reflect.DeepEqual(st.Summary.Counts, want.Counts) {
+		t.Errorf("the job = %+v, want SUCCEEDED, 6 segments, the recount", st)
+	}
+	if _, err := e.Status(ctx, "recount-9"); kernel.KindOf(err) != kernel.KindNotFound {
+		t.Errorf("an unknown job = %v, want JOB_NOT_FOUND", err)
+	}
+	if err := e.Start(ctx, "recount-3", jobs.Request{Kind: jobs.KindRecount, Segments: 2, MaxConcurrency: 1}); err != nil {
+		t.Errorf("a recount once the first ended = %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,9 +28,12 @@ import (
 // Store is the in-memory store of every port, safe for concurrent use.
 // The zero value is not usable; call New.
 type Store struct {
-	mu      sync.Mutex
-	streams map[string]*stream
-	subs    []func(stream string, events []licensing.StoredEvent)
+	mu sync.Mutex
+	// jobSlices and jobSummaries are the fleet-wide jobs' results.
+	jobSlices    map[string]map[int][]byte
+	jobSummaries map[string][]byte
+	streams      map[string]*stream
+	subs         []func(stream string, events []licensing.StoredEvent)
 	// screenSubs hear screen writes (views), like subs hear appends, and
 	// erasureSubs the erasures of members' viewing data.
 	screenSubs  []func(ScreenChange)
@@ -473,4 +477,43 @@ func SegmentOf(member string, total int) int {
 	h := fnv.New32a()
 	h.Write([]byte(member))
 	return int(h.Sum32() % uint32(max(total, 1)))
+}
+
+// SaveSlice keeps a job slice's result once (jobs.Results).
+func (s *Store) SaveSlice(_ context.Context, job string, segment int, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobSlices == nil {
+		s.jobSlices = map[string]map[int][]byte{}
+	}
+	if s.jobSlices[job] == nil {
+		s.jobSlices[job] = map[int][]byte{}
+	}
+	if _, ok := s.jobSlices[job][segment]; !ok {
+		s.jobSlices[job][segment] = slices.Clone(data)
+	}
+	return nil
+}
+
+// Slices returns a job's slice results, by segment (jobs.Results).
+func (s *Store) Slices(_ context.Context, job string) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	segs := slices.Sorted(maps.Keys(s.jobSlices[job]))
+	out := make([][]byte, len(segs))
+	for i, seg := range segs {
+		out[i] = slices.Clone(s.jobSlices[job][seg])
+	}
+	return out, nil
+}
+
+// SaveSummary keeps a job's summary (jobs.Results).
+func (s *Store) SaveSummary(_ context.Context, job string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobSummaries == nil {
+		s.jobSummaries = map[string][]byte{}
+	}
+	s.jobSummaries[job] = slices.Clone(data)
+	return nil
 }

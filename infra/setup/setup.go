@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -27,6 +28,7 @@ import (
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/stepjobs"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
@@ -87,6 +89,9 @@ type Config struct {
 	// function's timeout (10 s in the template) must be longer.
 	RequestBudget time.Duration
 	AdminBudget   time.Duration
+	// JobsStateMachine is the ARN of the fleet-wide jobs' state machine
+	// (env JOBS_STATE_MACHINE_ARN; the job routes answer 503 without it).
+	JobsStateMachine string
 }
 
 // WithDefaults is c with every unset setting at its default.
@@ -140,6 +145,7 @@ func FromEnv() (Config, error) {
 		SigningKeysParameter: os.Getenv("SIGNING_KEYS_PARAMETER"),
 		Issuer:               os.Getenv("TOKEN_ISSUER"),
 		PlanClaim:            os.Getenv("PLAN_CLAIM"),
+		JobsStateMachine:     os.Getenv("JOBS_STATE_MACHINE_ARN"),
 	}
 	if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -249,6 +255,9 @@ type App struct {
 	// Dynamo and DB are the DynamoDB stores and client, when on DynamoDB.
 	Dynamo *dynamo.Stores
 	DB     *dynamodb.Client
+	// Jobs runs the fleet-wide jobs: the state machine in AWS, a pool of
+	// workers in local runs (none: the job routes answer 503).
+	Jobs jobs.Engine
 
 	config    Config
 	policy    *licensing.Policy
@@ -268,6 +277,13 @@ func Build(ctx context.Context, c Config) (*App, error) {
 		return nil, err
 	}
 	app.Dynamo, app.DB = &stores, db
+	if c.JobsStateMachine != "" {
+		cfg, err := dynamo.AWSConfig(ctx, c.Dynamo)
+		if err != nil {
+			return nil, err
+		}
+		app.Jobs = &stepjobs.Engine{SFN: sfn.NewFromConfig(cfg), StateMachine: c.JobsStateMachine, Results: stores.JobResults}
+	}
 	return app, nil
 }
 
@@ -327,7 +343,7 @@ func (a *App) Handler() http.Handler {
 	c := a.config
 	svc := httpapi.Services{
 		Licensing: a.Licensing, Policy: a.Licensing.Policy, Signer: a.Signer, Viewing: a.Viewing,
-		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals,
+		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals, Jobs: a.Jobs,
 		VerifyLicence: func(token string) (string, licensing.LicenceStatus, error) {
 			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {

@@ -25,7 +25,8 @@ const jwksRoute = "GET /.well-known/jwks.json"
 // the template documents it, and what is listed here is what the function
 // needs: the event log, its stream, and the on-failure queue.
 var expectedActions = map[string][]string{
-	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "ssm:GetParameter"},
+	"ApiFunction": {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "ssm:GetParameter",
+		"states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
 	"StreamsFunction": {
 		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage",

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dlicense/dlicense/infra/changestream"
+	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/ops/eventsource"
 	"github.com/dlicense/dlicense/infra/setup"
@@ -29,6 +30,10 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a.Jobs == nil {
+			d := a.Dynamo
+			a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: d.Log, Events: d.Log, Refusals: d.Refusals}, Results: d.JobResults, Workers: LocalJobWorkers}
+		}
 		return &App{App: a}, nil
 	case "memory":
 		m := memstore.New()
@@ -36,10 +41,15 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
+		a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: m, Events: m, Refusals: m}, Results: m, Workers: LocalJobWorkers}
 		return &App{App: a, Memory: m}, nil
 	}
 	return nil, fmt.Errorf("store %q: want dynamo or memory", store)
 }
+
+// LocalJobWorkers is how many slices of a fleet-wide job a local run
+// runs at once (the Distributed Map's part).
+const LocalJobWorkers = 4
 
 // MemoryStores are m for every store.
 func MemoryStores(m *memstore.Store) setup.Stores {
