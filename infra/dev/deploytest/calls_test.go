@@ -152,6 +152,10 @@ func TestTheAPICallsOnlyWhatItIsGranted(t *testing.T) {
 		t.Fatal(err)
 	}
 	runSamples(t, "dynamo", setup.Config{Dynamo: cfg, SigningKeys: key.Encode(), Issuer: "dlicense", PlanClaim: "plan"})
+	// The job samples run on the local engine, which scans the logs as the
+	// job function does in AWS (its grant is checked on JobsFunction); the
+	// API there only starts and follows executions.
+	delete(c.ops, "dynamodb:Scan")
 	c.check(t, "ApiFunction")
 }
 

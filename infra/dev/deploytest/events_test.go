@@ -138,7 +138,7 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 	}
 	h := lambda.NewHandler(algnhsa.New(parts.Handler(), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2}))
 
-	var licence, view, licenceToken string
+	var licence, view, licenceToken, job string
 	var issued time.Time
 	samples := apiEvents(t)
 	var acquire events.APIGatewayV2HTTPRequest
@@ -337,6 +337,16 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("withdraw a studio = %v", doc)
 			}
 		}},
+		{"admin-start-job.json", 202, "application/json", func(t *testing.T, doc map[string]any) {
+			if job, _ = doc["job_id"].(string); doc["kind"] != "recount" || doc["state"] != "RUNNING" || job == "" {
+				t.Errorf("start a job = %v", doc)
+			}
+		}},
+		{"admin-job.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["job_id"] != job || doc["kind"] != "recount" || doc["segments"] != 4.0 {
+				t.Errorf("the job = %v, want %s, a recount over 4 segments", doc, job)
+			}
+		}},
 		{"console.json", 200, "text/html; charset=utf-8", nil},
 		{"console-file.json", 200, "text/javascript; charset=utf-8", nil},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {
@@ -364,6 +374,9 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 		}
 		if view != "" {
 			payload = []byte(strings.ReplaceAll(string(payload), exampleView, view))
+		}
+		if job != "" {
+			payload = []byte(strings.ReplaceAll(string(payload), "JOB_ID_EXAMPLE", job))
 		}
 		out, err := h.Invoke(ctx, payload)
 		if err != nil {

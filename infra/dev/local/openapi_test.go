@@ -389,6 +389,8 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("DELETE", "/v1/admin/members/dora-doc/licences", admin, "", 200, "Idempotency-Key", "doc-close")
 	call("DELETE", "/v1/history", member, "", 202)
 	call("DELETE", "/v1/admin/members/someone-else/viewing", admin, "", 202)
+	doc = call("POST", "/v1/admin/jobs", admin, `{"kind":"recount","segments":2}`, 202)
+	call("GET", "/v1/admin/jobs/"+doc["job_id"].(string), admin, "", 200)
 
 	for _, r := range httpapi.Routes() {
 		if !called[r] {
