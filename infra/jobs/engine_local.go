@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -169,7 +170,7 @@ func (l *Local) Status(ctx context.Context, id string) (Status, error) {
 // what-if without a valid policy.
 func CheckRequest(r Request) error {
 	switch {
-	case r.Kind != KindWhatIf && r.Kind != KindRecount:
+	case !slices.Contains(Kinds, r.Kind):
 		return kernel.Invalid("kind", "kind must be one of %v", Kinds)
 	case r.Segments < 1 || r.Segments > 1000:
 		return kernel.Invalid("segments", "segments must be from 1 to 1000")
@@ -177,8 +178,8 @@ func CheckRequest(r Request) error {
 		return kernel.Invalid("max_concurrency", "max_concurrency must be from 1 to 10000")
 	case r.Kind == KindWhatIf && len(r.Policy) == 0:
 		return kernel.Invalid("policy", "a what-if needs a policy")
-	case r.Kind == KindRecount && len(r.Policy) > 0:
-		return kernel.Invalid("policy", "a recount takes no policy")
+	case r.Kind != KindWhatIf && len(r.Policy) > 0:
+		return kernel.Invalid("policy", "only a what-if takes a policy")
 	}
 	if r.Kind == KindWhatIf {
 		if _, err := licensing.ParsePolicy(bytesReader(r.Policy)); err != nil {

@@ -27,12 +27,14 @@ import (
 
 // The job kinds.
 const (
-	KindWhatIf  = "whatif"
-	KindRecount = "recount"
+	KindWhatIf    = "whatif"
+	KindRecount   = "recount"
+	KindSnapshots = "snapshots"
+	KindHolders   = "holders"
 )
 
 // Kinds are the kinds a job may be.
-var Kinds = []string{KindWhatIf, KindRecount}
+var Kinds = []string{KindWhatIf, KindRecount, KindSnapshots, KindHolders}
 
 // MaxSegments bounds a job's segments (DynamoDB allows a million; a
 // Distributed Map, any number; this keeps a summary's slices countable).
@@ -45,12 +47,18 @@ type Members interface {
 	MembersOf(ctx context.Context, segment, total int, fn func(member string) error) error
 }
 
-// Stores are what a slice reads.
+// Stores are what a slice reads, and the rebuilds write.
 type Stores struct {
 	Members Members
 	Events  licensing.EventStore
 	// Refusals, when set, are read for what-if's refusals it would grant.
 	Refusals licensing.RefusalStore
+	// Snapshots and Holders are what the snapshots and holders jobs
+	// write (those jobs are refused without them); Policy is the
+	// service's, which snapshots are kept for.
+	Snapshots licensing.SnapshotStore
+	Holders   licensing.HolderStore
+	Policy    *licensing.Policy
 }
 
 // Slice is one segment of one job.
@@ -100,6 +108,10 @@ type Summary struct {
 	Samples    []string       `json:"samples,omitempty"`
 	// Recount: the counters recounted from the logs, by scope and field.
 	Counts map[string]licensing.Counts `json:"counts,omitempty"`
+	// Rebuilds: snapshots written (the others were the same already) and
+	// holders recorded.
+	Written int `json:"written,omitempty"`
+	Holders int `json:"holders,omitempty"`
 }
 
 // Merge adds o to s.
@@ -113,6 +125,8 @@ func (s *Summary) Merge(o Summary) {
 	s.Errors += o.Errors
 	s.Flips += o.Flips
 	s.WouldGrant += o.WouldGrant
+	s.Written += o.Written
+	s.Holders += o.Holders
 	for _, m := range []struct {
 		to   *map[string]int
 		from map[string]int
@@ -153,6 +167,18 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 	if err := sl.Check(); err != nil {
 		return Summary{}, err
 	}
+	var logs LogStore
+	switch sl.Kind {
+	case KindSnapshots:
+		var ok bool
+		if logs, ok = st.Events.(LogStore); !ok || st.Policy == nil {
+			return Summary{}, kernel.Invalid("kind", "this engine does not rebuild snapshots")
+		}
+	case KindHolders:
+		if st.Holders == nil {
+			return Summary{}, kernel.Invalid("kind", "this engine does not record holders")
+		}
+	}
 	sum := Summary{Kind: sl.Kind, Segments: 1}
 	err := st.Members.MembersOf(ctx, sl.Segment, sl.Total, func(member string) error {
 		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{Consistent: true})
@@ -170,6 +196,20 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 			return whatIf(ctx, st, sl.Policy, member, str.Events, &sum)
 		case KindRecount:
 			recount(str.Events, &sum)
+		case KindSnapshots:
+			_, written, err := Snapshot(ctx, logs, st.Policy, member)
+			if err != nil {
+				return err
+			}
+			if written {
+				sum.Written++
+			}
+		case KindHolders:
+			n, err := Holders(ctx, st.Holders, member, str.Events)
+			if err != nil {
+				return err
+			}
+			sum.Holders += n
 		}
 		return nil
 	})

@@ -232,3 +232,50 @@ func TestTheLocalEngine(t *testing.T) {
 		t.Errorf("a recount once the first ended = %v", err)
 	}
 }
+
+// TestRebuildJobs: the snapshots job writes every member's snapshot (a
+// load then reads no event before it), and run again writes none; the
+// holders job records every title a member acquired.
+func TestRebuildJobs(t *testing.T) {
+	store := fleet(t, 80)
+	ctx := context.Background()
+	st := jobs.Stores{Members: store, Events: store, Snapshots: store, Holders: store, Policy: licensing.DefaultPolicy()}
+	sum, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindSnapshots, Total: 5}, 2, 1, nil)
+	if len(failed) > 0 || sum.Written != sum.Members || sum.Members == 0 {
+		t.Fatalf("snapshots = %+v, %v; want one written per member", sum, failed)
+	}
+	for m := range 80 {
+		str, _ := store.Load(ctx, fmt.Sprintf("fleet-%04d", m), licensing.LoadOptions{SnapshotSchema: licensing.StateSchema})
+		if str.Version() > 0 && (str.Snapshot == nil || str.Snapshot.Version != str.Version()) {
+			t.Errorf("fleet-%04d: snapshot %+v at v%d", m, str.Snapshot, str.Version())
+		}
+	}
+	if again, _ := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindSnapshots, Total: 5}, 2, 1, nil); again.Written != 0 {
+		t.Errorf("snapshots again wrote %d, want none", again.Written)
+	}
+	h, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindHolders, Total: 3}, 2, 1, nil)
+	if len(failed) > 0 || h.Holders == 0 {
+		t.Fatalf("holders = %+v, %v", h, failed)
+	}
+	// Every member that acquired a title is among its holders.
+	held := map[string]bool{}
+	for _, title := range titles {
+		if err := store.Holders(ctx, title, "", func(ms []string, _ string) error {
+			for _, m := range ms {
+				held[title+"/"+m] = true
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for m := range 80 {
+		member := fmt.Sprintf("fleet-%04d", m)
+		str, _ := store.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+		for _, e := range str.Events {
+			if a, ok := e.Payload.(*licensing.LicenceAcquired); ok && !held[a.Title+"/"+member] {
+				t.Errorf("%s acquired %s, and is not among its holders", member, a.Title)
+			}
+		}
+	}
+}

@@ -388,16 +388,21 @@ func StreamFunction(ctx context.Context, c Config) (*projector.Processor, error)
 }
 
 // JobStores are what the job function reads and writes on the tables c
-// names: the logs (segments of a parallel scan), the refusals (what-if's
-// refusals it would grant) and the job results.
+// names: the logs (segments of a parallel scan) and their snapshots, the
+// refusals (what-if's refusals it would grant), the title holders and the
+// job results; with the policy snapshots are kept for.
 func JobStores(ctx context.Context, c Config) (jobs.Stores, jobs.Results, error) {
 	c = c.WithDefaults()
+	policy, err := Policy(c.PolicyFile)
+	if err != nil {
+		return jobs.Stores{}, nil, err
+	}
 	db, err := dynamo.NewClient(ctx, c.Dynamo)
 	if err != nil {
 		return jobs.Stores{}, nil, err
 	}
 	s := dynamo.Layout(db, c.Dynamo.Tables())
-	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals}, s.JobResults, nil
+	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders, Policy: policy}, s.JobResults, nil
 }
 
 // NewProcessor is the stream function over s: its projections, in the

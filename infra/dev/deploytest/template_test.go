@@ -31,7 +31,7 @@ var expectedActions = map[string][]string{
 		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage",
 	},
-	"JobsFunction": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"},
+	"JobsFunction": {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"},
 }
 
 // deployment is what the checks read: the template and the Makefile.

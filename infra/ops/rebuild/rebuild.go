@@ -8,6 +8,7 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
 // LogStore is what a rebuild reads and writes.
@@ -59,21 +60,10 @@ func Members(ctx context.Context, s LogStore, p *licensing.Policy, members []str
 }
 
 // One rebuilds one member's snapshot for policy p and returns how many
-// events it folded and whether it wrote the snapshot.
+// events it folded and whether it wrote the snapshot (jobs.Snapshot, as the
+// snapshots job runs it).
 func One(ctx context.Context, s LogStore, p *licensing.Policy, member string) (events int, written bool, err error) {
-	st, _, err := licensing.LoadState(ctx, s, member, p, licensing.StateLoad{Consistent: true, Replay: true})
-	if err != nil {
-		return 0, false, err
-	}
-	if st.Version == 0 {
-		return 0, false, nil
-	}
-	snap, err := licensing.EncodeSnapshot(st, p)
-	if err != nil {
-		return int(st.Version), false, err
-	}
-	written, err = s.SaveSnapshot(ctx, snap)
-	return int(st.Version), written, err
+	return jobs.Snapshot(ctx, s, p, member)
 }
 
 // CounterStore is what a counter rebuild writes.
@@ -155,15 +145,10 @@ func Holders(ctx context.Context, s licensing.EventStore, hs licensing.HolderSto
 		if err != nil {
 			return n, fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
 		}
-		var held []licensing.Holder
-		for _, e := range str.Events {
-			held = append(held, licensing.HoldersOf(m, e)...)
-		}
-		if len(held) > 0 {
-			if err := hs.AddHolders(ctx, held); err != nil {
-				return n, err
-			}
-			n += len(held)
+		w, err := jobs.Holders(ctx, hs, m, str.Events)
+		n += w
+		if err != nil {
+			return n, err
 		}
 		if progress != nil {
 			progress(i + 1)

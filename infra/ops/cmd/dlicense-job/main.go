@@ -4,6 +4,7 @@
 //
 //	dlicense-job -kind whatif -policy new-policy.json [-segments 32] [-workers 4]
 //	dlicense-job -kind recount
+//	dlicense-job -kind snapshots | holders     rebuild every snapshot, record every holder
 //
 // It prints the job's summary as JSON. It reads TABLE_NAME, AWS_REGION and
 // DYNAMODB_ENDPOINT like the functions (VIEWING_TABLE_NAME for what-if's
@@ -26,10 +27,11 @@ import (
 	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/ops/progress"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func main() {
-	kind := flag.String("kind", "", "the job: whatif or recount")
+	kind := flag.String("kind", "", "the job: whatif, recount, snapshots or holders")
 	policyFile := flag.String("policy", "", "what-if: the policy document to decide the past by")
 	segments := flag.Int("segments", 32, "slices of the table (parallel-scan segments)")
 	workers := flag.Int("workers", 4, "slices run at once")
@@ -71,11 +73,15 @@ func run(kind, policyFile string, segments, workers int) error {
 		return err
 	}
 	stores := dynamo.Layout(db, cfg.Tables())
+	service, err := setup.Policy(os.Getenv("POLICY_FILE"))
+	if err != nil {
+		return err
+	}
 	meter := &dynamo.Meter{}
 	ctx = dynamo.WithMeter(ctx, meter)
 	bar := progress.New(int64(segments), kind+" over "+fmt.Sprint(segments)+" segments")
 	start := time.Now()
-	sum, failed := jobs.RunLocal(ctx, jobs.Stores{Members: stores.Log, Events: stores.Log, Refusals: stores.Refusals}, job, workers, 3, func(done int) { bar.Set(done) })
+	sum, failed := jobs.RunLocal(ctx, jobs.Stores{Members: stores.Log, Events: stores.Log, Refusals: stores.Refusals, Snapshots: stores.Log, Holders: stores.Holders, Policy: service}, job, workers, 3, func(done int) { bar.Set(done) })
 	bar.Finish()
 	took := time.Since(start)
 	out, _ := json.MarshalIndent(sum, "", "  ")
