@@ -159,10 +159,12 @@ func (s *Summary) Merge(o Summary) {
 	}
 }
 
-// Run runs one slice: every member of its segment, read consistently. A
-// member whose log cannot be read is counted in Errors and the slice goes
-// on; a store that is unavailable ends it with an error (the engine runs
-// it again).
+// Run runs one slice: every member of its segment. A log is read
+// eventually consistent (half the read units: a what-if or a recount of
+// the past does not need the last second); a snapshot is rebuilt from a
+// strongly consistent read. A member whose log cannot be read is counted
+// in Errors and the slice goes on; a store that is unavailable ends it
+// with an error (the engine runs it again).
 func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 	if err := sl.Check(); err != nil {
 		return Summary{}, err
@@ -181,7 +183,19 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 	}
 	sum := Summary{Kind: sl.Kind, Segments: 1}
 	err := st.Members.MembersOf(ctx, sl.Segment, sl.Total, func(member string) error {
-		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{Consistent: true})
+		if sl.Kind == KindSnapshots {
+			events, written, err := Snapshot(ctx, logs, st.Policy, member)
+			if err != nil {
+				return err
+			}
+			sum.Members++
+			sum.Events += events
+			if written {
+				sum.Written++
+			}
+			return nil
+		}
+		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{})
 		if err != nil {
 			if kernel.KindOf(err) == kernel.KindUnavailable || errors.Is(err, context.Canceled) {
 				return err
@@ -196,14 +210,6 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 			return whatIf(ctx, st, sl.Policy, member, str.Events, &sum)
 		case KindRecount:
 			recount(str.Events, &sum)
-		case KindSnapshots:
-			_, written, err := Snapshot(ctx, logs, st.Policy, member)
-			if err != nil {
-				return err
-			}
-			if written {
-				sum.Written++
-			}
 		case KindHolders:
 			n, err := Holders(ctx, st.Holders, member, str.Events)
 			if err != nil {

@@ -18,7 +18,9 @@ type Report struct {
 	// benchmark runs.
 	Domain, Acquire, Streams, Realistic, Viewing *Bench
 	// Outage is the store outage drill (BenchmarkStoreOutage).
-	Outage  *Bench
+	Outage *Bench
+	// Jobs is the fleet-wide what-if (BenchmarkFleetWhatIf).
+	Jobs    *Bench
 	Load    *Load
 	Sizes   []Size
 	Startup []Startup
@@ -89,6 +91,10 @@ var descriptions = map[string]string{
 		"clock moves a day between rounds, so remembered keys and idle cached states age as they would); the stream function " +
 		"polls the table's stream in the background with a one-second pause, as Lambda's batching window, so snapshots lag " +
 		"behind bursts, and catches up between rounds",
+	"BenchmarkFleetWhatIf": "the fleet-wide what-if (infra/jobs) over 1,000 members with varied histories (plans, devices, " +
+		"acquisitions over months, renewals, releases, refusals; 3.6 events a member) on DynamoDB Local, 16 segments of a " +
+		"parallel Scan, with 1, 2 and 4 workers: each member's log read strongly consistent and its refusals, decided " +
+		"again under a stricter policy",
 	"BenchmarkStoreOutage": "the outage drill at scale, on a DynamoDB Local of its own (on disk) with the shipped deadlines " +
 		"(500 ms an attempt, 1.5 s a request): 40 members each watching on a phone and holding a licence, 8 workers; each round " +
 		"(30 s apart by the service's clock) every member sends a heartbeat, reads its resume point, has its licence checked " +
@@ -288,6 +294,11 @@ func (r Report) Markdown() string {
 		b.WriteString("## DynamoDB Local: a store outage\n\n")
 		benchSection(&b, r.Outage)
 	}
+	if r.Jobs != nil {
+		b.WriteString("## DynamoDB Local: a fleet-wide job\n\n")
+		benchSection(&b, r.Jobs)
+		r.jobProjection(&b)
+	}
 	r.load(&b)
 	if len(r.Sizes) > 0 {
 		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, stripped, `-tags lambda.norpc,nethttpomithttp2`, built as usual otherwise (see the Makefile).\n\n| function | bootstrap | target |\n| --- | ---: | --- |\n")
@@ -391,6 +402,15 @@ func (r Report) headlines(b *strings.Builder) {
 			row{"store hung: time to answer, p99 (heartbeat 202 / resume stale / licence status from token / acquire 503)", strings.Join(ms, " / "), strings.Join(slices.Compact(verdicts), ", ")},
 			row{"store back: its return to each player's first accepted heartbeat, p50 / p99", duration(get("recovery-heartbeat-p50-µs")*1e3) + " / " + duration(get("recovery-heartbeat-p99-µs")*1e3), "—"},
 			row{"positions lost in the outage", value(get("positions-lost"), ""), verdict(x.Name, "positions-lost", get("positions-lost"))})
+	}
+	if x, ok := find(r.Jobs, "BenchmarkFleetWhatIf"); ok {
+		get := func(unit string) float64 { v, _ := x.Get(unit); return v }
+		p := projectJob(get("members/s-per-worker@1"), get("RCU/member"))
+		rows = append(rows,
+			row{"fleet what-if on DynamoDB Local: members/s per worker at 1 / 2 / 4 workers; read units a member", fmt.Sprintf("%.0f / %.0f / %.0f; %.2f",
+				get("members/s-per-worker@1"), get("members/s-per-worker@2"), get("members/s-per-worker@4"), get("RCU/member")), "—"},
+			row{"fleet what-if of 100 M members at MaxConcurrency 1,000, projected: wall time / cost", fmt.Sprintf("%s / $%.2f", shortDuration(p.Wall.Round(time.Second)), p.Total()),
+				verdictJob(p)})
 	}
 	if r.Load != nil {
 		for _, l := range r.Load.Levels {

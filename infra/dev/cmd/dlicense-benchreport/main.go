@@ -29,7 +29,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
-var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "outage", "load", "sizes", "startup"}
+var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "outage", "jobs", "load", "sizes", "startup"}
 
 type options struct {
 	write, only, phase                   string
@@ -120,7 +120,7 @@ func report(ctx context.Context, o options) error {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", part, err))
 		fmt.Fprintf(os.Stderr, "dlicense-benchreport: %s: %v\n", part, err)
 	}
-	if want["acquire"] || want["streams"] || want["realistic"] || want["viewing"] || want["load"] {
+	if want["acquire"] || want["streams"] || want["realistic"] || want["viewing"] || want["jobs"] || want["load"] {
 		tmp, err := os.MkdirTemp("", "benchreport-")
 		if err != nil {
 			return err
@@ -149,6 +149,7 @@ func report(ctx context.Context, o options) error {
 	rep.Viewing = bench("viewing", true, o.viewingTime, "^BenchmarkViewing$", "./infra/projector/")
 	// The drill starts, hangs, stops and restarts a DynamoDB Local of its own.
 	rep.Outage = bench("outage", false, o.outageTime, "^BenchmarkStoreOutage$", "./infra/dev/local/")
+	rep.Jobs = bench("jobs", true, "1x", "^BenchmarkFleetWhatIf$", "./infra/jobs/")
 	if want["load"] && ctx.Err() == nil {
 		if l, err := load(ctx, r, o); err != nil {
 			fail("load", err)
