@@ -247,6 +247,35 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot(t, "whatif")
 
+	// Jobs: the same stricter policy over every member of the service, a
+	// progress bar, then the flips by rule and studio as a table and as
+	// bars, counted as the API's job summary counts them.
+	b.show(t, "jobs")
+	b.do(t, "start a fleet what-if", chromedp.SetValue(chromedp.ID("job-policy"), stricter), chromedp.SetValue(chromedp.ID("job-segments"), "8"),
+		chromedp.Click(chromedp.CSS(`#job-form button[type=submit]`)))
+	b.wait(t, "the job's end", `document.getElementById('job-state').textContent.includes('SUCCEEDED')`)
+	job := eval[map[string]any](t, b, `({state: document.getElementById('job-state').textContent,
+	  progress: document.getElementById('job-progress').value, max: document.getElementById('job-progress').max,
+	  flips: document.getElementById('job-flips').textContent,
+	  rules: Object.fromEntries([...document.querySelectorAll('#job-chart-rules [data-kind=bar]')].map(g => [g.dataset.name, Number(g.dataset.count)])),
+	  rows: document.querySelectorAll('#job-table tr[data-kind=flip-count]').length})`)
+	t.Logf("jobs view: %v", job)
+	id := strings.Fields(job["state"].(string))[1]
+	_, summary := s.call(t, "GET", "/v1/admin/jobs/"+id, admin, "")
+	sum, _ := summary["summary"].(map[string]any)
+	byRule, _ := sum["by_rule"].(map[string]any)
+	rules, _ := job["rules"].(map[string]any)
+	if job["progress"] != job["max"] || job["max"] != 8.0 || len(rules) != len(byRule) || len(rules) == 0 ||
+		!strings.HasPrefix(job["flips"].(string), fmt.Sprint(sum["flips"])+" past") {
+		t.Errorf("jobs view = %v; want 8 of 8 segments, the flips and a bar per rule of %v", job, sum)
+	}
+	for rule, n := range byRule {
+		if rules[rule] != n {
+			t.Errorf("bar of %s = %v, the job's summary %v", rule, rules[rule], n)
+		}
+	}
+	b.shot(t, "jobs")
+
 	// Titles and studios: the counters, as tables.
 	today := time.Now().UTC().Format(time.DateOnly)
 	b.show(t, "titles")

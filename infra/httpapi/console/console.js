@@ -570,6 +570,79 @@ onSubmit('whatif-form', async () => {
   }
 });
 
+// ---- fleet-wide jobs ----
+
+$('job-policy-load').addEventListener('click', async () => {
+  showError($('job-error'), null);
+  try {
+    $('job-policy').value = JSON.stringify(await api('v1/admin/policy'), null, 2);
+  } catch (e) {
+    showError($('job-error'), e);
+  }
+});
+
+// chart draws the counts of a map (name → n) as horizontal bars, largest
+// first: an SVG with a bar, its name and its count per entry.
+function chart(id, caption, counts) {
+  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 12);
+  const max = Math.max(1, ...entries.map((e) => e[1])), W = 640, ROW = 22, LABEL = 200;
+  const svg = s('svg', { id, role: 'img', 'aria-label': caption, viewBox: `0 0 ${W} ${ROW * entries.length + 24}`, width: W, height: ROW * entries.length + 24 },
+    s('text', { x: 0, y: 14, class: 'caption' }, caption),
+    ...entries.map(([name, n], i) => s('g', { 'data-kind': 'bar', 'data-name': name, 'data-count': n },
+      s('text', { x: 0, y: 24 + ROW * i + 15 }, name),
+      s('rect', { x: LABEL, y: 24 + ROW * i + 3, width: Math.max(1, ((W - LABEL - 60) * n) / max), height: ROW - 6, class: 'bar' }),
+      s('text', { x: LABEL + ((W - LABEL - 60) * n) / max + 6, y: 24 + ROW * i + 15 }, String(n)))));
+  return entries.length ? svg : h('p', { class: 'note', text: caption + ': none.' });
+}
+
+function showJob(job) {
+  const p = $('job-progress');
+  p.max = Math.max(1, job.segments || 1);
+  p.value = job.segments_done || 0;
+  $('job-state').textContent = `Job ${str(job.job_id)} (${str(job.kind)}): ${str(job.state)}, ${job.segments_done} of ${job.segments} segments, ` +
+    `${job.members} members, ${job.errors} errors.`;
+  const sum = job.summary;
+  if (!sum) return $('job-result').replaceChildren();
+  const rows = (name, counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1]).map(([k, n]) => [name, k, n]);
+  const out = [h('p', { class: 'note', text: `${sum.members} members, ${sum.events} events over ${sum.segments} segments.` })];
+  if (sum.kind === 'whatif') {
+    out.push(h('p', { class: 'note', id: 'job-flips', text: `${sum.flips || 0} past grants or renewals would have been refused; ${sum.would_grant || 0} of the latest refusals would have been granted.` }),
+      table('job-table', 'Decisions the policy would have made differently, by rule, studio, plan and title', ['By', 'Which', 'Count'],
+        [...rows('rule', sum.by_rule), ...rows('studio', sum.by_studio), ...rows('plan', sum.by_plan), ...rows('title', sum.by_title)],
+        (r) => h('tr', { 'data-kind': 'flip-count' }, ...r.map((v) => td(v)))),
+      chart('job-chart-rules', 'Flips per rule', sum.by_rule), chart('job-chart-studios', 'Flips per studio', sum.by_studio),
+      h('p', { class: 'note', text: 'Sample members: ' + list(sum.samples).join(', ') }));
+  } else if (sum.kind === 'recount') {
+    out.push(table('job-table', 'Counters recounted from every log', ['Scope', 'Field', 'Count'],
+      Object.entries(sum.counts || {}).flatMap(([scope, f]) => Object.entries(f).map(([k, n]) => [scope, k, n])), (r) => h('tr', null, ...r.map((v) => td(v)))));
+  } else {
+    out.push(h('p', { class: 'note', text: sum.kind === 'snapshots' ? `${sum.written || 0} snapshots written.` : `${sum.holders || 0} holders recorded.` }));
+  }
+  put($('job-result'), ...out);
+}
+
+onSubmit('job-form', async () => {
+  const err = $('job-error'), kind = $('job-kind').value, body = { kind, segments: Number($('job-segments').value) || 32 };
+  showError(err, null);
+  if (kind === 'whatif') {
+    try { body.policy = JSON.parse($('job-policy').value); } catch (e) { return showError(err, new ApiError(0, 'NOT_JSON', 'the policy is not JSON: ' + e.message)); }
+  }
+  try {
+    let job = await api('v1/admin/jobs', 'POST', JSON.stringify(body));
+    status(`Job ${str(job.job_id)} started.`);
+    const id = job.job_id;
+    for (;;) {
+      job = await api(`v1/admin/jobs/${enc(id)}`);
+      showJob(job);
+      if (job.state !== 'RUNNING') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    status(`Job ${str(id)}: ${str(job.state)}.`);
+  } catch (e) {
+    showError(err, e);
+  }
+});
+
 // ---- titles and studios ----
 
 const today = new Date().toISOString().slice(0, 10);
