@@ -103,8 +103,9 @@ withdraw:
 	$(GO) run ./infra/ops/cmd/dlicense-withdraw $(if $(STUDIO),-studio $(STUDIO),-title $(TITLE))
 
 ## job: a fleet-wide job over every member of the table, a parallel-scan
-## segment at a time (KIND=whatif POLICY=file.json, or KIND=recount;
-## SEGMENTS=32 WORKERS=4); with make run-dynamodb running, DYNAMODB_ENDPOINT
+## segment at a time (KIND=whatif POLICY=file.json, or KIND=recount,
+## counters, snapshots, holders, viewing-rows or engagement; SEGMENTS=32
+## WORKERS=4); with make run-dynamodb running, DYNAMODB_ENDPOINT
 ## and TABLE_NAME=licensing-local point it at DynamoDB Local
 job:
 	$(GO) run ./infra/ops/cmd/dlicense-job -kind $(KIND) $(if $(POLICY),-policy $(POLICY)) -segments $(or $(SEGMENTS),32) -workers $(or $(WORKERS),4)

@@ -204,13 +204,24 @@ func (s *History) Erasures(ctx context.Context, members []string) (map[string]ti
 // one Scan of the table (history items only), a member once (a partition's
 // items come together).
 func (s *History) ViewingMembers(ctx context.Context, fn func(member string) error) error {
+	return s.viewingMembers(ctx, &dynamodb.ScanInput{}, fn)
+}
+
+// ViewingMembersOf calls fn with every member with a viewing history in
+// segment of total of a parallel Scan, each once (a partition's items all
+// fall in one segment, and come together): the members a job's slice
+// handles.
+func (s *History) ViewingMembersOf(ctx context.Context, segment, total int, fn func(member string) error) error {
+	return s.viewingMembers(ctx, &dynamodb.ScanInput{Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total))}, fn)
+}
+
+func (s *History) viewingMembers(ctx context.Context, in *dynamodb.ScanInput, fn func(member string) error) error {
 	last := ""
-	return s.t.scan(ctx, &dynamodb.ScanInput{
-		FilterExpression:          aws.String("begins_with(pk, :v) AND begins_with(sk, :h) AND #it = :k"),
-		ProjectionExpression:      aws.String("pk"),
-		ExpressionAttributeNames:  map[string]string{"#it": "it"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(viewingPrefix), ":h": str(historyPrefix), ":k": str(kindHistory)},
-	}, func(item map[string]types.AttributeValue) error {
+	in.FilterExpression = aws.String("begins_with(pk, :v) AND begins_with(sk, :h) AND #it = :k")
+	in.ProjectionExpression = aws.String("pk")
+	in.ExpressionAttributeNames = map[string]string{"#it": "it"}
+	in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": str(viewingPrefix), ":h": str(historyPrefix), ":k": str(kindHistory)}
+	return s.t.scan(ctx, in, func(item map[string]types.AttributeValue) error {
 		member, ok := memberOf(item, viewingPrefix)
 		if !ok || member == last {
 			return nil

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/jobs"
@@ -136,5 +138,72 @@ func TestTheJobFunction(t *testing.T) {
 	}
 	if slices, _ := stores.JobResults.Slices(ctx, "job-1"); len(slices) != 6 {
 		t.Errorf("%d slices written, want 6, once each", len(slices))
+	}
+}
+
+// TestViewingJobsOnDynamoDB: the viewing fleet's history entries, written
+// to DynamoDB Local, rebuild there the rows and engagement counts the
+// stream function keeps live, each member in exactly one segment of the
+// parallel scan of the history items.
+func TestViewingJobsOnDynamoDB(t *testing.T) {
+	const n = 60
+	db, table := dynamotest.Table(t)
+	stores := dynamo.OneTable(db, table)
+	mem, policy := viewingFleet(t, n)
+	ctx := context.Background()
+	viewers := 0
+	err := mem.ViewingMembers(ctx, func(member string) error {
+		viewers++
+		entries, _, err := mem.History(ctx, member, "", viewing.MaxPageSize)
+		if err != nil {
+			return err
+		}
+		var changes []viewing.HistoryMemberChange
+		for _, e := range entries {
+			changes = append(changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: e.Ended != ""}})
+		}
+		return stores.History.RecordHistory(ctx, changes)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for seg := range 4 {
+		if err := stores.History.ViewingMembersOf(ctx, seg, 4, func(m string) error { seen[m]++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for m, k := range seen {
+		if k != 1 {
+			t.Errorf("%s is in %d segments, want 1", m, k)
+		}
+	}
+	if len(seen) != viewers {
+		t.Errorf("the segments hold %d viewers, want %d", len(seen), viewers)
+	}
+	st := jobs.Stores{Viewing: stores.History, Policy: policy}
+	sum, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindViewingRows, Total: 4}, 2, 1, nil)
+	if len(failed) > 0 || sum.Members != viewers {
+		t.Fatalf("viewing-rows on DynamoDB = %+v, %v", sum, failed)
+	}
+	for key, want := range liveRows(t, mem, n) {
+		member, profile, _ := strings.Cut(key, "/")
+		got, err := stores.History.Row(ctx, member, profile)
+		if err != nil || got == nil || !reflect.DeepEqual(got.Entries, want) {
+			t.Errorf("row %s on DynamoDB = %+v (%v), want %+v", key, got, err, want)
+		}
+	}
+	sum, failed = jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindEngagement, Total: 4}, 2, 1, nil)
+	if len(failed) > 0 {
+		t.Fatal(failed)
+	}
+	if _, err := jobs.Finish(ctx, st, sum, 4); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range liveEngagement(t, mem) {
+		day, title, _ := strings.Cut(key, "/")
+		if got, err := stores.History.Engagement(ctx, title, day); err != nil || got != want {
+			t.Errorf("engagement of %s on %s on DynamoDB = %+v (%v), want %+v", title, day, got, err, want)
+		}
 	}
 }

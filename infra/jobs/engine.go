@@ -56,7 +56,7 @@ func Handle(ctx context.Context, st Stores, res Results, b Batch) (BatchResult, 
 		return BatchResult{}, kernel.Invalid("job", "job must be 1 to 64 letters, digits or . _ : -")
 	}
 	if b.Reduce {
-		sum, err := Reduce(ctx, res, in.Job, in.Kind)
+		sum, err := Reduce(ctx, st, res, in)
 		if err != nil {
 			return BatchResult{}, err
 		}
@@ -90,26 +90,29 @@ func Handle(ctx context.Context, st Stores, res Results, b Batch) (BatchResult, 
 	return out, nil
 }
 
-// Reduce merges the slices written of a job into its summary, and writes
-// it.
-func Reduce(ctx context.Context, res Results, job, kind string) (Summary, error) {
-	slices, err := res.Slices(ctx, job)
+// Reduce merges the slices written of job into its summary, does what
+// the job does at its end (Finish), and writes the summary.
+func Reduce(ctx context.Context, st Stores, res Results, job BatchInput) (Summary, error) {
+	slices, err := res.Slices(ctx, job.Job)
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Kind: kind}
+	sum := Summary{Kind: job.Kind}
 	for i, b := range slices {
 		var s Summary
 		if err := json.Unmarshal(b, &s); err != nil {
-			return Summary{}, fmt.Errorf("job %s, slice %d: %w", job, i, err)
+			return Summary{}, fmt.Errorf("job %s, slice %d: %w", job.Job, i, err)
 		}
 		sum.Merge(s)
+	}
+	if sum, err = Finish(ctx, st, sum, job.Total); err != nil {
+		return Summary{}, err
 	}
 	data, err := json.Marshal(sum)
 	if err != nil {
 		return Summary{}, err
 	}
-	return sum, res.SaveSummary(ctx, job, data)
+	return sum, res.SaveSummary(ctx, job.Job, data)
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

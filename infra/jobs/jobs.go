@@ -11,7 +11,21 @@
 //     have refused (and the refusals it would have granted), counted by
 //     rule, studio, plan and title, with sample members;
 //   - recount: every licence counter recounted from the logs, to compare
-//     with the live counters (a distributed recount sums the slices).
+//     with the live counters (a distributed recount sums the slices);
+//   - counters: the same recount, written over the live counters at the
+//     end (with the stream function paused, as the ops tool's);
+//   - snapshots, holders: each member's snapshot rebuilt, its titles
+//     recorded in the index of holders;
+//   - viewing-rows: each member's recently watched rows rebuilt from its
+//     history entries;
+//   - engagement: every title's engagement recounted from the history
+//     entries, written over the live counts at the end (stream function
+//     paused).
+//
+// The rebuilds write through the code the ops tools run (Snapshot,
+// Holders, Viewing); writes are idempotent (a slice run again writes the
+// same items), and the writes of the whole job's recounts happen once, at
+// the end (Finish), only when every slice ended.
 package jobs
 
 import (
@@ -23,18 +37,25 @@ import (
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // The job kinds.
 const (
 	KindWhatIf    = "whatif"
 	KindRecount   = "recount"
-	KindSnapshots = "snapshots"
-	KindHolders   = "holders"
+	KindCounters    = "counters"
+	KindSnapshots   = "snapshots"
+	KindHolders     = "holders"
+	KindViewingRows = "viewing-rows"
+	KindEngagement  = "engagement"
 )
 
 // Kinds are the kinds a job may be.
-var Kinds = []string{KindWhatIf, KindRecount, KindSnapshots, KindHolders}
+var Kinds = []string{KindWhatIf, KindRecount, KindCounters, KindSnapshots, KindHolders, KindViewingRows, KindEngagement}
+
+// viewingKind: the job goes over the members with a viewing history.
+func viewingKind(kind string) bool { return kind == KindViewingRows || kind == KindEngagement }
 
 // MaxSegments bounds a job's segments (DynamoDB allows a million; a
 // Distributed Map, any number; this keeps a summary's slices countable).
@@ -45,6 +66,29 @@ type Members interface {
 	// MembersOf calls fn with every member with at least one event whose
 	// log falls in segment of total (0 <= segment < total), each once.
 	MembersOf(ctx context.Context, segment, total int, fn func(member string) error) error
+}
+
+// CounterStore is the live licence counters, as the counters job (and the
+// ops tool) writes them.
+type CounterStore interface {
+	ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error
+	CounterScopes(ctx context.Context, fn func(scope string) error) error
+	// SetCounted records that a member's events up to version are counted.
+	SetCounted(ctx context.Context, member string, version int64) error
+}
+
+// ViewingStore is the viewing read models the viewing-rows and
+// engagement jobs rebuild from the history entries.
+type ViewingStore interface {
+	viewing.HistoryStore
+	// ViewingMembersOf calls fn with every member with a viewing history
+	// in segment of total of a parallel scan, each once.
+	ViewingMembersOf(ctx context.Context, segment, total int, fn func(member string) error) error
+	// ReplaceRows replaces a member's recently watched rows, by profile.
+	ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error
+	// ReplaceEngagement replaces every engagement count (by day, then
+	// title), and returns how many counts held before.
+	ReplaceEngagement(ctx context.Context, counts map[string]map[string]viewing.Engagement) (cleared int, err error)
 }
 
 // Stores are what a slice reads, and the rebuilds write.
@@ -59,6 +103,10 @@ type Stores struct {
 	Snapshots licensing.SnapshotStore
 	Holders   licensing.HolderStore
 	Policy    *licensing.Policy
+	// Counters are what the counters job writes; Viewing, what the
+	// viewing-rows and engagement jobs read and write.
+	Counters CounterStore
+	Viewing  ViewingStore
 }
 
 // Slice is one segment of one job.
@@ -112,6 +160,19 @@ type Summary struct {
 	// holders recorded.
 	Written int `json:"written,omitempty"`
 	Holders int `json:"holders,omitempty"`
+	// Viewing: history entries read, rows written, members skipped for an
+	// erasure under way.
+	Entries int `json:"entries,omitempty"`
+	Rows    int `json:"rows,omitempty"`
+	Erasing int `json:"erasing,omitempty"`
+	// Engagement: the counts recounted (by day, then title) until the job
+	// writes them (Finish), then how many title-days it wrote.
+	Engagement map[string]map[string]viewing.Engagement `json:"engagement,omitempty"`
+	TitleDays  int                                      `json:"title_days,omitempty"`
+	// Counters and engagement, once written: scopes written, and scopes or
+	// counts held before that no event counts any more (cleared).
+	Scopes  int `json:"scopes,omitempty"`
+	Cleared int `json:"cleared,omitempty"`
 }
 
 // Merge adds o to s.
@@ -127,6 +188,18 @@ func (s *Summary) Merge(o Summary) {
 	s.WouldGrant += o.WouldGrant
 	s.Written += o.Written
 	s.Holders += o.Holders
+	s.Entries += o.Entries
+	s.Rows += o.Rows
+	s.Erasing += o.Erasing
+	s.TitleDays += o.TitleDays
+	s.Scopes += o.Scopes
+	s.Cleared += o.Cleared
+	if len(o.Engagement) > 0 {
+		if s.Engagement == nil {
+			s.Engagement = map[string]map[string]viewing.Engagement{}
+		}
+		AddEngagement(s.Engagement, o.Engagement)
+	}
 	for _, m := range []struct {
 		to   *map[string]int
 		from map[string]int
@@ -161,10 +234,11 @@ func (s *Summary) Merge(o Summary) {
 
 // Run runs one slice: every member of its segment. A log is read
 // eventually consistent (half the read units: a what-if or a recount of
-// the past does not need the last second); a snapshot is rebuilt from a
-// strongly consistent read. A member whose log cannot be read is counted
-// in Errors and the slice goes on; a store that is unavailable ends it
-// with an error (the engine runs it again).
+// the past does not need the last second); a snapshot is rebuilt, and the
+// counters recounted, from strongly consistent reads. A member whose log
+// or history cannot be read is counted in Errors and the slice goes on; a
+// store that is unavailable ends it with an error (the engine runs it
+// again).
 func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 	if err := sl.Check(); err != nil {
 		return Summary{}, err
@@ -180,10 +254,28 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 		if st.Holders == nil {
 			return Summary{}, kernel.Invalid("kind", "this engine does not record holders")
 		}
+	case KindCounters:
+		if st.Counters == nil {
+			return Summary{}, kernel.Invalid("kind", "this engine does not write counters")
+		}
+	case KindViewingRows, KindEngagement:
+		if st.Viewing == nil || st.Policy == nil {
+			return Summary{}, kernel.Invalid("kind", "this engine does not rebuild viewing data")
+		}
 	}
 	sum := Summary{Kind: sl.Kind, Segments: 1}
-	err := st.Members.MembersOf(ctx, sl.Segment, sl.Total, func(member string) error {
-		if sl.Kind == KindSnapshots {
+	// skip counts a member that could not be read, unless the store is
+	// gone: then the slice ends, to be run again.
+	skip := func(err error) error {
+		if kernel.KindOf(err) == kernel.KindUnavailable || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		sum.Errors++
+		return nil
+	}
+	member := func(member string) error {
+		switch sl.Kind {
+		case KindSnapshots:
 			events, written, err := Snapshot(ctx, logs, st.Policy, member)
 			if err != nil {
 				return err
@@ -194,14 +286,33 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 				sum.Written++
 			}
 			return nil
-		}
-		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{})
-		if err != nil {
-			if kernel.KindOf(err) == kernel.KindUnavailable || errors.Is(err, context.Canceled) {
-				return err
+		case KindViewingRows, KindEngagement:
+			mv, err := Viewing(ctx, st.Viewing, st.Policy, member, sl.Kind == KindEngagement)
+			if err != nil {
+				return skip(err)
 			}
-			sum.Errors++
+			if mv.Erasing {
+				sum.Erasing++
+				return nil
+			}
+			sum.Members++
+			sum.Entries += mv.Entries
+			if sl.Kind == KindEngagement {
+				if sum.Engagement == nil {
+					sum.Engagement = map[string]map[string]viewing.Engagement{}
+				}
+				AddEngagement(sum.Engagement, mv.Engagement)
+				return nil
+			}
+			if err := st.Viewing.ReplaceRows(ctx, member, mv.Rows); err != nil {
+				return fmt.Errorf("rows of %s: %w", kernel.Pseudonym(member), err)
+			}
+			sum.Rows += len(mv.Rows)
 			return nil
+		}
+		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{Consistent: sl.Kind == KindCounters})
+		if err != nil {
+			return skip(err)
 		}
 		sum.Members++
 		sum.Events += len(str.Events)
@@ -209,6 +320,12 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 		case KindWhatIf:
 			return whatIf(ctx, st, sl.Policy, member, str.Events, &sum)
 		case KindRecount:
+			recount(str.Events, &sum)
+		case KindCounters:
+			// The stream function, resumed, counts only what follows.
+			if err := st.Counters.SetCounted(ctx, member, str.Version()); err != nil {
+				return err
+			}
 			recount(str.Events, &sum)
 		case KindHolders:
 			n, err := Holders(ctx, st.Holders, member, str.Events)
@@ -218,9 +335,81 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 			sum.Holders += n
 		}
 		return nil
-	})
+	}
+	var err error
+	if viewingKind(sl.Kind) {
+		err = st.Viewing.ViewingMembersOf(ctx, sl.Segment, sl.Total, member)
+	} else {
+		err = st.Members.MembersOf(ctx, sl.Segment, sl.Total, member)
+	}
 	if err != nil {
 		return Summary{}, fmt.Errorf("segment %d of %d: %w", sl.Segment, sl.Total, err)
+	}
+	return sum, nil
+}
+
+// Finish does what a job does once, at the end, with every slice's
+// summary merged into sum (total slices): the counters job writes the
+// counters recounted over the live ones (and clears scopes no event counts
+// any more); the engagement job writes the counts recounted over the live
+// ones, and keeps only how many in the summary. Both refuse unless every
+// slice ended (a recount of part of the members would wipe the others'),
+// and engagement while an erasure is under way. Writing again writes the
+// same: a retried end changes nothing twice.
+func Finish(ctx context.Context, st Stores, sum Summary, total int) (Summary, error) {
+	switch sum.Kind {
+	case KindCounters, KindEngagement:
+	default:
+		return sum, nil
+	}
+	if sum.Segments != total {
+		return sum, fmt.Errorf("only %d of %d slices ended: the live %s are left as they were", sum.Segments, total, sum.Kind)
+	}
+	if sum.Kind == KindEngagement {
+		if st.Viewing == nil {
+			return sum, kernel.Invalid("kind", "this engine does not rebuild viewing data")
+		}
+		if sum.Erasing > 0 {
+			return sum, fmt.Errorf("%d members have an erasure under way: let the stream function carry it out, then recount", sum.Erasing)
+		}
+		counts := sum.Engagement
+		if counts == nil {
+			counts = map[string]map[string]viewing.Engagement{}
+		}
+		cleared, err := st.Viewing.ReplaceEngagement(ctx, counts)
+		if err != nil {
+			return sum, err
+		}
+		sum.TitleDays, sum.Cleared, sum.Engagement = 0, cleared, nil
+		for _, titles := range counts {
+			sum.TitleDays += len(titles)
+		}
+		return sum, nil
+	}
+	if st.Counters == nil {
+		return sum, kernel.Invalid("kind", "this engine does not write counters")
+	}
+	var stale []string
+	if err := st.Counters.CounterScopes(ctx, func(scope string) error {
+		if sum.Counts[scope] == nil {
+			stale = append(stale, scope)
+		}
+		return nil
+	}); err != nil {
+		return sum, err
+	}
+	sum.Scopes, sum.Cleared = 0, 0
+	for scope, c := range sum.Counts {
+		if err := st.Counters.ReplaceCounts(ctx, scope, c); err != nil {
+			return sum, err
+		}
+		sum.Scopes++
+	}
+	for _, scope := range stale {
+		if err := st.Counters.ReplaceCounts(ctx, scope, licensing.Counts{}); err != nil {
+			return sum, err
+		}
+		sum.Cleared++
 	}
 	return sum, nil
 }

@@ -2,8 +2,12 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // LogStore is a member's log with its snapshot, as a snapshot rebuild reads
@@ -44,4 +48,80 @@ func Holders(ctx context.Context, hs licensing.HolderStore, member string, event
 		return 0, nil
 	}
 	return len(held), hs.AddHolders(ctx, held)
+}
+
+// MemberViewing is what a member's history entries rebuild: its recently
+// watched rows, by profile, and, when asked, its views' engagement (by
+// day, then title).
+type MemberViewing struct {
+	Entries    int
+	Rows       map[string]*viewing.Row
+	Engagement map[string]map[string]viewing.Engagement
+	// Erasing: an erasure of the member's is under way (nothing read).
+	Erasing bool
+}
+
+// Viewing reads a member's history entries, page by page, and folds them
+// into its rows and, with engagement, its views' engagement under policy
+// p (what completes a view). The ops tools and the viewing-rows and
+// engagement jobs both run it.
+func Viewing(ctx context.Context, hs viewing.HistoryStore, p *licensing.Policy, member string, engagement bool) (MemberViewing, error) {
+	out := MemberViewing{Rows: map[string]*viewing.Row{}}
+	if engagement {
+		out.Engagement = map[string]map[string]viewing.Engagement{}
+	}
+	after := ""
+	for {
+		page, more, err := hs.History(ctx, member, after, viewing.MaxPageSize)
+		if errors.Is(err, viewing.ErrErasurePending) {
+			return MemberViewing{Erasing: true}, nil // its erasure waits for the stream function
+		}
+		if err != nil {
+			return MemberViewing{}, fmt.Errorf("history of %s: %w", kernel.Pseudonym(member), err)
+		}
+		for _, e := range page {
+			out.Entries++
+			row := out.Rows[e.Profile]
+			if row == nil {
+				row = &viewing.Row{Profile: e.Profile}
+				out.Rows[e.Profile] = row
+			}
+			row.Watch(e)
+			if engagement {
+				day := viewing.Day(e.Started)
+				if out.Engagement[day] == nil {
+					out.Engagement[day] = map[string]viewing.Engagement{}
+				}
+				c := out.Engagement[day][e.Title]
+				c.Add(viewing.StartEngagement(e))
+				if e.Ended != "" {
+					t, _ := p.Title(e.Title)
+					c.Add(viewing.EndEngagement(e, t.Runtime.D(), p.Viewing))
+				}
+				out.Engagement[day][e.Title] = c
+			}
+		}
+		if !more || len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].Key()
+	}
+	for _, row := range out.Rows {
+		row.Version = 1
+	}
+	return out, nil
+}
+
+// AddEngagement adds the counts of from (by day, then title) to to.
+func AddEngagement(to, from map[string]map[string]viewing.Engagement) {
+	for day, titles := range from {
+		if to[day] == nil {
+			to[day] = map[string]viewing.Engagement{}
+		}
+		for title, e := range titles {
+			c := to[day][title]
+			c.Add(e)
+			to[day][title] = c
+		}
+	}
 }

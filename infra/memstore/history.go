@@ -245,10 +245,16 @@ func (s *Store) Erasures(ctx context.Context, members []string) (map[string]time
 // ViewingMembers calls fn with every member that has a viewing history, in
 // order.
 func (s *Store) ViewingMembers(ctx context.Context, fn func(member string) error) error {
+	return s.ViewingMembersOf(ctx, 0, 1, fn)
+}
+
+// ViewingMembersOf calls fn with every member with a viewing history that
+// falls in segment of total (SegmentOf), in order.
+func (s *Store) ViewingMembersOf(ctx context.Context, segment, total int, fn func(member string) error) error {
 	s.mu.Lock()
 	var members []string
 	for m, h := range s.history {
-		if len(h) > 0 {
+		if len(h) > 0 && SegmentOf(m, total) == segment {
 			members = append(members, m)
 		}
 	}

@@ -402,7 +402,16 @@ func JobStores(ctx context.Context, c Config) (jobs.Stores, jobs.Results, error)
 		return jobs.Stores{}, nil, err
 	}
 	s := dynamo.Layout(db, c.Dynamo.Tables())
-	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders, Policy: policy}, s.JobResults, nil
+	return DynamoJobStores(s, policy), s.JobResults, nil
+}
+
+// DynamoJobStores are what a job reads and writes over s, with policy the
+// service's: the logs (segments of a parallel scan) and their snapshots,
+// the refusals, the title holders, the counters and the viewing read
+// models.
+func DynamoJobStores(s dynamo.Stores, policy *licensing.Policy) jobs.Stores {
+	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders,
+		Counters: s.Counters, Viewing: s.History, Policy: policy}
 }
 
 // NewProcessor is the stream function over s: its projections, in the

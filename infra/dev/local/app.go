@@ -32,8 +32,7 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		}
 		if a.Jobs == nil {
 			d := a.Dynamo
-			a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: d.Log, Events: d.Log, Refusals: d.Refusals, Snapshots: d.Log, Holders: d.Holders, Policy: a.Policy()},
-				Results: d.JobResults, Workers: LocalJobWorkers}
+			a.Jobs = &jobs.Local{Stores: setup.DynamoJobStores(*d, a.Policy()), Results: d.JobResults, Workers: LocalJobWorkers}
 		}
 		return &App{App: a}, nil
 	case "memory":
@@ -42,7 +41,7 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Policy: a.Policy()}, Results: m, Workers: LocalJobWorkers}
+		a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Counters: m, Viewing: m, Policy: a.Policy()}, Results: m, Workers: LocalJobWorkers}
 		return &App{App: a, Memory: m}, nil
 	}
 	return nil, fmt.Errorf("store %q: want dynamo or memory", store)

@@ -67,12 +67,7 @@ func One(ctx context.Context, s LogStore, p *licensing.Policy, member string) (e
 }
 
 // CounterStore is what a counter rebuild writes.
-type CounterStore interface {
-	ReplaceCounts(ctx context.Context, scope string, counts licensing.Counts) error
-	CounterScopes(ctx context.Context, fn func(scope string) error) error
-	// SetCounted records that a member's events up to version are counted.
-	SetCounted(ctx context.Context, member string, version int64) error
-}
+type CounterStore = jobs.CounterStore
 
 // CounterReport counts what a counter rebuild did.
 type CounterReport struct {

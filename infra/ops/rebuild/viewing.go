@@ -2,12 +2,12 @@ package rebuild
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
 // ViewingStore is what a rebuild of the viewing read models reads and
@@ -49,51 +49,17 @@ func Viewing(ctx context.Context, s ViewingStore, p *licensing.Policy, members [
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
-		rows := map[string]*viewing.Row{}
-		after := ""
-		for {
-			page, more, err := s.History(ctx, m, after, viewing.MaxPageSize)
-			if errors.Is(err, viewing.ErrErasurePending) {
-				r.Erasing++ // its erasure waits for the stream function
-				rows = nil
-				break
-			}
-			if err != nil {
-				return r, fmt.Errorf("history of %s: %w", kernel.Pseudonym(m), err)
-			}
-			for _, e := range page {
-				r.Entries++
-				row := rows[e.Profile]
-				if row == nil {
-					row = &viewing.Row{Profile: e.Profile}
-					rows[e.Profile] = row
-				}
-				row.Watch(e)
-				if engagement {
-					day := viewing.Day(e.Started)
-					if counts[day] == nil {
-						counts[day] = map[string]viewing.Engagement{}
-					}
-					c := counts[day][e.Title]
-					c.Add(viewing.StartEngagement(e))
-					if e.Ended != "" {
-						t, _ := p.Title(e.Title)
-						c.Add(viewing.EndEngagement(e, t.Runtime.D(), p.Viewing))
-					}
-					counts[day][e.Title] = c
-				}
-			}
-			if !more || len(page) == 0 {
-				break
-			}
-			after = page[len(page)-1].Key()
+		mv, err := jobs.Viewing(ctx, s, p, m, engagement)
+		if err != nil {
+			return r, err
 		}
-		if rows == nil {
+		if mv.Erasing {
+			r.Erasing++
 			continue
 		}
-		for _, row := range rows {
-			row.Version = 1
-		}
+		r.Entries += mv.Entries
+		rows := mv.Rows
+		jobs.AddEngagement(counts, mv.Engagement)
 		if err := s.ReplaceRows(ctx, m, rows); err != nil {
 			return r, fmt.Errorf("rows of %s: %w", kernel.Pseudonym(m), err)
 		}

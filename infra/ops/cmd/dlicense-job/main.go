@@ -3,8 +3,11 @@
 // standing in for the distributed engine: the same slice handler.
 //
 //	dlicense-job -kind whatif -policy new-policy.json [-segments 32] [-workers 4]
-//	dlicense-job -kind recount
+//	dlicense-job -kind recount                 the counters recounted, to compare
 //	dlicense-job -kind snapshots | holders     rebuild every snapshot, record every holder
+//	dlicense-job -kind viewing-rows            rebuild every recently watched row
+//	dlicense-job -kind counters | engagement   recount and replace the live counts
+//	                                           (stream function paused, as for make rebuild)
 //
 // It prints the job's summary as JSON. It reads TABLE_NAME, AWS_REGION and
 // DYNAMODB_ENDPOINT like the functions (VIEWING_TABLE_NAME for what-if's
@@ -20,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -31,7 +35,7 @@ import (
 )
 
 func main() {
-	kind := flag.String("kind", "", "the job: whatif, recount, snapshots or holders")
+	kind := flag.String("kind", "", "the job: "+strings.Join(jobs.Kinds, ", "))
 	policyFile := flag.String("policy", "", "what-if: the policy document to decide the past by")
 	segments := flag.Int("segments", 32, "slices of the table (parallel-scan segments)")
 	workers := flag.Int("workers", 4, "slices run at once")
@@ -81,16 +85,21 @@ func run(kind, policyFile string, segments, workers int) error {
 	ctx = dynamo.WithMeter(ctx, meter)
 	bar := progress.New(int64(segments), kind+" over "+fmt.Sprint(segments)+" segments")
 	start := time.Now()
-	sum, failed := jobs.RunLocal(ctx, jobs.Stores{Members: stores.Log, Events: stores.Log, Refusals: stores.Refusals, Snapshots: stores.Log, Holders: stores.Holders, Policy: service}, job, workers, 3, func(done int) { bar.Set(done) })
+	js := setup.DynamoJobStores(stores, service)
+	sum, failed := jobs.RunLocal(ctx, js, job, workers, 3, func(done int) { bar.Set(done) })
 	bar.Finish()
+	if len(failed) > 0 {
+		return fmt.Errorf("%d segments failed every attempt: %v", len(failed), failed)
+	}
+	// The counters and engagement jobs write their recounts now.
+	if sum, err = jobs.Finish(ctx, js, sum, segments); err != nil {
+		return err
+	}
 	took := time.Since(start)
 	out, _ := json.MarshalIndent(sum, "", "  ")
 	fmt.Println(string(out))
 	u := meter.Usage()
 	fmt.Fprintf(os.Stderr, "%d members in %.1f s (%.0f members/s, %d workers); %d round trips, %.1f read units (%.2f a member)\n",
 		sum.Members, took.Seconds(), float64(sum.Members)/took.Seconds(), workers, u.RoundTrips, u.ReadUnits, u.ReadUnits/float64(max(sum.Members, 1)))
-	if len(failed) > 0 {
-		return fmt.Errorf("%d segments failed every attempt: %v", len(failed), failed)
-	}
 	return nil
 }
