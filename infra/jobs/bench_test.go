@@ -15,7 +15,7 @@ import (
 // BenchmarkFleetWhatIf runs the fleet what-if over 1,000 members with
 // varied histories on DynamoDB Local, with 1, 2 and 4 workers (the
 // machine's two cores run DynamoDB Local too): members per second per
-// worker, and read units per member (the log read strongly consistent, the
+// worker, and read units per member (the log read eventually consistent, the
 // refusals).
 func BenchmarkFleetWhatIf(b *testing.B) {
 	db, table := dynamotest.Table(b)
