@@ -279,3 +279,24 @@ func TestRebuildJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestABatchAsTheStateMachineSendsIt: the state machine passes its input's
+// policy to every batch, null but for a what-if: a recount's batch runs,
+// and so does its reduce.
+func TestABatchAsTheStateMachineSendsIt(t *testing.T) {
+	store := fleet(t, 30)
+	ctx := context.Background()
+	var b jobs.Batch
+	if err := json.Unmarshal([]byte(`{"Items":[0,1],"BatchInput":{"job":"recount-1","kind":"recount","total":2,"policy":null}}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	st := jobs.Stores{Members: store, Events: store}
+	out, err := jobs.Handle(ctx, st, store, b)
+	if err != nil || len(out.Segments) != 2 || out.Members == 0 {
+		t.Fatalf("a recount batch with a null policy = %+v, %v", out, err)
+	}
+	b.Reduce = true
+	if out, err := jobs.Handle(ctx, st, store, b); err != nil || out.Summary == nil || out.Summary.Members != out.Members {
+		t.Fatalf("its reduce = %+v, %v", out, err)
+	}
+}
