@@ -25,7 +25,7 @@ import (
 
 // motoServer runs moto's AWS emulator (its Step Functions API) on a free
 // loopback port for the test. Under CI=true its absence fails the test.
-func motoServer(t *testing.T) string {
+func motoServer(t *testing.T, env ...string) string {
 	t.Helper()
 	path, err := exec.LookPath("moto_server")
 	if err != nil {
@@ -41,6 +41,7 @@ func motoServer(t *testing.T) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(path, "-p", fmt.Sprint(port))
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
