@@ -12,12 +12,11 @@ import (
 	"github.com/dlicense/dlicense/infra/jobs"
 )
 
-// BenchmarkFleetWhatIf runs the fleet what-if over 1,000 members with
-// varied histories on DynamoDB Local, with 1, 2 and 4 workers (the
-// machine's two cores run DynamoDB Local too): members per second per
-// worker, and read units per member (the log read eventually consistent, the
-// refusals).
-func BenchmarkFleetWhatIf(b *testing.B) {
+// benchFleet writes the logs and refusals of 1,000 members with varied
+// histories to a table of DynamoDB Local: the stores, and how many members
+// have a log.
+func benchFleet(b *testing.B) (dynamo.Stores, int) {
+	b.Helper()
 	db, table := dynamotest.Table(b)
 	stores := dynamo.OneTable(db, table)
 	mem := fleet(b, 1000)
@@ -41,27 +40,66 @@ func BenchmarkFleetWhatIf(b *testing.B) {
 		}
 		members++
 	}
+	return stores, members
+}
+
+// BenchmarkFleetJobs runs every job kind over the same 1,000 members (and
+// the history entries of 1,000 viewers, for the viewing kinds) on DynamoDB
+// Local with 1, 2 and 4 workers: members per second per worker, and the
+// read and write units a member (at one worker). The rebuilds write what
+// they rebuild (the snapshots only where the store holds an older one);
+// counters and engagement write their recount at the end, which is timed
+// too. Then the what-if again with 8 members at once in each slice, as the
+// job function runs it in AWS.
+func BenchmarkFleetJobs(b *testing.B) {
+	stores, members := benchFleet(b)
+	ctx := context.Background()
+	mem, policy := viewingFleet(b, 1000)
+	viewers := copyHistory(b, mem, stores.History)
+	base := jobs.Stores{Members: stores.Log, Events: stores.Log, Refusals: stores.Refusals, Snapshots: stores.Log, Holders: stores.Holders,
+		Counters: stores.Counters, Viewing: stores.History, Policy: policy}
 	p := stricter(b)
-	st := jobs.Stores{Members: stores.Log, Events: stores.Log, Refusals: stores.Refusals}
 	b.ResetTimer()
 	for range b.N {
-		for _, workers := range []int{1, 2, 4} {
-			meter := &dynamo.Meter{}
-			mctx := dynamo.WithMeter(ctx, meter)
-			start := time.Now()
-			sum, failed := jobs.RunLocal(mctx, st, jobs.Slice{Kind: jobs.KindWhatIf, Total: 16, Policy: p}, workers, 1, nil)
-			took := time.Since(start)
-			if len(failed) > 0 || sum.Members != members {
-				b.Fatalf("%d workers: %d members, failed %v; want %d", workers, sum.Members, failed, members)
+		for _, kind := range jobs.Kinds {
+			sl := jobs.Slice{Kind: kind, Total: 16}
+			if kind == jobs.KindWhatIf {
+				sl.Policy = p
 			}
-			u := meter.Usage()
-			b.ReportMetric(float64(members)/took.Seconds()/float64(workers), fmt.Sprintf("members/s-per-worker@%d", workers))
-			b.ReportMetric(float64(members)/took.Seconds(), fmt.Sprintf("members/s@%d", workers))
-			if workers == 1 {
-				b.ReportMetric(u.ReadUnits/float64(members), "RCU/member")
-				b.ReportMetric(float64(u.RoundTrips)/float64(members), "requests/member")
-				b.ReportMetric(float64(sum.Events)/float64(members), "events/member")
+			want := members
+			if kind == jobs.KindViewingRows || kind == jobs.KindEngagement {
+				want = viewers
+			}
+			for _, workers := range []int{1, 2, 4} {
+				meter := &dynamo.Meter{}
+				mctx := dynamo.WithMeter(ctx, meter)
+				start := time.Now()
+				sum, failed := jobs.RunLocal(mctx, base, sl, workers, 1, nil)
+				if len(failed) == 0 {
+					_, err := jobs.Finish(mctx, base, sum, sl.Total)
+					if err != nil {
+						b.Fatalf("%s: %v", kind, err)
+					}
+				}
+				took := time.Since(start)
+				if len(failed) > 0 || sum.Members != want {
+					b.Fatalf("%s, %d workers: %d members, failed %v; want %d", kind, workers, sum.Members, failed, want)
+				}
+				b.ReportMetric(float64(want)/took.Seconds()/float64(workers), fmt.Sprintf("%s-members/s-per-worker@%d", kind, workers))
+				if workers == 1 {
+					u := meter.Usage()
+					b.ReportMetric(u.ReadUnits/float64(want), kind+"-RCU/member")
+					b.ReportMetric(u.WriteUnits/float64(want), kind+"-WCU/member")
+					b.ReportMetric(float64(u.RoundTrips)/float64(want), kind+"-requests/member")
+				}
 			}
 		}
+		st := base
+		st.Workers = 8
+		start := time.Now()
+		if _, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindWhatIf, Total: 16, Policy: p}, 1, 1, nil); len(failed) > 0 {
+			b.Fatal(failed)
+		}
+		b.ReportMetric(float64(members)/time.Since(start).Seconds(), "whatif-members/s-8-at-once@1")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/jobs"
+	"github.com/dlicense/dlicense/infra/memstore"
 )
 
 // TestFleetWhatIfOnDynamoDB: the same job on DynamoDB Local, where a slice
@@ -151,22 +152,7 @@ func TestViewingJobsOnDynamoDB(t *testing.T) {
 	stores := dynamo.OneTable(db, table)
 	mem, policy := viewingFleet(t, n)
 	ctx := context.Background()
-	viewers := 0
-	err := mem.ViewingMembers(ctx, func(member string) error {
-		viewers++
-		entries, _, err := mem.History(ctx, member, "", viewing.MaxPageSize)
-		if err != nil {
-			return err
-		}
-		var changes []viewing.HistoryMemberChange
-		for _, e := range entries {
-			changes = append(changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: e.Ended != ""}})
-		}
-		return stores.History.RecordHistory(ctx, changes)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewers := copyHistory(t, mem, stores.History)
 	seen := map[string]int{}
 	for seg := range 4 {
 		if err := stores.History.ViewingMembersOf(ctx, seg, 4, func(m string) error { seen[m]++; return nil }); err != nil {
@@ -206,4 +192,28 @@ func TestViewingJobsOnDynamoDB(t *testing.T) {
 			t.Errorf("engagement of %s on %s on DynamoDB = %+v (%v), want %+v", title, day, got, err, want)
 		}
 	}
+}
+
+// copyHistory writes the history entries of every viewer of mem to h, and
+// returns how many viewers.
+func copyHistory(t testing.TB, mem *memstore.Store, h *dynamo.History) int {
+	t.Helper()
+	ctx := context.Background()
+	viewers := 0
+	err := mem.ViewingMembers(ctx, func(member string) error {
+		viewers++
+		entries, _, err := mem.History(ctx, member, "", viewing.MaxPageSize)
+		if err != nil {
+			return err
+		}
+		var changes []viewing.HistoryMemberChange
+		for _, e := range entries {
+			changes = append(changes, viewing.HistoryMemberChange{Member: member, HistoryChange: viewing.HistoryChange{Entry: e, Closed: e.Ended != ""}})
+		}
+		return h.RecordHistory(ctx, changes)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return viewers
 }

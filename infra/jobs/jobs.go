@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -42,8 +43,8 @@ import (
 
 // The job kinds.
 const (
-	KindWhatIf    = "whatif"
-	KindRecount   = "recount"
+	KindWhatIf      = "whatif"
+	KindRecount     = "recount"
 	KindCounters    = "counters"
 	KindSnapshots   = "snapshots"
 	KindHolders     = "holders"
@@ -107,6 +108,10 @@ type Stores struct {
 	// viewing-rows and engagement jobs read and write.
 	Counters CounterStore
 	Viewing  ViewingStore
+	// Workers is how many members of a slice are handled at once (one if
+	// zero): a slice's time is mostly waiting for DynamoDB, and one
+	// invocation of the job function must end within Lambda's 15 minutes.
+	Workers int
 }
 
 // Slice is one segment of one job.
@@ -263,17 +268,16 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 			return Summary{}, kernel.Invalid("kind", "this engine does not rebuild viewing data")
 		}
 	}
-	sum := Summary{Kind: sl.Kind, Segments: 1}
 	// skip counts a member that could not be read, unless the store is
 	// gone: then the slice ends, to be run again.
-	skip := func(err error) error {
+	skip := func(sum *Summary, err error) error {
 		if kernel.KindOf(err) == kernel.KindUnavailable || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 		sum.Errors++
 		return nil
 	}
-	member := func(member string) error {
+	one := func(ctx context.Context, sum *Summary, member string) error {
 		switch sl.Kind {
 		case KindSnapshots:
 			events, written, err := Snapshot(ctx, logs, st.Policy, member)
@@ -289,7 +293,7 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 		case KindViewingRows, KindEngagement:
 			mv, err := Viewing(ctx, st.Viewing, st.Policy, member, sl.Kind == KindEngagement)
 			if err != nil {
-				return skip(err)
+				return skip(sum, err)
 			}
 			if mv.Erasing {
 				sum.Erasing++
@@ -312,21 +316,21 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 		}
 		str, err := st.Events.Load(ctx, member, licensing.LoadOptions{Consistent: sl.Kind == KindCounters})
 		if err != nil {
-			return skip(err)
+			return skip(sum, err)
 		}
 		sum.Members++
 		sum.Events += len(str.Events)
 		switch sl.Kind {
 		case KindWhatIf:
-			return whatIf(ctx, st, sl.Policy, member, str.Events, &sum)
+			return whatIf(ctx, st, sl.Policy, member, str.Events, sum)
 		case KindRecount:
-			recount(str.Events, &sum)
+			recount(str.Events, sum)
 		case KindCounters:
 			// The stream function, resumed, counts only what follows.
 			if err := st.Counters.SetCounted(ctx, member, str.Version()); err != nil {
 				return err
 			}
-			recount(str.Events, &sum)
+			recount(str.Events, sum)
 		case KindHolders:
 			n, err := Holders(ctx, st.Holders, member, str.Events)
 			if err != nil {
@@ -336,11 +340,51 @@ func Run(ctx context.Context, st Stores, sl Slice) (Summary, error) {
 		}
 		return nil
 	}
+	scan := func(ctx context.Context, fn func(member string) error) error {
+		if viewingKind(sl.Kind) {
+			return st.Viewing.ViewingMembersOf(ctx, sl.Segment, sl.Total, fn)
+		}
+		return st.Members.MembersOf(ctx, sl.Segment, sl.Total, fn)
+	}
+	sum := Summary{Kind: sl.Kind, Segments: 1}
 	var err error
-	if viewingKind(sl.Kind) {
-		err = st.Viewing.ViewingMembersOf(ctx, sl.Segment, sl.Total, member)
+	if workers := max(st.Workers, 1); workers == 1 {
+		err = scan(ctx, func(member string) error { return one(ctx, &sum, member) })
 	} else {
-		err = st.Members.MembersOf(ctx, sl.Segment, sl.Total, member)
+		// The scan hands members to workers, each with its summary of its
+		// own; the first error stops them all. Merging is commutative:
+		// the slice's summary is the same whoever took which member.
+		wctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		members := make(chan string, workers)
+		parts := make([]Summary, workers)
+		var wg sync.WaitGroup
+		for i := range parts {
+			wg.Go(func() {
+				for m := range members {
+					if err := one(wctx, &parts[i], m); err != nil {
+						cancel(err)
+					}
+				}
+			})
+		}
+		err = scan(wctx, func(member string) error {
+			select {
+			case members <- member:
+				return nil
+			case <-wctx.Done():
+				return context.Cause(wctx)
+			}
+		})
+		close(members)
+		wg.Wait()
+		if cause := context.Cause(wctx); cause != nil { // a worker's error, or the caller's
+			err = cause
+		}
+		for _, p := range parts {
+			p.Segments = 0
+			sum.Merge(p)
+		}
 	}
 	if err != nil {
 		return Summary{}, fmt.Errorf("segment %d of %d: %w", sl.Segment, sl.Total, err)

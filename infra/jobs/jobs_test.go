@@ -300,3 +300,52 @@ func TestABatchAsTheStateMachineSendsIt(t *testing.T) {
 		t.Fatalf("its reduce = %+v, %v", out, err)
 	}
 }
+
+// failingEvents fails the load of one member: the store went away.
+type failingEvents struct {
+	licensing.EventStore
+	member string
+}
+
+func (f failingEvents) Load(ctx context.Context, member string, o licensing.LoadOptions) (licensing.Stream, error) {
+	if member == f.member {
+		return licensing.Stream{}, kernel.Unavailable("the store went away", nil)
+	}
+	return f.EventStore.Load(ctx, member, o)
+}
+
+// TestMembersAtOnce: a slice's members handled by 8 workers at once give
+// the summary one worker gives, for every kind that reads the logs; a
+// worker's error (the store gone) ends the slice with it.
+func TestMembersAtOnce(t *testing.T) {
+	store := fleet(t, 400)
+	ctx := context.Background()
+	p := stricter(t)
+	for _, kind := range []string{jobs.KindWhatIf, jobs.KindRecount, jobs.KindHolders, jobs.KindSnapshots} {
+		sl := jobs.Slice{Kind: kind, Total: 3, Policy: p}
+		if kind != jobs.KindWhatIf {
+			sl.Policy = nil
+		}
+		st := jobs.Stores{Members: store, Events: store, Refusals: store, Snapshots: store, Holders: store, Policy: licensing.DefaultPolicy()}
+		one, failed := jobs.RunLocal(ctx, st, sl, 1, 1, nil)
+		if len(failed) > 0 {
+			t.Fatal(failed)
+		}
+		st.Workers = 8
+		many, failed := jobs.RunLocal(ctx, st, sl, 2, 1, nil)
+		if len(failed) > 0 {
+			t.Fatal(failed)
+		}
+		if kind == jobs.KindSnapshots { // the first run wrote them all
+			one.Written, many.Written = 0, 0
+		}
+		if !reflect.DeepEqual(one, many) {
+			t.Errorf("%s with 8 workers a slice = %+v\nwith one %+v", kind, many, one)
+		}
+	}
+	st := jobs.Stores{Members: store, Events: failingEvents{store, "fleet-0123"}, Workers: 8}
+	_, failed := jobs.RunLocal(ctx, st, jobs.Slice{Kind: jobs.KindRecount, Total: 1}, 1, 1, nil)
+	if err := failed[0]; kernel.KindOf(err) != kernel.KindUnavailable {
+		t.Errorf("a slice whose store went away for one member = %v, want it unavailable", err)
+	}
+}

@@ -405,13 +405,18 @@ func JobStores(ctx context.Context, c Config) (jobs.Stores, jobs.Results, error)
 	return DynamoJobStores(s, policy), s.JobResults, nil
 }
 
+// JobMemberWorkers is how many members a slice of a job handles at once
+// on DynamoDB: a member costs a request or two of a few milliseconds, and
+// a slice of a large fleet must end within Lambda's 15 minutes.
+const JobMemberWorkers = 8
+
 // DynamoJobStores are what a job reads and writes over s, with policy the
 // service's: the logs (segments of a parallel scan) and their snapshots,
 // the refusals, the title holders, the counters and the viewing read
 // models.
 func DynamoJobStores(s dynamo.Stores, policy *licensing.Policy) jobs.Stores {
 	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders,
-		Counters: s.Counters, Viewing: s.History, Policy: policy}
+		Counters: s.Counters, Viewing: s.History, Policy: policy, Workers: JobMemberWorkers}
 }
 
 // NewProcessor is the stream function over s: its projections, in the

@@ -87,8 +87,8 @@ func jobFunction(t *testing.T, endpoint, table string) string {
 
 // interpretable is the template's definition as moto's interpreter takes
 // it. Its ASL grammar has no ItemBatcher: the batch the Distributed Map
-// would build (Items, and BatchInput) is built by an ItemSelector instead,
-// one segment a batch (as MaxItemsPerBatch 1 would); and it reads a
+// builds (Items, and BatchInput) is built by an ItemSelector instead, one
+// segment a batch, as the template's MaxItemsPerBatch 1 does; and it reads a
 // percentage only with a decimal point. The job function's own name is
 // "function", the one the emulator serves.
 func interpretable(t *testing.T) string {
@@ -101,6 +101,9 @@ func interpretable(t *testing.T) string {
 	batcher, ok := slices["ItemBatcher"].(map[string]any)
 	if !ok {
 		t.Fatal("the Slices map has no ItemBatcher")
+	}
+	if batcher["MaxItemsPerBatch"] != 1.0 {
+		t.Fatalf("the template batches %v segments: the ItemSelector below builds batches of one", batcher["MaxItemsPerBatch"])
 	}
 	delete(slices, "ItemBatcher")
 	slices["ItemSelector"] = map[string]any{"Items.$": "States.Array($$.Map.Item.Value)", "BatchInput": batcher["BatchInput"]}

@@ -149,7 +149,7 @@ func report(ctx context.Context, o options) error {
 	rep.Viewing = bench("viewing", true, o.viewingTime, "^BenchmarkViewing$", "./infra/projector/")
 	// The drill starts, hangs, stops and restarts a DynamoDB Local of its own.
 	rep.Outage = bench("outage", false, o.outageTime, "^BenchmarkStoreOutage$", "./infra/dev/local/")
-	rep.Jobs = bench("jobs", true, "1x", "^BenchmarkFleetWhatIf$", "./infra/jobs/")
+	rep.Jobs = bench("jobs", true, "1x", "^BenchmarkFleetJobs$", "./infra/jobs/")
 	if want["load"] && ctx.Err() == nil {
 		if l, err := load(ctx, r, o); err != nil {
 			fail("load", err)
