@@ -262,6 +262,11 @@ func CheckBeat(held *View, b Beat) (repeated bool, err error) {
 		if b.Seq == held.Seq && b.PositionMs == held.PositionMs && b.State == held.State {
 			return true, nil
 		}
+		if b.Seq == held.Seq {
+			return false, kernel.Errorf(kernel.KindConflict, CodeOutOfOrder,
+				"heartbeat %d was already applied with position %d ms and state %s: this one reuses its sequence number with another position or state; number each heartbeat of a view above the last",
+				b.Seq, held.PositionMs, held.State)
+		}
 		return false, kernel.Errorf(kernel.KindConflict, CodeOutOfOrder, "heartbeat %d is older than heartbeat %d, already applied", b.Seq, held.Seq)
 	}
 	return false, checkRuntime(held, b.PositionMs)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,6 +191,14 @@ func TestCheckBeat(t *testing.T) {
 			errors.As(err, &ended)
 			if repeated != c.repeated || code(err) != c.code || (c.reason != "" && (ended == nil || ended.Reason != c.reason)) {
 				t.Errorf("CheckBeat = %v, %v; want repeated %v, code %q, reason %q", repeated, err, c.repeated, c.code, c.reason)
+			}
+			// The message says what happened: an older heartbeat, or
+			// another one under a sequence number already used.
+			if c.code == CodeOutOfOrder {
+				reused := c.b.Seq == c.held.Seq
+				if msg := err.Error(); strings.Contains(msg, "reuses its sequence number") != reused || strings.Contains(msg, "is older than") == reused {
+					t.Errorf("CheckBeat's message = %q; want it to say the sequence number was reused: %v", msg, reused)
+				}
 			}
 		})
 	}

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -19,8 +21,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeUnsupportedMedia, Message: "send application/json"}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return bodyError(err)
 	}
 	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
@@ -29,7 +31,37 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return bodyError(err)
 	}
+	// One JSON object: not an array, a string, a number or null.
+	if raw[0] != '{' {
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body must be a JSON object"}
+	}
+	obj := json.NewDecoder(bytes.NewReader(raw))
+	obj.DisallowUnknownFields()
+	if err := obj.Decode(v); err != nil {
+		return bodyError(err)
+	}
 	return nil
+}
+
+// jsonType names, as JSON does, what a Go type decodes from.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // decodeEmpty accepts an empty body or an empty JSON object.
@@ -66,8 +98,10 @@ func bodyError(err error) error {
 		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body is empty"}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
 		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body is not valid JSON"}
+	case errors.As(err, &te) && te.Field == "":
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: "the body must be a JSON object"}
 	case errors.As(err, &te):
-		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: fmt.Sprintf("%s must be %s", te.Field, te.Type), Field: te.Field}
+		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeMalformedJSON, Message: fmt.Sprintf("%s must be %s", te.Field, jsonType(te.Type)), Field: te.Field}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &kernel.Error{Kind: kernel.KindInvalid, Code: CodeUnknownField, Message: "unknown field " + f, Field: f}

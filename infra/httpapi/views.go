@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/viewing"
 )
 
@@ -73,7 +74,7 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 		return
 	}
 	var body struct {
-		PositionMs int64         `json:"position_ms"`
+		PositionMs *int64        `json:"position_ms"`
 		State      viewing.State `json:"state"`
 		Seq        int64         `json:"seq"`
 	}
@@ -81,14 +82,19 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 		writeError(w, r, err)
 		return
 	}
+	if body.PositionMs == nil { // a zero would wipe the resume point on every device
+		writeError(w, r, kernel.Invalid("position_ms", "position_ms is required: the position the player is at, in milliseconds"))
+		return
+	}
+	pos := *body.PositionMs
 	res, err := a.svc.Viewing.Beat(r.Context(), viewing.Beat{Member: id.Member, Plan: id.Plan, Device: r.PathValue("device"),
-		View: r.PathValue("view"), PositionMs: body.PositionMs, State: body.State, Seq: body.Seq})
+		View: r.PathValue("view"), PositionMs: pos, State: body.State, Seq: body.Seq})
 	if degradable(err) {
 		// Not recorded: play on; the next heartbeat carries the position,
 		// and the view takes its screen back with it (viewing.CheckBeat).
 		degrade(r, err)
 		writeJSON(w, http.StatusAccepted, map[string]any{
-			"view_id": r.PathValue("view"), "position_ms": body.PositionMs, "state": body.State, "seq": body.Seq,
+			"view_id": r.PathValue("view"), "position_ms": pos, "state": body.State, "seq": body.Seq,
 			"heartbeat_interval_s": seconds(a.svc.Viewing.HeartbeatInterval()), "degraded": true, "recorded": false,
 		})
 		return
@@ -109,14 +115,18 @@ func (a *api) stopView(w http.ResponseWriter, r *http.Request, id Identity) {
 		return
 	}
 	var body struct {
-		PositionMs int64 `json:"position_ms"`
+		PositionMs *int64 `json:"position_ms"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
 		return
 	}
+	if body.PositionMs == nil {
+		writeError(w, r, kernel.Invalid("position_ms", "position_ms is required: the position the player stopped at, in milliseconds"))
+		return
+	}
 	view := r.PathValue("view")
-	ended, err := a.svc.Viewing.Stop(r.Context(), viewing.Stop{Member: id.Member, Device: r.PathValue("device"), View: view, PositionMs: body.PositionMs})
+	ended, err := a.svc.Viewing.Stop(r.Context(), viewing.Stop{Member: id.Member, Device: r.PathValue("device"), View: view, PositionMs: *body.PositionMs})
 	if err != nil {
 		writeError(w, r, err)
 		return
