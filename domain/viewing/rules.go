@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dlicense/dlicense/domain/kernel"
@@ -361,4 +363,29 @@ func asEnded(err error, target **EndedError) bool {
 		*target = e
 	}
 	return ok
+}
+
+// Kept are the views a plan of limit screens keeps playing among a
+// member's views (from every slot) at now: the limit most recently started
+// live ones (the later id first between two started together). After a
+// move to a plan with fewer screens the newest views play on; the others
+// end at the next heartbeat of one over the limit (PLAN_CHANGED).
+func Kept(views []*View, limit int, now time.Time) map[string]bool {
+	var live []*View
+	for _, v := range views {
+		if v != nil && v.Live(now) {
+			live = append(live, v)
+		}
+	}
+	slices.SortFunc(live, func(a, b *View) int {
+		if c := b.Started.Compare(a.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	kept := map[string]bool{}
+	for _, v := range live[:min(limit, len(live))] {
+		kept[v.ID] = true
+	}
+	return kept
 }

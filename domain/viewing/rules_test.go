@@ -292,3 +292,40 @@ func TestSlotOf(t *testing.T) {
 		t.Errorf("NewViewID(7, k) = %q", got)
 	}
 }
+
+// TestKept: a plan keeps its limit's worth of the most recently started
+// live views, whatever their slots; ended and expired views are not kept;
+// two started together, the later id.
+func TestKept(t *testing.T) {
+	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	view := func(id string, started time.Duration, live bool) *View {
+		v := &View{ID: id, Started: now.Add(-started), Expires: now.Add(time.Minute)}
+		if !live {
+			v.Ended = Stopped
+		}
+		return v
+	}
+	views := []*View{view("v0-a", 40*time.Minute, true), view("v1-b", 10*time.Minute, true), view("v2-c", 5*time.Minute, false),
+		view("v3-d", 20*time.Minute, true), view("v5-f", 10*time.Minute, true), nil}
+	expired := view("v4-e", time.Minute, true)
+	expired.Expires = now.Add(-time.Second)
+	views = append(views, expired)
+	for _, c := range []struct {
+		limit int
+		want  []string
+	}{
+		{1, []string{"v5-f"}},
+		{2, []string{"v1-b", "v5-f"}},
+		{3, []string{"v1-b", "v3-d", "v5-f"}},
+		{9, []string{"v0-a", "v1-b", "v3-d", "v5-f"}},
+	} {
+		var got []string
+		for id := range Kept(views, c.limit, now) {
+			got = append(got, id)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Kept(limit %d) = %v, want %v", c.limit, got, c.want)
+		}
+	}
+}

@@ -245,7 +245,35 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 	}
 	b.At = s.now()
 	if slot, _ := SlotOf(b.View); slot >= limit {
-		return Beaten{}, s.endOverLimit(ctx, b)
+		// Past the limit (the plan shrank): the newest views play on.
+		// One read, only for a view in a slot past the limit.
+		views, err := s.Store.Views(ctx, b.Member)
+		if err != nil {
+			return Beaten{}, fmt.Errorf("heartbeat of %s: %w", kernel.Pseudonym(b.Member), err)
+		}
+		// Only the view's own device ends anything: a heartbeat naming
+		// another device's view, or a view its slot no longer holds,
+		// changes nothing.
+		var held *View
+		for _, v := range views {
+			if v.Slot == slot {
+				held = v
+			}
+		}
+		if err := identify(held, b.View, b.Device); err != nil {
+			return Beaten{}, err
+		}
+		kept := Kept(views, limit, b.At)
+		for _, v := range views {
+			if v.ID != b.View && v.Live(b.At) && !kept[v.ID] {
+				if _, err := s.End(ctx, End{Member: b.Member, View: v.ID, Reason: PlanChanged}); err != nil && kernel.KindOf(err) != kernel.KindConflict && kernel.KindOf(err) != kernel.KindNotFound {
+					return Beaten{}, err
+				}
+			}
+		}
+		if !kept[b.View] {
+			return Beaten{}, s.endOverLimit(ctx, b)
+		}
 	}
 	b.Expires = b.At.Add(policy.Viewing.ViewExpiry.D())
 	out := Beaten{View: b.View, PositionMs: b.PositionMs, State: b.State, Seq: b.Seq, Expires: b.Expires, Interval: policy.Viewing.HeartbeatInterval.D()}
@@ -316,8 +344,9 @@ func (s *Service) End(ctx context.Context, e End) (EndReason, error) {
 	return reason, err
 }
 
-// Screens is what is being watched on the account now: the live views in
-// the slots the member's plan allows, and that limit.
+// Screens is what is being watched on the account now: the live views the
+// member's plan keeps playing (Kept: all of them but after a move to a plan
+// with fewer screens, when the newest), and that limit.
 func (s *Service) Screens(ctx context.Context, member, plan string) (limit int, screens []Screen, err error) {
 	if err := checkIDs("member", member, "plan", plan); err != nil {
 		return 0, nil, err
@@ -330,9 +359,10 @@ func (s *Service) Screens(ctx context.Context, member, plan string) (limit int, 
 		return 0, nil, fmt.Errorf("screens of %s: %w", kernel.Pseudonym(member), err)
 	}
 	now := s.now()
+	kept := Kept(views, limit, now) // what the next heartbeats keep playing
 	screens = []Screen{}
 	for _, v := range views {
-		if v.Slot < limit && v.Live(now) {
+		if kept[v.ID] {
 			screens = append(screens, v.Screen(now))
 		}
 	}
