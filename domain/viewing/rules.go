@@ -201,6 +201,18 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 				return Decision{Replay: v}, nil
 			}
 		}
+		// A retry of a start whose view has given up its slot since
+		// (replaced on its device, or displaced once expired) never starts
+		// another view: it would end the live one. It is told how its view
+		// ended.
+		for _, v := range slots {
+			if f := v.FormerView(); f != nil && f.Key == key {
+				if f.Fingerprint != fp {
+					return Decision{}, kernel.Errorf(kernel.KindConflict, kernel.CodeKeyReused, "this idempotency key was used for a different request")
+				}
+				return Decision{}, &EndedError{View: f.ID, Reason: f.Reason}
+			}
+		}
 	}
 	view := &View{
 		Device: c.Device, Title: c.Title, Profile: c.Profile, Runtime: title.Runtime.D(),

@@ -329,3 +329,29 @@ func TestKept(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideStartRetriedAfterItsViewGaveUpItsSlot: a retry of a start
+// whose view was replaced is told how it ended and claims nothing; the key
+// with another request is a conflict.
+func TestDecideStartRetriedAfterItsViewGaveUpItsSlot(t *testing.T) {
+	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	c := Start{Member: "m", Plan: "premium", Device: "tv", Title: "tt-first-light"}
+	first := &View{ID: "v0-a", Slot: 0, Device: "tv", Title: "tt-first-light", Started: now, Expires: now.Add(time.Minute), Key: "k1", Fingerprint: c.Fingerprint()}
+	current := &View{ID: "v0-b", Slot: 0, Device: "tv", Title: "tt-low-tide", Started: now, Expires: now.Add(time.Minute), Former: FormerOf(first, Replaced)}
+	title := licensing.Title{Runtime: licensing.Duration(time.Hour)}
+	rules := licensing.DefaultPolicy().Viewing
+	ids := func() string { return "x" }
+	_, err := DecideStart([]*View{current, nil}, c, "k1", title, rules, 0, now, ids)
+	var ended *EndedError
+	if !errors.As(err, &ended) || ended.View != "v0-a" || ended.Reason != Replaced {
+		t.Errorf("the retried start = %v; want its view v0-a ended, REPLACED", err)
+	}
+	other := c
+	other.Title = "tt-paper-moons"
+	if _, err := DecideStart([]*View{current, nil}, other, "k1", title, rules, 0, now, ids); code(err) != kernel.CodeKeyReused {
+		t.Errorf("the key with another title = %v; want %s", err, kernel.CodeKeyReused)
+	}
+	if d, err := DecideStart([]*View{current, nil}, c, "k2", title, rules, 0, now, ids); err != nil || d.Claim.View == nil {
+		t.Errorf("a new start with another key = %+v, %v; want a claim", d, err)
+	}
+}

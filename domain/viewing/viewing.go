@@ -97,11 +97,23 @@ type Former struct {
 	Title   string
 	Profile string
 	Started time.Time
+	// Key and Fingerprint are the idempotency key and request of the start
+	// that made it: a retry of that start is told the view ended, rather
+	// than starting another that would end the slot's live view.
+	Key, Fingerprint string
 }
 
 // FormerOf is v as the view that gives up its slot for reason.
 func FormerOf(v *View, reason EndReason) *Former {
-	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started}
+	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started, Key: v.Key, Fingerprint: v.Fingerprint}
+}
+
+// FormerView is the view the slot held before v, if it remembers one.
+func (v *View) FormerView() *Former {
+	if v == nil {
+		return nil
+	}
+	return v.Former
 }
 
 // Live reports whether the view counts against the limit at now.

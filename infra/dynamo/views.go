@@ -76,6 +76,10 @@ type screenItem struct {
 	FormerTitle   string `dynamodbav:"ft,omitempty"`
 	FormerProfile string `dynamodbav:"fpf,omitempty"`
 	FormerStarted int64  `dynamodbav:"fsa,omitempty"`
+	// The former view's start's idempotency key and request: a retry of
+	// it is told the view ended.
+	FormerKey         string `dynamodbav:"fk,omitempty"`
+	FormerFingerprint string `dynamodbav:"ff,omitempty"`
 }
 
 // MarshalScreen is the item a member's screen slot holding v is stored as;
@@ -91,6 +95,7 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 	if v.Former != nil {
 		it.FormerID, it.FormerReason = v.Former.ID, string(v.Former.Reason)
 		it.FormerTitle, it.FormerProfile, it.FormerStarted = v.Former.Title, v.Former.Profile, ms(v.Former.Started)
+		it.FormerKey, it.FormerFingerprint = v.Former.Key, v.Former.Fingerprint
 	}
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
@@ -122,7 +127,8 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 	}
 	if it.FormerID != "" {
 		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason),
-			Title: it.FormerTitle, Profile: it.FormerProfile, Started: fromMs(it.FormerStarted)}
+			Title: it.FormerTitle, Profile: it.FormerProfile, Started: fromMs(it.FormerStarted),
+			Key: it.FormerKey, Fingerprint: it.FormerFingerprint}
 	}
 	return member, v, true, nil
 }

@@ -275,3 +275,42 @@ func screensOf(t *testing.T, e *env, token string) string {
 	_, _, doc := e.call(t, "GET", "/v1/views", token, "")
 	return fmt.Sprint(doc)
 }
+
+// TestARetriedStartEndsNoLiveView: a start retried with its
+// Idempotency-Key after its view was replaced on the same device (the
+// player gave up waiting and started again without the key) is told its
+// view ended (409 VIEW_ENDED, REPLACED): it starts nothing, and the
+// device's current view plays on. The same key with another title is a
+// conflict. On both stores.
+func TestARetriedStartEndsNoLiveView(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo"} {
+		t.Run(store, func(t *testing.T) {
+			e := start(t, store)
+			tok := e.token(t, "rita", "premium")
+			status, _, doc := e.call(t, "POST", "/v1/devices/tv/views", tok, `{"title_id":"tt-first-light"}`, "Idempotency-Key", "start-1")
+			first := viewID(doc)
+			if status != 201 || first == "" {
+				t.Fatalf("start = %d %v", status, doc)
+			}
+			status, _, doc = e.call(t, "POST", "/v1/devices/tv/views", tok, `{"title_id":"tt-low-tide"}`)
+			current := viewID(doc)
+			if status != 201 || current == "" || current == first {
+				t.Fatalf("second start on the tv = %d %v", status, doc)
+			}
+			status, _, doc = e.call(t, "POST", "/v1/devices/tv/views", tok, `{"title_id":"tt-first-light"}`, "Idempotency-Key", "start-1")
+			if status != 409 || doc["code"] != "VIEW_ENDED" || doc["reason"] != "REPLACED" {
+				t.Errorf("the first start retried = %d %v; want 409 VIEW_ENDED, REPLACED", status, doc)
+			}
+			status, _, doc = e.call(t, "POST", "/v1/devices/tv/views", tok, `{"title_id":"tt-paper-moons"}`, "Idempotency-Key", "start-1")
+			if status != 409 || doc["code"] != "IDEMPOTENCY_KEY_REUSED" {
+				t.Errorf("the key with another title = %d %v; want 409 IDEMPOTENCY_KEY_REUSED", status, doc)
+			}
+			if _, _, doc := e.call(t, "GET", "/v1/views", tok, ""); doc["in_use"] != 1.0 || !strings.Contains(fmt.Sprint(doc["screens"]), current) {
+				t.Errorf("screens after the retries = %v; want the tv's current view %s alone", doc, current)
+			}
+			if status, _, doc := e.call(t, "POST", "/v1/devices/tv/views/"+current+"/heartbeat", tok, `{"position_ms":30000,"state":"playing","seq":1}`); status != 200 {
+				t.Errorf("the current view's heartbeat = %d %v", status, doc)
+			}
+		})
+	}
+}
