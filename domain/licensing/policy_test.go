@@ -121,3 +121,71 @@ func TestDurationText(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxRenewalsMeansWhatItSays: max_renewals is the number of renewals a
+// licence may have: 0 refuses the first (RENEWAL_LIMIT), as the what-if of
+// such a policy over a past renewal shows; a document without it (for the
+// studio and by default) sets no limit.
+func TestMaxRenewalsMeansWhatItSays(t *testing.T) {
+	none := strings.Replace(testPolicyJSON, `"renewable": true, "max_renewals": 3}`, `"renewable": true}`, 1)
+	zero := strings.Replace(testPolicyJSON, `"renewable": true, "max_renewals": 3}`, `"renewable": true, "max_renewals": 0}`, 1)
+	parse := func(doc string) *Policy {
+		p, err := ParsePolicy(strings.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unlimited, noRenewals := parse(none), parse(zero)
+	if got := unlimited.Terms("plain").MaxRenewals; got != NoRenewalLimit {
+		t.Errorf("no max_renewals anywhere: Terms.MaxRenewals = %d, want no limit", got)
+	}
+	if got := noRenewals.Terms("plain").MaxRenewals; got != 0 {
+		t.Errorf("max_renewals 0: Terms.MaxRenewals = %d, want 0", got)
+	}
+	// A licence renewed five times under no limit.
+	h := newHistory(t, unlimited)
+	l := h.do(0, Acquire{"m1", "family", "d1", "p1"})
+	for i := range 5 {
+		h.do(time.Duration(i+1)*day, Renew{"m1", "family", "d1", l})
+	}
+	// Under max_renewals 0, every one of them would have been refused.
+	divs := WhatIf("m1", h.events, noRenewals)
+	if len(divs) != 5 {
+		t.Fatalf("what-if under max_renewals 0 = %d divergences, want the 5 renewals", len(divs))
+	}
+	for _, d := range divs {
+		if len(d.Rules) != 1 || d.Rules[0].Code != CodeRenewalLimit {
+			t.Errorf("divergence %+v, want RENEWAL_LIMIT", d)
+		}
+	}
+}
+
+// TestViewingBoundsAsDocumented: the bounds docs/architecture.md gives the
+// viewing section hold at their edges: a heartbeat every 5s to 10m, an
+// expiry from one interval to 1h, a completion above 0 and at most 1.
+func TestViewingBoundsAsDocumented(t *testing.T) {
+	for _, c := range []struct {
+		viewing string
+		field   string // refused naming it, or "" if accepted
+	}{
+		{`"heartbeat_interval": "5s", "view_expiry": "5s"`, ""},
+		{`"heartbeat_interval": "4s"`, "viewing.heartbeat_interval"},
+		{`"heartbeat_interval": "10m", "view_expiry": "10m"`, ""},
+		{`"heartbeat_interval": "11m", "view_expiry": "1h"`, "viewing.heartbeat_interval"},
+		{`"heartbeat_interval": "30s", "view_expiry": "29s"`, "viewing.view_expiry"},
+		{`"view_expiry": "60m"`, ""},
+		{`"view_expiry": "61m"`, "viewing.view_expiry"},
+		{`"completion": 1`, ""},
+		{`"completion": 1.01`, "viewing.completion"},
+		{`"completion": -0.5`, "viewing.completion"},
+	} {
+		doc := strings.Replace(string(DefaultPolicyJSON()), `"heartbeat_interval": "30s",
+    "view_expiry": "90s",
+    "completion": 0.95`, c.viewing, 1)
+		_, err := ParsePolicy(strings.NewReader(doc))
+		if (c.field == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.field)) {
+			t.Errorf("viewing {%s} = %v; want refused naming %q (empty: accepted)", c.viewing, err, c.field)
+		}
+	}
+}

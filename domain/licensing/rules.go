@@ -238,7 +238,7 @@ func (c Renew) decide(s *State, p *Policy, now time.Time, _ func() string) (Deci
 	terms := p.Terms(l.Studio)
 	if !terms.Renewable {
 		fail = append(fail, RuleFailure{Code: CodeNotRenewable, Message: fmt.Sprintf("studio %s does not allow renewals", l.Studio)})
-	} else if terms.MaxRenewals > 0 && l.Renewals >= terms.MaxRenewals {
+	} else if terms.MaxRenewals != NoRenewalLimit && l.Renewals >= terms.MaxRenewals {
 		fail = append(fail, RuleFailure{Code: CodeRenewalLimit,
 			Message: fmt.Sprintf("licence %s was renewed %d times, the most its studio allows", l.ID, l.Renewals),
 			Limit:   terms.MaxRenewals, Current: l.Renewals})

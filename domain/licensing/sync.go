@@ -55,7 +55,7 @@ func Sync(s *State, p *Policy, device string, held []string, now time.Time) Sync
 // Holding limits are left out: they change as other downloads come and go.
 func renewable(l *Licence, p *Policy, now time.Time) bool {
 	t := p.Terms(l.Studio)
-	if !t.Renewable || (t.MaxRenewals > 0 && l.Renewals >= t.MaxRenewals) {
+	if !t.Renewable || (t.MaxRenewals != NoRenewalLimit && l.Renewals >= t.MaxRenewals) {
 		return false
 	}
 	var fail []RuleFailure

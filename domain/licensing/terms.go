@@ -107,9 +107,14 @@ type StudioRules struct {
 	MaxRenewals        *int      `json:"max_renewals,omitempty"`
 }
 
+// NoRenewalLimit is Terms.MaxRenewals when the policy sets no limit.
+const NoRenewalLimit = -1
+
 // Terms are a studio's rules with every default applied. A zero
-// PlaybackWindow, MaxPlaysPerWindow, MaxActivePerMember or MaxRenewals, or a
-// nil TitleQuota, means the rule does not apply.
+// PlaybackWindow, MaxPlaysPerWindow or MaxActivePerMember, or a nil
+// TitleQuota, means the rule does not apply. MaxRenewals is the number of
+// renewals a licence may have: 0 means none, NoRenewalLimit (the document
+// gives none, for the studio or by default) no limit.
 type Terms struct {
 	LicenceDuration    time.Duration
 	PlaybackWindow     time.Duration
@@ -180,11 +185,14 @@ func (d StudioRules) resolve(s StudioRules) Terms {
 		PlaybackWindow:     pick(s.PlaybackWindow, d.PlaybackWindow),
 		MaxPlaysPerWindow:  pickInt(s.MaxPlaysPerWindow, d.MaxPlaysPerWindow),
 		MaxActivePerMember: pickInt(s.MaxActivePerMember, d.MaxActivePerMember),
-		MaxRenewals:        pickInt(s.MaxRenewals, d.MaxRenewals),
+		MaxRenewals:        NoRenewalLimit,
 		TitleQuota:         d.TitleQuota,
 	}
 	if s.TitleQuota != nil {
 		t.TitleQuota = s.TitleQuota
+	}
+	if s.MaxRenewals != nil || d.MaxRenewals != nil {
+		t.MaxRenewals = pickInt(s.MaxRenewals, d.MaxRenewals)
 	}
 	switch {
 	case s.Renewable != nil:

@@ -208,7 +208,21 @@ func Policy(path string) (*licensing.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return licensing.ParsePolicy(bytes.NewReader(doc))
+	p, err := licensing.ParsePolicy(bytes.NewReader(doc))
+	if err != nil {
+		return nil, err
+	}
+	// max_renewals 0 meant no limit before it meant none: say so on load.
+	zero := func(r licensing.StudioRules) bool { return r.MaxRenewals != nil && *r.MaxRenewals == 0 }
+	if zero(p.Defaults) {
+		slog.Warn("policy: max_renewals 0 in the defaults refuses every renewal; omit it for no limit", "version", p.Version)
+	}
+	for name, r := range p.Studios {
+		if zero(r) {
+			slog.Warn("policy: max_renewals 0 refuses every renewal of the studio's licences; omit it for no limit", "version", p.Version, "studio", name)
+		}
+	}
+	return p, nil
 }
 
 // PolicyDocument is the policy document at path, or the shipped one when
