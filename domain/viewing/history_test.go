@@ -242,3 +242,51 @@ func TestRank(t *testing.T) {
 		t.Errorf("Rank = %v, want b,c,d", order)
 	}
 }
+
+// TestRowHidesARemovedTitle: a title removed from the row leaves it; late
+// records of its views started before the removal change nothing; a view
+// started after brings it back; removing it again, or a title not in the
+// row, still remembers the removal; a rebuild keeps it.
+func TestRowHidesARemovedTitle(t *testing.T) {
+	var r Row
+	for _, e := range []HistoryEntry{entry("a", 0, "v0-1"), entry("b", 1, "v0-2"), entry("c", 2, "v1-3")} {
+		r.Watch(e)
+	}
+	removal := t0.Add(10 * time.Minute)
+	if !r.Hide("b", removal) || titles(r) != "c,a" {
+		t.Fatalf("row after removing b = %s", titles(r))
+	}
+	late := entry("b", 1, "v0-2")
+	late.PositionMs = 99_000
+	if r.Watch(late) || r.Watch(entry("b", 9, "v2-9")) || titles(r) != "c,a" {
+		t.Errorf("late records of b's views started before the removal: row %s", titles(r))
+	}
+	if r.Hide("b", removal) {
+		t.Error("removing b again changed the row")
+	}
+	if !r.Hide("z", removal) || r.Hidden["z"] != removal {
+		t.Error("removing a title not in the row remembers nothing")
+	}
+	if !r.Watch(entry("b", 11, "v2-10")) || titles(r) != "b,c,a" {
+		t.Errorf("b watched again: row %s, want b,c,a", titles(r))
+	}
+	if _, ok := r.Hidden["b"]; ok {
+		t.Error("b watched again is still hidden")
+	}
+	// A rebuild from the history keeps the removals it is given.
+	var rebuilt Row
+	for _, e := range []HistoryEntry{entry("a", 0, "v0-1"), entry("b", 1, "v0-2"), entry("c", 2, "v1-3"), entry("d", 12, "v1-11")} {
+		rebuilt.Watch(e)
+	}
+	rebuilt.KeepHidden(map[string]time.Time{"b": removal, "d": removal})
+	if titles(rebuilt) != "d,c,a" || len(rebuilt.Hidden) != 1 {
+		t.Errorf("rebuilt row = %s hidden %v; want d (watched since) and c, a, with b hidden", titles(rebuilt), rebuilt.Hidden)
+	}
+	// At most MaxHidden removals are remembered, the oldest forgotten.
+	for i := range MaxHidden + 5 {
+		r.Hide(fmt.Sprintf("x%03d", i), removal.Add(time.Duration(i)*time.Second))
+	}
+	if _, ok := r.Hidden["z"]; len(r.Hidden) != MaxHidden || ok {
+		t.Errorf("%d removals remembered, z among them: %v; want %d, the oldest forgotten", len(r.Hidden), ok, MaxHidden)
+	}
+}

@@ -95,6 +95,9 @@ type HistoryStore interface {
 	// Row returns the recently watched row of a member's profile (empty if
 	// none).
 	Row(ctx context.Context, member, profile string) (*Row, error)
+	// HideInRow removes a title from the recently watched row of a
+	// member's profile as of at (Row.Hide): whether it was in the row.
+	HideInRow(ctx context.Context, member, profile, title string, at time.Time) (bool, error)
 	// Engagement returns a title's counts on a day (YYYY-MM-DD).
 	Engagement(ctx context.Context, title, day string) (Engagement, error)
 	// DayEngagement returns the counts of every title watched on a day.

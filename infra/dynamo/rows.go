@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -54,7 +56,29 @@ func (s *History) readRow(ctx context.Context, member, profile string, consisten
 	for _, e := range es {
 		r.Entries = append(r.Entries, viewing.RowEntry{Title: e.Title, View: e.View, Started: fromMs(e.Started), PositionMs: e.Position, FurthestMs: e.Furthest, At: fromMs(e.At)})
 	}
+	hidden, err := hiddenOf(item)
+	if err != nil {
+		return nil, fmt.Errorf("row of %s: %w", kernel.Pseudonym(member), err)
+	}
+	r.Hidden = hidden
 	return r, nil
+}
+
+// hiddenOf reads the titles removed from a row item ("h": title → Unix ms).
+func hiddenOf(item map[string]types.AttributeValue) (map[string]time.Time, error) {
+	h, ok := strOf(item, "h")
+	if !ok {
+		return nil, nil
+	}
+	var stored map[string]int64
+	if err := json.Unmarshal([]byte(h), &stored); err != nil {
+		return nil, err
+	}
+	hidden := make(map[string]time.Time, len(stored))
+	for t, at := range stored {
+		hidden[t] = fromMs(at)
+	}
+	return hidden, nil
 }
 
 // Row implements viewing.HistoryStore with one eventually consistent
@@ -75,6 +99,17 @@ func rowItem(member, profile string, r *viewing.Row) (map[string]types.Attribute
 	}
 	item := key(ViewingPartition(member), rowSK(profile))
 	item["it"], item["pf"], item["ver"], item["d"] = str(kindRow), str(profile), num(r.Version), str(string(d))
+	if len(r.Hidden) > 0 {
+		stored := make(map[string]int64, len(r.Hidden))
+		for t, at := range r.Hidden {
+			stored[t] = ms(at)
+		}
+		h, err := json.Marshal(stored)
+		if err != nil {
+			return nil, err
+		}
+		item["h"] = str(string(h))
+	}
 	return item, nil
 }
 
@@ -84,16 +119,35 @@ const rowAttempts = 8
 // WatchRow implements viewing.HistoryStore: a strongly consistent read of
 // the row, then a write conditioned on its version; a lost race reads again.
 func (s *History) WatchRow(ctx context.Context, member, profile string, es []viewing.HistoryEntry) error {
+	return s.updateRow(ctx, member, profile, func(r *viewing.Row) bool {
+		changed := false
+		for _, e := range es {
+			changed = r.Watch(e) || changed
+		}
+		return changed
+	})
+}
+
+// HideInRow implements viewing.HistoryStore as WatchRow does: a strongly
+// consistent read, a write conditioned on the row's version.
+func (s *History) HideInRow(ctx context.Context, member, profile, title string, at time.Time) (bool, error) {
+	had := false
+	err := s.updateRow(ctx, member, profile, func(r *viewing.Row) bool {
+		had = slices.ContainsFunc(r.Entries, func(e viewing.RowEntry) bool { return e.Title == title })
+		return r.Hide(title, at)
+	})
+	return had, err
+}
+
+// updateRow applies change to a row read strongly consistent and writes it
+// if it changed, conditioned on the version read; a lost race reads again.
+func (s *History) updateRow(ctx context.Context, member, profile string, change func(*viewing.Row) bool) error {
 	for attempt := 1; ; attempt++ {
 		r, err := s.readRow(ctx, member, profile, true)
 		if err != nil {
 			return err
 		}
-		changed := false
-		for _, e := range es {
-			changed = r.Watch(e) || changed
-		}
-		if !changed {
+		if !change(r) {
 			return nil
 		}
 		next := *r
@@ -123,8 +177,27 @@ func (s *History) WatchRow(ctx context.Context, member, profile string, es []vie
 // rows held, deletes of those of other profiles, a PutItem per row.
 func (s *History) ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error {
 	var stale []map[string]types.AttributeValue
+	rows = maps.Clone(rows)
+	var bad error
 	if err := s.t.queryPrefix(ctx, ViewingPartition(member), []string{rowPrefix}, func(item map[string]types.AttributeValue) {
 		sk := item["sk"].(*types.AttributeValueMemberS).Value
+		// The titles the member removed stay removed.
+		hidden, err := hiddenOf(item)
+		if err != nil {
+			bad = err
+			return
+		}
+		profile, _ := strOf(item, "pf")
+		if len(hidden) > 0 {
+			r := &viewing.Row{Profile: profile, Version: 1}
+			if held := rows[profile]; held != nil {
+				c := *held
+				c.Entries = slices.Clone(held.Entries)
+				r = &c
+			}
+			r.KeepHidden(hidden)
+			rows[profile] = r
+		}
 		for profile := range rows {
 			if rowSK(profile) == sk {
 				return
@@ -133,6 +206,9 @@ func (s *History) ReplaceRows(ctx context.Context, member string, rows map[strin
 		stale = append(stale, keyOf(item))
 	}); err != nil {
 		return err
+	}
+	if bad != nil {
+		return fmt.Errorf("rows of %s: %w", kernel.Pseudonym(member), bad)
 	}
 	if err := s.t.batchWrite(ctx, deletes(stale)); err != nil {
 		return fmt.Errorf("delete rows: %w", err)

@@ -45,6 +45,8 @@ type Viewing interface {
 	Resume(ctx context.Context, member, profile, title string) (viewing.Answer, error)
 	HistoryPage(ctx context.Context, member, cursor string, limit int) (viewing.HistoryPage, error)
 	RecentlyWatched(ctx context.Context, member, profile string) ([]viewing.RowTitle, error)
+	RemoveFromRow(ctx context.Context, member, profile, titleID string) (bool, error)
+	RowOf(ctx context.Context, member, profile string) ([]viewing.RowTitle, []viewing.Removal, error)
 	TitleEngagement(ctx context.Context, title, day string) (viewing.Engagement, error)
 	MostWatched(ctx context.Context, day string, n int) ([]viewing.Ranked, error)
 	Erase(ctx context.Context, member string) (viewing.Erasure, error)

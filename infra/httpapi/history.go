@@ -13,8 +13,10 @@ import (
 var historyRoutes = []route{
 	{"GET /v1/history", memberAccess, (*api).watchHistory},
 	{"GET /v1/recently-watched", memberAccess, (*api).recentlyWatched},
+	{"DELETE /v1/recently-watched/{title}", memberAccess, (*api).removeFromRow},
 	{"DELETE /v1/history", memberAccess, (*api).eraseHistory},
 	{"GET /v1/admin/members/{member}/history", adminAccess, (*api).memberHistory},
+	{"GET /v1/admin/members/{member}/recently-watched", adminAccess, (*api).memberRow},
 	{"DELETE /v1/admin/members/{member}/viewing", adminAccess, (*api).eraseMember},
 	{"GET /v1/admin/titles/{title}/days/{day}/engagement", adminAccess, (*api).titleEngagement},
 	{"GET /v1/admin/days/{day}/most-watched", adminAccess, (*api).mostWatched},
@@ -74,6 +76,41 @@ func (a *api) recentlyWatched(w http.ResponseWriter, r *http.Request, id Identit
 		titles, err := a.svc.Viewing.RecentlyWatched(r.Context(), id.Member, profile)
 		return map[string]any{"profile_id": profile, "titles": titles}, err
 	}, func() any { return map[string]any{"profile_id": profile, "titles": []viewing.RowTitle{}} })
+}
+
+// removeFromRow removes a title from the caller's recently watched row (a
+// profile's with ?profile=); the history keeps its views, and watching it
+// again brings it back.
+func (a *api) removeFromRow(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
+		return
+	}
+	if err := decodeEmpty(w, r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	profile, title := r.URL.Query().Get("profile"), r.PathValue("title")
+	removed, err := a.svc.Viewing.RemoveFromRow(r.Context(), id.Member, profile, title)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profile_id": profile, "title_id": title, "removed": removed})
+}
+
+// memberRow answers a member's recently watched row (a profile's with
+// ?profile=) with the titles the member removed from it, for support.
+func (a *api) memberRow(w http.ResponseWriter, r *http.Request, _ Identity) {
+	if !a.configured(w, r, a.svc.Viewing != nil, "viewing") {
+		return
+	}
+	profile := r.URL.Query().Get("profile")
+	titles, removed, err := a.svc.Viewing.RowOf(r.Context(), r.PathValue("member"), profile)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profile_id": profile, "titles": titles, "removed": removed})
 }
 
 // titleEngagement answers a title's engagement on a day.

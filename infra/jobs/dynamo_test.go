@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -216,4 +217,51 @@ func copyHistory(t testing.TB, mem *memstore.Store, h *dynamo.History) int {
 		t.Fatal(err)
 	}
 	return viewers
+}
+
+// TestRebuiltRowsKeepRemovedTitles: a title the member removed from the
+// row stays out of it when the viewing-rows job rebuilds the row from the
+// history (which keeps its views), on both stores; a profile whose row
+// held only removals keeps them.
+func TestRebuiltRowsKeepRemovedTitles(t *testing.T) {
+	run := func(t *testing.T, h jobs.ViewingStore) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+		var changes []viewing.HistoryMemberChange
+		for i, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
+			at := t0.Add(time.Duration(i) * time.Hour)
+			e := viewing.HistoryEntry{View: fmt.Sprintf("v0-%d", i), Title: title, Device: "tv", Started: at, LastSeen: at.Add(time.Minute), Ended: viewing.Stopped}
+			changes = append(changes, viewing.HistoryMemberChange{Member: "m-rows", HistoryChange: viewing.HistoryChange{Entry: e, Closed: true}})
+		}
+		if err := h.RecordHistory(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		removal := t0.Add(5 * time.Hour)
+		if _, err := h.HideInRow(ctx, "m-rows", "", "tt-paper-moons", removal); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.HideInRow(ctx, "m-rows", "kids", "tt-ice-road", removal); err != nil {
+			t.Fatal(err)
+		}
+		sum, failed := jobs.RunLocal(ctx, jobs.Stores{Viewing: h, Policy: licensing.DefaultPolicy()}, jobs.Slice{Kind: jobs.KindViewingRows, Total: 2}, 1, 1, nil)
+		if len(failed) > 0 || sum.Members != 1 {
+			t.Fatalf("viewing-rows = %+v, %v", sum, failed)
+		}
+		r, err := h.Row(ctx, "m-rows", "")
+		var got []string
+		for _, e := range r.Entries {
+			got = append(got, e.Title)
+		}
+		if err != nil || strings.Join(got, ",") != "tt-low-tide,tt-first-light" || !r.Hidden["tt-paper-moons"].Equal(removal) {
+			t.Errorf("rebuilt row = %v hidden %v (%v); want tt-paper-moons still out", got, r.Hidden, err)
+		}
+		if kids, err := h.Row(ctx, "m-rows", "kids"); err != nil || !kids.Hidden["tt-ice-road"].Equal(removal) {
+			t.Errorf("kids' row = %+v, %v; want its removal kept", kids, err)
+		}
+	}
+	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })
+	t.Run("dynamo", func(t *testing.T) {
+		db, table := dynamotest.Table(t)
+		run(t, dynamo.OneTable(db, table).History)
+	})
 }

@@ -112,6 +112,7 @@ func (s *Store) Row(ctx context.Context, member, profile string) (*viewing.Row, 
 	}
 	c := *r
 	c.Entries = slices.Clone(r.Entries)
+	c.Hidden = maps.Clone(r.Hidden)
 	return &c, nil
 }
 
@@ -137,6 +138,15 @@ func (s *Store) DayEngagement(ctx context.Context, day string) (map[string]viewi
 
 func resumeKey(member, profile, title string) string {
 	return member + "\x00" + profile + "\x00" + title
+}
+
+// splitResumeKey is resumeKey's parts.
+func splitResumeKey(k string) (member, profile, title string) {
+	parts := strings.SplitN(k, "\x00", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2]
 }
 
 func cloneView(v *viewing.View) *viewing.View {
@@ -268,20 +278,55 @@ func (s *Store) ViewingMembersOf(ctx context.Context, segment, total int, fn fun
 	return nil
 }
 
-// ReplaceRows replaces a member's recently watched rows.
+// ReplaceRows replaces a member's recently watched rows, keeping the
+// titles the member removed from them.
 func (s *Store) ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	hidden := map[string]map[string]time.Time{}
+	for k, r := range s.rows {
+		if m, profile, _ := splitResumeKey(k); m == member && len(r.Hidden) > 0 {
+			hidden[profile] = r.Hidden
+		}
+	}
 	deleteMember(s.rows, member)
 	for profile, r := range rows {
 		c := *r
 		c.Entries = slices.Clone(r.Entries)
+		c.Hidden = nil
+		c.KeepHidden(hidden[profile])
+		delete(hidden, profile)
 		s.rows[resumeKey(member, profile, "")] = &c
 	}
+	for profile, h := range hidden { // rows of removed titles only
+		r := &viewing.Row{Profile: profile, Version: 1}
+		r.KeepHidden(h)
+		s.rows[resumeKey(member, profile, "")] = r
+	}
 	return nil
+}
+
+// HideInRow implements viewing.HistoryStore.
+func (s *Store) HideInRow(ctx context.Context, member, profile, title string, at time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := resumeKey(member, profile, "")
+	r := s.rows[k]
+	if r == nil {
+		r = &viewing.Row{Profile: profile}
+		s.rows[k] = r
+	}
+	had := slices.ContainsFunc(r.Entries, func(e viewing.RowEntry) bool { return e.Title == title })
+	if r.Hide(title, at) {
+		r.Version++
+	}
+	return had, nil
 }
 
 // ReplaceEngagement replaces every engagement count.

@@ -81,6 +81,10 @@ func seed(t *testing.T, s *server) sample {
 			t.Fatalf("stop = %d %v", status, doc)
 		}
 	}
+	// The member removes the laptop's title from the recently watched row.
+	if status, doc := s.call(t, "DELETE", "/v1/recently-watched/tt-ice-road", tok, ""); status != 200 {
+		t.Fatalf("remove from the row = %d %v", status, doc)
+	}
 	return sm
 }
 
@@ -187,6 +191,13 @@ func TestConsole(t *testing.T) {
 	}
 	if n := eval[int](t, b, `document.querySelectorAll('#views-table tbody tr').length`); n != 2 {
 		t.Errorf("views table: %d rows, want 2", n)
+	}
+	// The row holds the tv's title; the laptop's, removed by the member,
+	// is listed as removed (it stays in the history above).
+	row := eval[[]string](t, b, `[...document.querySelectorAll('#row-table tbody tr td:first-child')].map(td => td.textContent)`)
+	removed := eval[[]string](t, b, `[...document.querySelectorAll('#row-removed li')].map(li => li.dataset.title)`)
+	if strings.Join(row, ",") != "tt-breakwater" || strings.Join(removed, ",") != "tt-ice-road" {
+		t.Errorf("row %v, removed %v; want tt-breakwater in the row and tt-ice-road removed", row, removed)
 	}
 	b.shot(t, "member")
 

@@ -294,6 +294,16 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("recently watched = %v, want the family profile's empty row", doc)
 			}
 		}},
+		{"recently-watched-remove.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if doc["title_id"] != "tt-low-tide" || doc["removed"] != false || doc["profile_id"] != "family" {
+				t.Errorf("remove from the row = %v, want tt-low-tide out of the family row (it was not in it)", doc)
+			}
+		}},
+		{"admin-member-row.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			if titles, ok := doc["titles"].([]any); !ok || len(titles) != 0 || doc["removed"] == nil {
+				t.Errorf("member row = %v, want an empty row and its removals", doc)
+			}
+		}},
 		{"admin-title-engagement.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
 			if doc["title_id"] != "tt-first-light" || doc["views"] != 0.0 || doc["watched_ms"] != 0.0 || doc["completions"] != 0.0 {
 				t.Errorf("title engagement = %v", doc)

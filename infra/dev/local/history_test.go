@@ -183,3 +183,65 @@ func erasure(t *testing.T, e *env, store string) {
 		t.Errorf("history after a new view = %d %v, want only it", status, doc)
 	}
 }
+
+// TestRemoveFromRecentlyWatched: a member removes a title from the
+// recently watched row: the row drops it, the history keeps its views,
+// removing it again changes nothing, and watching it again brings it back
+// to the front. On every store layout.
+func TestRemoveFromRecentlyWatched(t *testing.T) {
+	for _, store := range []string{"memory", "dynamo", "dynamo-regions"} {
+		t.Run(store, func(t *testing.T) {
+			e := start(t, store)
+			tok := e.token(t, "rowan", "premium")
+			watch := func(title string) {
+				t.Helper()
+				status, _, doc := e.call(t, "POST", "/v1/devices/tv/views", tok, fmt.Sprintf(`{"title_id":%q}`, title))
+				if status != 201 {
+					t.Fatalf("start %s = %d %v", title, status, doc)
+				}
+				if status, _, doc := e.call(t, "POST", "/v1/devices/tv/views/"+viewID(doc)+"/stop", tok, `{"position_ms":60000}`); status != 200 {
+					t.Fatalf("stop = %d %v", status, doc)
+				}
+				time.Sleep(3 * time.Millisecond)
+			}
+			row := func() string {
+				t.Helper()
+				_, _, doc := e.call(t, "GET", "/v1/recently-watched", tok, "")
+				var titles []string
+				for _, x := range doc["titles"].([]any) {
+					titles = append(titles, x.(map[string]any)["title_id"].(string))
+				}
+				return strings.Join(titles, ",")
+			}
+			for _, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
+				watch(title)
+			}
+			e.catchUp(t)
+			if got := row(); got != "tt-low-tide,tt-paper-moons,tt-first-light" {
+				t.Fatalf("row = %s", got)
+			}
+			status, _, doc := e.call(t, "DELETE", "/v1/recently-watched/tt-paper-moons", tok, "")
+			if status != 200 || doc["removed"] != true || doc["title_id"] != "tt-paper-moons" {
+				t.Fatalf("remove = %d %v", status, doc)
+			}
+			if got := row(); got != "tt-low-tide,tt-first-light" {
+				t.Errorf("row after the removal = %s", got)
+			}
+			if _, _, doc := e.call(t, "GET", "/v1/history", tok, ""); len(doc["entries"].([]any)) != 3 {
+				t.Errorf("history after the removal = %v; want its 3 entries", doc)
+			}
+			if status, _, doc := e.call(t, "DELETE", "/v1/recently-watched/tt-paper-moons", tok, ""); status != 200 || doc["removed"] != false {
+				t.Errorf("remove again = %d %v; want 200, removed false", status, doc)
+			}
+			if status, _, doc := e.call(t, "DELETE", "/v1/recently-watched/not..valid!", tok, ""); status != 400 {
+				t.Errorf("remove a bad title id = %d %v; want 400", status, doc)
+			}
+			time.Sleep(2 * time.Millisecond) // a view started after the removal, not in its millisecond
+			watch("tt-paper-moons")
+			e.catchUp(t)
+			if got := row(); got != "tt-paper-moons,tt-low-tide,tt-first-light" {
+				t.Errorf("row after watching it again = %s; want it back in front", got)
+			}
+		})
+	}
+}

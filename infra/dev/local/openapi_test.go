@@ -375,6 +375,8 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("GET", "/v1/history?limit=1", member, "", 200)
 	call("GET", "/v1/admin/members/dora-doc/history?limit=1", admin, "", 200)
 	call("GET", "/v1/recently-watched?profile=kids", member, "", 200)
+	call("DELETE", "/v1/recently-watched/tt-first-light?profile=kids", member, "", 200)
+	call("GET", "/v1/admin/members/dora-doc/recently-watched?profile=kids", admin, "", 200)
 	call("GET", "/v1/admin/titles/tt-first-light/days/"+day+"/engagement", admin, "", 200)
 	call("GET", "/v1/admin/days/"+day+"/most-watched?limit=3", admin, "", 200)
 

@@ -209,16 +209,19 @@ async function loadEvents(id, seq) {
 // there leaves the rest of the member whole.
 async function loadViews(id, seq) {
   const views = [];
+  // The account's own recently watched row, with the titles the member
+  // removed from it ("why is it not in my row?"); without it, the rest.
+  const row = await api(`v1/admin/members/${enc(id)}/recently-watched`).catch(() => null);
   try {
     for (let i = 0, cursor = ''; i < HISTORY_PAGES && seq === loadSeq; i++) {
       const p = await api(`v1/admin/members/${enc(id)}/history?limit=100` + (cursor ? '&cursor=' + enc(cursor) : ''));
       for (const v of list(p.entries)) views.push(v);
-      if (!p.next_cursor) return { views };
+      if (!p.next_cursor) return { views, row };
       cursor = p.next_cursor;
     }
-    return { views, more: true };
+    return { views, row, more: true };
   } catch (error) {
-    return { views, error };
+    return { views, row, error };
   }
 }
 
@@ -443,6 +446,15 @@ function render() {
     table('views-table', 'Views, newest first', ['Started', 'Last seen', 'Device', 'Title', 'Profile', 'Watched', 'Position', 'Completed', 'Ended'], v.views,
       (w) => h('tr', null, td(fmtAt(w.started_at)), td(fmtAt(w.last_seen_at)), td(w.device_id), td(w.title_id), td(w.profile_id),
         td(dur(w.watched_ms)), td(dur(w.position_ms)), td(w.completed ? 'yes' : 'no'), td(w.ended || 'playing'))), err);
+  if (v.row) {
+    const removed = list(v.row.removed);
+    $('views').append(h('h3', { text: 'Recently watched row' }),
+      table('row-table', 'The account\'s own row, latest first', ['Title', 'Started', 'Resume from', 'Completed'], list(v.row.titles),
+        (r) => h('tr', null, td(r.title_id), td(fmtAt(r.started_at)), td(dur(r.resume_from_ms)), td(r.completed ? 'yes' : 'no'))),
+      removed.length === 0 ? h('p', { class: 'note', id: 'row-removed', text: 'No title removed from the row by the member.' })
+        : h('div', { id: 'row-removed' }, h('p', { class: 'note', text: 'Removed from the row by the member (kept in the history; watching again brings a title back):' }),
+          h('ul', null, ...removed.map((r) => h('li', { 'data-title': r.title_id, text: `${r.title_id}, removed ${fmtAt(r.removed_at)}` })))));
+  }
   if (err) showError(err, v.error);
   renderEvents();
   $('raw').hidden = false;
