@@ -19,7 +19,8 @@ var Prices = struct {
 	LambdaPerMillion       float64 // requests
 	StatesPerThousandTrans float64 // Standard workflows: state transitions
 	HTTPAPIPerMillion      float64 // API Gateway HTTP API requests (first 300 M)
-}{"2025 price list, us-east-1", 0.125, 0.625, 0.0000133334, 0.20, 0.025, 1.00}
+	DynamoStoragePerGB     float64 // a GB-month, standard table class
+}{"2025 price list, us-east-1", 0.125, 0.625, 0.0000133334, 0.20, 0.025, 1.00, 0.25}
 
 // The projected job: 100 M members, 1,000 segments (States.ArrayRange's
 // most), one a batch, MaxConcurrency 1,000: every segment at once, each an

@@ -54,6 +54,7 @@ var targets = map[string]target{
 	"BenchmarkRealisticLoad stream-WCU/event":         {1, "≤ 1.0"},
 	"BenchmarkViewing requests/heartbeat":             {1, "1"},
 	"BenchmarkViewing WCU/heartbeat":                  {1, "≤ 1"},
+	"cost heartbeat-WCU-all-in":                       {1.1, "≤ 1.1"},
 	"BenchmarkViewing RCU/heartbeat":                  {0, "no read"},
 	"BenchmarkViewing requests/start":                 {2, "≤ 2"},
 	"BenchmarkViewing requests/resume":                {1, "1"},
@@ -301,6 +302,7 @@ func (r Report) Markdown() string {
 		r.jobsSection(&b)
 		r.jobProjection(&b)
 	}
+	r.costSection(&b)
 	r.load(&b)
 	if len(r.Sizes) > 0 {
 		b.WriteString("## Bootstrap sizes\n\n`make build`: linux/arm64, stripped, `-tags lambda.norpc,nethttpomithttp2`, built as usual otherwise (see the Makefile).\n\n| function | bootstrap | target |\n| --- | ---: | --- |\n")
@@ -414,6 +416,11 @@ func (r Report) headlines(b *strings.Builder) {
 			row{"fleet what-if of 100 M members at MaxConcurrency 1,000, projected at this machine's rate / at 5 ms a DynamoDB request: wall time / cost",
 				fmt.Sprintf("%s / $%.2f; %s / $%.2f", shortDuration(here.Wall.Round(time.Second)), here.Total(), shortDuration(aws.Wall.Round(time.Second)), aws.Total()),
 				verdictJob(here, aws)})
+	}
+	if cost, wcu, ok := r.viewingHourCost(); ok {
+		rows = append(rows, row{"heartbeat write units all-in (the API's write and the stream function's, each heartbeat alone)", value(wcu, ""),
+			verdict("cost", "heartbeat-WCU-all-in", wcu)},
+			row{"cost of a million viewing hours (API Gateway, Lambda, DynamoDB; the cost model below)", fmt.Sprintf("$%.2f", cost), "—"})
 	}
 	if r.Load != nil {
 		for _, l := range r.Load.Levels {
