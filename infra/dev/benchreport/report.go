@@ -420,7 +420,7 @@ func (r Report) headlines(b *strings.Builder) {
 	if cost, wcu, ok := r.viewingHourCost(); ok {
 		rows = append(rows, row{"heartbeat write units all-in (the API's write and the stream function's, each heartbeat alone)", value(wcu, ""),
 			verdict("cost", "heartbeat-WCU-all-in", wcu)},
-			row{"cost of a million viewing hours (API Gateway, Lambda, DynamoDB; the cost model below)", fmt.Sprintf("$%.2f", cost), "—"})
+			row{"cost of a million viewing hours (API Gateway, Lambda, DynamoDB; the cost model of docs/performance.md)", fmt.Sprintf("$%.2f", cost), "—"})
 	}
 	if r.Load != nil {
 		for _, l := range r.Load.Levels {
