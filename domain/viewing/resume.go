@@ -255,6 +255,32 @@ type Answer struct {
 	UpdatedAt    *time.Time `json:"updated_at,omitempty"`
 }
 
+// FreshestResume is r, the resume point of a title as the stream function
+// last wrote it, with the position of the view in slots (a member's
+// screens) of the same title and profile seen after it, if any: a start on
+// another device resumes from where a view still playing is now, not from
+// the last report the stream function has handled.
+func FreshestResume(r *Resume, slots []*View, title, profile string) *Resume {
+	var latest *View
+	for _, v := range slots {
+		if v == nil || v.Title != title || v.Profile != profile || v.Seq == 0 && v.Ended == "" {
+			continue // another title, or a view that has not reported yet
+		}
+		if latest == nil || v.LastSeen.After(latest.LastSeen) {
+			latest = v
+		}
+	}
+	if latest == nil || r != nil && !latest.LastSeen.After(r.At) {
+		return r
+	}
+	fresh := Resume{}
+	if r != nil {
+		fresh = *r
+	}
+	fresh.PositionMs, fresh.Device, fresh.At, fresh.View = latest.PositionMs, latest.Device, latest.LastSeen, latest.ID
+	return &fresh
+}
+
 // AnswerFor is the resume point of a title (r nil: never watched). A title
 // is completed once the position passes the policy's completion share of
 // its runtime (into the credits); it then resumes from the start.

@@ -121,3 +121,40 @@ func TestAnswerFor(t *testing.T) {
 		t.Errorf("AnswerFor(unknown runtime) = %+v, want never completed", a)
 	}
 }
+
+// TestFreshestResume: a start resumes from the position of a view of the
+// title still playing (or stopped) on another screen when that view was
+// seen after the resume point the stream function wrote; a view of
+// another title or profile, one not reported yet, or an older one leaves
+// the resume point as it is.
+func TestFreshestResume(t *testing.T) {
+	r := &Resume{Title: "tt-first-light", PositionMs: 120_000, At: t0, Device: "tv", WatchedMs: 300_000}
+	view := func(id, title, profile string, seen time.Duration, pos, seq int64) *View {
+		return &View{ID: id, Title: title, Profile: profile, Device: "phone", LastSeen: t0.Add(seen), PositionMs: pos, Seq: seq}
+	}
+	for _, c := range []struct {
+		name   string
+		slots  []*View
+		pos    int64
+		device string
+	}{
+		{"no screen", []*View{nil, nil}, 120_000, "tv"},
+		{"the phone playing it, seen later", []*View{nil, view("v1-a", "tt-first-light", "", time.Minute, 754_000, 3)}, 754_000, "phone"},
+		{"seen before the resume point", []*View{view("v0-a", "tt-first-light", "", -time.Minute, 754_000, 3)}, 120_000, "tv"},
+		{"another title", []*View{view("v0-a", "tt-low-tide", "", time.Minute, 754_000, 3)}, 120_000, "tv"},
+		{"another profile", []*View{view("v0-a", "tt-first-light", "kids", time.Minute, 754_000, 3)}, 120_000, "tv"},
+		{"started, not reported yet", []*View{view("v0-a", "tt-first-light", "", time.Minute, 754_000, 0)}, 120_000, "tv"},
+		{"the latest of two", []*View{view("v0-a", "tt-first-light", "", time.Minute, 500_000, 3), view("v1-b", "tt-first-light", "", 2*time.Minute, 600_000, 2)}, 600_000, "phone"},
+	} {
+		got := FreshestResume(r, c.slots, "tt-first-light", "")
+		if got.PositionMs != c.pos || got.Device != c.device || got.WatchedMs != 300_000 {
+			t.Errorf("%s: %+v, want position %d on %s, the time watched kept", c.name, got, c.pos, c.device)
+		}
+	}
+	if got := FreshestResume(nil, []*View{view("v1-a", "tt-first-light", "", time.Minute, 754_000, 3)}, "tt-first-light", ""); got == nil || got.PositionMs != 754_000 {
+		t.Errorf("no resume point yet, the phone playing: %+v", got)
+	}
+	if r.PositionMs != 120_000 {
+		t.Error("FreshestResume changed the resume point it was given")
+	}
+}

@@ -195,7 +195,7 @@ func (s *Service) Start(ctx context.Context, c Start, key string) (Started, erro
 			return Started{}, fmt.Errorf("read screens of %s: %w", kernel.Pseudonym(c.Member), err)
 		}
 		now := s.now()
-		answer := AnswerFor(res, c.Title, c.Profile, title, policy.Viewing)
+		answer := AnswerFor(FreshestResume(res, slots, c.Title, c.Profile), c.Title, c.Profile, title, policy.Viewing)
 		d, err := DecideStart(slots, c, key, title, policy.Viewing, answer.ResumeFromMs, now, s.IDs.NewID)
 		if err != nil {
 			return Started{}, err

@@ -70,3 +70,25 @@ func TestBodiesAPlayerMustSend(t *testing.T) {
 		t.Errorf("a position as a string = %d %s; want MALFORMED_JSON: position_ms must be a whole number", resp.StatusCode, resp.Body)
 	}
 }
+
+// TestAStartResumesFromAViewStillPlaying: with no stream function at all
+// (no resume point written), a start on the tv resumes from the position
+// the phone's view reported a moment ago.
+func TestAStartResumesFromAViewStillPlaying(t *testing.T) {
+	store := memstore.New()
+	lic := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	views := viewing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	s := services(lic)
+	s.Viewing = views
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	_, doc := invoke(t, api, "POST", "/v1/devices/phone/views", "m1", "premium", `{"title_id":"tt-first-light"}`, nil)
+	phone, _ := doc["view"].(map[string]any)["view_id"].(string)
+	if resp, _ := invoke(t, api, "POST", "/v1/devices/phone/views/"+phone+"/heartbeat", "m1", "premium", `{"position_ms":754000,"state":"playing","seq":1}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("heartbeat = %d %s", resp.StatusCode, resp.Body)
+	}
+	resp, doc := invoke(t, api, "POST", "/v1/devices/tv/views", "m1", "premium", `{"title_id":"tt-first-light"}`, nil)
+	resume, _ := doc["resume"].(map[string]any)
+	if resp.StatusCode != 201 || resume["resume_from_ms"] != 754000.0 || resume["device_id"] != "phone" {
+		t.Errorf("the tv's start = %d %s; want it resumed at 754000 from the phone", resp.StatusCode, resp.Body)
+	}
+}

@@ -123,11 +123,15 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, fmt.Sprintf("%s %s %s watched %ds at %d furthest %d", e.Title, e.Device, e.Ended, e.WatchedMs/1000, e.PositionMs, e.FurthestMs))
 	}
-	// Open views show their start until they are seen to end (the resume
-	// points were not written yet when they started: they start at 0).
+	// Open views show their start until they are seen to end. The resume
+	// points were not written yet when they started, so each starts where
+	// a view of its title on the account's screens was last seen: the tv's
+	// second tt-paper-moons where its first was ended (30000), the
+	// tablet's tt-first-light at 0 (the phone's stopped view had left the
+	// screens by then).
 	want := []string{
 		"tt-first-light tablet  watched 0s at 0 furthest 0",
-		"tt-paper-moons tv  watched 0s at 0 furthest 0",
+		"tt-paper-moons tv  watched 0s at 30000 furthest 30000",
 		"tt-low-tide laptop EXPIRED watched 30s at 45000 furthest 45000",
 		"tt-paper-moons tv ENDED_BY_MEMBER watched 31s at 30000 furthest 30000",
 		"tt-first-light phone STOPPED watched 70s at 70000 furthest 70000",
