@@ -259,3 +259,109 @@ func TestErasureHoldsAgainstLateRecords(t *testing.T) {
 	handle(recs) // the whole batch again
 	check("after the batch again")
 }
+
+// TestASilentViewClosesWhenItsSlotExpires: an app killed mid-view sends
+// no stop and nobody takes its screen; when the table's TTL deletes the
+// slot, the stream function closes the view EXPIRED with its last known
+// position and time watched, and engagement counts them. The removal
+// handled again counts nothing twice; a removal of a stopped view changes
+// nothing; one of a view started before an erasure brings nothing back.
+// The records are those AWS sends (DynamoDB Local does not expire items).
+func TestASilentViewClosesWhenItsSlotExpires(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	var recs []events.DynamoDBEventRecord
+	var last map[string]*viewing.View // each view as its slot last held it
+	seq := 0
+	next := func() string { seq++; return fmt.Sprintf("%021d", seq) }
+	last = map[string]*viewing.View{}
+	mem.SubscribeScreens(func(c memstore.ScreenChange) {
+		r, err := projectortest.ScreenRecord(c.Member, &c.View, c.Insert, next())
+		if err != nil {
+			t.Error(err)
+		}
+		recs = append(recs, r)
+		v := c.View
+		last[c.Member+"/"+v.ID] = &v
+	})
+	t0 := time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)
+	clock := &movable{t: t0}
+	policy := licensing.DefaultPolicy()
+	svc := viewing.NewService(mem, policy, clock, &ids{})
+	p := setup.NewProcessor(setup.Stores{Events: mem, Progress: mem, History: mem}, 4, policy)
+	handle := func(rs ...events.DynamoDBEventRecord) {
+		t.Helper()
+		if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: rs}); err != nil || len(resp.BatchItemFailures) > 0 {
+			t.Fatalf("Handle = %+v, %v", resp, err)
+		}
+	}
+	watch := func(member, device, title string, beats int, stop bool) *viewing.View {
+		t.Helper()
+		st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: device, Title: title}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= beats; i++ {
+			clock.add(30 * time.Second)
+			if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: device, View: st.View.ID, PositionMs: int64(i) * 30_000, State: viewing.Playing, Seq: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if stop {
+			clock.add(10 * time.Second)
+			if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: device, View: st.View.ID, PositionMs: int64(beats)*30_000 + 10_000}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return last[member+"/"+st.View.ID]
+	}
+	// The phone's app dies 90 s in; the laptop stops properly.
+	silent := watch("m-silent", "phone", "tt-first-light", 3, false)
+	stopped := watch("m-silent", "laptop", "tt-low-tide", 2, true)
+	handle(recs...)
+	// The slots' TTL runs some minutes after they expire.
+	clock.add(viewing.SlotKept + 10*time.Minute)
+	gone, err := projectortest.TTLRemoveRecord("m-silent", silent, clock.Now(), next())
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneStopped, _ := projectortest.TTLRemoveRecord("m-silent", last["m-silent/"+stopped.ID], clock.Now(), next())
+	handle(gone, goneStopped)
+	handle(gone) // delivered again
+	entries, _, err := mem.History(ctx, "m-silent", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%s %s %s watched %ds at %d", e.Title, e.Device, e.Ended, e.WatchedMs/1000, e.PositionMs))
+	}
+	want := []string{"tt-low-tide laptop STOPPED watched 70s at 70000", "tt-first-light phone EXPIRED watched 90s at 90000"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("history:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if e, _ := mem.Engagement(ctx, "tt-first-light", viewing.Day(t0)); e != (viewing.Engagement{Views: 1, WatchedMs: 90_000}) {
+		t.Errorf("engagement of the silent view's title = %+v, want 1 view, 90 s", e)
+	}
+	if r, _ := mem.Resume(ctx, "m-silent", "", "tt-first-light"); r == nil || len(r.Open) != 0 || r.PositionMs != 90_000 {
+		t.Errorf("resume point = %+v, want 90000 and the view's totals closed", r)
+	}
+
+	// A view started before the member's erasure, its slot expiring after
+	// it: nothing comes back.
+	recs = recs[:0]
+	erased := watch("m-erased", "tv", "tt-paper-moons", 2, false)
+	handle(recs...)
+	clock.add(time.Minute)
+	if err := mem.BeginErasure(ctx, "m-erased", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	er, _ := projectortest.ErasureRecord("m-erased", clock.Now(), next())
+	handle(er)
+	clock.add(viewing.SlotKept + 10*time.Minute)
+	late, _ := projectortest.TTLRemoveRecord("m-erased", erased, clock.Now(), next())
+	handle(late)
+	if entries, _, err := mem.History(ctx, "m-erased", "", 10); err != nil || len(entries) != 0 {
+		t.Errorf("history after the erasure and the late removal = %v, %v; want none", entries, err)
+	}
+}
