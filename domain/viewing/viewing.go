@@ -108,14 +108,6 @@ func FormerOf(v *View, reason EndReason) *Former {
 	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started, Key: v.Key, Fingerprint: v.Fingerprint}
 }
 
-// SlotKept is how long after its expiry a slot whose view went silent (an
-// app killed: no stop, no heartbeat) is kept: the table's TTL then deletes
-// it, and the stream function, handed that deletion, closes the view with
-// its last known position and totals. Until then the view may come back
-// (its next heartbeat takes the slot back); after, its player is told
-// VIEW_NOT_FOUND and starts again, from its resume point.
-const SlotKept = 5 * time.Minute
-
 // FormerView is the view the slot held before v, if it remembers one.
 func (v *View) FormerView() *Former {
 	if v == nil {

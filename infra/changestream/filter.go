@@ -15,15 +15,13 @@ import (
 // EventFilters are the stream function's event source filters, as
 // template.yaml gives them in FilterCriteria (a record passes if it matches
 // any): new event items, new or changed screen items, and erasures under
-// way, and screen slots deleted (by the table's TTL: a view gone silent).
-// The function never sees snapshots, counters, resume points, history
-// entries, rows or a done erasure (its own writes), nor other removals.
-// Local runs apply the same patterns.
+// way. The function never sees snapshots, counters, resume points, history
+// entries, rows or a done erasure (its own writes), nor removals. Local
+// runs apply the same patterns.
 var EventFilters = []string{
 	`{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`,
 	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["screen"]}}}}`,
 	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["erasure"]}}}}`,
-	`{"eventName": ["REMOVE"], "dynamodb": {"OldImage": {"it": {"S": ["screen"]}}}}`,
 }
 
 // Filter is a set of Lambda event filter patterns (EventBridge syntax)

@@ -23,19 +23,16 @@ type Change struct {
 	Member string
 	// Event is the event appended (upcast and decoded), for a log record.
 	Event *licensing.Event
-	// View is what the screen slot now holds, for a screen write; for a
-	// removal (Removed), what it held.
-	View    *viewing.View
-	Removed bool
+	// View is what the screen slot now holds, for a screen write.
+	View *viewing.View
 	// Erasure is the time as of which the member's viewing data is to be
 	// erased, for the start of an erasure.
 	Erasure time.Time
 }
 
 // DecodeChange reads one stream record: its event name (INSERT, MODIFY or
-// REMOVE), its keys and its image (the new one; the old one for a
-// removal). ok is false for a record that says nothing the stream function
-// handles (a removal of anything but a screen slot, a snapshot, a counter);
+// REMOVE), its keys and its new image. ok is false for a record that says
+// nothing the stream function handles (a removal, a snapshot, a counter);
 // the template's filter keeps most of those out, but a local feed may pass
 // them. An error is a record that cannot be read (a poison record); the
 // change then holds the partition and member, where they could be read.
@@ -43,20 +40,6 @@ func DecodeChange(eventName string, keys, image map[string]types.AttributeValue)
 	c.Partition, _ = strOf(keys, "pk")
 	if m, viewingData := memberOf(keys, viewingPrefix); viewingData {
 		c.Member = m
-		if eventName == "REMOVE" {
-			// A screen slot deleted (image: the item as it was): by the
-			// table's TTL, a view gone silent; by an erasure, whose record
-			// drops it. Nothing else is read from a removal.
-			member, v, isScreen, err := UnmarshalScreen(image)
-			if err != nil || !isScreen {
-				return c, false, err
-			}
-			if member != c.Member {
-				return c, false, fmt.Errorf("screen item of %s in the partition of %s", kernel.Pseudonym(member), kernel.Pseudonym(c.Member))
-			}
-			c.View, c.Removed = v, true
-			return c, true, nil
-		}
 		if eventName != "INSERT" && eventName != "MODIFY" {
 			return c, false, nil
 		}

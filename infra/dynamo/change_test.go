@@ -50,8 +50,7 @@ func TestDecodeChange(t *testing.T) {
 		{"snapshot", "INSERT", snapshot, "m-1", false, false, ""},
 		{"screen claimed", "INSERT", screen, "m-1", true, false, "view"},
 		{"heartbeat", "MODIFY", screen, "m-1", true, false, "view"},
-		{"screen removed (its old image: the table's TTL)", "REMOVE", screen, "m-1", true, false, "view"},
-		{"erasure removed", "REMOVE", MarshalErasure("m-1", at), "m-1", false, false, ""},
+		{"screen removed", "REMOVE", screen, "m-1", false, false, ""},
 		{"erasure", "MODIFY", MarshalErasure("m-1", at), "m-1", true, false, "erasure"},
 		{"counter", "MODIFY", counter, "c#title:tt-x#3", false, false, ""},
 	} {
@@ -65,8 +64,7 @@ func TestDecodeChange(t *testing.T) {
 		case !c.Erasure.IsZero():
 			kind = "erasure"
 		}
-		if ok != tc.ok || (err != nil) != tc.fails || kind != tc.kind || c.Member != tc.member || c.Partition != tc.item["pk"].(*types.AttributeValueMemberS).Value ||
-			c.Removed != (tc.event == "REMOVE" && ok) {
+		if ok != tc.ok || (err != nil) != tc.fails || kind != tc.kind || c.Member != tc.member || c.Partition != tc.item["pk"].(*types.AttributeValueMemberS).Value {
 			t.Errorf("%s: DecodeChange = %+v (%s), %v, %v; want member %s, %s, ok %v, error %v", tc.name, c, kind, ok, err, tc.member, tc.kind, tc.ok, tc.fails)
 		}
 	}

@@ -80,10 +80,6 @@ type screenItem struct {
 	// it is told the view ended.
 	FormerKey         string `dynamodbav:"fk,omitempty"`
 	FormerFingerprint string `dynamodbav:"ff,omitempty"`
-	// TTL (Unix seconds): SlotKept after the view's expiry, moved by each
-	// heartbeat; the table's TTL deletes a silent view's slot, and the
-	// stream function closes the view from that REMOVE record.
-	TTL int64 `dynamodbav:"ttl,omitempty"`
 }
 
 // MarshalScreen is the item a member's screen slot holding v is stored as;
@@ -95,7 +91,6 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 		Started: ms(v.Started), LastSeen: ms(v.LastSeen), PrevSeen: ms(v.PrevSeen), Expires: ms(v.Expires),
 		Position: v.PositionMs, State: string(v.State), PrevState: string(v.PrevState), Seq: v.Seq,
 		Ended: string(v.Ended), EndedAt: ms(v.EndedAt), Key: v.Key, Fingerprint: v.Fingerprint,
-		TTL: slotTTL(v.Expires),
 	}
 	if v.Former != nil {
 		it.FormerID, it.FormerReason = v.Former.ID, string(v.Former.Reason)
@@ -108,9 +103,6 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 	}
 	return av, nil
 }
-
-// slotTTL is the TTL of a slot whose view expires at expires.
-func slotTTL(expires time.Time) int64 { return expires.Add(viewing.SlotKept).Unix() }
 
 // UnmarshalScreen reads a screen slot item, as stored or as a stream
 // record's new image carries it. ok is false for items of other kinds.
@@ -206,12 +198,11 @@ func (s *Views) Claim(ctx context.Context, member string, c viewing.Claim, now t
 // slot, no read. The condition is viewing.CheckBeat's.
 func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
 	return s.change(ctx, member, b.View,
-		"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ttl = :ttl",
+		"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq",
 		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)",
 		map[string]types.AttributeValue{
 			":vid": str(b.View), ":dev": str(b.Device), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)),
 			":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0),
-			":ttl": num(slotTTL(b.Expires)),
 		})
 }
 

@@ -34,11 +34,8 @@ type Record struct {
 	Member string
 	// Event is the event appended, upcast and decoded.
 	Event *licensing.Event
-	// View is what the screen slot holds after the write; Removed: the
-	// slot was deleted (by the table's TTL, or an erasure), and View is
-	// what it held.
-	View    *viewing.View
-	Removed bool
+	// View is what the screen slot holds after the write.
+	View *viewing.View
 	// Erasure is the time as of which the member's viewing data is erased.
 	Erasure time.Time
 }
@@ -162,11 +159,7 @@ func decode(r events.DynamoDBEventRecord) (Record, string, bool, error) {
 	if err != nil {
 		return rec, "?" + rec.Seq, false, err
 	}
-	newImage := r.Change.NewImage
-	if r.EventName == "REMOVE" {
-		newImage = r.Change.OldImage // a removal says what the item held
-	}
-	image, err := ToSDK(newImage)
+	image, err := ToSDK(r.Change.NewImage)
 	var c dynamo.Change
 	ok := false
 	if err == nil {
@@ -174,7 +167,7 @@ func decode(r events.DynamoDBEventRecord) (Record, string, bool, error) {
 	} else {
 		c, _, _ = dynamo.DecodeChange("", keys, nil)
 	}
-	rec.Member, rec.Event, rec.View, rec.Erasure, rec.Removed = c.Member, c.Event, c.View, c.Erasure, c.Removed
+	rec.Member, rec.Event, rec.View, rec.Erasure = c.Member, c.Event, c.View, c.Erasure
 	if c.Member == "" {
 		return rec, "?" + rec.Seq, false, err
 	}

@@ -184,21 +184,6 @@ func (p *Viewing) slot(ctx context.Context, member string, recs []Record, vc *vi
 		if v.Started.Before(vc.erased[member]) {
 			continue // a view started before the member's viewing data was erased
 		}
-		if r.Removed {
-			// The slot deleted by the table's TTL: its view went silent
-			// (no stop, nobody took its screen) and is closed now, expired,
-			// with its last known totals. A view that had ended was closed
-			// already; a removal handled again finds its entry closed.
-			if v.Ended == "" {
-				if err := flush(); err != nil {
-					return runFirst, err
-				}
-				if err := closeEnded(r, v.Profile, v.Title, v.Slot, v.ID, viewing.Expired, viewing.EntryOf(v)); err != nil {
-					return r, err
-				}
-			}
-			continue
-		}
 		if v.Seq == 0 && v.Ended == "" { // the write of a start
 			// The former view's end. A stop or an end from elsewhere has a
 			// record of its own, before this one: if this batch holds it,

@@ -154,15 +154,6 @@ func checkStreamEvents(d *deployment) []string {
 		covered := map[string]bool{}
 		for i, p := range patterns {
 			kinds := literals(p, "dynamodb", "NewImage", "it", "S")
-			if removals := literals(p, "dynamodb", "OldImage", "it", "S"); len(kinds) == 0 && len(removals) > 0 {
-				// A removal: only of screen slots (the table's TTL deleting a
-				// silent view's), and only REMOVE.
-				if !slices.Equal(removals, []string{"screen"}) || !slices.Equal(literals(p, "eventName"), []string{"REMOVE"}) {
-					problems = append(problems, fmt.Sprintf("%s: filter %d passes removals other than of screen slots: %v %v", where, i, literals(p, "eventName"), removals))
-				}
-				covered["screen removal"] = true
-				continue
-			}
 			if len(kinds) == 0 || len(slices.Compact(slices.Sorted(slices.Values(kinds)))) != 1 || allowedChanges[kinds[0]] == nil {
 				problems = append(problems, fmt.Sprintf("%s: filter %d must require dynamodb.NewImage.it.S to be one of the kinds %v, exactly", where, i, slices.Sorted(maps.Keys(allowedChanges))))
 				continue
@@ -178,9 +169,6 @@ func checkStreamEvents(d *deployment) []string {
 			if !covered[kind] {
 				problems = append(problems, fmt.Sprintf("%s: no filter passes %s items, which the function needs", where, kind))
 			}
-		}
-		if !covered["screen removal"] {
-			problems = append(problems, fmt.Sprintf("%s: no filter passes the removal of screen slots: a silent view would never be closed", where))
 		}
 	}
 	return problems

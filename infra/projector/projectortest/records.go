@@ -44,24 +44,6 @@ func ScreenRecord(member string, v *viewing.View, insert bool, seq string) (even
 	return newImageRecord(item, name, fmt.Sprintf("%s-%s-%d", member, v.ID, v.Seq), v.LastSeen, seq)
 }
 
-// TTLRemoveRecord builds the stream record DynamoDB Streams delivers when
-// the table's TTL deletes a member's screen slot holding v: a REMOVE with
-// the item as it was (OldImage), made by the DynamoDB service.
-func TTLRemoveRecord(member string, v *viewing.View, at time.Time, seq string) (events.DynamoDBEventRecord, error) {
-	item, err := dynamo.MarshalScreen(member, v)
-	if err != nil {
-		return events.DynamoDBEventRecord{}, err
-	}
-	r, err := newImageRecord(item, "REMOVE", fmt.Sprintf("%s-%s-ttl", member, v.ID), at, seq)
-	if err != nil {
-		return r, err
-	}
-	r.Change.OldImage, r.Change.NewImage = r.Change.NewImage, nil
-	r.Change.StreamViewType = "NEW_AND_OLD_IMAGES"
-	r.UserIdentity = &events.DynamoDBUserIdentity{Type: "Service", PrincipalID: "dynamodb.amazonaws.com"}
-	return r, nil
-}
-
 // ErasureRecord is the stream record DynamoDB Streams carries for the write
 // of a pending erasure of a member's viewing data (an INSERT or, after an
 // earlier erasure, a MODIFY: the function treats both alike).
