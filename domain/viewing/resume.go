@@ -263,8 +263,8 @@ type Answer struct {
 func FreshestResume(r *Resume, slots []*View, title, profile string) *Resume {
 	var latest *View
 	for _, v := range slots {
-		if v == nil || v.Title != title || v.Profile != profile || v.Seq == 0 && v.Ended == "" {
-			continue // another title, or a view that has not reported yet
+		if v == nil || v.Title != title || v.Profile != profile || v.Seq == 0 && v.Ended != Stopped {
+			continue // another title, or a view that never reported (its position is where it started)
 		}
 		if latest == nil || v.LastSeen.After(latest.LastSeen) {
 			latest = v

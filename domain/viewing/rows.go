@@ -200,7 +200,8 @@ func (s *Service) RowOf(ctx context.Context, member, profile string) ([]RowTitle
 // RemoveFromRow removes a title from the recently watched row of a
 // member's profile: the history keeps its views, and the title comes back
 // to the row when the member watches it again. Whether it was in the row;
-// removing it again changes nothing.
+// removing it again changes nothing, nor does a removal from a profile
+// that has no row. A title must be in the catalogue or in the row.
 func (s *Service) RemoveFromRow(ctx context.Context, member, profile, titleID string) (bool, error) {
 	h, err := s.historyStore()
 	if err != nil {
@@ -211,6 +212,17 @@ func (s *Service) RemoveFromRow(ctx context.Context, member, profile, titleID st
 	}
 	if profile != "" && !kernel.ValidID(profile) {
 		return false, kernel.Invalid("profile", "profile must be 1 to 64 letters, digits or . _ : -")
+	}
+	if _, err := catalogued(s.Policy(), titleID); err != nil {
+		// A title gone from the catalogue may still be in the row; any
+		// other is refused (a row remembers only real removals).
+		row, rerr := h.Row(ctx, member, profile)
+		if rerr != nil {
+			return false, fmt.Errorf("row of %s: %w", kernel.Pseudonym(member), rerr)
+		}
+		if !slices.ContainsFunc(row.Entries, func(e RowEntry) bool { return e.Title == titleID }) {
+			return false, err
+		}
 	}
 	removed, err := h.HideInRow(ctx, member, profile, titleID, s.now())
 	if err != nil {

@@ -96,7 +96,8 @@ type HistoryStore interface {
 	// none).
 	Row(ctx context.Context, member, profile string) (*Row, error)
 	// HideInRow removes a title from the recently watched row of a
-	// member's profile as of at (Row.Hide): whether it was in the row.
+	// member's profile as of at (Row.Hide): whether it was in the row. A
+	// profile without a row is left without one.
 	HideInRow(ctx context.Context, member, profile, title string, at time.Time) (bool, error)
 	// Engagement returns a title's counts on a day (YYYY-MM-DD).
 	Engagement(ctx context.Context, title, day string) (Engagement, error)
@@ -247,6 +248,7 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 		return Beaten{}, err
 	}
 	b.At = s.now()
+	b.Expires = b.At.Add(policy.Viewing.ViewExpiry.D())
 	if slot, _ := SlotOf(b.View); slot >= limit {
 		// Past the limit (the plan shrank): the newest views play on.
 		// One read, only for a view in a slot past the limit.
@@ -266,7 +268,19 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 		if err := identify(held, b.View, b.Device); err != nil {
 			return Beaten{}, err
 		}
-		kept := Kept(views, limit, b.At)
+		// The beating view counts as live (a gap in its heartbeats, an
+		// outage, does not lose it its place): it is judged as it will be
+		// once this heartbeat is applied.
+		judged := make([]*View, len(views))
+		for i, v := range views {
+			judged[i] = v
+			if v.ID == b.View && held.Ended == "" {
+				c := *v
+				c.LastSeen, c.Expires = b.At, b.Expires
+				judged[i] = &c
+			}
+		}
+		kept := Kept(judged, limit, b.At)
 		for _, v := range views {
 			if v.ID != b.View && v.Live(b.At) && !kept[v.ID] {
 				if _, err := s.End(ctx, End{Member: b.Member, View: v.ID, Reason: PlanChanged}); err != nil && kernel.KindOf(err) != kernel.KindConflict && kernel.KindOf(err) != kernel.KindNotFound {
@@ -278,7 +292,6 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 			return Beaten{}, s.endOverLimit(ctx, b)
 		}
 	}
-	b.Expires = b.At.Add(policy.Viewing.ViewExpiry.D())
 	out := Beaten{View: b.View, PositionMs: b.PositionMs, State: b.State, Seq: b.Seq, Expires: b.Expires, Interval: policy.Viewing.HeartbeatInterval.D()}
 	held, applied, err := s.Store.Beat(ctx, b.Member, b)
 	if err != nil {

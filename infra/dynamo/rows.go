@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -133,6 +132,9 @@ func (s *History) WatchRow(ctx context.Context, member, profile string, es []vie
 func (s *History) HideInRow(ctx context.Context, member, profile, title string, at time.Time) (bool, error) {
 	had := false
 	err := s.updateRow(ctx, member, profile, func(r *viewing.Row) bool {
+		if r.Version == 0 {
+			return false // no row: nothing to remove, nothing to remember
+		}
 		had = slices.ContainsFunc(r.Entries, func(e viewing.RowEntry) bool { return e.Title == title })
 		return r.Hide(title, at)
 	})
@@ -174,52 +176,46 @@ func (s *History) updateRow(ctx context.Context, member, profile string, change 
 }
 
 // ReplaceRows replaces a member's recently watched rows: a Query of the
-// rows held, deletes of those of other profiles, a PutItem per row.
+// rows held, deletes of those of other profiles (but those holding the
+// member's removals), then each row read and written on its version.
 func (s *History) ReplaceRows(ctx context.Context, member string, rows map[string]*viewing.Row) error {
 	var stale []map[string]types.AttributeValue
-	rows = maps.Clone(rows)
-	var bad error
+	keep := map[string]bool{} // profiles whose row holds removals
 	if err := s.t.queryPrefix(ctx, ViewingPartition(member), []string{rowPrefix}, func(item map[string]types.AttributeValue) {
-		sk := item["sk"].(*types.AttributeValueMemberS).Value
-		// The titles the member removed stay removed.
-		hidden, err := hiddenOf(item)
-		if err != nil {
-			bad = err
+		profile, _ := strOf(item, "pf")
+		if _, rebuilt := rows[profile]; rebuilt {
 			return
 		}
-		profile, _ := strOf(item, "pf")
-		if len(hidden) > 0 {
-			r := &viewing.Row{Profile: profile, Version: 1}
-			if held := rows[profile]; held != nil {
-				c := *held
-				c.Entries = slices.Clone(held.Entries)
-				r = &c
-			}
-			r.KeepHidden(hidden)
-			rows[profile] = r
-		}
-		for profile := range rows {
-			if rowSK(profile) == sk {
-				return
-			}
+		if _, removals := item["h"]; removals {
+			keep[profile] = true
+			return
 		}
 		stale = append(stale, keyOf(item))
 	}); err != nil {
 		return err
 	}
-	if bad != nil {
-		return fmt.Errorf("rows of %s: %w", kernel.Pseudonym(member), bad)
-	}
 	if err := s.t.batchWrite(ctx, deletes(stale)); err != nil {
 		return fmt.Errorf("delete rows: %w", err)
 	}
+	// Each row is written as WatchRow writes it: read, then written on the
+	// version read, so a removal the member makes meanwhile is kept (the
+	// titles the member removed stay out of the rebuilt row).
+	write := func(profile string, entries []viewing.RowEntry) error {
+		return s.updateRow(ctx, member, profile, func(r *viewing.Row) bool {
+			hidden := r.Hidden
+			r.Entries, r.Hidden = slices.Clone(entries), nil
+			r.KeepHidden(hidden)
+			return true
+		})
+	}
 	for profile, r := range rows {
-		item, err := rowItem(member, profile, r)
-		if err != nil {
-			return err
+		if err := write(profile, r.Entries); err != nil {
+			return fmt.Errorf("rows of %s: %w", kernel.Pseudonym(member), err)
 		}
-		if err := s.t.put(ctx, item, "", nil, nil, false); err != nil {
-			return fmt.Errorf("write row: %w", unavailable(err))
+	}
+	for profile := range keep { // removals only: the entries go, the removals stay
+		if err := write(profile, nil); err != nil {
+			return fmt.Errorf("rows of %s: %w", kernel.Pseudonym(member), err)
 		}
 	}
 	return nil

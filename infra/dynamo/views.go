@@ -246,10 +246,13 @@ func (s *Views) change(ctx context.Context, member, id, update, cond string, val
 	return held, false, err
 }
 
-// Views implements viewing.ScreenStore with one Query of the member's slots.
+// Views implements viewing.ScreenStore with one strongly consistent Query
+// of the member's slots: a heartbeat past a plan's limit judges the views
+// by it, right after a start may have written one.
 func (s *Views) Views(ctx context.Context, member string) ([]*viewing.View, error) {
 	var views []*viewing.View
 	err := s.t.query(ctx, &dynamodb.QueryInput{
+		ConsistentRead:         aws.Bool(true),
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :s)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": str(ViewingPartition(member)), ":s": str(screenPrefix),

@@ -22,7 +22,8 @@ func TestScreenItemFitsOneWriteUnit(t *testing.T) {
 		Runtime: 24 * time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at, PositionMs: viewing.MaxPositionMs,
 		State: viewing.Paused, PrevState: viewing.Paused, Seq: viewing.MaxSeq, Ended: viewing.EndedByMember, EndedAt: at,
 		Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24),
-		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember, Title: id("t"), Profile: id("p"), Started: at},
+		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember, Title: id("t"), Profile: id("p"), Started: at,
+			Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24)},
 	}
 	item, err := MarshalScreen(id("m"), v)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/akrylysov/algnhsa"
 
@@ -90,5 +91,45 @@ func TestAStartResumesFromAViewStillPlaying(t *testing.T) {
 	resume, _ := doc["resume"].(map[string]any)
 	if resp.StatusCode != 201 || resume["resume_from_ms"] != 754000.0 || resume["device_id"] != "phone" {
 		t.Errorf("the tv's start = %d %s; want it resumed at 754000 from the phone", resp.StatusCode, resp.Body)
+	}
+}
+
+// movingClock is a clock a test moves.
+type movingClock struct{ t time.Time }
+
+func (c *movingClock) Now() time.Time { return c.t }
+
+// TestAViewKeptPastALimitSurvivesAGap: after a move to a one-screen plan,
+// the only view still playing, in a screen past the new limit, keeps
+// playing when its next heartbeat comes after a gap longer than the
+// view's expiry (a dropped network, an outage): nothing newer plays.
+func TestAViewKeptPastALimitSurvivesAGap(t *testing.T) {
+	store := memstore.New()
+	c := &movingClock{t: t0}
+	lic := licensing.NewService(store, licensing.DefaultPolicy(), c, &ids{})
+	views := viewing.NewService(store, licensing.DefaultPolicy(), c, &ids{})
+	s := services(lic)
+	s.Viewing = views
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	high := ""
+	for _, device := range []string{"tv", "phone", "laptop", "tablet"} {
+		_, doc := invoke(t, api, "POST", "/v1/devices/"+device+"/views", "m1", "premium", `{"title_id":"tt-first-light"}`, nil)
+		id, _ := doc["view"].(map[string]any)["view_id"].(string)
+		if high == "" && !strings.HasPrefix(id, "v0-") {
+			high = device + "/views/" + id
+			continue
+		}
+		if resp, _ := invoke(t, api, "POST", "/v1/devices/"+device+"/views/"+id+"/stop", "m1", "premium", `{"position_ms":1000}`, nil); resp.StatusCode != 200 {
+			t.Fatalf("stop on %s = %d %s", device, resp.StatusCode, resp.Body)
+		}
+		c.t = c.t.Add(time.Second)
+	}
+	if high == "" {
+		t.Fatal("no view in a screen past the first")
+	}
+	c.t = c.t.Add(2 * time.Minute) // past the 90 s expiry
+	resp, _ := invoke(t, api, "POST", "/v1/devices/"+high+"/heartbeat", "m1", "basic", `{"position_ms":60000,"state":"playing","seq":1}`, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("the lone view's heartbeat on basic after a gap = %d %s; want it kept", resp.StatusCode, resp.Body)
 	}
 }

@@ -228,10 +228,18 @@ func TestRebuiltRowsKeepRemovedTitles(t *testing.T) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 		var changes []viewing.HistoryMemberChange
-		for i, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
+		for i, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide", "tt-ice-road"} {
 			at := t0.Add(time.Duration(i) * time.Hour)
-			e := viewing.HistoryEntry{View: fmt.Sprintf("v0-%d", i), Title: title, Device: "tv", Started: at, LastSeen: at.Add(time.Minute), Ended: viewing.Stopped}
+			profile := ""
+			if title == "tt-ice-road" {
+				profile = "kids"
+			}
+			e := viewing.HistoryEntry{View: fmt.Sprintf("v0-%d", i), Title: title, Profile: profile, Device: "tv", Started: at, LastSeen: at.Add(time.Minute), Ended: viewing.Stopped}
 			changes = append(changes, viewing.HistoryMemberChange{Member: "m-rows", HistoryChange: viewing.HistoryChange{Entry: e, Closed: true}})
+			// The rows as the stream function keeps them.
+			if err := h.WatchRow(ctx, "m-rows", profile, []viewing.HistoryEntry{e}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := h.RecordHistory(ctx, changes); err != nil {
 			t.Fatal(err)
@@ -255,8 +263,15 @@ func TestRebuiltRowsKeepRemovedTitles(t *testing.T) {
 		if err != nil || strings.Join(got, ",") != "tt-low-tide,tt-first-light" || !r.Hidden["tt-paper-moons"].Equal(removal) {
 			t.Errorf("rebuilt row = %v hidden %v (%v); want tt-paper-moons still out", got, r.Hidden, err)
 		}
-		if kids, err := h.Row(ctx, "m-rows", "kids"); err != nil || !kids.Hidden["tt-ice-road"].Equal(removal) {
-			t.Errorf("kids' row = %+v, %v; want its removal kept", kids, err)
+		if kids, err := h.Row(ctx, "m-rows", "kids"); err != nil || !kids.Hidden["tt-ice-road"].Equal(removal) || len(kids.Entries) != 0 {
+			t.Errorf("kids' row = %+v, %v; want its removal kept, the title out", kids, err)
+		}
+		// A removal from a profile with no row leaves it without one.
+		if removed, err := h.HideInRow(ctx, "m-rows", "guest", "tt-first-light", removal); err != nil || removed {
+			t.Errorf("removal from a profile without a row = %v, %v", removed, err)
+		}
+		if guest, _ := h.Row(ctx, "m-rows", "guest"); guest.Version != 0 || len(guest.Hidden) != 0 {
+			t.Errorf("guest's row after a removal = %+v; want none", guest)
 		}
 	}
 	t.Run("memory", func(t *testing.T) { run(t, memstore.New()) })

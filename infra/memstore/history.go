@@ -316,11 +316,9 @@ func (s *Store) HideInRow(ctx context.Context, member, profile, title string, at
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := resumeKey(member, profile, "")
-	r := s.rows[k]
+	r := s.rows[resumeKey(member, profile, "")]
 	if r == nil {
-		r = &viewing.Row{Profile: profile}
-		s.rows[k] = r
+		return false, nil // no row: nothing to remove, nothing to remember
 	}
 	had := slices.ContainsFunc(r.Entries, func(e viewing.RowEntry) bool { return e.Title == title })
 	if r.Hide(title, at) {

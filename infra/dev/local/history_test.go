@@ -236,6 +236,11 @@ func TestRemoveFromRecentlyWatched(t *testing.T) {
 			if status, _, doc := e.call(t, "DELETE", "/v1/recently-watched/not..valid!", tok, ""); status != 400 {
 				t.Errorf("remove a bad title id = %d %v; want 400", status, doc)
 			}
+			// A title neither in the catalogue nor in the row is refused: a
+			// row remembers only real removals.
+			if status, _, doc := e.call(t, "DELETE", "/v1/recently-watched/tt-no-such-title", tok, ""); status != 404 {
+				t.Errorf("remove a title not in the catalogue = %d %v; want 404", status, doc)
+			}
 			time.Sleep(2 * time.Millisecond) // a view started after the removal, not in its millisecond
 			watch("tt-paper-moons")
 			e.catchUp(t)
