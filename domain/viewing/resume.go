@@ -164,22 +164,41 @@ func (r *Resume) move(p Progress) {
 }
 
 // ProgressOf is what a stored view reports to its resume point, given the
-// stream record's sequence number: the position of its last heartbeat or
-// stop, and the time played since the report before (if it was playing). A
-// view that has not reported since it started, or that was ended from
-// elsewhere, reports nothing (ok false).
+// stream record's sequence number: at a checkpoint heartbeat, the position
+// and the time watched since the checkpoint before (the view keeps its own
+// totals); at a stop, the position stopped at and the time watched since
+// the last checkpoint, the last span counting if the view was playing; at
+// an end from elsewhere, the same as of its last heartbeat. A start, a
+// heartbeat that is no checkpoint and a view that never reported report
+// nothing (ok false).
 func ProgressOf(v *View, seq string) (Progress, bool) {
-	if v == nil || !(v.Ended == Stopped || v.Ended == "" && v.Seq > 0) {
+	if v == nil || v.Seq == 0 && v.Ended != Stopped || v.Ended == "" && !v.Checkpoint {
 		return Progress{}, false
 	}
 	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, Started: v.Started, At: v.LastSeen, PositionMs: v.PositionMs, Slot: v.Slot, Seq: PadSeq(seq)}
-	if v.Ended == Stopped {
+	switch v.Ended {
+	case "":
+		p.WatchedMs = v.CheckpointMs - v.PrevCheckpointMs
+	case Stopped:
 		p.End = Stopped
+		watched := v.WatchedMs
+		if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
+			watched += min(v.LastSeen.Sub(v.PrevSeen), MaxResumedSpan).Milliseconds()
+		}
+		p.WatchedMs = watched - v.CheckpointMs
+	default: // ended from elsewhere: as of its last heartbeat
+		p.WatchedMs = v.WatchedMs - v.CheckpointMs
 	}
-	if v.PrevState == Playing && v.LastSeen.After(v.PrevSeen) {
-		p.WatchedMs = min(v.LastSeen.Sub(v.PrevSeen), MaxResumedSpan).Milliseconds()
-	}
+	p.WatchedMs = max(p.WatchedMs, 0)
 	return p, true
+}
+
+// FormerProgress is what a view displaced by the next start in its slot
+// (replaced, or expired) reports to its resume point as it closes: its
+// last position and the time watched since its last checkpoint.
+func FormerProgress(f *Former, slot int, seq string) Progress {
+	return Progress{Profile: f.Profile, Title: f.Title, Device: f.Device, View: f.ID, Started: f.Started, At: f.LastSeen, PositionMs: f.PositionMs,
+		WatchedMs: max(f.WatchedMs-f.CheckpointMs, 0), Slot: slot, Seq: PadSeq(seq)}
 }
 
 // MaxResumedSpan bounds the time one report of a view counts for: a view

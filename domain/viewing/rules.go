@@ -56,9 +56,11 @@ type Beat struct {
 	State      State
 	Seq        int64
 	// At is when the service received it, and Expires when the view stops
-	// counting unless another comes; the service sets both.
-	At      time.Time
-	Expires time.Time
+	// counting unless another comes; Checkpoint whether it is a checkpoint
+	// (IsCheckpoint); the service sets them.
+	At         time.Time
+	Expires    time.Time
+	Checkpoint bool
 }
 
 // Validate checks the heartbeat's own fields.
@@ -194,7 +196,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 	fp := c.Fingerprint()
 	if key != "" {
 		for _, v := range slots {
-			if v != nil && v.Key == key {
+			if v != nil && v.Key == KeyDigest(key) {
 				if v.Fingerprint != fp {
 					return Decision{}, kernel.Errorf(kernel.KindConflict, kernel.CodeKeyReused, "this idempotency key was used for a different request")
 				}
@@ -206,7 +208,7 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 		// another view: it would end the live one. It is told how its view
 		// ended.
 		for _, v := range slots {
-			if f := v.FormerView(); f != nil && f.Key == key {
+			if f := v.FormerView(); f != nil && f.KeyDigest == KeyDigest(key) {
 				if f.Fingerprint != fp {
 					return Decision{}, kernel.Errorf(kernel.KindConflict, kernel.CodeKeyReused, "this idempotency key was used for a different request")
 				}
@@ -217,7 +219,8 @@ func DecideStart(slots []*View, c Start, key string, title licensing.Title, rule
 	view := &View{
 		Device: c.Device, Title: c.Title, Profile: c.Profile, Runtime: title.Runtime.D(),
 		Started: now, LastSeen: now, PrevSeen: now, Expires: now.Add(rules.ViewExpiry.D()),
-		PositionMs: resumeFrom, State: Playing, PrevState: Playing, Key: key, Fingerprint: fp,
+		PositionMs: resumeFrom, State: Playing, PrevState: Playing, Key: KeyDigest(key), Fingerprint: fp,
+		Unwatched: now, Checkpoint: true,
 	}
 	for _, v := range slots {
 		if v != nil && v.Ended == "" && v.Device == c.Device {
@@ -288,6 +291,17 @@ func CheckBeat(held *View, b Beat) (repeated bool, err error) {
 
 // Beat applies a heartbeat that CheckBeat let through.
 func (v *View) Beat(b Beat) {
+	// The time since the last report counts if this report says the view
+	// is playing (up to MaxResumedSpan): the store applies it with one
+	// write that needs no read of the state before. Unwatched follows, so
+	// that WatchedMs = LastSeen - Unwatched.
+	if b.State == Playing && b.At.After(v.LastSeen) {
+		v.WatchedMs += min(b.At.Sub(v.LastSeen), MaxResumedSpan).Milliseconds()
+	}
+	v.Unwatched = b.At.Add(-time.Duration(v.WatchedMs) * time.Millisecond)
+	if v.Checkpoint = b.Checkpoint; b.Checkpoint {
+		v.PrevCheckpointMs, v.CheckpointMs = v.CheckpointMs, v.WatchedMs
+	}
 	v.PrevSeen, v.PrevState = v.LastSeen, v.State
 	v.LastSeen, v.Expires = b.At, b.Expires
 	v.PositionMs, v.State, v.Seq = b.PositionMs, b.State, b.Seq
@@ -318,7 +332,7 @@ func CheckStop(held *View, s Stop) (repeated bool, err error) {
 func (v *View) Stop(s Stop) {
 	v.PrevSeen, v.PrevState = v.LastSeen, v.State
 	v.LastSeen, v.PositionMs = s.At, s.PositionMs
-	v.Ended, v.EndedAt = Stopped, s.At
+	v.Ended, v.EndedAt, v.Checkpoint = Stopped, s.At, true
 }
 
 // CheckEnd judges an end from elsewhere: any view not yet ended may be
@@ -342,7 +356,7 @@ func CheckEnd(held *View, e End) (repeated bool, ended EndReason, err error) {
 // time watched was counted by the last heartbeat.
 func (v *View) End(e End) {
 	v.PrevSeen, v.PrevState = v.LastSeen, v.State
-	v.Ended, v.EndedAt = e.Reason, e.At
+	v.Ended, v.EndedAt, v.Checkpoint = e.Reason, e.At, true
 }
 
 // identify checks held is the view id (on device, unless device is ""): a

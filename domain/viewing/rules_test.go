@@ -117,7 +117,7 @@ func TestDecideStartSpreadsDevicesOverFreeSlots(t *testing.T) {
 func TestDecideStartIdempotency(t *testing.T) {
 	c := start("phone")
 	first := live(1, "phone", t0)
-	first.Key, first.Fingerprint = "k1", c.Fingerprint()
+	first.Key, first.Fingerprint = KeyDigest("k1"), c.Fingerprint()
 	d, err := DecideStart([]*View{nil, first}, c, "k1", licensing.Title{}, rules(), 0, t0.Add(time.Minute), seqIDs())
 	if err != nil || d.Replay != first {
 		t.Errorf("retry = %+v, %v; want the first view replayed", d, err)
@@ -213,7 +213,7 @@ func TestResumedViewCountsTheGapUpToABound(t *testing.T) {
 	}{{2 * time.Minute, 2 * time.Minute}, {26 * time.Hour, MaxResumedSpan}} {
 		v := live(0, "tv", t0)
 		v.Seq = 1
-		v.Beat(Beat{PositionMs: 480_000, State: Playing, Seq: 2, At: t0.Add(c.gap), Expires: t0.Add(c.gap + 90*time.Second)})
+		v.Beat(Beat{PositionMs: 480_000, State: Playing, Seq: 2, At: t0.Add(c.gap), Expires: t0.Add(c.gap + 90*time.Second), Checkpoint: true})
 		if p, ok := ProgressOf(v, "3"); !ok || p.WatchedMs != c.want.Milliseconds() || p.PositionMs != 480_000 {
 			t.Errorf("after a gap of %v: %+v, %v; want %v watched at 480000", c.gap, p, ok, c.want)
 		}
@@ -222,18 +222,30 @@ func TestResumedViewCountsTheGapUpToABound(t *testing.T) {
 
 func TestBeatMovesTheView(t *testing.T) {
 	v := live(0, "tv", t0)
-	b := Beat{PositionMs: 30_000, State: Paused, Seq: 1, At: t0.Add(30 * time.Second), Expires: t0.Add(120 * time.Second)}
+	b := Beat{PositionMs: 30_000, State: Paused, Seq: 1, At: t0.Add(30 * time.Second), Expires: t0.Add(120 * time.Second), Checkpoint: true}
 	v.Beat(b)
 	if !v.PrevSeen.Equal(t0) || v.PrevState != Playing || !v.LastSeen.Equal(b.At) || !v.Expires.Equal(b.Expires) || v.State != Paused || v.Seq != 1 || v.PositionMs != 30_000 {
 		t.Errorf("after Beat: %+v", v)
 	}
+	// A report that says paused counts nothing of the time since the last;
+	// one that says playing counts it.
 	p, ok := ProgressOf(v, "17")
-	if !ok || p.WatchedMs != 30_000 || p.PositionMs != 30_000 || p.Seq != PadSeq("17") || len(p.Seq) != SeqWidth {
-		t.Errorf("ProgressOf(after a playing interval) = %+v, %v; want 30 s watched", p, ok)
+	if !ok || p.WatchedMs != 0 || p.PositionMs != 30_000 || p.Seq != PadSeq("17") || len(p.Seq) != SeqWidth {
+		t.Errorf("ProgressOf(a paused report) = %+v, %v; want nothing watched", p, ok)
 	}
-	v.Beat(Beat{PositionMs: 30_000, State: Playing, Seq: 2, At: t0.Add(60 * time.Second), Expires: t0.Add(150 * time.Second)})
-	if p, ok := ProgressOf(v, "18"); !ok || p.WatchedMs != 0 {
-		t.Errorf("ProgressOf(after a paused interval) = %+v, %v; want nothing watched", p, ok)
+	v.Beat(Beat{PositionMs: 30_000, State: Playing, Seq: 2, At: t0.Add(60 * time.Second), Expires: t0.Add(150 * time.Second), Checkpoint: true})
+	if p, ok := ProgressOf(v, "18"); !ok || p.WatchedMs != 30_000 {
+		t.Errorf("ProgressOf(a playing report) = %+v, %v; want 30 s watched", p, ok)
+	}
+	// A heartbeat that is no checkpoint reports nothing; the next
+	// checkpoint reports the time watched since the last one.
+	v.Beat(Beat{PositionMs: 60_000, State: Playing, Seq: 3, At: t0.Add(90 * time.Second), Expires: t0.Add(180 * time.Second)})
+	if _, ok := ProgressOf(v, "19"); ok || v.WatchedMs != 60_000 || !v.Unwatched.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("after a heartbeat that is no checkpoint: reports %v, %d ms watched, unwatched until %v", ok, v.WatchedMs, v.Unwatched)
+	}
+	v.Beat(Beat{PositionMs: 90_000, State: Playing, Seq: 4, At: t0.Add(120 * time.Second), Expires: t0.Add(210 * time.Second), Checkpoint: true})
+	if p, ok := ProgressOf(v, "20"); !ok || p.WatchedMs != 60_000 || p.PositionMs != 90_000 {
+		t.Errorf("ProgressOf(the next checkpoint) = %+v, %v; want the 60 s since the last checkpoint", p, ok)
 	}
 }
 
@@ -336,7 +348,7 @@ func TestKept(t *testing.T) {
 func TestDecideStartRetriedAfterItsViewGaveUpItsSlot(t *testing.T) {
 	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
 	c := Start{Member: "m", Plan: "premium", Device: "tv", Title: "tt-first-light"}
-	first := &View{ID: "v0-a", Slot: 0, Device: "tv", Title: "tt-first-light", Started: now, Expires: now.Add(time.Minute), Key: "k1", Fingerprint: c.Fingerprint()}
+	first := &View{ID: "v0-a", Slot: 0, Device: "tv", Title: "tt-first-light", Started: now, Expires: now.Add(time.Minute), Key: KeyDigest("k1"), Fingerprint: c.Fingerprint()}
 	current := &View{ID: "v0-b", Slot: 0, Device: "tv", Title: "tt-low-tide", Started: now, Expires: now.Add(time.Minute), Former: FormerOf(first, Replaced)}
 	title := licensing.Title{Runtime: licensing.Duration(time.Hour)}
 	rules := licensing.DefaultPolicy().Viewing

@@ -249,6 +249,7 @@ func (s *Service) Beat(ctx context.Context, b Beat) (Beaten, error) {
 	}
 	b.At = s.now()
 	b.Expires = b.At.Add(policy.Viewing.ViewExpiry.D())
+	b.Checkpoint = IsCheckpoint(b.At, policy.Viewing.HeartbeatInterval.D())
 	if slot, _ := SlotOf(b.View); slot >= limit {
 		// Past the limit (the plan shrank): the newest views play on.
 		// One read, only for a view in a slot past the limit.

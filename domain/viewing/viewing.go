@@ -12,6 +12,8 @@
 package viewing
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -79,14 +81,45 @@ type View struct {
 	PrevSeen  time.Time
 	PrevState State
 
-	// Key and Fingerprint are the idempotency key and the content of the
-	// start request that made the view.
+	// Key and Fingerprint stand for the idempotency key (its KeyDigest) and
+	// the content of the start request that made the view.
 	Key         string
 	Fingerprint string
 
 	// Former is the view the slot held before this one, so that its next
 	// heartbeat learns why it ended.
 	Former *Former
+
+	// The view's running totals, kept by its own writes so that the stream
+	// function need not write for every heartbeat: WatchedMs is the time
+	// watched up to LastSeen, Unwatched the start plus the time not
+	// watched (so WatchedMs = LastSeen - Unwatched while it plays). A
+	// heartbeat reporting playing counts the time since the one before
+	// (up to MaxResumedSpan); one reporting paused counts nothing. Both
+	// are kept with two-operand arithmetic on the stored item, without a
+	// read (see the stores).
+	WatchedMs int64
+	Unwatched time.Time
+	// CheckpointMs is WatchedMs as of the view's last checkpoint, and
+	// PrevCheckpointMs as of the one before: what the stream function adds
+	// to the resume point at a checkpoint is their difference.
+	CheckpointMs, PrevCheckpointMs int64
+	// Checkpoint marks a write the stream function handles: a start, a
+	// stop, an end, and a heartbeat at a checkpoint (Checkpoint); the
+	// others change only the slot.
+	Checkpoint bool
+}
+
+// CheckpointEvery is how often a long view's running totals reach its
+// resume point, history and engagement while it plays: the heartbeat that
+// falls in the first heartbeat interval of each such window of the
+// service's clock (one in CheckpointEvery ÷ interval heartbeats).
+const CheckpointEvery = 8 * time.Minute
+
+// IsCheckpoint reports whether a heartbeat at at is a checkpoint, with
+// heartbeats every interval.
+func IsCheckpoint(at time.Time, interval time.Duration) bool {
+	return at.UnixMilli()%CheckpointEvery.Milliseconds() < max(interval, time.Millisecond).Milliseconds()
 }
 
 // Former is a view that gave up its slot, and why; with its title,
@@ -97,15 +130,33 @@ type Former struct {
 	Title   string
 	Profile string
 	Started time.Time
-	// Key and Fingerprint are the idempotency key and request of the start
-	// that made it: a retry of that start is told the view ended, rather
-	// than starting another that would end the slot's live view.
-	Key, Fingerprint string
+	// KeyDigest and Fingerprint stand for the idempotency key (KeyDigest)
+	// and request of the start that made it: a retry of that start is told
+	// the view ended, rather than starting another that would end the
+	// slot's live view.
+	KeyDigest, Fingerprint string
+	Device                 string
+	// Its last report and totals (a view displaced by the next start is
+	// closed with them): position and time watched as of LastSeen, and
+	// the time watched its last checkpoint had counted.
+	LastSeen                            time.Time
+	PositionMs, WatchedMs, CheckpointMs int64
 }
 
 // FormerOf is v as the view that gives up its slot for reason.
 func FormerOf(v *View, reason EndReason) *Former {
-	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started, Key: v.Key, Fingerprint: v.Fingerprint}
+	return &Former{ID: v.ID, Reason: reason, Title: v.Title, Profile: v.Profile, Started: v.Started, KeyDigest: v.Key, Fingerprint: v.Fingerprint,
+		Device: v.Device, LastSeen: v.LastSeen, PositionMs: v.PositionMs, WatchedMs: v.WatchedMs, CheckpointMs: v.CheckpointMs}
+}
+
+// KeyDigest is what a slot remembers of its former view's idempotency key
+// ("" for none): short, and enough to tell a retry of that start.
+func KeyDigest(key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 // FormerView is the view the slot held before v, if it remembers one.

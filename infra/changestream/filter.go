@@ -14,13 +14,14 @@ import (
 
 // EventFilters are the stream function's event source filters, as
 // template.yaml gives them in FilterCriteria (a record passes if it matches
-// any): new event items, new or changed screen items, and erasures under
-// way. The function never sees snapshots, counters, resume points, history
+// any): new event items, the screen writes the function handles (starts,
+// stops, ends and checkpoint heartbeats: ck; the other heartbeats change
+// only the slot), and erasures under way. The function never sees snapshots, counters, resume points, history
 // entries, rows or a done erasure (its own writes), nor removals. Local
 // runs apply the same patterns.
 var EventFilters = []string{
 	`{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"it": {"S": ["event"]}}}}`,
-	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["screen"]}}}}`,
+	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["screen"]}, "ck": {"BOOL": [true]}}}}`,
 	`{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"it": {"S": ["erasure"]}}}}`,
 }
 

@@ -55,10 +55,18 @@ func TestEventFilter(t *testing.T) {
 		}), false},
 		{"no new image", with(func(r *events.DynamoDBEventRecord) { r.Change.NewImage = nil }), false},
 		{"no event name", with(func(r *events.DynamoDBEventRecord) { r.EventName = "" }), false},
-		{"screen insert", with(func(r *events.DynamoDBEventRecord) { r.Change.NewImage["it"] = events.NewStringAttribute("screen") }), true},
-		{"screen modify", with(func(r *events.DynamoDBEventRecord) {
-			r.EventName, r.Change.NewImage["it"] = "MODIFY", events.NewStringAttribute("screen")
+		{"screen insert (a start)", with(func(r *events.DynamoDBEventRecord) {
+			r.Change.NewImage["it"], r.Change.NewImage["ck"] = events.NewStringAttribute("screen"), events.NewBooleanAttribute(true)
 		}), true},
+		{"screen modify (a stop, an end, a checkpoint)", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"], r.Change.NewImage["ck"] = "MODIFY", events.NewStringAttribute("screen"), events.NewBooleanAttribute(true)
+		}), true},
+		{"a heartbeat that is no checkpoint", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"], r.Change.NewImage["ck"] = "MODIFY", events.NewStringAttribute("screen"), events.NewBooleanAttribute(false)
+		}), false},
+		{"a screen written before checkpoints (no ck)", with(func(r *events.DynamoDBEventRecord) {
+			r.EventName, r.Change.NewImage["it"] = "MODIFY", events.NewStringAttribute("screen")
+		}), false},
 		{"screen remove", with(func(r *events.DynamoDBEventRecord) {
 			r.EventName, r.Change.NewImage["it"] = "REMOVE", events.NewStringAttribute("screen")
 		}), false},

@@ -76,10 +76,26 @@ type screenItem struct {
 	FormerTitle   string `dynamodbav:"ft,omitempty"`
 	FormerProfile string `dynamodbav:"fpf,omitempty"`
 	FormerStarted int64  `dynamodbav:"fsa,omitempty"`
-	// The former view's start's idempotency key and request: a retry of
-	// it is told the view ended.
+	// The former view's start's idempotency key (a digest) and request: a
+	// retry of it is told the view ended.
 	FormerKey         string `dynamodbav:"fk,omitempty"`
 	FormerFingerprint string `dynamodbav:"ff,omitempty"`
+	// The former view's device, last report and totals: the stream
+	// function closes it with them.
+	FormerDevice     string `dynamodbav:"fdv,omitempty"`
+	FormerLastSeen   int64  `dynamodbav:"fls,omitempty"`
+	FormerPosition   int64  `dynamodbav:"fpo,omitempty"`
+	FormerWatched    int64  `dynamodbav:"fwm,omitempty"`
+	FormerCheckpoint int64  `dynamodbav:"fcw,omitempty"`
+	// The view's running totals (viewing.View): time watched, the start
+	// plus the time not watched, the time watched at the last checkpoint
+	// and the one before; and whether this write is one the stream
+	// function handles (the table's filter passes only those).
+	Watched        int64 `dynamodbav:"wm"`
+	Unwatched      int64 `dynamodbav:"sp,omitempty"`
+	Checkpoint     int64 `dynamodbav:"cw"`
+	PrevCheckpoint int64 `dynamodbav:"pcw"`
+	Handled        bool  `dynamodbav:"ck"`
 }
 
 // MarshalScreen is the item a member's screen slot holding v is stored as;
@@ -91,11 +107,14 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 		Started: ms(v.Started), LastSeen: ms(v.LastSeen), PrevSeen: ms(v.PrevSeen), Expires: ms(v.Expires),
 		Position: v.PositionMs, State: string(v.State), PrevState: string(v.PrevState), Seq: v.Seq,
 		Ended: string(v.Ended), EndedAt: ms(v.EndedAt), Key: v.Key, Fingerprint: v.Fingerprint,
+		Watched: v.WatchedMs, Unwatched: ms(v.Unwatched), Checkpoint: v.CheckpointMs, PrevCheckpoint: v.PrevCheckpointMs, Handled: v.Checkpoint,
 	}
 	if v.Former != nil {
-		it.FormerID, it.FormerReason = v.Former.ID, string(v.Former.Reason)
-		it.FormerTitle, it.FormerProfile, it.FormerStarted = v.Former.Title, v.Former.Profile, ms(v.Former.Started)
-		it.FormerKey, it.FormerFingerprint = v.Former.Key, v.Former.Fingerprint
+		f := v.Former
+		it.FormerID, it.FormerReason = f.ID, string(f.Reason)
+		it.FormerTitle, it.FormerProfile, it.FormerStarted = f.Title, f.Profile, ms(f.Started)
+		it.FormerKey, it.FormerFingerprint = f.KeyDigest, f.Fingerprint
+		it.FormerDevice, it.FormerLastSeen, it.FormerPosition, it.FormerWatched, it.FormerCheckpoint = f.Device, ms(f.LastSeen), f.PositionMs, f.WatchedMs, f.CheckpointMs
 	}
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
@@ -124,11 +143,13 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 		PrevSeen: fromMs(it.PrevSeen), Expires: fromMs(it.Expires), PositionMs: it.Position,
 		State: viewing.State(it.State), PrevState: viewing.State(it.PrevState), Seq: it.Seq,
 		Ended: viewing.EndReason(it.Ended), EndedAt: fromMs(it.EndedAt), Key: it.Key, Fingerprint: it.Fingerprint,
+		WatchedMs: it.Watched, Unwatched: fromMs(it.Unwatched), CheckpointMs: it.Checkpoint, PrevCheckpointMs: it.PrevCheckpoint, Checkpoint: it.Handled,
 	}
 	if it.FormerID != "" {
 		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason),
 			Title: it.FormerTitle, Profile: it.FormerProfile, Started: fromMs(it.FormerStarted),
-			Key: it.FormerKey, Fingerprint: it.FormerFingerprint}
+			KeyDigest: it.FormerKey, Fingerprint: it.FormerFingerprint, Device: it.FormerDevice,
+			LastSeen: fromMs(it.FormerLastSeen), PositionMs: it.FormerPosition, WatchedMs: it.FormerWatched, CheckpointMs: it.FormerCheckpoint}
 	}
 	return member, v, true, nil
 }
@@ -197,35 +218,73 @@ func (s *Views) Claim(ctx context.Context, member string, c viewing.Claim, now t
 // Beat implements viewing.ScreenStore: one conditional UpdateItem of the view's
 // slot, no read. The condition is viewing.CheckBeat's.
 func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewing.View, bool, error) {
-	return s.change(ctx, member, b.View,
-		"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq",
-		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)",
-		map[string]types.AttributeValue{
-			":vid": str(b.View), ":dev": str(b.Device), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)),
-			":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0),
-		})
+	// The running totals (viewing.View.Beat): the time since the last
+	// report counts if this one says playing. One conditional write, for a
+	// heartbeat within MaxResumedSpan of the last; after a longer gap the
+	// item comes back and the write is made again from it, exactly.
+	values := map[string]types.AttributeValue{
+		":vid": str(b.View), ":dev": str(b.Device), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)),
+		":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0), ":ck": &types.AttributeValueMemberBOOL{Value: b.Checkpoint},
+	}
+	update := "SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ck = :ck"
+	cond := "#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)"
+	if b.State == viewing.Playing {
+		// Playing: the time watched is now - (start + time not watched);
+		// the latter stays.
+		update += ", #wm = :at - if_not_exists(#sp, :at)"
+		if b.Checkpoint {
+			update += ", #pcw = if_not_exists(#cw, :zero), #cw = :at - if_not_exists(#sp, :at)"
+		}
+		cond += " AND #ls >= :floor"
+		values[":floor"] = num(ms(b.At.Add(-viewing.MaxResumedSpan)))
+	} else {
+		// Paused: the time watched stays; the time not watched grows.
+		update += ", #sp = :at - if_not_exists(#wm, :zero)"
+		if b.Checkpoint {
+			update += ", #pcw = if_not_exists(#cw, :zero), #cw = if_not_exists(#wm, :zero)"
+		}
+	}
+	held, applied, err := s.change(ctx, member, b.View, update, cond, values)
+	for attempt := 0; err == nil && !applied && held != nil && attempt < 3; attempt++ {
+		if repeated, cerr := viewing.CheckBeat(held, b); repeated || cerr != nil {
+			return held, false, nil // refused or repeated: the service says which
+		}
+		// A gap over MaxResumedSpan: write what the rules say, from the
+		// item as it was, if it is still so.
+		next := *held
+		next.Beat(b)
+		held, applied, err = s.change(ctx, member, b.View,
+			"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ck = :ck, #wm = :wm, #sp = :sp, #cw = :cw, #pcw = :pcw",
+			"#vid = :vid AND attribute_not_exists(#er) AND #sq = :held AND #ls = :heldls",
+			map[string]types.AttributeValue{
+				":vid": str(b.View), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)), ":pos": num(b.PositionMs), ":st": str(string(b.State)),
+				":sq": num(b.Seq), ":ck": &types.AttributeValueMemberBOOL{Value: b.Checkpoint}, ":wm": num(next.WatchedMs), ":sp": num(ms(next.Unwatched)),
+				":cw": num(next.CheckpointMs), ":pcw": num(next.PrevCheckpointMs), ":held": num(held.Seq), ":heldls": num(ms(held.LastSeen)),
+			})
+	}
+	return held, applied, err
 }
 
 // Stop implements viewing.ScreenStore like Beat, with viewing.CheckStop's condition.
 func (s *Views) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
 	return s.change(ctx, member, st.View,
-		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at",
+		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at, #ck = :ck",
 		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND (#rt = :zero OR #rt >= :pos)",
 		map[string]types.AttributeValue{
 			":vid": str(st.View), ":dev": str(st.Device), ":at": num(ms(st.At)), ":pos": num(st.PositionMs),
-			":er": str(string(viewing.Stopped)), ":zero": num(0),
+			":er": str(string(viewing.Stopped)), ":zero": num(0), ":ck": &types.AttributeValueMemberBOOL{Value: true},
 		})
 }
 
 // End implements viewing.ScreenStore like Beat, with viewing.CheckEnd's condition.
 func (s *Views) End(ctx context.Context, member string, e viewing.End) (*viewing.View, bool, error) {
 	cond := "#vid = :vid AND attribute_not_exists(#er)"
-	values := map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At))}
+	values := map[string]types.AttributeValue{":vid": str(e.View), ":er": str(string(e.Reason)), ":at": num(ms(e.At)), ":ck": &types.AttributeValueMemberBOOL{Value: true}}
 	if e.Device != "" {
 		cond += " AND #dev = :dev"
 		values[":dev"] = str(e.Device)
 	}
-	return s.change(ctx, member, e.View, "SET #pls = #ls, #pst = #st, #er = :er, #ea = :at", cond, values)
+	return s.change(ctx, member, e.View, "SET #pls = #ls, #pst = #st, #er = :er, #ea = :at, #ck = :ck", cond, values)
 }
 
 // change makes one conditional update of the slot of view id. If the

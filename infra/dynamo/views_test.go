@@ -21,9 +21,11 @@ func TestScreenItemFitsOneWriteUnit(t *testing.T) {
 		ID: viewing.NewViewID(15, strings.Repeat("v", 20)), Slot: 15, Device: id("d"), Title: id("t"), Profile: id("p"),
 		Runtime: 24 * time.Hour, Started: at, LastSeen: at, PrevSeen: at, Expires: at, PositionMs: viewing.MaxPositionMs,
 		State: viewing.Paused, PrevState: viewing.Paused, Seq: viewing.MaxSeq, Ended: viewing.EndedByMember, EndedAt: at,
-		Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24),
+		Key: viewing.KeyDigest(strings.Repeat("k", 128)), Fingerprint: strings.Repeat("f", 24),
+		WatchedMs: 1e10, Unwatched: at, CheckpointMs: 1e10, PrevCheckpointMs: 1e10, Checkpoint: true,
 		Former: &viewing.Former{ID: viewing.NewViewID(15, strings.Repeat("w", 20)), Reason: viewing.EndedByMember, Title: id("t"), Profile: id("p"), Started: at,
-			Key: strings.Repeat("k", 128), Fingerprint: strings.Repeat("f", 24)},
+			KeyDigest: viewing.KeyDigest(strings.Repeat("k", 128)), Fingerprint: strings.Repeat("f", 24), Device: id("d"),
+			LastSeen: at, PositionMs: viewing.MaxPositionMs, WatchedMs: 1e10, CheckpointMs: 1e10},
 	}
 	item, err := MarshalScreen(id("m"), v)
 	if err != nil {

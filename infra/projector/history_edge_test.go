@@ -207,7 +207,8 @@ func TestAnErasureDeliveredAgainKeepsWhatCameAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		clock.add(30 * time.Second)
-		if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "standard", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
+		// A stop writes the resume point (a heartbeat, only at a checkpoint).
+		if _, err := svc.Stop(ctx, viewing.Stop{Member: m, Device: "tv", View: st.View.ID, PositionMs: 30_000}); err != nil {
 			t.Fatal(err)
 		}
 		p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: s.History}, 4, policy)

@@ -163,9 +163,13 @@ func TestHistoryFromScreenWrites(t *testing.T) {
 			t.Errorf("resume point of %s = %+v, want no open totals", title, r)
 		}
 	}
-	if r, _ := mem.Resume(ctx, member, "", "tt-first-light"); r == nil || len(r.Open) != 1 || r.Open[int(d[1]-'0')].View != d {
-		t.Errorf("resume point of tt-first-light = %+v, want the tablet's view open", r)
+	// The tablet's view has not reached a checkpoint: its resume point is
+	// the phone's stop, and it has no running totals there yet (the slot
+	// keeps them).
+	if r, _ := mem.Resume(ctx, member, "", "tt-first-light"); r == nil || len(r.Open) != 0 || r.PositionMs != 70_000 {
+		t.Errorf("resume point of tt-first-light = %+v, want the phone's stop, nothing open", r)
 	}
+	_ = d
 	_ = b2
 }
 

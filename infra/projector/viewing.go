@@ -200,6 +200,14 @@ func (p *Viewing) slot(ctx context.Context, member string, recs []Record, vc *vi
 						return from, err // retried from the record that ended it
 					}
 				case f.Reason == viewing.Replaced || f.Reason == viewing.Expired:
+					// Its last report and the time watched since its last
+					// checkpoint first (the slot kept them), then its close.
+					if !f.LastSeen.IsZero() {
+						run, runFirst = []viewing.Progress{viewing.FormerProgress(f, v.Slot, r.Seq)}, r
+						if err := flush(); err != nil {
+							return r, err
+						}
+					}
 					start := viewing.HistoryEntry{View: f.ID, Title: f.Title, Profile: f.Profile, Started: f.Started, LastSeen: f.Started}
 					if err := closeEnded(r, f.Profile, f.Title, v.Slot, f.ID, f.Reason, start); err != nil {
 						return r, err

@@ -222,15 +222,23 @@ func BenchmarkViewing(b *testing.B) {
 	if err := one.CatchUp(ctx); err != nil { // iterators at the stream's end
 		b.Fatal(err)
 	}
+	// The service's clock moves as real time would: a heartbeat every
+	// 30 s, so one in sixteen is a checkpoint (viewing.CheckpointEvery).
+	pace := &movable{t: time.Now().UTC()}
+	psvc := viewing.NewService(stores.Views, policy, pace, setup.RandomIDs{})
 	for i := range 20 {
 		member, title := fmt.Sprintf("paced-%02d", i), titles[i%len(titles)]
-		st, err := svc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: title}, "")
+		st, err := psvc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: title}, "")
 		if err != nil {
 			b.Fatal(err)
 		}
 		pacedEvents++
+		if err := one.CatchUp(ctx); err != nil { // the start's record, on the start's meter
+			b.Fatal(err)
+		}
 		for seq := int64(1); seq <= beats; seq++ {
-			if _, err := svc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: "tv", View: st.View.ID, PositionMs: seq * 30_000, State: viewing.Playing, Seq: seq}); err != nil {
+			pace.add(30 * time.Second)
+			if _, err := psvc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: "tv", View: st.View.ID, PositionMs: seq * 30_000, State: viewing.Playing, Seq: seq}); err != nil {
 				b.Fatal(err)
 			}
 			pacedEvents++
@@ -241,7 +249,8 @@ func BenchmarkViewing(b *testing.B) {
 			}
 			meter = &paced
 		}
-		if _, err := svc.Stop(ctx, viewing.Stop{Member: member, Device: "tv", View: st.View.ID, PositionMs: 700_000}); err != nil {
+		pace.add(10 * time.Second)
+		if _, err := psvc.Stop(ctx, viewing.Stop{Member: member, Device: "tv", View: st.View.ID, PositionMs: 700_000}); err != nil {
 			b.Fatal(err)
 		}
 		pacedEvents++

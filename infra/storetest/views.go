@@ -90,8 +90,10 @@ func fixtureView(slot int, device string) *viewing.View {
 	return &viewing.View{
 		ID: viewing.NewViewID(slot, "fx"+device), Slot: slot, Device: device, Title: "tt-first-light", Profile: "kids",
 		Runtime: 106 * time.Minute, Started: vt0, LastSeen: vt0, PrevSeen: vt0, Expires: vt0.Add(90 * time.Second),
-		PositionMs: 1234, State: viewing.Playing, PrevState: viewing.Playing, Key: "k-" + device, Fingerprint: "fp",
-		Former: &viewing.Former{ID: "v0-before", Reason: viewing.Expired, Title: "tt-low-tide", Started: vt0.Add(-time.Hour)},
+		PositionMs: 1234, State: viewing.Playing, PrevState: viewing.Playing, Key: viewing.KeyDigest("k-" + device), Fingerprint: "fp",
+		Unwatched: vt0, Checkpoint: true,
+		Former: &viewing.Former{ID: "v0-before", Reason: viewing.Expired, Title: "tt-low-tide", Started: vt0.Add(-time.Hour),
+			Device: "tablet", LastSeen: vt0.Add(-10 * time.Minute), PositionMs: 600_000, WatchedMs: 540_000, CheckpointMs: 480_000},
 	}
 }
 
@@ -191,6 +193,26 @@ func testBeatFollowsTheRules(t *testing.T, s ViewStore) {
 		{"paused", beat(2, 60_000, viewing.Paused, 60*time.Second)},
 		{"at the expiry", beat(3, 60_000, viewing.Playing, 150*time.Second)},
 		{"after the expiry", beat(4, 61_000, viewing.Playing, 241*time.Second)},
+		// The running totals through a checkpoint, a pause and back, and a
+		// gap over MaxResumedSpan: the store keeps them as the rules do.
+		{"a checkpoint", func() viewing.Beat {
+			b := beat(5, 91_000, viewing.Playing, 271*time.Second)
+			b.Checkpoint = true
+			return b
+		}()},
+		{"paused again", beat(6, 95_000, viewing.Paused, 301*time.Second)},
+		{"still paused, a checkpoint", func() viewing.Beat {
+			b := beat(7, 95_000, viewing.Paused, 331*time.Second)
+			b.Checkpoint = true
+			return b
+		}()},
+		{"playing again", beat(8, 95_000, viewing.Playing, 361*time.Second)},
+		{"after an hour asleep", beat(9, 125_000, viewing.Playing, 361*time.Second+time.Hour)},
+		{"a checkpoint after it", func() viewing.Beat {
+			b := beat(10, 155_000, viewing.Playing, 391*time.Second+time.Hour)
+			b.Checkpoint = true
+			return b
+		}()},
 		{"a slot never used", func() viewing.Beat { b := beat(5, 1, viewing.Playing, 30*time.Second); b.View = "v3-none"; return b }()},
 	}
 	for _, st := range steps {

@@ -104,15 +104,16 @@ var descriptions = map[string]string{
 		"(licence-status) and, from the outage on, tries an acquisition. Two rounds with the store hung (SIGSTOP: heartbeats " +
 		"202 degraded, reads stale, licences from their tokens, acquisitions 503), two with it stopped, then it is started " +
 		"again on its data and every player sends heartbeats until one is accepted (recovery: from the store answering to " +
-		"that heartbeat's answer). Positions lost: members whose resume point, once the stream function caught up, is not " +
-		"their player's last position",
+		"that heartbeat's answer). Positions lost: members whose resume point, once each player stopped where it was and the " +
+		"stream function caught up, is not their player's last position",
 	"BenchmarkViewing": "16 screens at once over 100 premium members and 11 titles, the stream function polling the " +
 		"table's stream in the background (resume points, history, rows, engagement); each screen, member after member: " +
 		"a start, 20 heartbeats (every fifth paused), a resume read from another device, a stop, a history page and the " +
 		"recently watched row. Then, on a quiet table, 20 stops each followed by reads of the row until it shows the stop " +
-		"(row staleness), and 20 views whose every write is handed to the stream function alone, as at real time with a " +
-		"heartbeat every 30 s (viewing-event-paced: each heartbeat is one resume point write, a view's start and end add " +
-		"about 12 units between the history entry and engagement transactions, the row and the totals' removal). DynamoDB " +
+		"(row staleness), and 20 views whose every write is handed to the stream function alone, as at real time, on a clock " +
+		"that moves 30 s a heartbeat (paced: only a checkpoint heartbeat, one in sixteen, reaches the stream function, " +
+		"which writes the resume point; a view's start and end add about 6 units between the history entry and engagement " +
+		"transactions, the row and the resume point). DynamoDB " +
 		"Local reports a start's strongly consistent BatchGetItem as under one read unit; DynamoDB bills each of its keys " +
 		"(the plan's screens and the resume point) at one read unit, 5 for premium; it also reports a Query that finds " +
 		"nothing (a history read before the stream function has written any) as no read unit, where DynamoDB bills half",

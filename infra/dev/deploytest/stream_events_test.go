@@ -156,7 +156,9 @@ func TestStreamSampleEventsThroughTheLambdaPath(t *testing.T) {
 			}
 			member, _ := strings.CutPrefix(ev.Records[0].Change.Keys["pk"].String(), "v#")
 			r, err := s.Resume(ctx, member, "family", "tt-first-light")
-			// A start, three heartbeats 30 s apart, a stop 10 s later: 100 s played.
+			// A start, three heartbeats 30 s apart (the third a checkpoint: the
+			// first two change only the slot, and Lambda never gets them), a
+			// stop 10 s later: 100 s played.
 			if err != nil || r == nil || r.PositionMs != 100_000 || r.WatchedMs != 100_000 || r.Device != "living-room-tv" {
 				t.Errorf("resume point = %+v, %v; want 100 s watched, at 100 s, on living-room-tv", r, err)
 			}

@@ -278,10 +278,15 @@ func TestStreamFilterSemantics(t *testing.T) {
 		t.Fatalf("%s has no filter", streamFunction)
 	}
 	record := func(name, kind string) any {
-		return map[string]any{"eventName": name, "dynamodb": map[string]any{
-			"NewImage": map[string]any{"it": map[string]any{"S": kind}, "pk": map[string]any{"S": "m#m-1"}},
-		}}
+		image := map[string]any{"it": map[string]any{"S": kind}, "pk": map[string]any{"S": "m#m-1"}}
+		if kind == "screen" {
+			image["ck"] = map[string]any{"BOOL": true} // a start, a stop, an end, a checkpoint
+		}
+		return map[string]any{"eventName": name, "dynamodb": map[string]any{"NewImage": image}}
 	}
+	// A heartbeat that is no checkpoint changes only its slot.
+	quiet := map[string]any{"eventName": "MODIFY", "dynamodb": map[string]any{"NewImage": map[string]any{
+		"it": map[string]any{"S": "screen"}, "pk": map[string]any{"S": "v#m-1"}, "ck": map[string]any{"BOOL": false}}}}
 	passes := func(r any) bool {
 		return slices.ContainsFunc(patterns, func(p map[string]any) bool { return matches(p, r) })
 	}
@@ -292,7 +297,7 @@ func TestStreamFilterSemantics(t *testing.T) {
 	}
 	for _, r := range []any{
 		record("INSERT", "snapshot"), record("MODIFY", "snapshot"), record("MODIFY", "event"),
-		record("INSERT", "resume"), record("MODIFY", "resume"), record("MODIFY", "counter"), record("REMOVE", "screen"),
+		record("INSERT", "resume"), record("MODIFY", "resume"), record("MODIFY", "counter"), record("REMOVE", "screen"), quiet,
 		record("INSERT", "history"), record("MODIFY", "history"), record("MODIFY", "row"), record("MODIFY", "engagement"), record("MODIFY", "erased"),
 		map[string]any{"eventName": "REMOVE", "dynamodb": map[string]any{"Keys": map[string]any{}}},
 	} {

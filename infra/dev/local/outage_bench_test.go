@@ -167,6 +167,14 @@ func outageRun(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	// Each player stops where it is: the resume point then holds the
+	// position its player had (a heartbeat reaches it only at a
+	// checkpoint; the slot holds it meanwhile).
+	each(func(w *watcher) {
+		if code, _, doc := send("POST", "/v1/devices/phone/views/"+w.view+"/stop", w.token, fmt.Sprintf(`{"position_ms":%d}`, w.pos)); code != 200 {
+			b.Errorf("stop after the outage = %d %v", code, doc)
+		}
+	})
 	d.catchUp(b)
 	lost := 0
 	for _, w := range ws {

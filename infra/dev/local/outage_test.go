@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
@@ -268,7 +269,10 @@ func newDrill(t testing.TB) *drill {
 	if got := parts.Config(); got.RequestBudget != setup.DefaultRequestBudget || got.Dynamo.AttemptTimeout != setup.DefaultStoreAttemptTimeout {
 		t.Fatalf("the drill runs with %v per attempt and %v per request, want the shipped deadlines", got.Dynamo.AttemptTimeout, got.RequestBudget)
 	}
-	d := &drill{srv: srv, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
+	// The phone's fifth heartbeat (150 s in) is a checkpoint: the resume
+	// point has its position before the outage.
+	start := time.Now().UTC().Truncate(viewing.CheckpointEvery).Add(viewing.CheckpointEvery - 150*time.Second)
+	d := &drill{srv: srv, clock: storetest.NewClock(start)}
 	// Viewing runs on the test's clock; licensing keeps the real one, by
 	// which licence tokens are verified.
 	parts.Viewing.Clock = d.clock
