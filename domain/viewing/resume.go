@@ -168,7 +168,8 @@ func (r *Resume) move(p Progress) {
 // and the time watched since the checkpoint before (the view keeps its own
 // totals); at a stop, the position stopped at and the time watched since
 // the last checkpoint, the last span counting if the view was playing; at
-// an end from elsewhere, the same as of its last heartbeat. A start, a
+// an end from elsewhere, the same as of its last heartbeat; at the close
+// of a silent view, as of its last heartbeat too, ending it (Expired). A start, a
 // heartbeat that is no checkpoint and a view that never reported report
 // nothing (ok false).
 func ProgressOf(v *View, seq string) (Progress, bool) {
@@ -178,7 +179,12 @@ func ProgressOf(v *View, seq string) (Progress, bool) {
 	p := Progress{Profile: v.Profile, Title: v.Title, Device: v.Device, View: v.ID, Started: v.Started, At: v.LastSeen, PositionMs: v.PositionMs, Slot: v.Slot, Seq: PadSeq(seq)}
 	switch v.Ended {
 	case "":
+		// A checkpoint, or the close of a silent view: the checkpoint
+		// catches up with its last report, and it ends in history.
 		p.WatchedMs = v.CheckpointMs - v.PrevCheckpointMs
+		if !v.Closed.IsZero() {
+			p.End = Expired
+		}
 	case Stopped:
 		p.End = Stopped
 		watched := v.WatchedMs

@@ -305,6 +305,7 @@ func (v *View) Beat(b Beat) {
 	v.PrevSeen, v.PrevState = v.LastSeen, v.State
 	v.LastSeen, v.Expires = b.At, b.Expires
 	v.PositionMs, v.State, v.Seq = b.PositionMs, b.State, b.Seq
+	v.Closed = time.Time{}
 }
 
 // CheckStop judges a stop like CheckBeat: a view stops while it holds its

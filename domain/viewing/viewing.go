@@ -105,9 +105,12 @@ type View struct {
 	// to the resume point at a checkpoint is their difference.
 	CheckpointMs, PrevCheckpointMs int64
 	// Checkpoint marks a write the stream function handles: a start, a
-	// stop, an end, and a heartbeat at a checkpoint (Checkpoint); the
-	// others change only the slot.
+	// stop, an end, a heartbeat at a checkpoint (Checkpoint), and the
+	// close of a silent view; the others change only the slot.
 	Checkpoint bool
+	// Closed is when the sweep closed the view as silent (CloseSilent);
+	// zero otherwise, and again after a heartbeat.
+	Closed time.Time
 }
 
 // CheckpointEvery is how often a long view's running totals reach its

@@ -96,7 +96,22 @@ type screenItem struct {
 	Checkpoint     int64 `dynamodbav:"cw"`
 	PrevCheckpoint int64 `dynamodbav:"pcw"`
 	Handled        bool  `dynamodbav:"ck"`
+	// Live is the shard of the index of open views (viewing.LiveShard) the
+	// sweep of silent views reads, set while the view is open: at its
+	// start, and by a heartbeat after its close; removed by its stop, end
+	// or close. Its start time (sa) is the index's sort key. Heartbeats
+	// change neither, so they never write the index.
+	Live string `dynamodbav:"lv,omitempty"`
+	// Closed is when the sweep closed the view as silent.
+	Closed int64 `dynamodbav:"xc,omitempty"`
 }
+
+// LiveIndex is the table's sparse global secondary index of open views:
+// partition key lv ("lv#" and the shard, two digits), sort key sa (the
+// view's start), keys only.
+const LiveIndex = "live"
+
+func liveKey(shard int) string { return fmt.Sprintf("lv#%02d", shard) }
 
 // MarshalScreen is the item a member's screen slot holding v is stored as;
 // the embedded store's stream feed builds the same records from it.
@@ -108,6 +123,10 @@ func MarshalScreen(member string, v *viewing.View) (map[string]types.AttributeVa
 		Position: v.PositionMs, State: string(v.State), PrevState: string(v.PrevState), Seq: v.Seq,
 		Ended: string(v.Ended), EndedAt: ms(v.EndedAt), Key: v.Key, Fingerprint: v.Fingerprint,
 		Watched: v.WatchedMs, Unwatched: ms(v.Unwatched), Checkpoint: v.CheckpointMs, PrevCheckpoint: v.PrevCheckpointMs, Handled: v.Checkpoint,
+		Closed: ms(v.Closed),
+	}
+	if v.Ended == "" && v.Closed.IsZero() {
+		it.Live = liveKey(viewing.LiveShard(member))
 	}
 	if v.Former != nil {
 		f := v.Former
@@ -144,6 +163,7 @@ func UnmarshalScreen(av map[string]types.AttributeValue) (member string, v *view
 		State: viewing.State(it.State), PrevState: viewing.State(it.PrevState), Seq: it.Seq,
 		Ended: viewing.EndReason(it.Ended), EndedAt: fromMs(it.EndedAt), Key: it.Key, Fingerprint: it.Fingerprint,
 		WatchedMs: it.Watched, Unwatched: fromMs(it.Unwatched), CheckpointMs: it.Checkpoint, PrevCheckpointMs: it.PrevCheckpoint, Checkpoint: it.Handled,
+		Closed: fromMs(it.Closed),
 	}
 	if it.FormerID != "" {
 		v.Former = &viewing.Former{ID: it.FormerID, Reason: viewing.EndReason(it.FormerReason),
@@ -227,7 +247,9 @@ func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 		":pos": num(b.PositionMs), ":st": str(string(b.State)), ":sq": num(b.Seq), ":zero": num(0), ":ck": &types.AttributeValueMemberBOOL{Value: b.Checkpoint},
 	}
 	update := "SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ck = :ck"
-	cond := "#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)"
+	// A view the sweep closed as silent takes the exact path below, which
+	// puts it back in the index of open views.
+	cond := "#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND attribute_not_exists(#xc) AND #sq < :sq AND (#rt = :zero OR #rt >= :pos)"
 	if b.State == viewing.Playing {
 		// Playing: the time watched is now - (start + time not watched);
 		// the latter stays.
@@ -249,17 +271,18 @@ func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 		if repeated, cerr := viewing.CheckBeat(held, b); repeated || cerr != nil {
 			return held, false, nil // refused or repeated: the service says which
 		}
-		// A gap over MaxResumedSpan: write what the rules say, from the
-		// item as it was, if it is still so.
+		// A gap over MaxResumedSpan, or a view closed as silent: write what
+		// the rules say, from the item as it was, if it is still so.
 		next := *held
 		next.Beat(b)
 		held, applied, err = s.change(ctx, member, b.View,
-			"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ck = :ck, #wm = :wm, #sp = :sp, #cw = :cw, #pcw = :pcw",
+			"SET #pls = #ls, #pst = #st, #ls = :at, #ex = :ex, #pos = :pos, #st = :st, #sq = :sq, #ck = :ck, #wm = :wm, #sp = :sp, #cw = :cw, #pcw = :pcw, #lv = :lv REMOVE #xc",
 			"#vid = :vid AND attribute_not_exists(#er) AND #sq = :held AND #ls = :heldls",
 			map[string]types.AttributeValue{
 				":vid": str(b.View), ":at": num(ms(b.At)), ":ex": num(ms(b.Expires)), ":pos": num(b.PositionMs), ":st": str(string(b.State)),
 				":sq": num(b.Seq), ":ck": &types.AttributeValueMemberBOOL{Value: b.Checkpoint}, ":wm": num(next.WatchedMs), ":sp": num(ms(next.Unwatched)),
 				":cw": num(next.CheckpointMs), ":pcw": num(next.PrevCheckpointMs), ":held": num(held.Seq), ":heldls": num(ms(held.LastSeen)),
+				":lv": str(liveKey(viewing.LiveShard(member))),
 			})
 	}
 	return held, applied, err
@@ -268,7 +291,7 @@ func (s *Views) Beat(ctx context.Context, member string, b viewing.Beat) (*viewi
 // Stop implements viewing.ScreenStore like Beat, with viewing.CheckStop's condition.
 func (s *Views) Stop(ctx context.Context, member string, st viewing.Stop) (*viewing.View, bool, error) {
 	return s.change(ctx, member, st.View,
-		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at, #ck = :ck",
+		"SET #pls = #ls, #pst = #st, #ls = :at, #pos = :pos, #er = :er, #ea = :at, #ck = :ck REMOVE #lv",
 		"#vid = :vid AND #dev = :dev AND attribute_not_exists(#er) AND (#rt = :zero OR #rt >= :pos)",
 		map[string]types.AttributeValue{
 			":vid": str(st.View), ":dev": str(st.Device), ":at": num(ms(st.At)), ":pos": num(st.PositionMs),
@@ -284,7 +307,7 @@ func (s *Views) End(ctx context.Context, member string, e viewing.End) (*viewing
 		cond += " AND #dev = :dev"
 		values[":dev"] = str(e.Device)
 	}
-	return s.change(ctx, member, e.View, "SET #pls = #ls, #pst = #st, #er = :er, #ea = :at, #ck = :ck", cond, values)
+	return s.change(ctx, member, e.View, "SET #pls = #ls, #pst = #st, #er = :er, #ea = :at, #ck = :ck REMOVE #lv", cond, values)
 }
 
 // change makes one conditional update of the slot of view id. If the
@@ -327,4 +350,56 @@ func (s *Views) Views(ctx context.Context, member string) ([]*viewing.View, erro
 		return nil, fmt.Errorf("query screens: %w", err)
 	}
 	return views, nil
+}
+
+var _ viewing.SilentStore = (*Views)(nil)
+
+// Silent implements viewing.SilentStore: a Query of the shard in the index
+// of open views (keys only), then eventually consistent BatchGetItems of
+// the slots it names, 100 at a time.
+func (s *Views) Silent(ctx context.Context, shard int, before time.Time, fn func(member string, v *viewing.View) error) error {
+	var keys []map[string]types.AttributeValue
+	read := func() error {
+		err := s.t.batchGet(ctx, keys, false, func(item map[string]types.AttributeValue) error {
+			member, v, ok, err := UnmarshalScreen(item)
+			if err != nil || !ok || v.Ended != "" || !v.Closed.IsZero() {
+				return err // changed since the index was read
+			}
+			return fn(member, v)
+		})
+		keys = keys[:0]
+		return err
+	}
+	err := s.t.query(ctx, &dynamodb.QueryInput{
+		IndexName:              aws.String(LiveIndex),
+		KeyConditionExpression: aws.String("lv = :lv AND sa < :before"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":lv": str(liveKey(shard)), ":before": num(ms(before)),
+		},
+	}, func(item map[string]types.AttributeValue) error {
+		keys = append(keys, map[string]types.AttributeValue{"pk": item["pk"], "sk": item["sk"]})
+		if len(keys) == maxBatchGet {
+			return read()
+		}
+		return nil
+	})
+	if err == nil && len(keys) > 0 {
+		err = read()
+	}
+	if err != nil {
+		return fmt.Errorf("sweep shard %d: %w", shard, err)
+	}
+	return nil
+}
+
+// CloseSilent implements viewing.SilentStore: one conditional UpdateItem,
+// on the slot still holding v as it was (same heartbeat), open.
+func (s *Views) CloseSilent(ctx context.Context, member string, v *viewing.View, now time.Time) (bool, error) {
+	_, applied, err := s.change(ctx, member, v.ID,
+		"SET #pcw = #cw, #cw = #wm, #ck = :ck, #xc = :now REMOVE #lv",
+		"#vid = :vid AND #sq = :sq AND #ls = :ls AND attribute_not_exists(#er) AND attribute_not_exists(#xc)",
+		map[string]types.AttributeValue{
+			":vid": str(v.ID), ":sq": num(v.Seq), ":ls": num(ms(v.LastSeen)), ":now": num(ms(now)), ":ck": &types.AttributeValueMemberBOOL{Value: true},
+		})
+	return applied, err
 }

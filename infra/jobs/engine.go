@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/domain/viewing"
 )
 
 // Results keep a job's results: each slice's summary written once (a
@@ -28,6 +31,14 @@ type Batch struct {
 	// Reduce asks for the job's summary, from its slices' (the state
 	// machine's last step); BatchInput names the job.
 	Reduce bool `json:"reduce,omitempty"`
+	// Sweep, instead of a job's batch, asks for the sweep of silent views
+	// of one shard (the silent views state machine, every minute).
+	Sweep *SweepShard `json:"sweep,omitempty"`
+}
+
+// SweepShard names the shard of open views a sweep reads.
+type SweepShard struct {
+	Shard int `json:"shard"`
 }
 
 // BatchInput is what every slice of a job shares.
@@ -44,13 +55,30 @@ type BatchResult struct {
 	Segments []int    `json:"segments"`
 	Members  int      `json:"members"`
 	Summary  *Summary `json:"summary,omitempty"`
+	// Sweep is what a sweep of silent views did.
+	Sweep *viewing.Sweep `json:"sweep,omitempty"`
 }
 
 // Handle runs a batch of slices and writes each slice's summary once; or,
-// for a reduce, merges the slices written into the job's summary. An
+// for a reduce, merges the slices written into the job's summary; or, for
+// a sweep, closes the silent views of a shard. An
 // error makes the engine retry the whole batch: slices already written
 // are not written again.
 func Handle(ctx context.Context, st Stores, res Results, b Batch) (BatchResult, error) {
+	if b.Sweep != nil {
+		if st.Silent == nil {
+			return BatchResult{}, errors.New("the sweep of silent views has no store of screens")
+		}
+		now := time.Now
+		if st.Now != nil {
+			now = st.Now
+		}
+		sw, err := viewing.SweepSilent(ctx, st.Silent, b.Sweep.Shard, now())
+		if err != nil {
+			return BatchResult{}, err
+		}
+		return BatchResult{Segments: []int{}, Sweep: &sw}, nil
+	}
 	in := b.BatchInput
 	if !kernel.ValidID(in.Job) {
 		return BatchResult{}, kernel.Invalid("job", "job must be 1 to 64 letters, digits or . _ : -")

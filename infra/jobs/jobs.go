@@ -35,6 +35,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
@@ -108,6 +109,10 @@ type Stores struct {
 	// viewing-rows and engagement jobs read and write.
 	Counters CounterStore
 	Viewing  ViewingStore
+	// Silent is what the sweep of silent views reads and closes; Now its
+	// clock (time.Now if nil).
+	Silent viewing.SilentStore
+	Now    func() time.Time
 	// Workers is how many members of a slice are handled at once (one if
 	// zero): a slice's time is mostly waiting for DynamoDB, and one
 	// invocation of the job function must end within Lambda's 15 minutes.

@@ -245,3 +245,47 @@ func (s *Store) CloseView(ctx context.Context, member, profile, title string, sl
 	}
 	return &t, nil
 }
+
+var _ viewing.SilentStore = (*Store)(nil)
+
+// Silent implements viewing.SilentStore.
+func (s *Store) Silent(ctx context.Context, shard int, before time.Time, fn func(member string, v *viewing.View) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type open struct {
+		member string
+		view   *viewing.View
+	}
+	var found []open
+	s.mu.Lock()
+	for member, slots := range s.screens {
+		if viewing.LiveShard(member) != shard {
+			continue
+		}
+		for _, v := range slots {
+			if v != nil && v.Ended == "" && v.Closed.IsZero() && v.Started.Before(before) {
+				found = append(found, open{member, cloneView(v)})
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range found {
+		if err := fn(o.member, o.view); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CloseSilent implements viewing.SilentStore.
+func (s *Store) CloseSilent(ctx context.Context, member string, v *viewing.View, now time.Time) (bool, error) {
+	_, applied, err := s.change(ctx, member, v.ID, func(held *viewing.View) bool {
+		if held.ID != v.ID || held.Seq != v.Seq || !held.LastSeen.Equal(v.LastSeen) || held.Ended != "" || !held.Closed.IsZero() {
+			return false
+		}
+		held.CloseSilent(now)
+		return true
+	})
+	return applied, err
+}

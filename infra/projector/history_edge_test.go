@@ -325,3 +325,60 @@ func TestAStopBeforeTheNextViewOfItsSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestASilentViewIsClosedWithItsLastReport: a view that stops sending
+// heartbeats (its app killed) and whose slot nobody takes is closed by the
+// sweep: the stream function closes its history entry as EXPIRED with its
+// last position and the time watched to its last heartbeat, in engagement
+// and the resume point too; and only the records the table's filter
+// passes are needed.
+func TestASilentViewIsClosedWithItsLastReport(t *testing.T) {
+	bothStores(t, func(t *testing.T, s testStores) {
+		ctx := context.Background()
+		r := newViewRecorder(t)
+		clock := &movable{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
+		policy := licensing.DefaultPolicy()
+		svc := viewing.NewService(r.mem, policy, clock, &ids{})
+		const m = "m-silent"
+		st, err := svc.Start(ctx, viewing.Start{Member: m, Plan: "basic", Device: "tv", Title: "tt-first-light"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := int64(1); seq <= 20; seq++ { // ten minutes, a checkpoint at 8
+			clock.add(30 * time.Second)
+			if _, err := svc.Beat(ctx, viewing.Beat{Member: m, Plan: "basic", Device: "tv", View: st.View.ID, PositionMs: seq * 30_000, State: viewing.Playing, Seq: seq}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.add(policy.Viewing.ViewExpiry.D() + viewing.CloseSilentAfter)
+		sw, err := viewing.SweepSilent(ctx, r.mem, viewing.LiveShard(m), clock.Now())
+		if err != nil || sw.Closed != 1 {
+			t.Fatalf("SweepSilent = %+v, %v; want the view closed", sw, err)
+		}
+		var passed []events.DynamoDBEventRecord
+		for _, rec := range r.recs {
+			if ck, ok := rec.Change.NewImage["ck"]; ok && ck.Boolean() {
+				passed = append(passed, rec)
+			}
+		}
+		if len(passed) != 3 {
+			t.Fatalf("the filter passes %d records, want 3 (the start, the checkpoint, the close)", len(passed))
+		}
+		p := setup.NewProcessor(setup.Stores{Events: s.Log, Progress: s.Views, History: s.History}, 4, policy)
+		for range 2 { // delivered twice: counted once
+			if resp, err := p.Handle(ctx, events.DynamoDBEvent{Records: passed}); err != nil || len(resp.BatchItemFailures) > 0 {
+				t.Fatalf("Handle = %+v, %v", resp, err)
+			}
+		}
+		es := dump(t, s.History, m)
+		if len(es) != 1 || es[0].Ended != viewing.Expired || es[0].WatchedMs != 600_000 || es[0].PositionMs != 600_000 || !es[0].LastSeen.Equal(st.View.Started.Add(10*time.Minute)) {
+			t.Errorf("history = %+v; want one entry, EXPIRED, 10 min watched, at 600000 as of its last heartbeat", es)
+		}
+		if eng, _ := s.History.Engagement(ctx, "tt-first-light", viewing.Day(clock.Now())); eng.Views != 1 || eng.WatchedMs != 600_000 {
+			t.Errorf("engagement = %+v, want 1 view and its 10 min", eng)
+		}
+		if res, err := s.Views.Resume(ctx, m, "", "tt-first-light"); err != nil || res == nil || res.PositionMs != 600_000 || res.WatchedMs != 600_000 || len(res.Open) != 0 {
+			t.Errorf("resume point = %+v, %v; want 600000, 10 min watched, no view open", res, err)
+		}
+	})
+}

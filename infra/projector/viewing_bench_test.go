@@ -258,6 +258,48 @@ func BenchmarkViewing(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// The sweep of silent views: its cost is a read of every open view a
+	// minute, and a write for each it closes. 200 views open, read by a
+	// sweep of every shard; then, all silent, closed by the next.
+	const open = 200
+	for i := range open {
+		member := fmt.Sprintf("sweep-%03d", i)
+		st, err := psvc.Start(ctx, viewing.Start{Member: member, Plan: "premium", Device: "tv", Title: titles[i%len(titles)]}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := psvc.Beat(ctx, viewing.Beat{Member: member, Plan: "premium", Device: "tv", View: st.View.ID, PositionMs: 30_000, State: viewing.Playing, Seq: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pace.add(viewing.CloseSilentAfter + time.Second) // read, not due
+	sweep := func(meter *dynamo.Meter) (read, closed int, shardTimes []time.Duration) {
+		for shard := range viewing.LiveShards {
+			began := time.Now()
+			sw, err := viewing.SweepSilent(dynamo.WithMeter(ctx, meter), stores.Views, shard, pace.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			shardTimes = append(shardTimes, time.Since(began))
+			read, closed = read+sw.Read, closed+sw.Closed
+		}
+		return read, closed, shardTimes
+	}
+	var reading, closing dynamo.Meter
+	read, closed, shardTimes := sweep(&reading)
+	if read < open || closed != 0 {
+		b.Fatalf("the sweep read %d open views and closed %d; want at least %d read, none closed", read, closed, open)
+	}
+	b.ReportMetric(reading.Usage().ReadUnits/float64(read), "sweep-RCU/open-view")
+	b.ReportMetric(float64(reading.Usage().RoundTrips)/float64(read), "sweep-requests/open-view")
+	b.ReportMetric(float64(percentile(shardTimes, 0.5).Microseconds()), "sweep-shard-p50-µs")
+	b.ReportMetric(float64(percentile(shardTimes, 0.99).Microseconds()), "sweep-shard-p99-µs")
+	pace.add(policy.Viewing.ViewExpiry.D())
+	if _, closed, _ = sweep(&closing); closed < open {
+		b.Fatalf("the sweep closed %d silent views, want %d", closed, open)
+	}
+	b.ReportMetric((closing.Usage().WriteUnits)/float64(closed), "sweep-WCU/close")
+
 	all := paced.Usage()
 	beatUsage := pacedBeats.Usage()
 	b.ReportMetric((all.WriteUnits+beatUsage.WriteUnits)/float64(pacedEvents), "stream-WCU/viewing-event-paced")

@@ -426,11 +426,11 @@ const JobMemberWorkers = 8
 
 // DynamoJobStores are what a job reads and writes over s, with policy the
 // service's: the logs (segments of a parallel scan) and their snapshots,
-// the refusals, the title holders, the counters and the viewing read
-// models.
+// the refusals, the title holders, the counters, the viewing read
+// models, and the screens the sweep of silent views closes.
 func DynamoJobStores(s dynamo.Stores, policy *licensing.Policy) jobs.Stores {
 	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders,
-		Counters: s.Counters, Viewing: s.History, Policy: policy, Workers: JobMemberWorkers}
+		Counters: s.Counters, Viewing: s.History, Silent: s.Views, Policy: policy, Workers: JobMemberWorkers}
 }
 
 // NewProcessor is the stream function over s: its projections, in the

@@ -61,6 +61,13 @@ func motoServer(t *testing.T, env ...string) string {
 // substitutions made.
 func definition(t *testing.T) string {
 	t.Helper()
+	return definitionOf(t, "JobsStateMachine")
+}
+
+// definitionOf is the definition of the template's state machine
+// logicalID, as JSON, its substitutions made.
+func definitionOf(t *testing.T, logicalID string) string {
+	t.Helper()
 	b, err := os.ReadFile("../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +82,9 @@ func definition(t *testing.T) string {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	def, err := json.Marshal(doc.Resources["JobsStateMachine"].Properties.Definition)
+	def, err := json.Marshal(doc.Resources[logicalID].Properties.Definition)
 	if err != nil || len(def) < 100 {
-		t.Fatalf("JobsStateMachine's definition: %s, %v", def, err)
+		t.Fatalf("%s's definition: %s, %v", logicalID, def, err)
 	}
 	return strings.ReplaceAll(string(def), "${JobsFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:jobs")
 }

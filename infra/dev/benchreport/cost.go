@@ -14,10 +14,14 @@ const (
 	lambdaWorkSeconds = 0.001
 	apiMemoryGB       = 256.0 / 1024 // template.yaml Globals MemorySize
 	streamMemoryGB    = 256.0 / 1024
+	jobsMemoryGB      = 512.0 / 1024 // the job function, which sweeps silent views
 	// Records per stream function invocation at scale (BatchSize 100 and
 	// a batching window; a busy shard fills batches).
 	recordsPerInvocation = 10.0
 	heartbeatsPerHour    = 3600 / 30 // the policy's 30 s interval
+	// The sweep of silent views reads every open view once a minute
+	// (viewing.SweepEvery).
+	sweepsPerHour = 60
 )
 
 // memberMonth is the profile of a member-month the model prices.
@@ -67,8 +71,10 @@ func apiCall(requests, rcu, wcu, streamRecords, streamRequests, streamRCU, strea
 // without the viewing and realistic benchmarks.
 type costs struct {
 	Heartbeat, Start, Stop, Acquisition, Read, ViewingHour, MemberMonth opCost
-	HeartbeatWCU                                                        float64 // all-in: API and stream function
-	Storage, Jobs                                                       float64 // a member-month's
+	// Sweep is an open view's share of one sweep of silent views.
+	Sweep         opCost
+	HeartbeatWCU  float64 // all-in: API and stream function
+	Storage, Jobs float64 // a member-month's
 }
 
 func (r Report) costs() (costs, bool) {
@@ -88,13 +94,17 @@ func (r Report) costs() (costs, bool) {
 	c.Stop = apiCall(gv("requests/stop"), gv("RCU/stop"), gv("WCU/stop"), 1, streamStartStop, 0, streamStartStop)
 	c.Acquisition = apiCall(ga("requests-mean/acquire"), ga("RCU-mean/acquire"), ga("WCU-mean/acquire"), 1, ga("stream-WCU/event"), 0, ga("stream-WCU/event"))
 	c.Read = apiCall(gv("requests/resume"), gv("RCU/resume"), 0, 0, 0, 0, 0)
-	c.ViewingHour = c.Heartbeat.times(heartbeatsPerHour).plus(c.Start).plus(c.Stop)
+	c.Sweep = opCost{
+		Lambda:   gv("sweep-requests/open-view") * awsRequestSeconds * jobsMemoryGB * Prices.LambdaArmPerGBSecond,
+		DynamoDB: gv("sweep-RCU/open-view") / 1e6 * Prices.DynamoReadPerMillion,
+	}
+	c.ViewingHour = c.Heartbeat.times(heartbeatsPerHour).plus(c.Start).plus(c.Stop).plus(c.Sweep.times(sweepsPerHour))
 	m := memberMonth
 	c.Storage = m.StoredKB / (1024 * 1024) * Prices.DynamoStoragePerGB
 	if here, aws := r.projections(); aws.Rate > 0 {
 		c.Jobs = max(here.Total(), aws.Total()) / projectedMembers // a fleet what-if a month
 	}
-	c.MemberMonth = c.Heartbeat.times(m.ViewingHours * heartbeatsPerHour).
+	c.MemberMonth = c.Heartbeat.times(m.ViewingHours * heartbeatsPerHour).plus(c.Sweep.times(m.ViewingHours * sweepsPerHour)).
 		plus(c.Start.times(m.Views)).plus(c.Stop.times(m.Views)).
 		plus(c.Acquisition.times(m.Acquisitions + m.OtherLicenceCalls)).
 		plus(c.Read.times(m.Reads))
@@ -112,8 +122,11 @@ func (r Report) costSection(b *strings.Builder) {
 		"alone as in real time; BenchmarkRealisticLoad for acquisitions); the rest is modelled: API Gateway HTTP API per request, "+
 		"Lambda arm64 at %.0f MB billed for its DynamoDB requests at %.0f ms each plus %.0f ms of work, the stream function's "+
 		"records %.0f to an invocation. Prices: %s (docs/performance.md). A heartbeat costs %.2f write units all-in (the API's "+
-		"write and the stream function's).\n\n",
-		apiMemoryGB*1024, awsRequestSeconds*1000, lambdaWorkSeconds*1000, recordsPerInvocation, Prices.Date, c.HeartbeatWCU)
+		"write and the stream function's). A viewing hour includes the sweep of silent views reading the view once a minute "+
+		"(%.2f read units a minute, measured; the job function at %.0f MB); its fixed part, 16 invocations and an Express "+
+		"execution a minute, is under a dollar a month a region and left out.\n\n",
+		apiMemoryGB*1024, awsRequestSeconds*1000, lambdaWorkSeconds*1000, recordsPerInvocation, Prices.Date, c.HeartbeatWCU,
+		c.Sweep.DynamoDB/Prices.DynamoReadPerMillion*1e6, jobsMemoryGB*1024)
 	b.WriteString("| per | API Gateway | Lambda | DynamoDB | Step Functions | total |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	row := func(what string, oc opCost, n float64, extra float64) {
 		x := oc.times(n)
@@ -121,7 +134,7 @@ func (r Report) costSection(b *strings.Builder) {
 	}
 	row("million heartbeats", c.Heartbeat, 1e6, 0)
 	row("million acquisitions", c.Acquisition, 1e6, 0)
-	row("million viewing hours (a start, 120 heartbeats, a stop an hour)", c.ViewingHour, 1e6, 0)
+	row("million viewing hours (a start, 120 heartbeats, a stop and 60 sweeps an hour)", c.ViewingHour, 1e6, 0)
 	m := memberMonth
 	mm := c.MemberMonth
 	fmt.Fprintf(b, "| member-month, in thousandths of a dollar | %.3f | %.3f | %.3f (+%.3f storage) | %.4f | %.3f |\n\n",

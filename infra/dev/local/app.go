@@ -3,9 +3,12 @@ package local
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/memstore"
@@ -19,6 +22,8 @@ type App struct {
 	*setup.App
 	// Memory is the embedded store, when the store is "memory".
 	Memory *memstore.Store
+	// jobStores are what the job function's handler reads and writes here.
+	jobStores jobs.Stores
 }
 
 // Build wires the app on store: "dynamo" (the table c names, as the API
@@ -30,21 +35,58 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
+		st := setup.DynamoJobStores(*a.Dynamo, a.Policy())
 		if a.Jobs == nil {
-			d := a.Dynamo
-			a.Jobs = &jobs.Local{Stores: setup.DynamoJobStores(*d, a.Policy()), Results: d.JobResults, Workers: LocalJobWorkers}
+			a.Jobs = &jobs.Local{Stores: st, Results: a.Dynamo.JobResults, Workers: LocalJobWorkers}
 		}
-		return &App{App: a}, nil
+		return &App{App: a, jobStores: st}, nil
 	case "memory":
 		m := memstore.New()
 		a, err := setup.Assemble(ctx, c, MemoryStores(m))
 		if err != nil {
 			return nil, err
 		}
-		a.Jobs = &jobs.Local{Stores: jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Counters: m, Viewing: m, Policy: a.Policy()}, Results: m, Workers: LocalJobWorkers}
-		return &App{App: a, Memory: m}, nil
+		st := jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Counters: m, Viewing: m, Silent: m, Policy: a.Policy()}
+		a.Jobs = &jobs.Local{Stores: st, Results: m, Workers: LocalJobWorkers}
+		return &App{App: a, Memory: m, jobStores: st}, nil
 	}
 	return nil, fmt.Errorf("store %q: want dynamo or memory", store)
+}
+
+// SweepSilentViews runs the sweep of silent views once: each shard
+// through the job function's handler, as the template's silent views state
+// machine hands it every minute. It returns how many views it closed.
+func (a *App) SweepSilentViews(ctx context.Context) (int, error) {
+	closed := 0
+	for shard := range viewing.LiveShards {
+		out, err := jobs.Handle(ctx, a.jobStores, nil, jobs.Batch{Sweep: &jobs.SweepShard{Shard: shard}})
+		if err != nil {
+			return closed, err
+		}
+		closed += out.Sweep.Closed
+	}
+	return closed, nil
+}
+
+// RunSweeps runs SweepSilentViews every viewing.SweepEvery until ctx ends,
+// logging the views it closes.
+func (a *App) RunSweeps(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(viewing.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := a.SweepSilentViews(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Error("sweep of silent views", "error", err, "closed", n)
+			case n > 0:
+				log.Info("sweep of silent views", "closed", n)
+			}
+		}
+	}
 }
 
 // LocalJobWorkers is how many slices of a fleet-wide job a local run

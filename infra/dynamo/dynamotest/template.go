@@ -45,9 +45,20 @@ func TableFromTemplate(path, logicalID, name string) (*dynamodb.CreateTableInput
 		StreamSpecification *struct {
 			StreamViewType string `yaml:"StreamViewType"`
 		} `yaml:"StreamSpecification"`
+		GlobalSecondaryIndexes []struct {
+			IndexName string `yaml:"IndexName"`
+			KeySchema []struct {
+				AttributeName string `yaml:"AttributeName"`
+				KeyType       string `yaml:"KeyType"`
+			} `yaml:"KeySchema"`
+			Projection struct {
+				ProjectionType   string   `yaml:"ProjectionType"`
+				NonKeyAttributes []string `yaml:"NonKeyAttributes"`
+			} `yaml:"Projection"`
+		} `yaml:"GlobalSecondaryIndexes"`
 	}
 	// Decode only the plain fields; others may hold intrinsic functions.
-	for _, f := range []string{"BillingMode", "AttributeDefinitions", "KeySchema", "StreamSpecification"} {
+	for _, f := range []string{"BillingMode", "AttributeDefinitions", "KeySchema", "StreamSpecification", "GlobalSecondaryIndexes"} {
 		n := lookup(props, f)
 		if n == nil {
 			continue
@@ -70,6 +81,18 @@ func TableFromTemplate(path, logicalID, name string) (*dynamodb.CreateTableInput
 		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{
 			AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType),
 		})
+	}
+	for _, g := range p.GlobalSecondaryIndexes {
+		gsi := types.GlobalSecondaryIndex{IndexName: aws.String(g.IndexName), Projection: &types.Projection{
+			ProjectionType: types.ProjectionType(g.Projection.ProjectionType),
+		}}
+		if len(g.Projection.NonKeyAttributes) > 0 {
+			gsi.Projection.NonKeyAttributes = g.Projection.NonKeyAttributes
+		}
+		for _, k := range g.KeySchema {
+			gsi.KeySchema = append(gsi.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType)})
+		}
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsi)
 	}
 	if p.StreamSpecification != nil {
 		in.StreamSpecification = &types.StreamSpecification{

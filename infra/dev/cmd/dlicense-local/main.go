@@ -26,6 +26,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
@@ -119,6 +120,10 @@ func serve(args []string) error {
 		return err
 	}
 	defer stopStreams()
+	// The sweep of silent views, every minute, as the template schedules it.
+	sweeps, stopSweeps := context.WithCancel(ctx)
+	defer stopSweeps()
+	go app.RunSweeps(sweeps, slog.Default())
 	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
 	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes())
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
@@ -136,7 +141,7 @@ func serve(args []string) error {
 		from = "POLICY_FILE=" + cfg.PolicyFile
 	}
 	fmt.Printf("policy: version %s (%s)\n", app.Policy().Version, from)
-	fmt.Printf("stream function: %s (a snapshot every %d events)\n", how, app.Config().SnapshotEvery)
+	fmt.Printf("stream function: %s (a snapshot every %d events); silent views closed every %v\n", how, app.Config().SnapshotEvery, viewing.SweepEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
