@@ -418,6 +418,14 @@ func (r Report) headlines(b *strings.Builder) {
 				fmt.Sprintf("%s / $%.2f; %s / $%.2f", shortDuration(here.Wall.Round(time.Second)), here.Total(), shortDuration(aws.Wall.Round(time.Second)), aws.Total()),
 				verdictJob(here, aws)})
 	}
+	if x, ok := find(r.Viewing, "BenchmarkViewing"); ok {
+		if rcu, ok := x.Get("sweep-RCU/open-view"); ok {
+			wcu, _ := x.Get("sweep-WCU/close")
+			p50, _ := x.Get("sweep-shard-p50-µs")
+			rows = append(rows, row{"sweep of silent views (every minute): read units per open view / write units per view closed / time a shard, p50",
+				fmt.Sprintf("%.2f / %.2f / %s", rcu, wcu, duration(p50*1e3)), "—"})
+		}
+	}
 	if cost, wcu, ok := r.viewingHourCost(); ok {
 		rows = append(rows, row{"heartbeat write units all-in (the API's write and the stream function's, each heartbeat alone)", value(wcu, ""),
 			verdict("cost", "heartbeat-WCU-all-in", wcu)},
