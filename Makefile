@@ -32,14 +32,15 @@ help:
 
 ## test: everything, including the DynamoDB Local integration tests
 # One package at a time: they share a DynamoDB Local, whose single database
-# serialises writes. The packages with shared state (the embedded store, the
-# local server, the handler, the stream poller, the regions' emulation, the
-# local job engine) run under the race detector.
+# serialises writes. The packages with shared state (the state cache and the
+# withdrawals, the embedded store, the local server, the handler, the stream
+# poller, the regions' emulation, the local job engine) run under the race
+# detector.
 # The stream and fault suites, the heaviest, each get a fresh DynamoDB Local:
 # it slows down as its tables and streams fill.
-RACE_PKGS := ./infra/memstore/... ./infra/dev/local/... ./infra/httpapi/... ./infra/dev/regions/... ./infra/jobs/...
+RACE_PKGS := ./domain/licensing/... ./infra/memstore/... ./infra/dev/local/... ./infra/httpapi/... ./infra/dev/regions/... ./infra/jobs/...
 test: lint
-	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /infra/projector -e /infra/dev/faults -e /infra/memstore -e /infra/dev/local -e /infra/httpapi -e /infra/dev/regions -e /infra/jobs)
+	$(WITH_DDB) $(GO) test -count=1 -p 1 -timeout 15m $$($(GO) list ./... | grep -v -e /domain/licensing -e /infra/projector -e /infra/dev/faults -e /infra/memstore -e /infra/dev/local -e /infra/httpapi -e /infra/dev/regions -e /infra/jobs)
 	$(WITH_DDB) $(GO) test -race -count=1 -p 1 -timeout 10m $(RACE_PKGS)
 	$(WITH_DDB) $(GO) test -race -count=1 -timeout 10m ./infra/projector/...
 	$(WITH_DDB) $(GO) test -count=1 -timeout 10m ./infra/dev/faults/...
@@ -77,6 +78,7 @@ bench-dynamo:
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkAcquire$$' -benchtime 300x ./infra/dynamo/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkStreamFunction$$' -benchtime 3x ./infra/projector/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRealisticLoad$$' -benchtime 10x ./infra/projector/
+	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkRouting$$' -benchtime 5x ./infra/projector/
 	$(WITH_DDB) $(GO) test -run '^$$' -bench '^BenchmarkViewing$$' -benchtime 3x ./infra/projector/
 
 ## load: the load generator against the API of a running `make run` (start

@@ -19,6 +19,18 @@ import (
 // load (about half a read unit) costs less than a lost conditional write (a
 // write unit) followed by a catch-up that reads every event since.
 //
+// The cache judges itself, because Lambda routes a member's next request
+// to any instance: a cached state is worth using only if it is current,
+// and a stale one costs more than no cache (a lost conditional write, which
+// DynamoDB bills, a catch-up read and a second write). It keeps the last
+// JudgeWindow verdicts on its states: while fewer than TrustAt of them say
+// current (or it has fewer than MinJudged), it reads first, as without a
+// cache, and judges the state it holds against the one it read at no cost;
+// once they mostly do (a member's requests meeting the instance that served
+// the last), it decides on its states without reading, and judges each by
+// the conditional write. So it is never much worse than no cache, whatever
+// the routing.
+//
 // It is safe for concurrent use; the zero value holds nothing.
 type StateCache struct {
 	mu    sync.Mutex
@@ -28,7 +40,24 @@ type StateCache struct {
 	by    map[string]*list.Element
 	hits  int64
 	takes int64
+	// The last verdicts (true: current), a ring; judged counts them all.
+	verdicts [JudgeWindow]bool
+	judged   int64
+	current  int
 }
+
+// The cache's self-judgement.
+const (
+	// JudgeWindow is how many of the latest verdicts count.
+	JudgeWindow = 64
+	// MinJudged is how many verdicts the cache needs before it is trusted.
+	MinJudged = 8
+	// TrustAt is the share of current states above which the cache is
+	// trusted: about where a stale state's lost write, catch-up and second
+	// write cost as much as the reads the current ones save, in DynamoDB's
+	// prices (a write unit costs five read units).
+	TrustAt = 0.9
+)
 
 type cached struct {
 	st   *State
@@ -45,26 +74,74 @@ func NewStateCache(max int, idle time.Duration) *StateCache {
 }
 
 // take removes and returns the state of member, if the cache holds it and
-// it was used less than the idle time before now.
-func (c *StateCache) take(member string, now time.Time) *State {
+// it was used less than the idle time before now, and whether the cache
+// is trusted (Trusted): if not, the caller reads the log first and judges
+// the state against it.
+func (c *StateCache) take(member string, now time.Time) (*State, bool) {
 	if c == nil || c.max == 0 {
-		return nil
+		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.takes++
 	e, ok := c.by[member]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	c.order.Remove(e)
 	delete(c.by, member)
 	v := e.Value.(*cached)
 	if c.idle > 0 && now.Sub(v.used) >= c.idle {
-		return nil
+		return nil, false
 	}
 	c.hits++
-	return v.st
+	return v.st, c.trusted()
+}
+
+// judge records whether a state the cache held turned out current.
+func (c *StateCache) judge(current bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.judged % JudgeWindow
+	if c.judged >= JudgeWindow && c.verdicts[i] {
+		c.current--
+	}
+	c.verdicts[i] = current
+	if current {
+		c.current++
+	}
+	c.judged++
+}
+
+// trusted is Trusted with c.mu held.
+func (c *StateCache) trusted() bool {
+	n := min(c.judged, JudgeWindow)
+	return c.judged >= MinJudged && float64(c.current) >= TrustAt*float64(n)
+}
+
+// Trusted reports whether the cache's states have lately turned out
+// current often enough to decide on them without reading.
+func (c *StateCache) Trusted() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.trusted()
+}
+
+// Verdicts returns how many states the cache has judged, and how many of
+// the latest JudgeWindow were current.
+func (c *StateCache) Verdicts() (judged int64, current int) {
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.judged, c.current
 }
 
 // put keeps st, used at now, unless the cache holds a newer state of its

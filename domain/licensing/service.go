@@ -122,8 +122,12 @@ type Observer struct {
 type Service struct {
 	Store  EventStore
 	Policy func() *Policy
-	Clock  kernel.Clock
-	IDs    kernel.IDSource
+	// UpdatePolicy, when set, brings Policy up to date with ctx (a
+	// request's: its deadline and meter) before a request decides by it:
+	// the operators' withdrawals (Withdrawals.Update).
+	UpdatePolicy func(ctx context.Context)
+	Clock        kernel.Clock
+	IDs          kernel.IDSource
 	// MaxAttempts bounds the load-decide-append rounds of one command.
 	MaxAttempts int
 	// Backoff is the base wait before a retry; each retry waits a random
@@ -156,6 +160,7 @@ func NewService(store EventStore, policy *Policy, clock kernel.Clock, ids kernel
 // nothing; the same key with a different request is a KindConflict error.
 // A refused command appends nothing and is decided afresh when retried.
 func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result, error) {
+	s.updatePolicy(ctx)
 	if err := cmd.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -165,12 +170,27 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 	fp := Fingerprint(cmd)
 	member := cmd.MemberID()
 	request := s.IDs.NewID()
-	var st *State
+	var st, held *State
 	if s.Cache != nil {
-		st = s.Cache.take(member, s.now())
+		var trusted bool
+		if held, trusted = s.Cache.take(member, s.now()); trusted {
+			st, held = held, nil
+		}
 	}
 	cached := st != nil
-	if st == nil {
+	switch {
+	case held != nil:
+		// The cache is not trusted: it reads first, but only what its
+		// state lacks (one Query of the events after it, a few at most:
+		// a state idle longer is not kept), and learns whether the state
+		// was current.
+		before := held.Version
+		var err error
+		if st, err = s.catchUp(ctx, held, false); err != nil {
+			return Result{}, err
+		}
+		s.Cache.judge(st.Version == before)
+	case st == nil:
 		var err error
 		if st, err = s.load(ctx, member, false); err != nil {
 			return Result{}, err
@@ -193,9 +213,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 			// A cached state may be behind the log: a refusal, or an answer
 			// that appends nothing, is given only once it has caught up.
 			cached = false
+			before := st.Version
 			if st, err = s.catchUp(ctx, st, false); err != nil {
 				return Result{}, err
 			}
+			s.Cache.judge(st.Version == before)
 			attempt--
 			continue
 		}
@@ -212,6 +234,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 		}
 		e := Event{Version: st.Version + 1, At: now, PolicyVersion: policy.Version, Key: key, Fingerprint: fp, RequestID: request, Payload: d.Event}
 		err = s.Store.Append(ctx, member, st.Version, []Event{e})
+		if cached && (err == nil || errors.Is(err, ErrConflict)) {
+			s.Cache.judge(err == nil)
+		}
 		if err == nil {
 			touched, playback := st.apply(e, true)
 			res := Result{Version: e.Version, Licences: touched, Playback: playback}
@@ -247,6 +272,13 @@ func (s *Service) Execute(ctx context.Context, cmd Command, key string) (Result,
 				return Result{}, err
 			}
 		}
+	}
+}
+
+// updatePolicy runs UpdatePolicy, if set.
+func (s *Service) updatePolicy(ctx context.Context) {
+	if s.UpdatePolicy != nil {
+		s.UpdatePolicy(ctx)
 	}
 }
 
@@ -376,6 +408,7 @@ func (s *Service) SnapshotVersion(ctx context.Context, member string) (int64, er
 // learns of them in the same answer.
 // An unknown plan is refused and changes nothing.
 func (s *Service) Sync(ctx context.Context, member, plan, device string, held []string) (Synced, error) {
+	s.updatePolicy(ctx)
 	if err := checkIDs("member", member, "plan", plan, "device_id", device); err != nil {
 		return Synced{}, err
 	}
@@ -403,6 +436,7 @@ func (s *Service) Sync(ctx context.Context, member, plan, device string, held []
 // known as released. A licence the member does not hold (or no longer
 // remembers, long after it ended) is KindNotFound.
 func (s *Service) Status(ctx context.Context, member, licence string) (LicenceStatus, error) {
+	s.updatePolicy(ctx)
 	if err := checkIDs("member", member, "licence_id", licence); err != nil {
 		return LicenceStatus{}, err
 	}
@@ -423,6 +457,7 @@ func (s *Service) Status(ctx context.Context, member, licence string) (LicenceSt
 // Check decides an acquisition without appending it: nil if it would be
 // granted now, else the denial.
 func (s *Service) Check(ctx context.Context, c Acquire) error {
+	s.updatePolicy(ctx)
 	if err := c.Validate(); err != nil {
 		return err
 	}

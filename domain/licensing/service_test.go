@@ -143,23 +143,94 @@ func TestCheckAcquiresNothing(t *testing.T) {
 	}
 }
 
-// TestAWarmCacheGoesStraightToTheAppend: a member's second command on the
-// same service reads nothing: it is decided on the cached state and
-// appended conditionally.
+// trust makes svc's cache trusted the way an instance earns it: a
+// member's requests meeting it again and again, its state each time
+// current. It returns the store's loads so far.
+func trust(t *testing.T, svc *licensing.Service, store *memstore.Store) int64 {
+	t.Helper()
+	for range licensing.MinJudged + 1 {
+		if _, err := svc.Execute(context.Background(), licensing.ReleaseDevice{Member: "m-regular", Device: "d", Reason: licensing.ReasonDeviceRemoved}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !svc.Cache.Trusted() {
+		judged, current := svc.Cache.Verdicts()
+		t.Fatalf("after %d commands of one member the cache is not trusted (%d judged, %d current)", licensing.MinJudged+1, judged, current)
+	}
+	return store.Stats().Loads
+}
+
+// TestAWarmCacheGoesStraightToTheAppend: once trusted, a member's second
+// command on the same service reads nothing: it is decided on the cached
+// state and appended conditionally.
 func TestAWarmCacheGoesStraightToTheAppend(t *testing.T) {
 	store := memstore.New()
 	svc := newService(store)
 	ctx := context.Background()
+	loads := trust(t, svc, store)
+	takes0, hits0 := svc.Cache.Stats()
 	for i, title := range []string{"tt-first-light", "tt-paper-moons", "tt-low-tide"} {
 		if _, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: title}, fmt.Sprintf("k%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if st := store.Stats(); st.Loads != 1 || st.Appends != 3 {
-		t.Errorf("three commands on a warm service: %d loads, %d appends; want 1 and 3", st.Loads, st.Appends)
+	if st := store.Stats(); st.Loads-loads != 1 || st.Appends != 3 {
+		t.Errorf("three commands on a warm service: %d loads, %d appends; want 1 and 3", st.Loads-loads, st.Appends)
 	}
-	if takes, hits := svc.Cache.Stats(); takes != 3 || hits != 2 {
-		t.Errorf("cache: %d takes, %d hits; want 3 and 2", takes, hits)
+	if takes, hits := svc.Cache.Stats(); takes-takes0 != 3 || hits-hits0 != 2 {
+		t.Errorf("cache: %d takes, %d hits; want 3 and 2", takes-takes0, hits-hits0)
+	}
+}
+
+// TestACacheReadsFirstUntilItsStatesProveCurrent: a new instance's cache
+// is not trusted: it reads first and judges its state against the read;
+// after MinJudged current states of members it served last, it decides
+// without reading. Two instances taking a member's requests in turn (as
+// Lambda may route them) see their states stale, and keep reading first:
+// no conditional write is lost, where a trusting cache loses every one.
+func TestACacheReadsFirstUntilItsStatesProveCurrent(t *testing.T) {
+	store := memstore.New()
+	a, b := newService(store), newService(store)
+	ctx := context.Background()
+	titles := []string{"tt-first-light", "tt-paper-moons", "tt-low-tide", "tt-breakwater"}
+	for i := range 40 {
+		svc := a
+		if i%2 == 1 {
+			svc = b
+		}
+		cmd := licensing.Acquire{Member: "m-shared", Plan: "premium", Device: "d1", Title: titles[i%len(titles)]}
+		if i%len(titles) == len(titles)-1 {
+			if _, err := svc.Execute(ctx, licensing.ReleaseDevice{Member: "m-shared", Device: "d1", Reason: licensing.ReasonDeviceRemoved}, ""); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := svc.Execute(ctx, cmd, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Cache.Trusted() || b.Cache.Trusted() {
+		t.Errorf("caches trusted after alternating requests: %v, %v; want neither", a.Cache.Trusted(), b.Cache.Trusted())
+	}
+	if judged, current := a.Cache.Verdicts(); judged < 15 || current != 0 {
+		t.Errorf("a judged %d states, %d current; want its states judged, all stale", judged, current)
+	}
+	if c := store.Stats().Conflicts; c != 0 {
+		t.Errorf("%d conditional writes lost; want none (the caches read first)", c)
+	}
+	// A member's requests meeting one new instance: its state current each
+	// time.
+	c := newService(store)
+	before := store.Stats().Loads
+	loads := trust(t, c, store)
+	if loads-before != licensing.MinJudged+1 {
+		t.Errorf("earning trust read %d times, want %d (one a command)", loads-before, licensing.MinJudged+1)
+	}
+	if _, err := c.Execute(ctx, licensing.Acquire{Member: "m-regular", Plan: "premium", Device: "d", Title: "tt-first-light"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if store.Stats().Loads != loads {
+		t.Error("a trusted cache read the log for a member it served last")
 	}
 }
 
@@ -176,6 +247,7 @@ func TestACachedStateLeftIdleIsLoadedAfresh(t *testing.T) {
 	svc := licensing.NewService(store, licensing.DefaultPolicy(), settableClock{&now}, &ids{})
 	svc.Cache = licensing.NewStateCache(8, time.Minute)
 	ctx := context.Background()
+	loads := trust(t, svc, store)
 	for i, step := range []struct {
 		after time.Duration
 		loads int64
@@ -185,7 +257,7 @@ func TestACachedStateLeftIdleIsLoadedAfresh(t *testing.T) {
 		if _, err := svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "premium", Device: "d1", Title: title}, fmt.Sprintf("k%d", i)); err != nil {
 			t.Fatal(err)
 		}
-		if got := store.Stats().Loads; got != step.loads {
+		if got := store.Stats().Loads - loads; got != step.loads {
 			t.Errorf("command %d, %v after the one before: %d loads so far, want %d", i, step.after, got, step.loads)
 		}
 	}
@@ -198,6 +270,8 @@ func TestACachedStateLeftIdleIsLoadedAfresh(t *testing.T) {
 func TestRacingInstancesWithCaches(t *testing.T) {
 	store := memstore.New()
 	a, b := newService(store), newService(store)
+	trust(t, a, store)
+	trust(t, b, store)
 	ctx := context.Background()
 	acquire := func(svc *licensing.Service, device, title string) (licensing.Result, error) {
 		return svc.Execute(ctx, licensing.Acquire{Member: "m1", Plan: "basic", Device: device, Title: title}, "")

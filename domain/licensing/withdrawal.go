@@ -68,7 +68,10 @@ func HoldersOf(member string, e Event) []Holder {
 
 // Withdrawals keeps the policy in force with the operators' withdrawals,
 // read from a store at most once per Refresh (a failed read keeps the last).
-// It is safe for concurrent use.
+// A request refreshes them, when due, with its own context (Update): its
+// deadline bounds the read and its meter counts it; the others go on with
+// the withdrawals last read meanwhile, no lock held during the read. It is
+// safe for concurrent use.
 type Withdrawals struct {
 	Base    *Policy
 	Store   WithdrawalStore
@@ -80,33 +83,73 @@ type Withdrawals struct {
 	held    []Withdrawal
 	derived *Policy
 	lastErr error
+	// reading is closed when the read under way ends (nil: none).
+	reading chan struct{}
 }
 
-// Policy is Base with the withdrawals as last read (refreshed if due).
-func (w *Withdrawals) Policy() *Policy {
+// MaxWithdrawalsRead bounds a read of the withdrawals within a request's
+// budget (1.5 s by default): an unreachable store costs at most this, and
+// the withdrawals last read stay in force.
+const MaxWithdrawalsRead = time.Second
+
+// Update reads the withdrawals with ctx if they are due (never read, or
+// read Refresh ago) and no other read is under way; a request that finds
+// one under way waits for it only if nothing was ever read (no policy to
+// decide by yet). It returns the policy in force.
+func (w *Withdrawals) Update(ctx context.Context) *Policy {
+	w.mu.Lock()
+	now := w.Clock.Now()
+	for w.reading != nil && w.derived == nil {
+		wait := w.reading
+		w.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return w.Base // never read, and the request has no time left
+		}
+		w.mu.Lock()
+	}
+	if w.reading != nil || w.derived != nil && now.Sub(w.read) < w.Refresh {
+		p := w.derived
+		w.mu.Unlock()
+		return p
+	}
+	done := make(chan struct{})
+	w.reading = done
+	w.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, MaxWithdrawalsRead)
+	ws, err := w.Store.Withdrawals(rctx)
+	cancel()
+
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := w.Clock.Now()
-	if w.derived == nil || now.Sub(w.read) >= w.Refresh {
-		// Within a request's budget (1.5 s by default): an unreachable
-		// store costs at most this, and the last withdrawals read stay.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		ws, err := w.Store.Withdrawals(ctx)
-		cancel()
-		w.read, w.lastErr = now, err
-		if err == nil && (w.derived == nil || !slices.Equal(ws, w.held)) {
-			w.held = ws
-			from := make(map[string]time.Time, len(ws))
-			for _, x := range ws {
-				from[x.Title] = x.From
-			}
-			w.derived = w.Base.WithWithdrawals(from)
+	w.read, w.lastErr, w.reading = now, err, nil
+	close(done)
+	if err == nil && (w.derived == nil || !slices.Equal(ws, w.held)) {
+		w.held = ws
+		from := make(map[string]time.Time, len(ws))
+		for _, x := range ws {
+			from[x.Title] = x.From
 		}
-		if w.derived == nil {
-			w.derived = w.Base
-		}
+		w.derived = w.Base.WithWithdrawals(from)
+	}
+	if w.derived == nil {
+		w.derived = w.Base
 	}
 	return w.derived
+}
+
+// Policy is Base with the withdrawals as last read: read now (without a
+// request's context) if never read; Update refreshes them.
+func (w *Withdrawals) Policy() *Policy {
+	w.mu.Lock()
+	p := w.derived
+	w.mu.Unlock()
+	if p == nil {
+		return w.Update(context.Background())
+	}
+	return p
 }
 
 // Err is the last read's error, if it failed.

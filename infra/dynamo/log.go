@@ -22,17 +22,36 @@ var ErrItemTooLarge = errors.New("item larger than DynamoDB's 400 KB limit")
 // ErrTooManyEvents reports an append of more events than one transaction holds.
 var ErrTooManyEvents = fmt.Errorf("more than %d events in one append", MaxEventsPerAppend)
 
-// firstPage is the Limit of a load's first Query: the snapshot and the
-// newest event. Reading more would save a second request only while the
-// snapshot lags by a few events, at the price of reading events it covers
-// on every load; the second Query reads exactly the events it lacks.
-const firstPage = 2
+// DefaultFirstPage is the Limit of a load's first Query by default: the
+// snapshot and the newest three events. The stream function writes a
+// snapshot every 4 events (setup.DefaultSnapshotEvery), so at rest it lags
+// the log by 0 to 3 events and one Query is the whole load; the events it
+// covers that the page reads anyway are a few hundred bytes each, within
+// the 4 KB a half read unit buys while the snapshot is small (docs/table.md).
+// A snapshot lagging further (a burst the stream function has not caught up
+// with) costs a second Query of exactly the events it lacks.
+const DefaultFirstPage = 4
+
+// MaxFirstPage bounds the first page: with snapshots rarer than this, a
+// load reads the rest with a second Query.
+const MaxFirstPage = 8
+
+// SetFirstPage makes a load's first Query read the snapshot and n-1
+// events: n is the stream function's snapshot cadence (events between
+// snapshots), from 1 to MaxFirstPage (out of range: the default).
+func (s *Log) SetFirstPage(n int) {
+	if n < 1 || n > MaxFirstPage {
+		n = DefaultFirstPage
+	}
+	s.firstPage = int32(n)
+}
 
 // Log is the members' event logs and their snapshots: one partition per
 // member, one item per event, appended with conditional writes, and a
 // snapshot item that sorts after every event so that a load is one Query.
 type Log struct {
-	t *Table
+	t         *Table
+	firstPage int32
 }
 
 var (
@@ -44,11 +63,11 @@ var (
 func NewLog(t *Table) *Log { return &Log{t: t} }
 
 // Load implements licensing.EventStore with a descending Query from the
-// top of the member's partition limited to two items: the snapshot and the
-// newest event. When the snapshot covers that event, or the one before it,
-// that is the whole load: one request, half a read unit (eventually
-// consistent) while the snapshot and that event fit in 4 KB. A snapshot
-// that lags further costs a second Query bounded by versions: exactly the
+// top of the member's partition limited to the first page (SetFirstPage):
+// the snapshot and the newest events. When the snapshot covers the oldest
+// of those, or the one before it, that is the whole load: one request,
+// half a read unit (eventually consistent) while they fit in 4 KB. A
+// snapshot that lags further costs a second Query bounded by versions: exactly the
 // events between the snapshot and the newest, never an older one nor the
 // rest of the partition. A stream without a usable snapshot (none, another
 // state schema, unreadable, or one the log does not reach) is read to its
@@ -62,7 +81,10 @@ func (s *Log) Load(ctx context.Context, stream string, opts licensing.LoadOption
 	}
 	var limit int32
 	if opts.SnapshotSchema != 0 {
-		limit = firstPage
+		limit = s.firstPage
+		if limit == 0 {
+			limit = DefaultFirstPage
+		}
 	}
 	items, more, err := s.events(ctx, stream, eventPrefix, "", limit, opts.Consistent)
 	if err != nil {
@@ -279,7 +301,7 @@ func (s *Log) put(ctx context.Context, stream string, expected int64, e licensin
 		record(ctx, false, one(out.ConsumedCapacity)...)
 		return nil
 	}
-	record(ctx, false)
+	recordError(ctx, err, item)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		// The SDK may have retried a write that had landed: the item in the
@@ -319,7 +341,7 @@ func (s *Log) transact(ctx context.Context, stream string, expected int64, event
 		record(ctx, false, out.ConsumedCapacity...)
 		return nil
 	}
-	record(ctx, false)
+	recordError(ctx, err, items[0])
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) {
 		// Read the reasons item by item: a failed condition is a lost race,
@@ -382,7 +404,7 @@ func (s *Log) SaveSnapshot(ctx context.Context, snap licensing.Snapshot) (bool, 
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	})
 	if err != nil {
-		record(ctx, false)
+		recordError(ctx, err, item)
 		var ccf *types.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
 			return false, nil

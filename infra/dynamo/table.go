@@ -89,7 +89,7 @@ func (t *Table) put(ctx context.Context, item map[string]types.AttributeValue, c
 	}
 	out, err := t.db.PutItem(ctx, in)
 	if err != nil {
-		record(ctx, false)
+		recordError(ctx, err, item)
 		return err
 	}
 	record(ctx, false, one(out.ConsumedCapacity)...)
@@ -126,7 +126,7 @@ func (t *Table) update(ctx context.Context, k map[string]types.AttributeValue, u
 		record(ctx, false, one(out.ConsumedCapacity)...)
 		return out.Attributes, true, nil
 	}
-	record(ctx, false)
+	recordError(ctx, err, nil)
 	item, failed := failedCondition(err)
 	if !failed {
 		return nil, false, unavailable(err)
@@ -350,7 +350,7 @@ func (t *Table) transactUntilDone(ctx context.Context, what string, build func()
 			record(ctx, false, out.ConsumedCapacity...)
 			return nil
 		}
-		record(ctx, false)
+		recordError(ctx, err, nil)
 		var tce *types.TransactionCanceledException
 		conflict := false
 		if errors.As(err, &tce) {

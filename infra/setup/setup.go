@@ -286,6 +286,13 @@ func Build(ctx context.Context, c Config) (*App, error) {
 		return nil, err
 	}
 	stores := dynamo.Layout(db, c.Dynamo.Tables())
+	// A load's first Query reads as many events as the stream function lets
+	// a snapshot lag at rest: one request at any history length.
+	page := c.SnapshotEvery
+	if page <= 0 {
+		page = DefaultSnapshotEvery
+	}
+	stores.Log.SetFirstPage(page)
 	app, err := Assemble(ctx, c, DynamoStores(stores))
 	if err != nil {
 		return nil, err
@@ -341,6 +348,7 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	// read at most once per WithdrawalRefresh.
 	a.withdrawn = &licensing.Withdrawals{Base: policy, Store: s.Withdrawals, Refresh: c.WithdrawalRefresh, Clock: SystemClock{}}
 	a.Licensing.Policy = a.withdrawn.Policy
+	a.Licensing.UpdatePolicy = func(ctx context.Context) { a.withdrawn.Update(ctx) }
 	a.Licensing.Cache = nil
 	if c.StateCache > 0 {
 		a.Licensing.Cache = licensing.NewStateCache(c.StateCache, c.StateCacheIdle)

@@ -233,24 +233,29 @@ func (d *deployment) env(fn *yaml.Node, name string) *yaml.Node {
 }
 
 // checkSnapshotEvery: the stream function takes its snapshot cadence from
-// the template's SnapshotEvery parameter, so that a deployment sets it in one
-// place (loads do not depend on it).
+// the template's SnapshotEvery parameter, and so does the API, whose loads
+// read that many items in their first Query: a deployment sets it in one
+// place.
 func checkSnapshotEvery(d *deployment) []string {
 	ids, fns := d.resources("AWS::Serverless::Function")
-	i := slices.Index(ids, streamFunction)
-	if i < 0 {
-		return []string{streamFunction + ": no such function"}
+	var problems []string
+	for _, fn := range []string{"ApiFunction", streamFunction} {
+		i := slices.Index(ids, fn)
+		if i < 0 {
+			problems = append(problems, fn+": no such function")
+			continue
+		}
+		v := d.env(fns[i], "SNAPSHOT_EVERY")
+		switch {
+		case v == nil || v.Kind != yaml.ScalarNode:
+			problems = append(problems, fn+": SNAPSHOT_EVERY is not set")
+		case v.Tag != "!Ref" || v.Value != "SnapshotEvery":
+			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY is %s %s, want !Ref SnapshotEvery", fn, v.Tag, v.Value))
+		case get(d.root, "Parameters", v.Value) == nil:
+			problems = append(problems, fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", fn, v.Value))
+		}
 	}
-	v := d.env(fns[i], "SNAPSHOT_EVERY")
-	switch {
-	case v == nil || v.Kind != yaml.ScalarNode:
-		return []string{streamFunction + ": SNAPSHOT_EVERY is not set"}
-	case v.Tag != "!Ref" || v.Value != "SnapshotEvery":
-		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY is %s %s, want !Ref SnapshotEvery", streamFunction, v.Tag, v.Value)}
-	case get(d.root, "Parameters", v.Value) == nil:
-		return []string{fmt.Sprintf("%s: SNAPSHOT_EVERY refers to %s, which is not a parameter", streamFunction, v.Value)}
-	}
-	return nil
+	return problems
 }
 
 func TestStreamEventIsFilteredAndOrdered(t *testing.T) {

@@ -29,12 +29,13 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
-var parts = []string{"domain", "acquire", "streams", "realistic", "viewing", "outage", "jobs", "load", "sizes", "startup"}
+var parts = []string{"domain", "acquire", "streams", "realistic", "routing", "viewing", "outage", "jobs", "load", "sizes", "startup"}
 
 type options struct {
 	write, only, phase                   string
 	domainTime, acquireTime, streamsTime string
 	viewingTime, realisticTime           string
+	routingTime                          string
 	outageTime                           string
 	levels                               string
 	load                                 benchreport.LoadOptions
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.acquireTime, "acquire-benchtime", "300x", "-benchtime of the DynamoDB acquire benchmark")
 	flag.StringVar(&o.streamsTime, "streams-benchtime", "3x", "-benchtime of the stream function benchmark")
 	flag.StringVar(&o.realisticTime, "realistic-benchtime", "10x", "-benchtime of the realistic profile (rounds of bursts, a day apart)")
+	flag.StringVar(&o.routingTime, "routing-benchtime", "5x", "-benchtime of the routing benchmark (rounds of bursts under each routing)")
 	flag.StringVar(&o.viewingTime, "viewing-benchtime", "3x", "-benchtime of the viewing benchmark (rounds of 16 screens over 100 members)")
 	flag.StringVar(&o.outageTime, "outage-benchtime", "1x", "-benchtime of the store outage drill (runs of about 70 s)")
 	flag.StringVar(&o.levels, "levels", "1,4,16", "load generator concurrency levels")
@@ -120,7 +122,7 @@ func report(ctx context.Context, o options) error {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", part, err))
 		fmt.Fprintf(os.Stderr, "dlicense-benchreport: %s: %v\n", part, err)
 	}
-	if want["acquire"] || want["streams"] || want["realistic"] || want["viewing"] || want["jobs"] || want["load"] {
+	if want["acquire"] || want["streams"] || want["realistic"] || want["routing"] || want["viewing"] || want["jobs"] || want["load"] {
 		tmp, err := os.MkdirTemp("", "benchreport-")
 		if err != nil {
 			return err
@@ -146,6 +148,7 @@ func report(ctx context.Context, o options) error {
 	rep.Acquire = bench("acquire", true, o.acquireTime, "^BenchmarkAcquire$", "./infra/dynamo/")
 	rep.Streams = bench("streams", true, o.streamsTime, "^BenchmarkStreamFunction$", "./infra/projector/")
 	rep.Realistic = bench("realistic", true, o.realisticTime, "^BenchmarkRealisticLoad$", "./infra/projector/")
+	rep.Routing = bench("routing", true, o.routingTime, "^BenchmarkRouting$", "./infra/projector/")
 	rep.Viewing = bench("viewing", true, o.viewingTime, "^BenchmarkViewing$", "./infra/projector/")
 	// The drill starts, hangs, stops and restarts a DynamoDB Local of its own.
 	rep.Outage = bench("outage", false, o.outageTime, "^BenchmarkStoreOutage$", "./infra/dev/local/")
