@@ -29,7 +29,7 @@ import (
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 )
 
-var parts = []string{"domain", "acquire", "streams", "realistic", "routing", "viewing", "outage", "jobs", "load", "sizes", "startup"}
+var parts = []string{"domain", "acquire", "streams", "realistic", "routing", "viewing", "outage", "jobs", "load", "sizes", "startup", "coldstart"}
 
 type options struct {
 	write, only, phase                   string
@@ -39,7 +39,7 @@ type options struct {
 	outageTime                           string
 	levels                               string
 	load                                 benchreport.LoadOptions
-	startupRuns                          int
+	startupRuns, coldRuns                int
 }
 
 func main() {
@@ -59,7 +59,8 @@ func main() {
 	flag.DurationVar(&o.load.Duration, "load-duration", time.Minute, "time bound per level")
 	flag.IntVar(&o.load.Warmup, "load-warmup", 200, "unmeasured requests before the levels")
 	flag.IntVar(&o.startupRuns, "startup-runs", 21, "handler initialisation runs")
-	flag.StringVar(&o.phase, "phase", "", "internal: `load` runs the load part alone (under withdynamodb) and prints it as JSON")
+	flag.IntVar(&o.coldRuns, "cold-runs", 11, "cold starts of each function under the Runtime Interface Emulator")
+	flag.StringVar(&o.phase, "phase", "", "internal: `load` or `coldstart` runs that part alone (under withdynamodb) and prints it as JSON")
 	flag.Parse()
 	for _, l := range strings.Split(o.levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
@@ -72,15 +73,36 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if o.phase == "load" {
+	switch o.phase {
+	case "load":
 		err = loadPhase(ctx, o)
-	} else {
+	case "coldstart":
+		err = coldPhase(ctx, o)
+	default:
 		err = report(ctx, o)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dlicense-benchreport:", err)
 		os.Exit(1)
 	}
+}
+
+// coldPhase measures the cold starts on the DynamoDB Local that
+// withdynamodb started for it, and prints them as JSON on standard output.
+func coldPhase(ctx context.Context, o options) error {
+	root, err := local.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	endpoint, ok := dynamotest.EndpointFromEnv()
+	if !ok {
+		return errors.New("no DynamoDB Local (it needs Java 17+)")
+	}
+	cs, err := benchreport.MeasureColdStarts(ctx, root, endpoint, o.coldRuns)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(cs)
 }
 
 // loadPhase runs the load part on the DynamoDB Local that withdynamodb
@@ -122,7 +144,7 @@ func report(ctx context.Context, o options) error {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", part, err))
 		fmt.Fprintf(os.Stderr, "dlicense-benchreport: %s: %v\n", part, err)
 	}
-	if want["acquire"] || want["streams"] || want["realistic"] || want["routing"] || want["viewing"] || want["jobs"] || want["load"] {
+	if want["acquire"] || want["streams"] || want["realistic"] || want["routing"] || want["viewing"] || want["jobs"] || want["load"] || want["coldstart"] {
 		tmp, err := os.MkdirTemp("", "benchreport-")
 		if err != nil {
 			return err
@@ -158,6 +180,18 @@ func report(ctx context.Context, o options) error {
 			fail("load", err)
 		} else {
 			rep.Load = l
+		}
+	}
+	if want["coldstart"] && ctx.Err() == nil {
+		exe, err := os.Executable()
+		if err == nil {
+			var out []byte
+			if out, err = r.Output(ctx, r.WithDynamoDB, "--", exe, "-phase", "coldstart", "-cold-runs", strconv.Itoa(o.coldRuns)); err == nil {
+				err = json.Unmarshal(out, &rep.ColdStarts)
+			}
+		}
+		if err != nil {
+			fail("coldstart", err)
 		}
 	}
 	if want["sizes"] && ctx.Err() == nil {
