@@ -30,13 +30,13 @@ func TestAdminCountsNeedTheAdminScope(t *testing.T) {
 	if status, doc := get("/v1/admin/titles/tt-first-light/counts"); status != 403 || doc["code"] != "FORBIDDEN" {
 		t.Errorf("counts without the admin scope = %d %v, want 403", status, doc)
 	}
-	if status, doc := get("/v1/admin/titles/tt-first-light/counts", "admin"); status != 200 || doc["granted"] != 1.0 || doc["active"] != 1.0 {
+	if status, doc := get("/v1/admin/titles/tt-first-light/counts", httpapi.AdminScope); status != 200 || doc["granted"] != 1.0 || doc["active"] != 1.0 {
 		t.Errorf("title counts = %d %v, want 1 granted and 1 active", status, doc)
 	}
-	if status, doc := get("/v1/admin/studios/open-reel/days/2026-11-02/counts", "admin"); status != 200 || doc["granted"] != 1.0 || doc["still_active"] != 1.0 {
+	if status, doc := get("/v1/admin/studios/open-reel/days/2026-11-02/counts", httpapi.AdminScope); status != 200 || doc["granted"] != 1.0 || doc["still_active"] != 1.0 {
 		t.Errorf("studio day counts = %d %v, want 1 granted, 1 still active", status, doc)
 	}
-	if status, _ := get("/v1/admin/studios/open-reel/days/yesterday/counts", "admin"); status != 400 {
+	if status, _ := get("/v1/admin/studios/open-reel/days/yesterday/counts", httpapi.AdminScope); status != 400 {
 		t.Errorf("studio counts for a bad day = %d, want 400", status)
 	}
 }
@@ -52,7 +52,7 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 	}
 	api := algnhsa.New(httpapi.New(services(svc), httpapi.Options{Now: func() time.Time { return t0 }}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
 	admin := func(method, path, body string) (int, map[string]any) {
-		resp, doc := invokeAs(t, api, method, path, "ops-1", "", []string{"admin"}, body, nil)
+		resp, doc := invokeAs(t, api, method, path, "ops-1", "", []string{httpapi.AdminScope}, body, nil)
 		return resp.StatusCode, doc
 	}
 	status, doc := admin("GET", "/v1/admin/members/m1/timeline", "")
@@ -86,7 +86,7 @@ func TestAdminTimelineAndWhatIf(t *testing.T) {
 	if status, doc = admin("POST", "/v1/admin/members/m1/what-if", huge); status != 413 || doc["code"] != "BODY_TOO_LARGE" {
 		t.Errorf("what-if with a huge body = %d %v, want 413 BODY_TOO_LARGE", status, doc)
 	}
-	if resp, doc := invokeAs(t, api, "POST", "/v1/admin/members/m1/what-if", "ops-1", "", []string{"admin"}, stricter, map[string]string{"content-type": "text/plain"}); resp.StatusCode != 415 || doc["code"] != "UNSUPPORTED_MEDIA_TYPE" {
+	if resp, doc := invokeAs(t, api, "POST", "/v1/admin/members/m1/what-if", "ops-1", "", []string{httpapi.AdminScope}, stricter, map[string]string{"content-type": "text/plain"}); resp.StatusCode != 415 || doc["code"] != "UNSUPPORTED_MEDIA_TYPE" {
 		t.Errorf("what-if as text/plain = %d %v, want 415", resp.StatusCode, doc)
 	}
 }

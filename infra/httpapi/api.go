@@ -104,17 +104,24 @@ type Options struct {
 	// degraded where it can, 503 STORE_UNAVAILABLE where it cannot.
 	Budget      time.Duration
 	AdminBudget time.Duration
+	// AdminScope and StatusScope are the scopes that grant the admin and
+	// the licence-status routes (AdminScope and StatusScope if empty),
+	// compared exactly: the same names the template's routes require at
+	// API Gateway.
+	AdminScope, StatusScope string
 }
 
 // MaxBody is the largest request body accepted (a full playback batch fits).
 const MaxBody = 256 << 10
 
-// AdminScope is the JWT scope the admin routes require.
-const AdminScope = "admin"
+// AdminScope is the JWT scope the admin routes require by default
+// (Options.AdminScope; the template's AdminScope parameter): a resource
+// server's custom scope as Cognito writes it, compared exactly.
+const AdminScope = "dlicense/admin"
 
 // StatusScope is the JWT scope of a verifier (a DRM server) that asks
-// whether licences still hold.
-const StatusScope = "licence-status"
+// whether licences still hold, by default (Options.StatusScope).
+const StatusScope = "dlicense/licence-status"
 
 // access is who may call a route.
 type access int
@@ -133,13 +140,13 @@ const (
 )
 
 // scopes are the scopes of which a token needs one (none for public and
-// member routes).
-func (ac access) scopes() []string {
+// member routes), the admin and the status scope being as named.
+func (ac access) scopes(admin, status string) []string {
 	switch ac {
 	case adminAccess:
-		return []string{AdminScope}
+		return []string{admin}
 	case verifierAccess:
-		return []string{StatusScope, AdminScope}
+		return []string{status, admin}
 	}
 	return nil
 }
@@ -193,11 +200,12 @@ func PublicRoutes() []string {
 
 // RequiredScopes are the scopes of which a token must hold one to call
 // route (nil: any member token, or none for a public route), as its table
-// says; ok is false for a pattern the API does not serve.
+// says, under the default scope names; ok is false for a pattern the API
+// does not serve.
 func RequiredScopes(pattern string) (scopes []string, ok bool) {
 	for _, rt := range routes() {
 		if rt.pattern == pattern {
-			return rt.access.scopes(), true
+			return rt.access.scopes(AdminScope, StatusScope), true
 		}
 	}
 	return nil, false
@@ -214,6 +222,12 @@ type api struct {
 func New(svc Services, opts Options) http.Handler {
 	if opts.PlanClaim == "" {
 		opts.PlanClaim = "plan"
+	}
+	if opts.AdminScope == "" {
+		opts.AdminScope = AdminScope
+	}
+	if opts.StatusScope == "" {
+		opts.StatusScope = StatusScope
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -238,7 +252,11 @@ func (a *api) guard(rt route) http.HandlerFunc {
 		if rt.access != openAccess {
 			var err error
 			if id, err = a.caller(r); err == nil {
-				err = allowed(id, rt.access)
+				err = allowed(id, rt.access.scopes(a.opts.AdminScope, a.opts.StatusScope))
+			}
+			if err == nil && rt.access == memberAccess && !kernel.ValidID(id.Plan) {
+				// A member's token names the plan its rights come from.
+				err = kernel.Errorf(kernel.KindForbidden, "FORBIDDEN", "the token carries no usable %s claim: a member's token names the member's plan", a.opts.PlanClaim)
 			}
 			if err != nil {
 				writeError(w, r, err)

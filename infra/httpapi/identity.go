@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/akrylysov/algnhsa"
@@ -16,17 +17,11 @@ type Identity struct {
 	Scopes []string
 }
 
-// HasScope reports whether the token granted scope s: s itself, or s under
-// a resource server, "<resource-server>/s", which is how Cognito writes the
-// custom scopes of its resource servers (the issuer is trusted: only its
-// configuration decides which scopes a token carries).
+// HasScope reports whether the token granted scope s, compared exactly:
+// another resource server's scope of the same last part
+// ("reporting-api/admin") grants nothing.
 func (id Identity) HasScope(s string) bool {
-	for _, sc := range id.Scopes {
-		if sc == s || (strings.HasSuffix(sc, "/"+s) && !strings.HasPrefix(sc, "/")) {
-			return true
-		}
-	}
-	return false
+	return s != "" && slices.Contains(id.Scopes, s)
 }
 
 // identity reads the caller from the claims API Gateway's JWT authorizer put
@@ -48,10 +43,9 @@ func identity(r *http.Request, planClaim string) (Identity, error) {
 	return id, nil
 }
 
-// allowed checks id holds one of the scopes the access needs, if any: 403
-// FORBIDDEN naming them if not.
-func allowed(id Identity, ac access) error {
-	scopes := ac.scopes()
+// allowed checks id holds one of scopes, if any: 403 FORBIDDEN naming
+// them if not.
+func allowed(id Identity, scopes []string) error {
 	if len(scopes) == 0 {
 		return nil
 	}

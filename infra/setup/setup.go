@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -75,6 +76,11 @@ type Config struct {
 	Issuer string
 	// PlanClaim is the JWT claim holding the member's plan.
 	PlanClaim string
+	// AdminScope and StatusScope are the scopes granting the admin and the
+	// licence-status routes, compared exactly (env ADMIN_SCOPE and
+	// STATUS_SCOPE, from the template's parameters of the same names;
+	// httpapi.AdminScope and httpapi.StatusScope if unset).
+	AdminScope, StatusScope string
 	// QuietMetrics turns the EMF metric lines off (for local runs).
 	QuietMetrics bool
 	// StateCache is how many member states the service keeps warm
@@ -108,6 +114,12 @@ func (c Config) WithDefaults() Config {
 	if c.PlanClaim == "" {
 		c.PlanClaim = DefaultPlanClaim
 	}
+	if c.AdminScope == "" {
+		c.AdminScope = httpapi.AdminScope
+	}
+	if c.StatusScope == "" {
+		c.StatusScope = httpapi.StatusScope
+	}
 	if c.StateCache == 0 {
 		c.StateCache = licensing.DefaultCacheSize
 	}
@@ -130,7 +142,8 @@ func (c Config) WithDefaults() Config {
 // sets it: TABLE_NAME (required), DYNAMODB_ENDPOINT, AWS_REGION,
 // SNAPSHOT_EVERY, POLICY_FILE, SIGNING_KEYS, SIGNING_KEYS_PARAMETER,
 // WRITE_SNAPSHOTS ("false": this region's stream function writes none),
-// TOKEN_ISSUER, PLAN_CLAIM, STATE_CACHE (0: none), STATE_CACHE_IDLE,
+// TOKEN_ISSUER, PLAN_CLAIM, ADMIN_SCOPE, STATUS_SCOPE, STATE_CACHE (0:
+// none), STATE_CACHE_IDLE,
 // WITHDRAWAL_REFRESH, STORE_ATTEMPT_TIMEOUT, REQUEST_BUDGET and
 // ADMIN_REQUEST_BUDGET. Unset settings take their defaults.
 func FromEnv() (Config, error) {
@@ -145,6 +158,8 @@ func FromEnv() (Config, error) {
 		SigningKeysParameter: os.Getenv("SIGNING_KEYS_PARAMETER"),
 		Issuer:               os.Getenv("TOKEN_ISSUER"),
 		PlanClaim:            os.Getenv("PLAN_CLAIM"),
+		AdminScope:           os.Getenv("ADMIN_SCOPE"),
+		StatusScope:          os.Getenv("STATUS_SCOPE"),
 		JobsStateMachine:     os.Getenv("JOBS_STATE_MACHINE_ARN"),
 	}
 	if v := os.Getenv("SNAPSHOT_EVERY"); v != "" {
@@ -177,6 +192,14 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("STATE_CACHE_IDLE=%q: want a duration from 1s to 1h", v)
 		}
 		c.StateCacheIdle = d
+	}
+	for _, s := range []struct{ env, value string }{{"ADMIN_SCOPE", c.AdminScope}, {"STATUS_SCOPE", c.StatusScope}} {
+		if s.value != "" && (len(s.value) > 256 || strings.ContainsFunc(s.value, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
+			return c, fmt.Errorf("%s=%q: want one scope name, without spaces", s.env, s.value)
+		}
+	}
+	if c.AdminScope != "" && c.AdminScope == c.StatusScope {
+		return c, fmt.Errorf("ADMIN_SCOPE and STATUS_SCOPE are both %q: the admin scope must be its own", c.AdminScope)
 	}
 	for _, d := range []struct {
 		env      string
@@ -374,7 +397,7 @@ func (a *App) Handler() http.Handler {
 			return claims.Member, claims.Stated(), nil
 		},
 	}
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, Metrics: os.Stdout, PolicyDocument: a.policyDoc,
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, AdminScope: c.AdminScope, StatusScope: c.StatusScope, Metrics: os.Stdout, PolicyDocument: a.policyDoc,
 		Budget: c.RequestBudget, AdminBudget: c.AdminBudget}
 	if c.QuietMetrics {
 		opts.Metrics = nil

@@ -10,6 +10,7 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector"
+	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
@@ -32,11 +33,14 @@ func TestFromEnv(t *testing.T) {
 		{"bad request budget", map[string]string{"TABLE_NAME": "t", "REQUEST_BUDGET": "1m"}, "REQUEST_BUDGET"},
 		{"bad admin budget", map[string]string{"TABLE_NAME": "t", "ADMIN_REQUEST_BUDGET": "soon"}, "ADMIN_REQUEST_BUDGET"},
 		{"deadlines", map[string]string{"TABLE_NAME": "t", "STORE_ATTEMPT_TIMEOUT": "300ms", "REQUEST_BUDGET": "1s", "ADMIN_REQUEST_BUDGET": "5s"}, ""},
+		{"scopes", map[string]string{"TABLE_NAME": "t", "ADMIN_SCOPE": "ops-api/operator", "STATUS_SCOPE": "ops-api/drm"}, ""},
+		{"two scopes in one", map[string]string{"TABLE_NAME": "t", "ADMIN_SCOPE": "dlicense/admin other/admin"}, "ADMIN_SCOPE"},
+		{"one scope for both", map[string]string{"TABLE_NAME": "t", "ADMIN_SCOPE": "x/y", "STATUS_SCOPE": "x/y"}, "ADMIN_SCOPE"},
 		{"stream function (no keys)", map[string]string{"TABLE_NAME": "t"}, ""},
 		{"api", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET"} {
+			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET", "ADMIN_SCOPE", "STATUS_SCOPE"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()
@@ -62,14 +66,15 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("attempt timeout %v, want %v", fromEnv.Dynamo.AttemptTimeout, setup.DefaultStoreAttemptTimeout)
 	}
 	want := setup.Config{Dynamo: fromEnv.Dynamo, RequestBudget: setup.DefaultRequestBudget, AdminBudget: setup.DefaultAdminBudget, SnapshotEvery: setup.DefaultSnapshotEvery, WithdrawalRefresh: setup.DefaultWithdrawalRefresh,
-		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, StateCache: licensing.DefaultCacheSize, StateCacheIdle: licensing.DefaultCacheIdle}
+		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, AdminScope: httpapi.AdminScope, StatusScope: httpapi.StatusScope,
+		StateCache: licensing.DefaultCacheSize, StateCacheIdle: licensing.DefaultCacheIdle}
 	if fromEnv != want {
 		t.Errorf("FromEnv() = %+v, want %+v", fromEnv, want)
 	}
 	if got := (setup.Config{Dynamo: fromEnv.Dynamo}).WithDefaults(); got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1,
+	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", AdminScope: "ops/admin", StatusScope: "ops/drm", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1,
 		RequestBudget: time.Second, AdminBudget: 3 * time.Second}
 	set.Dynamo.AttemptTimeout = time.Second
 	if got := set.WithDefaults(); got != set {

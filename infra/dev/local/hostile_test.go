@@ -29,6 +29,9 @@ func TestHostileRequests(t *testing.T) {
 	otherKey, _ := tokens.GenerateKey("other")
 	foreign, _ := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
 	wrongAudience, _ := devidp.NewDevIssuer(local.DevIssuer, "someone-else", otherKey).Mint("alice", "premium", nil, time.Hour, time.Now())
+	otherAdmin, _ := e.issuer.Mint("ops-x", "premium", []string{"reporting-api/admin", "https://other.example/admin", "admin"}, time.Hour, time.Now())
+	noPlan, _ := e.issuer.Mint("alice", "", nil, time.Hour, time.Now())
+	hugeToken, _ := e.issuer.Mint("alice", "premium", []string{strings.Repeat("s", 16<<10)}, time.Hour, time.Now())
 	parts := strings.Split(alice, ".")
 	noneAlg := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + "."
 
@@ -63,7 +66,16 @@ func TestHostileRequests(t *testing.T) {
 		{"another member's licence: release", "DELETE", "/v1/devices/phone/licences/" + aliceLicence, bob, "", nil, 404, licensing.CodeLicenceNotFound},
 		{"another member's licence: renew", "POST", "/v1/devices/phone/licences/" + aliceLicence + "/renew", bob, "", nil, 404, licensing.CodeLicenceNotFound},
 		{"too many playback events", "POST", "/v1/devices/phone/playback", alice, batch(501), nil, 400, kernel.CodeInvalidInput},
-		{"admin route without the scope", "GET", "/v1/admin/titles/tt-first-light/counts", alice, "", nil, 403, "FORBIDDEN"},
+		// API Gateway refuses these before the function (its AuthorizationScopes).
+		{"admin route without the scope", "GET", "/v1/admin/titles/tt-first-light/counts", alice, "", nil, 403, ""},
+		{"another resource server's admin scope", "GET", "/v1/admin/titles/tt-first-light/counts", otherAdmin, "", nil, 403, ""},
+		{"erasure with another's admin scope", "DELETE", "/v1/admin/members/alice/viewing", otherAdmin, "", nil, 403, ""},
+		{"a 16 KB token", "GET", "/v1/views", hugeToken, "", nil, 431, ""},
+		// A member's token without its plan claim: 403 on every member route.
+		{"acquire without a plan claim", "POST", "/v1/devices/phone/licences", noPlan, `{"title_id":"tt-first-light"}`, nil, 403, "FORBIDDEN"},
+		{"start without a plan claim", "POST", "/v1/devices/tv/views", noPlan, `{"title_id":"tt-first-light"}`, nil, 403, "FORBIDDEN"},
+		{"history without a plan claim", "GET", "/v1/history", noPlan, "", nil, 403, "FORBIDDEN"},
+		{"resume without a plan claim", "GET", "/v1/titles/tt-first-light/resume", noPlan, "", nil, 403, "FORBIDDEN"},
 		{"path traversal", "GET", "/v1/devices/../../admin/titles/x/counts", alice, "", nil, 404, ""},
 	}
 	before := map[string]int64{}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/ops/awsenv"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
@@ -40,28 +42,71 @@ const (
 // maxEvent is API Gateway's payload limit for a request.
 const maxEvent = 10 << 20
 
+// maxHeaders is API Gateway's limit on a request's line and header values
+// together (HTTP APIs: 10,240 bytes, not adjustable).
+const maxHeaders = 10240
+
 // Gateway stands in for API Gateway: JWT authorizer, event mapping, and the
 // Lambda invocation.
 type Gateway struct {
 	Issuer *devidp.DevIssuer
+	// AdminScope and StatusScope are the scope names the template's routes
+	// require (its parameters; httpapi's defaults unless set).
+	AdminScope, StatusScope string
 	// public matches the routes ("METHOD /path", with the mux's wildcards)
-	// that need no token.
-	public *http.ServeMux
-	lambda lambda.Handler
-	now    func() time.Time
+	// that need no token; routes every route.
+	public, routes *http.ServeMux
+	lambda         lambda.Handler
+	now            func() time.Time
 }
 
 // NewGateway wraps an API handler as the Lambda runtime would run it.
 func NewGateway(api http.Handler, issuer *devidp.DevIssuer, public []string) *Gateway {
-	g := &Gateway{Issuer: issuer, public: http.NewServeMux(), now: time.Now,
+	g := &Gateway{Issuer: issuer, public: http.NewServeMux(), routes: http.NewServeMux(), now: time.Now,
+		AdminScope: httpapi.AdminScope, StatusScope: httpapi.StatusScope,
 		lambda: algnhsa.New(api, &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})}
 	for _, r := range public {
 		g.public.HandleFunc(r, func(http.ResponseWriter, *http.Request) {})
 	}
+	for _, r := range httpapi.Routes() {
+		g.routes.HandleFunc(r, func(http.ResponseWriter, *http.Request) {})
+	}
 	return g
 }
 
+// requiredScopes are the scopes of which the route r matches needs one at
+// the gateway (the template's AuthorizationScopes), under g's names.
+func (g *Gateway) requiredScopes(r *http.Request) []string {
+	_, pattern := g.routes.Handler(r)
+	need, _ := httpapi.RequiredScopes(pattern)
+	for i, s := range need {
+		switch s {
+		case httpapi.AdminScope:
+			need[i] = g.AdminScope
+		case httpapi.StatusScope:
+			need[i] = g.StatusScope
+		}
+	}
+	return need
+}
+
+// headerBytes is the size API Gateway counts against maxHeaders: the
+// request line and every header value.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.URL.RequestURI()) + 1 + len(r.Proto)
+	for _, vs := range r.Header {
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return n
+}
+
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if headerBytes(r) > maxHeaders {
+		gatewayError(w, http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEvent))
 	if err != nil {
 		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
@@ -100,6 +145,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		claims, err := g.Issuer.Verify(strings.TrimSpace(tok), g.now())
 		if err != nil {
 			gatewayError(w, http.StatusUnauthorized, "Unauthorized")
+			return
+		}
+		// As the route's AuthorizationScopes: one of them, or no invocation.
+		if need := g.requiredScopes(r); len(need) > 0 && !slices.ContainsFunc(need, func(s string) bool { return slices.Contains(claims.Scopes, s) }) {
+			gatewayError(w, http.StatusForbidden, "Forbidden")
 			return
 		}
 		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/ops/withdraw"
 )
 
@@ -67,7 +68,7 @@ func withdrawal(t *testing.T, e *env, store string) {
 	if code, _, doc := e.call(t, "POST", "/v1/devices/tablet/licences", e.token(t, "late", "premium"), `{"title_id":"tt-salt-and-rope"}`); code != 403 || fmt.Sprint(doc["rules"]) == "" {
 		t.Errorf("acquire a withdrawn title = %d %v, want 403", code, doc)
 	}
-	verifier, _ := e.issuer.Mint("drm", "basic", []string{"licence-status"}, time.Hour, time.Now())
+	verifier, _ := e.issuer.Mint("drm", "basic", []string{httpapi.StatusScope}, time.Hour, time.Now())
 	if _, _, doc := e.call(t, "POST", "/v1/licence-status", verifier, fmt.Sprintf(`{"tokens":[%q]}`, first)); fmt.Sprint(doc["results"]) == "" || doc["results"].([]any)[0].(map[string]any)["valid"] != false {
 		t.Errorf("status of a withdrawn title's licence = %v, want it refused", doc)
 	}

@@ -26,12 +26,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
 	"github.com/dlicense/dlicense/infra/httpapi"
+	"github.com/dlicense/dlicense/infra/setup"
 )
 
 func main() {
@@ -126,6 +128,7 @@ func serve(args []string) error {
 	go app.RunSweeps(sweeps, slog.Default())
 	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
 	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes())
+	gw.AdminScope, gw.StatusScope = app.Config().AdminScope, app.Config().StatusScope
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -205,7 +208,7 @@ func token(args []string) error {
 	fs := flag.NewFlagSet("token", flag.ExitOnError)
 	member := fs.String("member", "", "member id (the token's sub)")
 	plan := fs.String("plan", "premium", "plan claim")
-	scope := fs.String("scope", "", "space-separated scopes, e.g. admin")
+	scope := fs.String("scope", "", "space-separated scopes; admin and licence-status stand for the configured ones (ADMIN_SCOPE, STATUS_SCOPE: dlicense/admin, dlicense/licence-status)")
 	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
 	fs.Parse(args)
 	if *member == "" {
@@ -215,10 +218,34 @@ func token(args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, strings.Fields(*scope), *ttl, time.Now())
+	cfg, err := local.ServeConfig(k)
+	if err != nil {
+		return err
+	}
+	scopes := strings.Fields(*scope)
+	for i, s := range scopes {
+		switch s {
+		case "admin":
+			scopes[i] = cfg.AdminScope
+		case "licence-status":
+			scopes[i] = cfg.StatusScope
+		}
+	}
+	if p, ok := servedPolicy(cfg); ok {
+		if _, known := p.Plan(*plan); !known {
+			fmt.Fprintf(os.Stderr, "token: plan %q is not in the policy (version %s): the API will refuse it\n", *plan, p.Version)
+		}
+	}
+	tok, err := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer).Mint(*member, *plan, scopes, *ttl, time.Now())
 	if err != nil {
 		return err
 	}
 	fmt.Println(tok)
 	return nil
+}
+
+// servedPolicy is the policy the local server would serve with cfg.
+func servedPolicy(cfg setup.Config) (*licensing.Policy, bool) {
+	p, err := setup.Policy(cfg.PolicyFile)
+	return p, err == nil
 }
