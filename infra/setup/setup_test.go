@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/projector"
-	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
