@@ -106,7 +106,15 @@ func RunLoad(ctx context.Context, root, endpoint string, o LoadOptions, log io.W
 	if err != nil {
 		return res, err
 	}
-	srv := &http.Server{Handler: local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes()), ReadHeaderTimeout: 10 * time.Second}
+	gw := local.NewGateway(parts.Handler(), issuer, httpapi.PublicRoutes())
+	// API Gateway's throttles, as the template sets them: a load past them
+	// meets 429s as it would in AWS.
+	throttles, err := local.ThrottlesFromTemplate(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return res, err
+	}
+	gw.Throttle(throttles)
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer local.Shutdown(srv)
 

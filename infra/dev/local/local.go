@@ -58,6 +58,7 @@ type Gateway struct {
 	public, routes *http.ServeMux
 	lambda         lambda.Handler
 	now            func() time.Time
+	throttle       *throttle
 }
 
 // NewGateway wraps an API handler as the Lambda runtime would run it.
@@ -103,6 +104,10 @@ func headerBytes(r *http.Request) int {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.throttled(r) {
+		gatewayError(w, http.StatusTooManyRequests, "Too Many Requests")
+		return
+	}
 	if headerBytes(r) > maxHeaders {
 		gatewayError(w, http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large")
 		return

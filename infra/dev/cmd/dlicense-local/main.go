@@ -129,6 +129,12 @@ func serve(args []string) error {
 	issuer := devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, k.Issuer)
 	gw := local.NewGateway(app.Handler(), issuer, httpapi.PublicRoutes())
 	gw.AdminScope, gw.StatusScope = app.Config().AdminScope, app.Config().StatusScope
+	// API Gateway's throttles, as the template sets them.
+	throttles, err := local.ThrottlesFromTemplate(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return err
+	}
+	gw.Throttle(throttles)
 	srv := &http.Server{Addr: *addr, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -147,6 +153,8 @@ func serve(args []string) error {
 	fmt.Printf("stream function: %s (a snapshot every %d events); silent views closed every %v\n", how, app.Config().SnapshotEvery, viewing.SweepEvery)
 	fmt.Printf("try:\n  curl -s -X POST http://%s/v1/devices/phone-1/licences -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
 	fmt.Printf("watch (the same token):\n  curl -s -X POST http://%s/v1/devices/tv/views -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"title_id\":\"tt-first-light\"}'\n", ln.Addr(), tok)
+	fmt.Printf("throttles (template.yaml): %.0f requests/s a route (burst %d), heartbeats %.0f/s, operators' routes %.0f/s\n",
+		throttles.Default.Rate, throttles.Default.Burst, throttles.Routes["POST /v1/devices/{device}/views/{view}/heartbeat"].Rate, throttles.Routes["GET /v1/admin/policy"].Rate)
 	fmt.Println("more tokens: make token MEMBER=m-1 PLAN=basic")
 	fmt.Printf("support console: http://%s/console (paste the token of: make -s token MEMBER=ops-1 SCOPE=admin)\n", ln.Addr())
 	stop := make(chan os.Signal, 1)
