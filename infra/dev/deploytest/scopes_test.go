@@ -79,8 +79,8 @@ func TestRoutesRequireTheHandlersScopesAtTheGateway(t *testing.T) {
 func TestTheScopeCheckCatchesARouteWithoutScopes(t *testing.T) {
 	template, makefile := readSources(t)
 	for _, c := range []struct{ name, old, new string }{
-		{"an admin route without scopes", "            Path: /v1/admin/policy\n            Auth:\n              Authorizer: MemberJwt\n              AuthorizationScopes:\n                - !Ref AdminScope\n",
-			"            Path: /v1/admin/policy\n"},
+		{"an admin route without scopes", "              ThrottlingRateLimit: !Ref AdminRateLimit\n            Auth:\n              Authorizer: MemberJwt\n              AuthorizationScopes:\n                - !Ref AdminScope\n",
+			"              ThrottlingRateLimit: !Ref AdminRateLimit\n"},
 		{"licence-status without the status scope", "            Path: /v1/licence-status\n            Auth:\n              Authorizer: MemberJwt\n              AuthorizationScopes:\n                - !Ref StatusScope\n",
 			"            Path: /v1/licence-status\n            Auth:\n              Authorizer: MemberJwt\n              AuthorizationScopes:\n"},
 		{"a member route requiring the admin scope", "            Path: /v1/views\n", "            Path: /v1/views\n            Auth:\n              AuthorizationScopes:\n                - !Ref AdminScope\n"},
