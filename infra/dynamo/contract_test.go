@@ -1,8 +1,15 @@
 package dynamo_test
 
 import (
+	"encoding/json"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/storetest"
@@ -85,4 +92,27 @@ func TestRefusalsContract(t *testing.T) {
 	db, table := localTable(t)
 	refusals := dynamo.NewRefusals(dynamo.NewTable(db, table))
 	storetest.RunRefusals(t, func(t *testing.T) licensing.RefusalStore { return refusals })
+}
+
+// TestAuditContract: the trail on DynamoDB Local, each record expiring by
+// the table's TTL after the retention.
+func TestAuditContract(t *testing.T) {
+	db, table := localTable(t)
+	s := dynamo.OneTable(db, table).Audit
+	storetest.RunAudit(t, func(*testing.T) audit.Store { return s })
+	out, err := db.Scan(t.Context(), &dynamodb.ScanInput{TableName: &table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range out.Items {
+		if it, _ := item["it"].(*types.AttributeValueMemberS); it == nil || it.Value != "audit" {
+			continue
+		}
+		ttl, _ := item["ttl"].(*types.AttributeValueMemberN)
+		d, _ := item["d"].(*types.AttributeValueMemberS)
+		var r audit.Record
+		if ttl == nil || d == nil || json.Unmarshal([]byte(d.Value), &r) != nil || ttl.Value != strconv.FormatInt(r.At.Add(time.Hour).Unix(), 10) {
+			t.Errorf("audit item %v: want a ttl of its time plus the retention", item)
+		}
+	}
 }

@@ -9,6 +9,9 @@ type Stores struct {
 	Holders     *Holders
 	Withdrawals *Withdrawals
 	Refusals    *Refusals
+	// Audit is the operators' audit trail (in the viewing table: every
+	// region's, with a TTL).
+	Audit *Audit
 	// JobResults keep the fleet-wide jobs' slices and summaries.
 	JobResults *JobResults
 }
@@ -24,7 +27,8 @@ func OneTable(db API, name string) Stores {
 //   - Log holds the members' event logs, their snapshots and the
 //     withdrawals: one table whose conditional writes hold in every region
 //     (multi-Region strong consistency; single-item writes only, no TTL);
-//   - Viewing holds the screens, the erasure requests and the refusals: one
+//   - Viewing holds the screens, the erasure requests, the refusals and the
+//     audit trail: one
 //     table written in every region (multi-Region eventual consistency);
 //   - Regional holds what each region's stream function builds from the
 //     two tables' streams: counters, title holders, resume points, history,
@@ -51,7 +55,7 @@ func Layout(db API, names Tables) Stores {
 	return Stores{
 		Log: events, Views: views, History: NewHistory(regional, viewing, views),
 		Counters: NewCounters(regional, events), Holders: NewHolders(regional),
-		Withdrawals: NewWithdrawals(log), Refusals: NewRefusals(viewing),
+		Withdrawals: NewWithdrawals(log), Refusals: NewRefusals(viewing), Audit: NewAudit(viewing),
 		JobResults: NewJobResults(regional),
 	}
 }

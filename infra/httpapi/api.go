@@ -10,6 +10,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -81,6 +83,9 @@ type Services struct {
 	VerifyLicence func(token string) (member string, claimed licensing.LicenceStatus, err error)
 	// Jobs runs the fleet-wide jobs (the job routes; none if nil).
 	Jobs jobs.Engine
+	// Audit keeps the trail of the operators' calls and the erasures
+	// (they are only logged if nil).
+	Audit audit.Store
 }
 
 // Options tune the handler.
@@ -104,6 +109,9 @@ type Options struct {
 	// degraded where it can, 503 STORE_UNAVAILABLE where it cannot.
 	Budget      time.Duration
 	AdminBudget time.Duration
+	// AuditRetention is how long audit records are kept
+	// (audit.DefaultRetention if 0).
+	AuditRetention time.Duration
 	// AdminScope and StatusScope are the scopes that grant the admin and
 	// the licence-status routes (AdminScope and StatusScope if empty),
 	// compared exactly: the same names the template's routes require at
@@ -169,7 +177,7 @@ type handler func(a *api, w http.ResponseWriter, r *http.Request, id Identity)
 // but serves no API (the stream function) links none of the handlers.
 func routes() []route {
 	var all []route
-	for _, t := range [][]route{licenceRoutes, statusRoutes, viewRoutes, historyRoutes, adminRoutes, memberRoutes, withdrawalRoutes, jobRoutes, publicRoutes} {
+	for _, t := range [][]route{licenceRoutes, statusRoutes, viewRoutes, historyRoutes, adminRoutes, memberRoutes, withdrawalRoutes, jobRoutes, auditedRoutes, publicRoutes} {
 		all = append(all, t...)
 	}
 	return all
@@ -226,6 +234,9 @@ func New(svc Services, opts Options) http.Handler {
 	if opts.AdminScope == "" {
 		opts.AdminScope = AdminScope
 	}
+	if opts.AuditRetention == 0 {
+		opts.AuditRetention = audit.DefaultRetention
+	}
 	if opts.StatusScope == "" {
 		opts.StatusScope = StatusScope
 	}
@@ -249,6 +260,17 @@ func New(svc Services, opts Options) http.Handler {
 func (a *api) guard(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var id Identity
+		if audited(rt) {
+			// Every call of an audited route that names its caller leaves
+			// a record, one refused for its scope included.
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				if id.Member != "" {
+					a.keepAudit(r, rt, id, cmp.Or(sw.status, http.StatusOK))
+				}
+			}()
+			w = sw
+		}
 		if rt.access != openAccess {
 			var err error
 			if id, err = a.caller(r); err == nil {

@@ -15,6 +15,8 @@ type Identity struct {
 	Member string
 	Plan   string
 	Scopes []string
+	// Client is the app client the token was issued to (client_id).
+	Client string
 }
 
 // HasScope reports whether the token granted scope s, compared exactly:
@@ -33,7 +35,7 @@ func identity(r *http.Request, planClaim string) (Identity, error) {
 		return Identity{}, kernel.Errorf(kernel.KindUnauthorized, "UNAUTHORIZED", "a valid bearer token is required")
 	}
 	jwt := ev.RequestContext.Authorizer.JWT
-	id := Identity{Member: jwt.Claims["sub"], Plan: jwt.Claims[planClaim], Scopes: jwt.Scopes}
+	id := Identity{Member: jwt.Claims["sub"], Plan: jwt.Claims[planClaim], Scopes: jwt.Scopes, Client: jwt.Claims["client_id"]}
 	if len(id.Scopes) == 0 {
 		id.Scopes = strings.Fields(jwt.Claims["scope"])
 	}

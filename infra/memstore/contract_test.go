@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"testing"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/memstore"
 	"github.com/dlicense/dlicense/infra/storetest"
@@ -48,4 +49,8 @@ func TestWithdrawalsContract(t *testing.T) {
 
 func TestRefusalsContract(t *testing.T) {
 	storetest.RunRefusals(t, func(*testing.T) licensing.RefusalStore { return memstore.New() })
+}
+
+func TestAuditContract(t *testing.T) {
+	storetest.RunAudit(t, func(*testing.T) audit.Store { return memstore.New() })
 }

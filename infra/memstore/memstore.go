@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -46,6 +47,8 @@ type Store struct {
 	// screens holds each member's screen slots (index = slot), resumes
 	// each resume point by resumeKey.
 	screens map[string][]*viewing.View
+	// audit holds each actor's audit records, oldest first.
+	audit   map[string][]audit.Record
 	resumes map[string]*viewing.Resume
 	// history holds each member's history entries by key, rows each
 	// recently watched row by member and profile, engagement each title's

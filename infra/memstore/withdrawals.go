@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/licensing"
 )
 
@@ -157,6 +159,37 @@ func (s *Store) Refusals(ctx context.Context, member string, limit int) ([]licen
 	defer s.mu.Unlock()
 	out := []licensing.Refusal{}
 	rs := s.refusals[member]
+	for i := len(rs) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, rs[i])
+	}
+	return out, nil
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// RecordAudit implements audit.Store (the retention is not enforced here).
+func (s *Store) RecordAudit(ctx context.Context, r audit.Record, _ time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		s.audit = map[string][]audit.Record{}
+	}
+	s.audit[r.Actor] = append(s.audit[r.Actor], r)
+	return nil
+}
+
+// Audit implements audit.Store.
+func (s *Store) Audit(ctx context.Context, actor string, limit int) ([]audit.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.audit[actor]
+	out := []audit.Record{}
 	for i := len(rs) - 1; i >= 0 && len(out) < limit; i-- {
 		out = append(out, rs[i])
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
@@ -81,6 +82,9 @@ type Config struct {
 	// STATUS_SCOPE, from the template's parameters of the same names;
 	// httpapi.AdminScope and httpapi.StatusScope if unset).
 	AdminScope, StatusScope string
+	// AuditRetention is how long the audit trail keeps a record (env
+	// AUDIT_RETENTION_DAYS; audit.DefaultRetention if unset).
+	AuditRetention time.Duration
 	// QuietMetrics turns the EMF metric lines off (for local runs).
 	QuietMetrics bool
 	// StateCache is how many member states the service keeps warm
@@ -116,6 +120,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AdminScope == "" {
 		c.AdminScope = httpapi.AdminScope
+	}
+	if c.AuditRetention == 0 {
+		c.AuditRetention = audit.DefaultRetention
 	}
 	if c.StatusScope == "" {
 		c.StatusScope = httpapi.StatusScope
@@ -198,6 +205,13 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("%s=%q: want one scope name, without spaces", s.env, s.value)
 		}
 	}
+	if v := os.Getenv("AUDIT_RETENTION_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 3650 {
+			return c, fmt.Errorf("AUDIT_RETENTION_DAYS=%q: want a whole number of days from 1 to 3650", v)
+		}
+		c.AuditRetention = time.Duration(n) * 24 * time.Hour
+	}
 	if c.AdminScope != "" && c.AdminScope == c.StatusScope {
 		return c, fmt.Errorf("ADMIN_SCOPE and STATUS_SCOPE are both %q: the admin scope must be its own", c.AdminScope)
 	}
@@ -273,12 +287,14 @@ type Stores struct {
 	Withdrawals licensing.WithdrawalStore
 	// Refusals keeps refused acquisitions and renewals (none if nil).
 	Refusals licensing.RefusalStore
+	// Audit keeps the operators' audit trail (only logged if nil).
+	Audit audit.Store
 }
 
 // DynamoStores are the DynamoDB stores, each for its port.
 func DynamoStores(s dynamo.Stores) Stores {
 	return Stores{Events: s.Log, Views: s.Views, History: s.History, Progress: s.Views, Counters: s.Counters,
-		Holders: s.Holders, Withdrawals: s.Withdrawals, Refusals: s.Refusals}
+		Holders: s.Holders, Withdrawals: s.Withdrawals, Refusals: s.Refusals, Audit: s.Audit}
 }
 
 // App is a process's parts, wired: the services, the API over them and the
@@ -388,7 +404,7 @@ func (a *App) Handler() http.Handler {
 	c := a.config
 	svc := httpapi.Services{
 		Licensing: a.Licensing, Policy: a.Licensing.Policy, Signer: a.Signer, Viewing: a.Viewing,
-		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals, Jobs: a.Jobs,
+		Counters: a.Stores.Counters, Withdrawals: a.Stores.Withdrawals, Refusals: a.Licensing.Refusals, Jobs: a.Jobs, Audit: a.Stores.Audit,
 		VerifyLicence: func(token string) (string, licensing.LicenceStatus, error) {
 			claims, err := tokens.Verify(token, a.Signer.JWKS(), c.Issuer, time.Now())
 			if err != nil {
@@ -397,7 +413,8 @@ func (a *App) Handler() http.Handler {
 			return claims.Member, claims.Stated(), nil
 		},
 	}
-	opts := httpapi.Options{PlanClaim: c.PlanClaim, AdminScope: c.AdminScope, StatusScope: c.StatusScope, Metrics: os.Stdout, PolicyDocument: a.policyDoc,
+	opts := httpapi.Options{PlanClaim: c.PlanClaim, AdminScope: c.AdminScope, StatusScope: c.StatusScope, AuditRetention: c.AuditRetention,
+		Metrics: os.Stdout, PolicyDocument: a.policyDoc,
 		Budget: c.RequestBudget, AdminBudget: c.AdminBudget}
 	if c.QuietMetrics {
 		opts.Metrics = nil

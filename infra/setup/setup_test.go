@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlicense/dlicense/domain/audit"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/httpapi"
 	"github.com/dlicense/dlicense/infra/memstore"
@@ -40,7 +41,7 @@ func TestFromEnv(t *testing.T) {
 		{"api", map[string]string{"TABLE_NAME": "t", "SIGNING_KEYS_PARAMETER": "/x/keys"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET", "ADMIN_SCOPE", "STATUS_SCOPE"} {
+			for _, k := range []string{"TABLE_NAME", "SNAPSHOT_EVERY", "SIGNING_KEYS", "SIGNING_KEYS_PARAMETER", "DYNAMODB_ENDPOINT", "STATE_CACHE", "STATE_CACHE_IDLE", "WITHDRAWAL_REFRESH", "TOKEN_ISSUER", "PLAN_CLAIM", "STORE_ATTEMPT_TIMEOUT", "REQUEST_BUDGET", "ADMIN_REQUEST_BUDGET", "ADMIN_SCOPE", "STATUS_SCOPE", "AUDIT_RETENTION_DAYS"} {
 				t.Setenv(k, c.env[k])
 			}
 			_, err := setup.FromEnv()
@@ -66,7 +67,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("attempt timeout %v, want %v", fromEnv.Dynamo.AttemptTimeout, setup.DefaultStoreAttemptTimeout)
 	}
 	want := setup.Config{Dynamo: fromEnv.Dynamo, RequestBudget: setup.DefaultRequestBudget, AdminBudget: setup.DefaultAdminBudget, SnapshotEvery: setup.DefaultSnapshotEvery, WithdrawalRefresh: setup.DefaultWithdrawalRefresh,
-		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, AdminScope: httpapi.AdminScope, StatusScope: httpapi.StatusScope,
+		Issuer: setup.DefaultIssuer, PlanClaim: setup.DefaultPlanClaim, AdminScope: httpapi.AdminScope, StatusScope: httpapi.StatusScope, AuditRetention: audit.DefaultRetention,
 		StateCache: licensing.DefaultCacheSize, StateCacheIdle: licensing.DefaultCacheIdle}
 	if fromEnv != want {
 		t.Errorf("FromEnv() = %+v, want %+v", fromEnv, want)
@@ -74,7 +75,7 @@ func TestDefaults(t *testing.T) {
 	if got := (setup.Config{Dynamo: fromEnv.Dynamo}).WithDefaults(); got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", AdminScope: "ops/admin", StatusScope: "ops/drm", StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1,
+	set := setup.Config{SnapshotEvery: 9, Issuer: "x", PlanClaim: "y", AdminScope: "ops/admin", StatusScope: "ops/drm", AuditRetention: time.Hour, StateCache: -1, StateCacheIdle: time.Second, WithdrawalRefresh: -1,
 		RequestBudget: time.Second, AdminBudget: 3 * time.Second}
 	set.Dynamo.AttemptTimeout = time.Second
 	if got := set.WithDefaults(); got != set {

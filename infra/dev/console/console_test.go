@@ -258,6 +258,15 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot(t, "whatif")
 
+	// My actions: the operator's own trail, the member's events and the
+	// what-if among them, newest first.
+	b.show(t, "audit")
+	b.wait(t, "the operator's trail", `document.querySelector('#audit-table tr[data-route="POST /v1/admin/members/{member}/what-if"][data-member=`+strconv.Quote(sm.member)+`]') !== null && document.querySelector('#audit-table tr[data-route="GET /v1/admin/members/{member}/events"]') !== null`)
+	if first := eval[string](t, b, `document.querySelector('#audit-table tbody tr').dataset.route`); first != "POST /v1/admin/members/{member}/what-if" {
+		t.Errorf("the newest action = %q, want the what-if", first)
+	}
+	b.shot(t, "audit")
+
 	// Jobs: the same stricter policy over every member of the service, a
 	// progress bar, then the flips by rule and studio as a table and as
 	// bars, counted as the API's job summary counts them.

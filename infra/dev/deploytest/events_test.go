@@ -357,6 +357,22 @@ func runSamples(t *testing.T, store string, cfg setup.Config) {
 				t.Errorf("the job = %v, want %s, a recount over 4 segments", doc, job)
 			}
 		}},
+		{"admin-audit.json", 200, "application/json", func(t *testing.T, doc map[string]any) {
+			// The operator's own trail: the erasure above among its calls,
+			// with who (subject and app client), what, which member, when
+			// and how it ended.
+			records, _ := doc["records"].([]any)
+			found := false
+			for _, x := range records {
+				r := x.(map[string]any)
+				if r["route"] == "DELETE /v1/admin/members/{member}/viewing" {
+					found = r["member"] == member && r["status"] == 409.0 && r["client_id"] == "example-ops-console-client" && r["actor"] == doc["actor"] && r["at"] != nil
+				}
+			}
+			if len(records) < 5 || !found {
+				t.Errorf("audit = %v, want the operator's calls, the erasure among them", doc)
+			}
+		}},
 		{"console.json", 200, "text/html; charset=utf-8", nil},
 		{"console-file.json", 200, "text/javascript; charset=utf-8", nil},
 		{"jwks.json", 200, "application/jwk-set+json", func(t *testing.T, doc map[string]any) {

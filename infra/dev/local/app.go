@@ -95,7 +95,7 @@ const LocalJobWorkers = 4
 
 // MemoryStores are m for every store.
 func MemoryStores(m *memstore.Store) setup.Stores {
-	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m, Refusals: m}
+	return setup.Stores{Events: m, Views: m, History: m, Progress: m, Counters: m, Holders: m, Withdrawals: m, Refusals: m, Audit: m}
 }
 
 // StreamPoller returns a poller of the DynamoDB table's stream that runs

@@ -361,6 +361,7 @@ func TestEveryRouteAnswersAsDocumented(t *testing.T) {
 	call("POST", "/v1/admin/members/dora-doc/what-if", admin, string(licensing.DefaultPolicyJSON()), 200)
 	call("GET", "/v1/admin/members/dora-doc/events?after=1&limit=2", admin, "", 200)
 	call("GET", "/v1/admin/policy", admin, "", 200)
+	call("GET", "/v1/admin/audit?limit=5", admin, "", 200)
 	call("GET", "/console", "", "", 200)
 	call("GET", "/console/console.js", "", "", 200)
 

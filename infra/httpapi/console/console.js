@@ -134,9 +134,8 @@ function describeToken() {
     c = JSON.parse(atob(b + '='.repeat((4 - (b.length % 4)) % 4)));
   } catch (_) { /* not a JWT: the API will say */ }
   const scopes = typeof c.scope === 'string' ? c.scope.split(' ') : list(c.scp);
-  const admin = scopes.some((x) => x === 'admin' || String(x).endsWith('/admin'));
   $('token-state').textContent = 'Token in use' + (c.sub ? ' for ' + str(c.sub) : '') + (c.exp ? ', expires ' + fmt(c.exp * 1000) : '') +
-    (admin ? ' (admin scope).' : ' — it has no admin scope: the API will refuse it.');
+    (scopes.length ? '; scopes: ' + scopes.map(str).join(' ') + '.' : '; it has no scope: the API will refuse it.');
 }
 
 function onSubmit(id, fn) {
@@ -156,6 +155,7 @@ function showView(name) {
     if (b.dataset.view === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
   }
   for (const sec of document.querySelectorAll('main > section')) sec.hidden = sec.dataset.view !== name;
+  if (name === 'audit') loadAudit();
 }
 for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => showView(b.dataset.view));
 
@@ -684,5 +684,23 @@ counts('studio', () => `v1/admin/studios/${val('studio-id')}/days/${val('studio-
 counts('watched', () => `v1/admin/days/${val('watched-day')}/most-watched?limit=${val('watched-limit')}`,
   (d) => 'Most watched on ' + str(d.day), ['Rank', 'Title', 'Views', 'Time watched', 'Completions'],
   (d) => list(d.titles).map((t, i) => [i + 1, t.title_id, t.views, dur(t.watched_ms), t.completions]));
+
+// ---- my actions ----
+
+async function loadAudit() {
+  const err = $('audit-error'), out = $('audit-result');
+  showError(err, null);
+  try {
+    const doc = await api('v1/admin/audit?limit=100');
+    const named = (r) => [r.member && 'member ' + r.member, r.title && 'title ' + r.title, r.studio && 'studio ' + r.studio, r.job && 'job ' + r.job].filter(Boolean).join(', ');
+    put(out, table('audit-table', 'Calls by ' + str(doc.actor), ['When', 'Route', 'Named', 'Answer', 'App client'], list(doc.records),
+      (r) => h('tr', { 'data-route': str(r.route), 'data-member': str(r.member || '') }, td(fmtAt(r.at)), td(r.route), td(named(r)), td(r.status), td(r.client_id || ''))));
+    status('My actions: read.');
+  } catch (e) {
+    out.replaceChildren();
+    showError(err, e);
+  }
+}
+$('audit-load').addEventListener('click', loadAudit);
 
 busy(0);
