@@ -1,8 +1,11 @@
 package viewing
 
 import (
-	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -120,40 +123,72 @@ const (
 // not made by the service at all).
 var ErrBadCursor = errors.New("bad cursor")
 
-// cursorVersion is the first byte of a cursor: its format.
-const cursorVersion = 1
+// cursorVersion is the first byte of a cursor: its format (2: sealed).
+const cursorVersion = 2
 
-// memberTag binds a cursor to its member: the first 8 bytes of SHA-256 of
-// the member id, so a cursor of one member is refused for another without
-// revealing whose it was.
-func memberTag(member string) []byte {
-	sum := sha256.Sum256([]byte(member))
-	return sum[:8]
+// CursorKey seals history cursors: an AES-256-GCM key, the same on every
+// instance of the service (derived from a secret they share), so that a
+// cursor one instance gave is read by any other.
+type CursorKey struct{ aead cipher.AEAD }
+
+// NewCursorKey makes the cursor key derived from secret (at least 16
+// bytes), under label; the same secret and label give the same key.
+func NewCursorKey(secret []byte, label string) (*CursorKey, error) {
+	if len(secret) < 16 {
+		return nil, errors.New("viewing: a cursor key needs a secret of at least 16 bytes")
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(label))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &CursorKey{aead: aead}, nil
 }
 
 // EncodeCursor makes the opaque cursor of the history page that follows
-// key (the last entry of a page) for member.
-func EncodeCursor(member, key string) string {
-	b := append([]byte{cursorVersion}, memberTag(member)...)
-	return base64.RawURLEncoding.EncodeToString(append(b, key...))
+// key (the last entry of a page) for member: the key sealed with the
+// cursor key, the member bound in as associated data. It reveals nothing:
+// neither whose it is nor where it points.
+func (c *CursorKey) EncodeCursor(member, key string) string {
+	nonce := make([]byte, c.aead.NonceSize(), 1+c.aead.NonceSize()+len(key)+c.aead.Overhead())
+	rand.Read(nonce)
+	sealed := c.aead.Seal(nonce, nonce, []byte(key), []byte(member))
+	return base64.RawURLEncoding.EncodeToString(append([]byte{cursorVersion}, sealed...))
 }
 
 // DecodeCursor reads a cursor of member back into the key after which the
-// next page starts. Anything else is ErrBadCursor.
-func DecodeCursor(member, cursor string) (string, error) {
+// next page starts. Anything else (another member's, another key's, a
+// forged or altered one) is ErrBadCursor.
+func (c *CursorKey) DecodeCursor(member, cursor string) (string, error) {
 	if len(cursor) > 256 {
 		return "", ErrBadCursor
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) < 9 || b[0] != cursorVersion || !bytes.Equal(b[1:9], memberTag(member)) {
+	n := c.aead.NonceSize()
+	if err != nil || len(b) < 1+n+c.aead.Overhead() || b[0] != cursorVersion {
 		return "", ErrBadCursor
 	}
-	key := string(b[9:])
-	if !ValidHistoryKey(key) {
+	plain, err := c.aead.Open(nil, b[1:1+n], b[1+n:], []byte(member))
+	if err != nil || !ValidHistoryKey(string(plain)) {
 		return "", ErrBadCursor
 	}
-	return key, nil
+	return string(plain), nil
 }
+
+// localCursorKey seals the cursors of a service given no key (tests and
+// local runs): its secret is no secret, so production wiring sets one.
+var localCursorKey = func() *CursorKey {
+	k, err := NewCursorKey([]byte("dlicense local history cursors"), "local")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // CodeBadCursor: a history cursor this member was not given (400).
 const CodeBadCursor = "INVALID_CURSOR"
@@ -194,6 +229,13 @@ type RowTitle struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
+func (s *Service) cursorKey() *CursorKey {
+	if s.Cursors != nil {
+		return s.Cursors
+	}
+	return localCursorKey
+}
+
 func (s *Service) historyStore() (HistoryStore, error) {
 	if s.History == nil {
 		return nil, kernel.Errorf(kernel.KindUnavailable, "UNAVAILABLE", "viewing history is not configured")
@@ -220,7 +262,7 @@ func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit 
 	}
 	after := ""
 	if cursor != "" {
-		if after, err = DecodeCursor(member, cursor); err != nil {
+		if after, err = s.cursorKey().DecodeCursor(member, cursor); err != nil {
 			e := kernel.Errorf(kernel.KindInvalid, CodeBadCursor, "this cursor was not given for this history")
 			e.Field = "cursor"
 			return HistoryPage{}, e
@@ -246,7 +288,7 @@ func (s *Service) HistoryPage(ctx context.Context, member, cursor string, limit 
 		page.Entries[i] = w
 	}
 	if more && len(entries) > 0 {
-		page.Next = EncodeCursor(member, entries[len(entries)-1].Key())
+		page.Next = s.cursorKey().EncodeCursor(member, entries[len(entries)-1].Key())
 	}
 	return page, nil
 }

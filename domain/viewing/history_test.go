@@ -41,26 +41,49 @@ func TestHistoryKeysSortByStartNewestLast(t *testing.T) {
 	}
 }
 
-func TestCursorsAreBoundToTheirMember(t *testing.T) {
-	key := HistoryKey(t0, "v1-abc")
-	c := EncodeCursor("m-1", key)
-	if got, err := DecodeCursor("m-1", c); err != nil || got != key {
-		t.Fatalf("DecodeCursor(own) = %q, %v; want %q", got, err, key)
+func TestCursorsAreSealedAndBoundToTheirMember(t *testing.T) {
+	k, err := NewCursorKey([]byte("a secret every instance shares"), "history cursors")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := DecodeCursor("m-2", c); err != ErrBadCursor {
+	same, _ := NewCursorKey([]byte("a secret every instance shares"), "history cursors")
+	other, _ := NewCursorKey([]byte("another deployment's secret!!"), "history cursors")
+	if _, err := NewCursorKey([]byte("short"), "x"); err == nil {
+		t.Error("NewCursorKey(a 5-byte secret) = nil error")
+	}
+	key := HistoryKey(t0, "v1-abc")
+	c := k.EncodeCursor("m-1", key)
+	if got, err := same.DecodeCursor("m-1", c); err != nil || got != key {
+		t.Fatalf("DecodeCursor(own, another instance's key of the same secret) = %q, %v; want %q", got, err, key)
+	}
+	if c2 := k.EncodeCursor("m-1", key); c2 == c {
+		t.Error("two cursors of the same key are equal: the nonce is not fresh")
+	}
+	// It reveals nothing: neither the view, nor the start, nor the member.
+	raw, _ := base64.RawURLEncoding.DecodeString(c)
+	for _, clear := range []string{"v1-abc", fmt.Sprint(t0.UnixMilli()), "h#", "m-1"} {
+		if strings.Contains(string(raw), clear) {
+			t.Errorf("the cursor holds %q in clear", clear)
+		}
+	}
+	if _, err := k.DecodeCursor("m-2", c); err != ErrBadCursor {
 		t.Errorf("another member's cursor: %v, want ErrBadCursor", err)
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(c)
-	forged := base64.RawURLEncoding.EncodeToString(append(raw[:9:9], "r#-#tt-first-light"...))
-	for _, bad := range []string{"", "!!!", c + "=", "AAAA", forged, strings.Repeat("A", 400), base64.RawURLEncoding.EncodeToString(append([]byte{2}, raw[1:]...))} {
-		if _, err := DecodeCursor("m-1", bad); err != ErrBadCursor {
+	if _, err := other.DecodeCursor("m-1", c); err != ErrBadCursor {
+		t.Errorf("a cursor of another key: %v, want ErrBadCursor", err)
+	}
+	altered := append([]byte(nil), raw...)
+	altered[len(altered)-1] ^= 1
+	old := base64.RawURLEncoding.EncodeToString(append([]byte{1}, raw[1:]...))
+	for _, bad := range []string{"", "!!!", c + "=", "AAAA", base64.RawURLEncoding.EncodeToString(altered), old, strings.Repeat("A", 400)} {
+		if _, err := k.DecodeCursor("m-1", bad); err != ErrBadCursor {
 			t.Errorf("DecodeCursor(%q) = %v, want ErrBadCursor", bad, err)
 		}
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		s := rapid.String().Draw(t, "cursor")
-		if k, err := DecodeCursor("m-1", s); err == nil && !ValidHistoryKey(k) {
-			t.Fatalf("DecodeCursor(%q) = %q, a key no history holds", s, k)
+		if k2, err := k.DecodeCursor("m-1", s); err == nil && !ValidHistoryKey(k2) {
+			t.Fatalf("DecodeCursor(%q) = %q, a key no history holds", s, k2)
 		}
 	})
 }

@@ -142,6 +142,9 @@ type Service struct {
 	Backoff time.Duration
 	// History serves the history reads (nil: not configured).
 	History HistoryStore
+	// Cursors seals the history cursors (a key every instance shares;
+	// a built-in one, no secret, if nil: for tests and local runs).
+	Cursors *CursorKey
 }
 
 // NewService returns a service with default retry settings.

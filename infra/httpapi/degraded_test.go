@@ -174,3 +174,65 @@ func TestDegradedAnswers(t *testing.T) {
 		t.Errorf("heartbeat after the outage = %d %s", resp.StatusCode, resp.Body)
 	}
 }
+
+// oneBrokenLog is a store whose log of one member cannot be read (an
+// error that is not the store's outage), the others' can.
+type oneBrokenLog struct {
+	*memstore.Store
+	broken string
+}
+
+func (o *oneBrokenLog) Load(ctx context.Context, m string, opts licensing.LoadOptions) (licensing.Stream, error) {
+	if m == o.broken {
+		return licensing.Stream{}, errors.New("load m-broken: event v3 (schema 9): unreadable")
+	}
+	return o.Store.Load(ctx, m, opts)
+}
+
+// TestLicenceStatusAnswersEachToken: one member's unreadable log marks
+// that member's token only (answered from its claims, degraded); the
+// other tokens of the batch are checked against their logs.
+func TestLicenceStatusAnswersEachToken(t *testing.T) {
+	store := &oneBrokenLog{Store: memstore.New(), broken: "m-broken"}
+	lic := licensing.NewService(store, licensing.DefaultPolicy(), clock(t0), &ids{})
+	ctx := context.Background()
+	held, err := lic.Execute(ctx, licensing.Acquire{Member: "m-ok", Plan: "premium", Device: "d1", Title: "tt-first-light"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released, err := lic.Execute(ctx, licensing.Acquire{Member: "m-ok", Plan: "premium", Device: "d1", Title: "tt-low-tide"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lic.Execute(ctx, licensing.Release{Member: "m-ok", Device: "d1", Licence: released.Licences[0].ID, Reason: licensing.ReasonDeleted}, ""); err != nil {
+		t.Fatal(err)
+	}
+	s := services(lic)
+	s.VerifyLicence = func(token string) (string, licensing.LicenceStatus, error) {
+		switch token {
+		case "ok-held":
+			return "m-ok", licensing.LicenceStatus{ID: held.Licences[0].ID, Status: licensing.StatusActive}, nil
+		case "ok-released":
+			return "m-ok", licensing.LicenceStatus{ID: released.Licences[0].ID, Status: licensing.StatusActive}, nil
+		case "broken":
+			return "m-broken", licensing.LicenceStatus{ID: "L-b", Status: licensing.StatusActive}, nil
+		}
+		return "", licensing.LicenceStatus{}, errors.New("bad signature")
+	}
+	api := algnhsa.New(httpapi.New(s, httpapi.Options{}), &algnhsa.Options{RequestType: algnhsa.RequestTypeAPIGatewayV2})
+	resp, doc := invokeAs(t, api, "POST", "/v1/licence-status", "drm", "basic", []string{httpapi.StatusScope}, `{"tokens":["ok-held","broken","ok-released"]}`, nil)
+	rs, _ := doc["results"].([]any)
+	if resp.StatusCode != 200 || len(rs) != 3 {
+		t.Fatalf("licence status = %d %s, want an answer per token", resp.StatusCode, resp.Body)
+	}
+	want := []struct {
+		status          string
+		valid, degraded bool
+	}{{"ACTIVE", true, false}, {"ACTIVE", true, true}, {"RELEASED", false, false}}
+	for i, w := range want {
+		r := rs[i].(map[string]any)
+		if r["status"] != w.status || r["valid"] != w.valid || (r["degraded"] == true) != w.degraded {
+			t.Errorf("token %d = %v, want %s, valid %v, degraded %v", i, r, w.status, w.valid, w.degraded)
+		}
+	}
+}

@@ -395,6 +395,11 @@ func Assemble(ctx context.Context, c Config, s Stores) (*App, error) {
 	a.Licensing.Observer.Conflict = httpapi.CountConflict
 	a.Viewing = viewing.NewService(s.Views, policy, SystemClock{}, RandomIDs{})
 	a.Viewing.History = s.History
+	// History cursors are sealed with a key every instance derives from the
+	// signing key: they reveal nothing, and any instance reads them.
+	if a.Viewing.Cursors, err = viewing.NewCursorKey(a.Signer.DerivedSecret("history cursors"), "history cursors v2"); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -2,6 +2,8 @@ package tokens
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -230,3 +232,12 @@ func (c *LicenceClaims) Stated() licensing.LicenceStatus {
 
 // rfc3339 renders t in UTC to the second, as exp and nbf are.
 func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+
+// DerivedSecret is a secret for another use (label), derived from the
+// signing key: every instance with the same keys derives the same one, and
+// it reveals nothing of the key. It changes when the signing key rotates.
+func (s *Signer) DerivedSecret(label string) []byte {
+	mac := hmac.New(sha256.New, s.key.Private.Seed())
+	mac.Write([]byte("dlicense derived secret: " + label))
+	return mac.Sum(nil)
+}
