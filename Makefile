@@ -16,7 +16,7 @@ LAMBDA_TAGS := lambda.norpc,nethttpomithttp2
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction build-JobsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local invoke run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction build-JobsFunction
 
 .DEFAULT_GOAL := help
 
@@ -165,6 +165,15 @@ run-regions: $(TOOLS)/dlicense-regions $(TOOLS)/withdynamodb
 DRILL_ARGS ?= -members 20 -load 60s -cut-after 15s -cut-for 30s
 region-drill: $(TOOLS)/dlicense-regions $(TOOLS)/withdynamodb
 	@exec $(TOOLS)/withdynamodb -- $(TOOLS)/dlicense-regions drill $(DRILL_ARGS)
+
+## invoke: a function's bootstrap under the Lambda Runtime Interface Emulator,
+## as sam local invoke runs it but without Docker (FUNCTION=ApiFunction
+## EVENT=events/views.json), with the template's environment, on DynamoDB
+## Local: make run-dynamodb's if DYNAMODB_ENDPOINT is set, else one of its own
+FUNCTION ?= ApiFunction
+EVENT ?= events/views.json
+invoke: $(TOOLS)/dlicense-invoke $(TOOLS)/withdynamodb
+	@$(if $(DYNAMODB_ENDPOINT),,$(TOOLS)/withdynamodb -- )$(TOOLS)/dlicense-invoke -function $(FUNCTION) -event $(EVENT) $(if $(LOGS),-logs)
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
 token: $(LOCAL)
