@@ -28,7 +28,16 @@ func main() {
 	function := flag.String("function", "", "the template's function: ApiFunction, StreamsFunction or JobsFunction")
 	event := flag.String("event", "", "the event file (events/…), or - for standard input")
 	logs := flag.Bool("logs", false, "print the function's log too (to standard error)")
+	samEnv := flag.String("sam-env", "", "instead: write the env-vars file of sam local invoke and start-api to this `file`")
+	endpoint := flag.String("endpoint", "http://host.docker.internal:8000", "with -sam-env: DynamoDB Local as SAM's containers reach it")
 	flag.Parse()
+	if *samEnv != "" {
+		if err := writeSAMEnv(*samEnv, *endpoint); err != nil {
+			fmt.Fprintln(os.Stderr, "dlicense-invoke:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*function, *event, *logs); err != nil {
 		fmt.Fprintln(os.Stderr, "dlicense-invoke:", err)
 		os.Exit(1)
@@ -120,4 +129,41 @@ func readAll(f *os.File) ([]byte, error) {
 	var b bytes.Buffer
 	_, err := b.ReadFrom(f)
 	return b.Bytes(), err
+}
+
+// writeSAMEnv writes the env-vars file of `sam local invoke` and `sam
+// local start-api` (--env-vars): each function's template environment made
+// to run on DynamoDB Local at endpoint, table licensing-local (make
+// run-dynamodb's), signing with this checkout's dev key. It holds that key:
+// it is written under .cache/ (git-ignored), never committed.
+func writeSAMEnv(path, endpoint string) error {
+	root, err := local.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	keys, err := local.LoadKeys(filepath.Join(root, ".cache", "dev"))
+	if err != nil {
+		return err
+	}
+	out := map[string]map[string]string{}
+	for function := range invoke.Packages {
+		env, err := invoke.TemplateEnv(filepath.Join(root, "template.yaml"), function,
+			invoke.Local{Table: "licensing-local", StackName: "dlicense-local", Region: "eu-west-1", AccountID: "000000000000"})
+		if err != nil {
+			return err
+		}
+		out[function] = invoke.ForLocal(env, endpoint, keys.Signing.Encode(), "eu-west-1")
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: DynamoDB Local at %s for ApiFunction, StreamsFunction and JobsFunction\n", path, endpoint)
+	return nil
 }
