@@ -16,7 +16,7 @@ LAMBDA_TAGS := lambda.norpc,nethttpomithttp2
 LAMBDA_BUILD := GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags="-s -w"
 ARTIFACTS_DIR ?= bin
 
-.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local invoke sam-env run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction build-JobsFunction
+.PHONY: help FORCE test unit lint fmt vet cfn-lint bench bench-domain bench-dynamo load dynamodb-local invoke sam-env pseudonym run run-dynamodb run-regions region-drill job token fuzz rebuild redrive withdraw clean build build-ApiFunction build-StreamsFunction build-JobsFunction
 
 .DEFAULT_GOAL := help
 
@@ -180,6 +180,11 @@ invoke: $(TOOLS)/dlicense-invoke $(TOOLS)/withdynamodb
 ## on SAM_DDB (default http://host.docker.internal:8000)
 sam-env: $(TOOLS)/dlicense-invoke
 	@$(TOOLS)/dlicense-invoke -sam-env .cache/sam/env.json -endpoint $(or $(SAM_DDB),http://host.docker.internal:8000)
+
+## pseudonym: the pseudonym the logs show for a member (MEMBER=m-1), to
+## find the member's log lines (docs/operations.md, Logs and metrics)
+pseudonym: $(LOCAL)
+	@$(LOCAL) pseudonym -member $(or $(MEMBER),m-1)
 
 ## token: a dev member token for curl (MEMBER=… PLAN=… SCOPE=…)
 token: $(LOCAL)

@@ -104,6 +104,11 @@ func headerBytes(r *http.Request) int {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.URL.Path == "/" || r.URL.Path == "/console/") {
+		// Where a newcomer's browser lands: the support console.
+		http.Redirect(w, r, "/console", http.StatusFound)
+		return
+	}
 	if g.throttled(r) {
 		gatewayError(w, http.StatusTooManyRequests, "Too Many Requests")
 		return

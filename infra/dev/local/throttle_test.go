@@ -74,3 +74,37 @@ func TestTheGatewayThrottlesPerRoute(t *testing.T) {
 		t.Errorf("another route after = %d, want 200 (its own bucket)", got)
 	}
 }
+
+// TestTheRootLeadsToTheConsole: a browser opening the server's root, or
+// /console/, is sent to the console, not told 401.
+func TestTheRootLeadsToTheConsole(t *testing.T) {
+	keys, err := local.LoadKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := local.Build(context.Background(), "memory", setup.Config{SigningKeys: keys.Signing.Encode(), Issuer: "i", PlanClaim: "plan", QuietMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(local.NewGateway(app.Handler(), devidp.NewDevIssuer(local.DevIssuer, local.DevAudience, keys.Issuer), httpapi.PublicRoutes()))
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/", "/console/"} {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/console" {
+			t.Errorf("GET %s = %d to %q, want 302 to /console", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("following it = %d %s, want the console's page", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

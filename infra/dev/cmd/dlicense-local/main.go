@@ -26,6 +26,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/dev/devidp"
@@ -46,6 +47,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "token":
 		err = token(os.Args[2:])
+	case "pseudonym":
+		err = pseudonym(os.Args[2:])
 	default:
 		usage()
 	}
@@ -256,4 +259,18 @@ func token(args []string) error {
 func servedPolicy(cfg setup.Config) (*licensing.Policy, bool) {
 	p, err := setup.Policy(cfg.PolicyFile)
 	return p, err == nil
+}
+
+// pseudonym prints the pseudonym the logs show for a member (the request
+// lines' member=, the stream function's): how support finds a member's
+// lines without the logs holding member ids.
+func pseudonym(args []string) error {
+	fs := flag.NewFlagSet("pseudonym", flag.ExitOnError)
+	member := fs.String("member", "", "member id")
+	fs.Parse(args)
+	if *member == "" {
+		return errors.New("pseudonym: -member is required")
+	}
+	fmt.Println(kernel.Pseudonym(*member))
+	return nil
 }
