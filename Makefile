@@ -57,12 +57,14 @@ fmt:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
+	@echo "vet: compiling and checking every package (the first run on a machine builds the AWS SDK too: a few minutes)"
 	$(GO) vet ./...
 
 cfn-lint:
 	cfn-lint template.yaml
 
-## bench: every figure in one report, written to docs/benchmarks.md: the
+## bench: every figure in one report, written to docs/benchmarks.md (a tracked
+## file it rewrites: commit it, or git checkout it): the
 ## domain and DynamoDB Local benchmarks (licensing and viewing), the load
 ## generator on DynamoDB Local, the store outage drill, bootstrap sizes,
 ## handler initialisation (about 3 minutes)

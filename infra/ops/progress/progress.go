@@ -45,6 +45,9 @@ type lines struct {
 	every time.Duration
 	last  time.Time
 	done  bool
+	// shown is the last line printed: Finish prints it again only if it
+	// would say something new.
+	shown string
 }
 
 func (l *lines) Set(n int) error {
@@ -88,9 +91,13 @@ func (l *lines) maybe() {
 }
 
 func (l *lines) print() {
+	line := fmt.Sprintf("%s: %d\n", l.desc, l.n)
 	if l.max > 0 {
-		fmt.Fprintf(l.w, "%s: %d/%d (%d%%)\n", l.desc, l.n, l.max, l.n*100/l.max)
+		line = fmt.Sprintf("%s: %d/%d (%d%%)\n", l.desc, l.n, l.max, l.n*100/l.max)
+	}
+	if line == l.shown {
 		return
 	}
-	fmt.Fprintf(l.w, "%s: %d\n", l.desc, l.n)
+	l.shown = line
+	io.WriteString(l.w, line)
 }
