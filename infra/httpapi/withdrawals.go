@@ -121,9 +121,31 @@ func (a *api) withdrawal(w http.ResponseWriter, r *http.Request, _ Identity) {
 	}
 	for _, wd := range ws {
 		if wd.Title == title {
-			writeJSON(w, http.StatusOK, map[string]any{"withdrawal": wd})
+			writeJSON(w, http.StatusOK, map[string]any{"withdrawal": wd, "schedule": scheduleOf(wd, a.opts.Now())})
 			return
 		}
 	}
 	writeError(w, r, &kernel.Error{Kind: kernel.KindNotFound, Code: "WITHDRAWAL_NOT_FOUND", Message: "this title was not withdrawn", Field: "title"})
+}
+
+// schedule says when the ending of a withdrawal's licences runs: the
+// scheduled run of due withdrawals (every minute in AWS and in make run)
+// takes it up at its from, and goes on each minute until done.
+type schedule struct {
+	// State is "scheduled" (its time has not come), "running" (the runs
+	// are going through its holders) or "done".
+	State  string    `json:"state"`
+	RunsAt time.Time `json:"runs_at"`
+	Every  string    `json:"every"`
+}
+
+func scheduleOf(wd licensing.Withdrawal, now time.Time) schedule {
+	s := schedule{State: "running", RunsAt: wd.From, Every: "1m"}
+	switch {
+	case wd.Done:
+		s.State = "done"
+	case now.Before(wd.From):
+		s.State = "scheduled"
+	}
+	return s
 }

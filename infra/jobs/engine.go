@@ -34,7 +34,14 @@ type Batch struct {
 	// Sweep, instead of a job's batch, asks for the sweep of silent views
 	// of one shard (the silent views state machine, every minute).
 	Sweep *SweepShard `json:"sweep,omitempty"`
+	// Withdrawals asks for the run of the due withdrawals (the schedule,
+	// every minute).
+	Withdrawals bool `json:"withdrawals,omitempty"`
 }
+
+// DueWithdrawalsBudget bounds one scheduled run of the due withdrawals:
+// within the minute between runs, so that two never overlap for long.
+const DueWithdrawalsBudget = 50 * time.Second
 
 // SweepShard names the shard of open views a sweep reads.
 type SweepShard struct {
@@ -57,6 +64,8 @@ type BatchResult struct {
 	Summary  *Summary `json:"summary,omitempty"`
 	// Sweep is what a sweep of silent views did.
 	Sweep *viewing.Sweep `json:"sweep,omitempty"`
+	// Withdrawals are the due withdrawals a run worked on, as it left them.
+	Withdrawals []licensing.Withdrawal `json:"withdrawals,omitempty"`
 }
 
 // Handle runs a batch of slices and writes each slice's summary once; or,
@@ -65,13 +74,20 @@ type BatchResult struct {
 // error makes the engine retry the whole batch: slices already written
 // are not written again.
 func Handle(ctx context.Context, st Stores, res Results, b Batch) (BatchResult, error) {
+	now := time.Now
+	if st.Now != nil {
+		now = st.Now
+	}
+	if b.Withdrawals {
+		if st.Licensing == nil || st.Withdrawals == nil || st.Holders == nil {
+			return BatchResult{}, errors.New("the due withdrawals need the licensing service, the withdrawals and the holders")
+		}
+		ws, err := DueWithdrawals(ctx, st.Licensing, st.Withdrawals, st.Holders, now(), DueWithdrawalsBudget)
+		return BatchResult{Segments: []int{}, Withdrawals: ws}, err
+	}
 	if b.Sweep != nil {
 		if st.Silent == nil {
 			return BatchResult{}, errors.New("the sweep of silent views has no store of screens")
-		}
-		now := time.Now
-		if st.Now != nil {
-			now = st.Now
 		}
 		sw, err := viewing.SweepSilent(ctx, st.Silent, b.Sweep.Shard, now())
 		if err != nil {

@@ -113,6 +113,10 @@ type Stores struct {
 	// clock (time.Now if nil).
 	Silent viewing.SilentStore
 	Now    func() time.Time
+	// Licensing (deciding under the policy with the withdrawals) and
+	// Withdrawals are what the run of due withdrawals uses, with Holders.
+	Licensing   *licensing.Service
+	Withdrawals licensing.WithdrawalStore
 	// Workers is how many members of a slice are handled at once (one if
 	// zero): a slice's time is mostly waiting for DynamoDB, and one
 	// invocation of the job function must end within Lambda's 15 minutes.

@@ -483,7 +483,20 @@ const JobMemberWorkers = 8
 // models, and the screens the sweep of silent views closes.
 func DynamoJobStores(s dynamo.Stores, policy *licensing.Policy) jobs.Stores {
 	return jobs.Stores{Members: s.Log, Events: s.Log, Refusals: s.Refusals, Snapshots: s.Log, Holders: s.Holders,
-		Counters: s.Counters, Viewing: s.History, Silent: s.Views, Policy: policy, Workers: JobMemberWorkers}
+		Counters: s.Counters, Viewing: s.History, Silent: s.Views, Policy: policy, Workers: JobMemberWorkers,
+		Licensing: WithdrawingService(s.Log, s.Withdrawals, policy), Withdrawals: s.Withdrawals}
+}
+
+// WithdrawingService is a licensing service over events that decides under
+// policy with the operators' withdrawals (read at most once a minute), with
+// no state cache: what ends a withdrawn title's licences.
+func WithdrawingService(events licensing.EventStore, ws licensing.WithdrawalStore, policy *licensing.Policy) *licensing.Service {
+	svc := licensing.NewService(events, policy, SystemClock{}, RandomIDs{})
+	svc.Cache = nil
+	w := &licensing.Withdrawals{Base: policy, Store: ws, Refresh: time.Minute, Clock: SystemClock{}}
+	svc.Policy = w.Policy
+	svc.UpdatePolicy = func(ctx context.Context) { w.Update(ctx) }
+	return svc
 }
 
 // NewProcessor is the stream function over s: its projections, in the

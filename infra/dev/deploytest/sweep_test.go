@@ -1,11 +1,13 @@
 package deploytest
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/dlicense/dlicense/domain/viewing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
 // TestTheSweepCoversEveryShard: the silent views state machine hands the
@@ -27,5 +29,22 @@ func TestTheSweepCoversEveryShard(t *testing.T) {
 	}
 	if task := value(get(sm, "Definition", "States", "Sweep", "ItemProcessor", "States", "Shard", "Parameters", "FunctionName")); !strings.Contains(task, "JobsFunctionArn") {
 		t.Errorf("the sweep invokes %q, want the job function", task)
+	}
+}
+
+// TestTheDueWithdrawalsRunEveryMinute: the job function is invoked every
+// minute with the input its handler reads as the run of due withdrawals.
+func TestTheDueWithdrawalsRunEveryMinute(t *testing.T) {
+	d := load(t)
+	ev := get(d.root, "Resources", "JobsFunction", "Properties", "Events", "DueWithdrawals", "Properties")
+	if ev == nil {
+		t.Fatal("JobsFunction has no DueWithdrawals schedule")
+	}
+	if v := value(get(ev, "Schedule")); v != "rate(1 minute)" {
+		t.Errorf("the due withdrawals run at %q, want every minute", v)
+	}
+	var in jobs.Batch
+	if err := json.Unmarshal([]byte(value(get(ev, "Input"))), &in); err != nil || !in.Withdrawals {
+		t.Errorf("the schedule's input %q = %+v, %v; want a batch asking for the due withdrawals", value(get(ev, "Input")), in, err)
 	}
 }

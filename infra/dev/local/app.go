@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/domain/viewing"
 	"github.com/dlicense/dlicense/infra/changestream"
 	"github.com/dlicense/dlicense/infra/jobs"
@@ -46,7 +47,8 @@ func Build(ctx context.Context, store string, c setup.Config) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		st := jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Counters: m, Viewing: m, Silent: m, Policy: a.Policy()}
+		st := jobs.Stores{Members: m, Events: m, Refusals: m, Snapshots: m, Holders: m, Counters: m, Viewing: m, Silent: m, Policy: a.Policy(),
+			Licensing: setup.WithdrawingService(m, m, a.Policy()), Withdrawals: m}
 		a.Jobs = &jobs.Local{Stores: st, Results: m, Workers: LocalJobWorkers}
 		return &App{App: a, Memory: m, jobStores: st}, nil
 	}
@@ -68,8 +70,15 @@ func (a *App) SweepSilentViews(ctx context.Context) (int, error) {
 	return closed, nil
 }
 
-// RunSweeps runs SweepSilentViews every viewing.SweepEvery until ctx ends,
-// logging the views it closes.
+// RunDueWithdrawals runs the withdrawals whose time has come, through the
+// job function's handler, as the template's schedule does every minute.
+func (a *App) RunDueWithdrawals(ctx context.Context) ([]licensing.Withdrawal, error) {
+	out, err := jobs.Handle(ctx, a.jobStores, nil, jobs.Batch{Withdrawals: true})
+	return out.Withdrawals, err
+}
+
+// RunSweeps runs SweepSilentViews and RunDueWithdrawals every
+// viewing.SweepEvery until ctx ends, logging what they did.
 func (a *App) RunSweeps(ctx context.Context, log *slog.Logger) {
 	t := time.NewTicker(viewing.SweepEvery)
 	defer t.Stop()
@@ -84,6 +93,13 @@ func (a *App) RunSweeps(ctx context.Context, log *slog.Logger) {
 				log.Error("sweep of silent views", "error", err, "closed", n)
 			case n > 0:
 				log.Info("sweep of silent views", "closed", n)
+			}
+			ws, err := a.RunDueWithdrawals(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Error("due withdrawals", "error", err)
+			}
+			for _, w := range ws {
+				log.Info("due withdrawal", "title", w.Title, "members", w.Members, "licences_ended", w.Ended, "done", w.Done)
 			}
 		}
 	}

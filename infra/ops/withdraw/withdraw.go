@@ -1,75 +1,18 @@
 // Package withdraw ends the licences of a withdrawn title across every
-// member that holds it: the holders come from the index the stream
-// function keeps (no scan of the table), a page at a time, and the progress
-// is saved after each page, so that a run stopped anywhere resumes there.
+// member that holds it (jobs.Withdraw): the operator's command, which the
+// scheduled run of due withdrawals also does on its own.
 package withdraw
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/dlicense/dlicense/domain/kernel"
 	"github.com/dlicense/dlicense/domain/licensing"
+	"github.com/dlicense/dlicense/infra/jobs"
 )
 
-// Run ends every licence of the withdrawn title that a member still holds
-// (licensing.WithdrawTitle, TITLE_WITHDRAWN), from where the last run of it
-// stopped. svc must decide under the policy with the withdrawal. progress
-// hears the withdrawal after each page. A title withdrawn from a later time
-// is refused until then.
+// Run ends every licence of the withdrawn title that a member still holds,
+// from where the last run of it stopped (jobs.Withdraw).
 func Run(ctx context.Context, svc *licensing.Service, ws licensing.WithdrawalStore, hs licensing.HolderStore, title string, now time.Time, progress func(licensing.Withdrawal)) (licensing.Withdrawal, error) {
-	all, err := ws.Withdrawals(ctx)
-	if err != nil {
-		return licensing.Withdrawal{}, err
-	}
-	var w licensing.Withdrawal
-	found := false
-	for _, x := range all {
-		if x.Title == title {
-			w, found = x, true
-		}
-	}
-	switch {
-	case !found:
-		return w, fmt.Errorf("title %s was not withdrawn (POST /v1/admin/titles/%s/withdrawal first)", title, title)
-	case now.Before(w.From):
-		return w, fmt.Errorf("title %s is withdrawn from %s: run this then", title, w.From.Format(time.RFC3339))
-	case w.Done:
-		return w, nil
-	}
-	err = hs.Holders(ctx, title, w.Cursor, func(members []string, next string) error {
-		for _, m := range members {
-			res, err := svc.Execute(ctx, licensing.WithdrawTitle{Member: m, Title: title}, "")
-			if err != nil {
-				return fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
-			}
-			w.Members++
-			w.Ended += len(res.Licences)
-			if len(res.Licences) == licensing.MaxReleasesPerCommand {
-				// More than one command holds: the rest, now.
-				more, err := svc.Execute(ctx, licensing.WithdrawTitle{Member: m, Title: title}, "")
-				if err != nil {
-					return fmt.Errorf("member %s: %w", kernel.Pseudonym(m), err)
-				}
-				w.Ended += len(more.Licences)
-			}
-		}
-		w.Cursor = next
-		if err := ws.SaveProgress(ctx, w); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(w)
-		}
-		return nil
-	})
-	if err != nil {
-		return w, err
-	}
-	w.Done = true
-	if err := ws.SaveProgress(ctx, w); err != nil {
-		return w, err
-	}
-	return w, nil
+	return jobs.Withdraw(ctx, svc, ws, hs, title, now, progress)
 }
