@@ -100,14 +100,11 @@ func (b *lockedBuffer) String() string {
 // emulator), on free loopback ports. It does not wait for it to listen:
 // Invoke does.
 func Start(rie, bootstrap string, env []string) (*Emulator, error) {
-	addr, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	api, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	addr, api := addrs[0], addrs[1]
 	e := &Emulator{addr: addr}
 	e.cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
 	e.cmd.Env = env
@@ -163,11 +160,17 @@ func (e *Emulator) Stop() {
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs are n free loopback addresses, all held until all are found:
+// two taken one after the other could be the same port.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return out, nil
 }
