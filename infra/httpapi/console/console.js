@@ -278,9 +278,14 @@ function model(id, log, now, viewing) {
     if (!screens.has(d)) screens.set(d, []);
     screens.get(d).push({ s: a, e: Number.isFinite(b) ? b : a, v });
   }
-  see(nowMs);
-  // The slider moves on a grid of a thousand steps ending now.
-  const step = Math.max(1, Math.ceil((t1 - Math.min(t0, nowMs - 1000)) / 1000));
+  if (!Number.isFinite(t1)) t1 = nowMs;
+  // The picture ends now, unless everything happened in a short stretch
+  // long before: then it ends a little after the last of it, so that a
+  // new member's few events are not squeezed into a few pixels.
+  const span = Math.max(1000, t1 - Math.min(t0, t1));
+  if (nowMs - t1 <= span / 10) see(nowMs); else t1 += span / 20;
+  // The slider moves on a grid of a thousand steps ending there.
+  const step = Math.max(1, Math.ceil((t1 - Math.min(t0, t1 - 1000)) / 1000));
   t0 = t1 - 1000 * step;
   for (const l of licences.values()) {
     l.e = l.released != null ? l.released : Math.min(Number.isFinite(l.expires) ? l.expires : t1, t1);
@@ -404,7 +409,7 @@ function draw() {
   const svg = s('svg', { id: 'timeline', width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary,
     'aria-describedby': 'timeline-desc', 'data-member': m.id },
   s('title', null, 'Timeline of member ' + m.id), s('desc', { id: 'timeline-desc' }, summary + ' The tables below hold the same as text.'),
-  axis, ...g, snap, m.cursorLine);
+  axis, snap, ...g, m.cursorLine);
   svg.addEventListener('pointermove', (ev) => { $('picture-detail').textContent = detail(ev.target.closest('[data-i]')); });
   svg.addEventListener('pointerleave', () => { $('picture-detail').textContent = ''; });
   put(box, svg, h('p', { id: 'picture-detail', class: 'note' }));
