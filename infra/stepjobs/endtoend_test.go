@@ -27,15 +27,20 @@ import (
 	"github.com/dlicense/dlicense/infra/stepjobs"
 )
 
-// freePort is a free loopback port.
-func freePort(t *testing.T) int {
+// freePorts are n free loopback ports, all held until all are found: two
+// taken one after the other could be the same.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // goBuild builds a package (or the module's tool) into dir.
@@ -58,9 +63,10 @@ func jobFunction(t *testing.T, endpoint, table string) string {
 	dir := t.TempDir()
 	goBuild(t, filepath.Join(dir, "aws-lambda-rie"), "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie")
 	goBuild(t, filepath.Join(dir, "bootstrap"), "-tags", "lambda.norpc", "../../functions/jobs")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ports := freePorts(t, 2)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	cmd := exec.Command(filepath.Join(dir, "aws-lambda-rie"), "--runtime-interface-emulator-address", addr,
-		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), filepath.Join(dir, "bootstrap"))
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), filepath.Join(dir, "bootstrap"))
 	cmd.Env = append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+endpoint, "AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_LAMBDA_FUNCTION_NAME=JobsFunction", "LOG_LEVEL=error")
 	var logs bytes.Buffer
