@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -22,72 +20,44 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/invoke"
 	"github.com/dlicense/dlicense/infra/jobs"
 	"github.com/dlicense/dlicense/infra/setup"
 	"github.com/dlicense/dlicense/infra/stepjobs"
 )
 
-// freePorts are n free loopback ports, all held until all are found: two
-// taken one after the other could be the same.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-// goBuild builds a package (or the module's tool) into dir.
-func goBuild(t *testing.T, out string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %v: %v\n%s", args, err, b)
-	}
-}
-
 // jobFunction runs the job function's bootstrap, built as for Lambda, under
 // the AWS Lambda Runtime Interface Emulator (what SAM runs functions in),
 // with the environment the template gives it, over the table named on
-// DynamoDB Local at endpoint: the address of its invoke API
+// DynamoDB Local at endpoint (infra/invoke): the address of its invoke API
 // (POST /2015-03-31/functions/function/invocations).
 func jobFunction(t *testing.T, endpoint, table string) string {
 	t.Helper()
-	dir := t.TempDir()
-	goBuild(t, filepath.Join(dir, "aws-lambda-rie"), "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie")
-	goBuild(t, filepath.Join(dir, "bootstrap"), "-tags", "lambda.norpc", "../../functions/jobs")
-	ports := freePorts(t, 2)
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	cmd := exec.Command(filepath.Join(dir, "aws-lambda-rie"), "--runtime-interface-emulator-address", addr,
-		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), filepath.Join(dir, "bootstrap"))
-	cmd.Env = append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+endpoint, "AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_LAMBDA_FUNCTION_NAME=JobsFunction", "LOG_LEVEL=error")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	root, dir := filepath.Join("..", ".."), t.TempDir()
+	if err := invoke.Build(context.Background(), root, dir, "JobsFunction"); err != nil {
+		t.Fatal(err)
+	}
+	env, err := invoke.TemplateEnv(filepath.Join(root, "template.yaml"), "JobsFunction", invoke.Local{Table: table, StackName: "dlicense-test", Region: "us-east-1", AccountID: "123456789012"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := invoke.Start(filepath.Join(dir, "aws-lambda-rie"), filepath.Join(dir, "JobsFunction", "bootstrap"), invoke.Environ(invoke.ForLocal(env, endpoint, "", "us-east-1")))
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		e.Stop()
 		if t.Failed() {
-			t.Logf("the job function's logs:\n%s", logs.String())
+			t.Logf("the job function's logs:\n%s", e.Logs())
 		}
 	})
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", e.Addr()); err == nil {
 			c.Close()
-			return addr
+			return e.Addr()
 		}
 	}
-	t.Fatalf("the Runtime Interface Emulator did not listen on %s", addr)
+	t.Fatalf("the Runtime Interface Emulator did not listen on %s", e.Addr())
 	return ""
 }
 

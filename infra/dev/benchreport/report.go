@@ -352,7 +352,7 @@ func (r Report) Markdown() string {
 		b.WriteString("architecture), started in the AWS Lambda Runtime Interface Emulator (what `sam local` runs in its containers) ")
 		b.WriteString("on DynamoDB Local, and invoked at once: from starting the emulator's process to the function's first answer ")
 		b.WriteString("(the emulator's own start, the Go runtime's, the handler's wiring and the first DynamoDB requests on new ")
-		b.WriteString("connections), a new process each run; then a second invocation, warm. `infra/dev/invoke` runs it.\n\n")
+		b.WriteString("connections), a new process each run; then a second invocation, warm. `infra/invoke` runs it.\n\n")
 		b.WriteString("| function | event | cold, median | cold, slowest | warm, median | runs | target |\n| --- | --- | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range r.ColdStarts {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %s |\n", c.Function, c.Event, duration(float64(c.Median)), duration(float64(c.Max)),

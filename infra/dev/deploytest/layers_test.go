@@ -21,6 +21,7 @@ var floors = []struct {
 }{
 	{"domain/kernel", 0, false},
 	{"domain/audit", 0, false},
+	{"infra/invoke", 3, false},
 	{"domain/licensing", 1, false},
 	{"domain/viewing", 2, false},
 	{"infra/tokens", 3, false},

@@ -18,7 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/dlicense/dlicense/infra/dev/invoke"
+	"github.com/dlicense/dlicense/infra/invoke"
 	"github.com/dlicense/dlicense/infra/dev/local"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"

@@ -149,6 +149,10 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	}
 }
 
+// Addr is the emulator's address: its invoke API is
+// POST /2015-03-31/functions/function/invocations there.
+func (e *Emulator) Addr() string { return e.addr }
+
 // Logs is what the emulator and the function printed.
 func (e *Emulator) Logs() string { return e.logs.String() }
 
