@@ -141,3 +141,19 @@ func TestTheLayerCheckPlacesPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryDomainPackageUsesOnlyTheStandardLibrary: whatever a package of
+// domain/ depends on, however indirectly, is the standard library or
+// domain/ itself (domain/licensing and domain/viewing check themselves
+// too; a new domain package is covered here from its first line).
+func TestEveryDomainPackageUsesOnlyTheStandardLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "../../../domain/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(pkg, module+"domain/") {
+			t.Errorf("domain/ depends on %s: it may use only the standard library", pkg)
+		}
+	}
+}
