@@ -20,6 +20,39 @@ import (
 	"github.com/dlicense/dlicense/infra/storetest"
 )
 
+// seedRealistic writes the realistic profile's members: large with a
+// realistic 10,000-event history, small with 10 (storetest.
+// RealisticHistory, seeded from seed up), each snapshotted as the stream
+// function leaves it. It returns the size of the first large member's
+// snapshot.
+func seedRealistic(b *testing.B, store *dynamo.Log, policy *licensing.Policy, large, small []string, end time.Time, seed uint64) int {
+	ctx := context.Background()
+	first := 0
+	for i, m := range append(slices.Clone(large), small...) {
+		n := 10
+		if i < len(large) {
+			n = 10000
+		}
+		log := storetest.RealisticHistory(m, n, end, seed+uint64(i))
+		for from := 0; from < len(log); from += 100 {
+			if err := store.Append(ctx, m, int64(from), log[from:min(from+100, len(log))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		snap, err := licensing.EncodeSnapshot(licensing.Fold(m, log), policy)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			first = len(snap.Data)
+		}
+		if _, err := store.SaveSnapshot(ctx, snap); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return first
+}
+
 // realisticPolicy is the shipped policy with 200 more titles (without
 // quotas, so snapshots keep what they keep under the shipped policy):
 // members with many titles to download.
@@ -121,28 +154,7 @@ func BenchmarkRealisticLoad(b *testing.B) {
 	var restBytes int
 	large := []string{"real-large-1", "real-large-2"}
 	small := []string{"real-small-1", "real-small-2", "real-small-3", "real-small-4", "real-small-5", "real-small-6"}
-	for i, m := range append(slices.Clone(large), small...) {
-		n := 10
-		if i < len(large) {
-			n = 10000
-		}
-		log := storetest.RealisticHistory(m, n, end, uint64(i+1))
-		for from := 0; from < len(log); from += 100 {
-			if err := store.Append(ctx, m, int64(from), log[from:min(from+100, len(log))]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		snap, err := licensing.EncodeSnapshot(licensing.Fold(m, log), policy)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if i == 0 {
-			restBytes = len(snap.Data)
-		}
-		if _, err := store.SaveSnapshot(ctx, snap); err != nil {
-			b.Fatal(err)
-		}
-	}
+	restBytes = seedRealistic(b, store, policy, large, small, end, 1)
 
 	// The stream function, from now on.
 	proc := setup.NewProcessor(setup.Stores{Events: store, Counters: stores.Counters, Progress: stores.Views}, setup.DefaultSnapshotEvery, policy)

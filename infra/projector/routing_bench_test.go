@@ -15,7 +15,6 @@ import (
 	"github.com/dlicense/dlicense/domain/licensing"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/setup"
-	"github.com/dlicense/dlicense/infra/storetest"
 )
 
 // router hands a request of a member to one of the API instances, as a
@@ -92,25 +91,7 @@ func BenchmarkRouting(b *testing.B) {
 	large := []string{"route-large-1", "route-large-2"}
 	small := []string{"route-small-1", "route-small-2", "route-small-3", "route-small-4", "route-small-5", "route-small-6"}
 	members := append(slices.Clone(large), small...)
-	for i, m := range members {
-		n := 10
-		if i < len(large) {
-			n = 10000
-		}
-		log := storetest.RealisticHistory(m, n, end, uint64(i+11))
-		for from := 0; from < len(log); from += 100 {
-			if err := store.Append(ctx, m, int64(from), log[from:min(from+100, len(log))]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		snap, err := licensing.EncodeSnapshot(licensing.Fold(m, log), policy)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := store.SaveSnapshot(ctx, snap); err != nil {
-			b.Fatal(err)
-		}
-	}
+	seedRealistic(b, store, policy, large, small, end, 11)
 	proc := setup.NewProcessor(setup.Stores{Events: store, Counters: stores.Counters}, setup.DefaultSnapshotEvery, policy)
 	poller := localPoller(b, db, cfg, lambda.NewHandler(func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		return proc.Handle(ctx, ev)
