@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dlicense/dlicense/infra/invoke"
 	"github.com/dlicense/dlicense/infra/dynamo"
 	"github.com/dlicense/dlicense/infra/dynamo/dynamotest"
+	"github.com/dlicense/dlicense/infra/invoke"
 	"github.com/dlicense/dlicense/infra/tokens"
 )
 
